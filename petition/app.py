@@ -1,0 +1,170 @@
+"""The Starlette application: `create_app(settings)` wires routes, middleware and services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from petition import PROJECT_ROOT
+from petition.appeals import views as appeal_views
+from petition.appeals.queries import ensure_demo_appeal
+from petition.confirmation import views as confirmation_views
+from petition.db import Database
+from petition.i18n_middleware import LanguageMiddleware
+from petition.migrations.runner import upgrade_async
+from petition.outbox.messages import Mailer
+from petition.outbox.transports import make_transport
+from petition.outbox.worker import OutboxWorker
+from petition.publish import views as publish_views
+from petition.security import CSRF, BodySizeLimitMiddleware, SecurityHeadersMiddleware
+from petition.settings import Settings, load_settings
+from petition.templating import make_templates
+from petition.tokens import Tokens
+from petition.web import Services, render
+
+log = logging.getLogger("petition")
+
+MAX_BODY = 1024 * 1024
+
+
+def _is_database_down(exc: BaseException) -> bool:
+    """Connection-level failures: the database is restarting or unreachable."""
+    names = {type(e).__name__ for e in _chain(exc)}
+    return bool(names & {"ConnectionDoesNotExistError", "CannotConnectNowError", "ConnectionRefusedError",
+                         "InterfaceError", "ConnectionResetError", "TooManyConnectionsError",
+                         "AdminShutdownError", "OperationalError", "PostgresConnectionError"})
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    seen = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/healthz"
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if _wants_json(request):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    if exc.status_code == 413:
+        return Response("Request body too large", status_code=413, media_type="text/plain")
+    return render(request, "errors/error.html", {"status": exc.status_code, "detail": exc.detail},
+                  status=exc.status_code)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    status = 503 if _is_database_down(exc) else 500
+    if status == 500:
+        log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    else:
+        log.warning("database unavailable on %s %s", request.method, request.url.path)
+    if _wants_json(request):
+        return JSONResponse({"error": "unavailable" if status == 503 else "internal error"}, status_code=status,
+                            headers={"Retry-After": "10"} if status == 503 else None)
+    try:
+        response = render(request, "errors/error.html", {"status": status, "detail": ""}, status=status)
+    except Exception:  # noqa: BLE001 - the error page itself must not fail
+        response = Response("Service unavailable" if status == 503 else "Internal error", status_code=status)
+    if status == 503:
+        response.headers["Retry-After"] = "10"
+    return response
+
+
+class ErrorPageMiddleware:
+    """Turns an unhandled error into our own 500/503 page, inside the header middleware."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            if started:
+                raise
+            request = Request(scope, receive)
+            response = await server_error(request, exc)
+            await response(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    templates = make_templates()
+    services = Services(
+        settings=settings,
+        db=Database(settings.database_url),
+        templates=templates,
+        mailer=Mailer(templates.env, settings),
+        tokens=Tokens(str(settings.secret_key)),
+        csrf=CSRF(settings),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
+        if settings.is_sqlite:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            await upgrade_async(settings.database_url)
+        await services.db.connect()
+        if settings.create_demo:
+            await ensure_demo_appeal(services.db)
+        worker_task = None
+        if settings.run_worker:
+            services.worker = OutboxWorker(services.db, settings, make_transport(settings))
+            services.mailer.on_queued(services.worker.notify)
+            worker_task = asyncio.create_task(services.worker.run(), name="outbox-worker")
+        try:
+            yield {"services": services}
+        finally:
+            if services.worker is not None and worker_task is not None:
+                services.worker.stop()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(worker_task, 10)
+            await services.db.disconnect()
+
+    routes = [
+        *appeal_views.routes,
+        *confirmation_views.routes,
+        *publish_views.routes,
+        Mount("/static", app=StaticFiles(directory=str(PROJECT_ROOT / "static")), name="static"),
+    ]
+    middleware = [
+        Middleware(SecurityHeadersMiddleware, settings=settings),
+        Middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY),
+        Middleware(LanguageMiddleware),
+        Middleware(ErrorPageMiddleware),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.services = services
+    return app

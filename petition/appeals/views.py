@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from petition import countries, i18n
+from petition.appeals.queries import current_text, current_titles, get_appeal, list_appeals
+from petition.appeals.states import AppealStatus
+from petition.db import Row
+from petition.endorsements.forms import HONEYPOT_FIELD, ORGANISATION_TYPE_LABELS, parse_endorsement_form
+from petition.endorsements.queries import submit_endorsement
+from petition.publish.queries import count_listed, list_named
+from petition.templating import page_url
+from petition.web import read_form, render, services
+
+
+async def public_appeal(request: Request) -> Row:
+    appeal = await get_appeal(services(request).db, slug=request.path_params["slug"])
+    if appeal is None or appeal["status"] == AppealStatus.DRAFT:
+        raise HTTPException(404)
+    return appeal
+
+
+async def appeal_page(request: Request, appeal: Row, *, values: dict[str, str] | None = None,
+                      errors: dict[str, str] | None = None, status: int = 200) -> Response:
+    db = services(request).db
+    language = i18n.get_language()
+    text = await current_text(db, appeal=appeal, language=language)
+    if text is None:
+        raise HTTPException(404)
+    counts = await count_listed(db, appeal=appeal)
+    newest = await list_named(db, appeal=appeal, limit=10)
+    return render(request, "appeals/show.html", {
+        "appeal": appeal,
+        "text": text,
+        "counts": counts,
+        "newest": newest,
+        "values": values or {"visibility": "public"},
+        "errors": errors or {},
+        "countries": countries.choices(language),
+        "organisation_types": ORGANISATION_TYPE_LABELS,
+        "honeypot_field": HONEYPOT_FIELD,
+    }, status=status)
+
+
+async def home(request: Request) -> Response:
+    db = services(request).db
+    appeals = await list_appeals(db)
+    if len(appeals) == 1:
+        return RedirectResponse(page_url(request, f"/appeals/{appeals[0]['slug']}"), status_code=302)
+    titles = await current_titles(db, language=i18n.get_language())
+    return render(request, "appeals/index.html", {"appeals": appeals, "titles": titles})
+
+
+async def show(request: Request) -> Response:
+    return await appeal_page(request, await public_appeal(request))
+
+
+def _intake_closed(request: Request, appeal: Row) -> Response | None:
+    if appeal["status"] == AppealStatus.PAUSED:
+        response = render(request, "appeals/paused.html", {"appeal": appeal}, status=503)
+        response.headers["Retry-After"] = "3600"
+        return response
+    if appeal["status"] == AppealStatus.CLOSED:
+        return render(request, "appeals/closed.html", {"appeal": appeal}, status=410)
+    return None
+
+
+async def endorse(request: Request) -> Response:
+    svc = services(request)
+    appeal = await public_appeal(request)
+    form = await read_form(request)
+    closed = _intake_closed(request, appeal)
+    if closed is not None:
+        return closed
+    check_email = page_url(request, f"/appeals/{appeal['slug']}/check-email")
+    parsed = parse_endorsement_form(form)
+    if parsed.honeypot_filled:
+        # A bot: the same answer as a person gets, and nothing stored.
+        return RedirectResponse(check_email, status_code=303)
+    if not parsed.ok:
+        return await appeal_page(request, appeal, values=parsed.values, errors=parsed.errors, status=400)
+    language = i18n.get_language()
+    text = await current_text(svc.db, appeal=appeal, language=language)
+    assert text is not None
+    await submit_endorsement(svc.db, mailer=svc.mailer, tokens=svc.tokens, appeal=appeal, text=text,
+                             data=parsed.data, language=language)
+    return RedirectResponse(check_email, status_code=303)
+
+
+async def check_email(request: Request) -> Response:
+    appeal = await public_appeal(request)
+    context: dict[str, Any] = {"appeal": appeal,
+                               "text": await current_text(services(request).db, appeal=appeal,
+                                                          language=i18n.get_language())}
+    return render(request, "appeals/check_email.html", context)
+
+
+routes = [
+    Route("/", home, name="home"),
+    Route("/appeals/{slug}", show, name="appeal"),
+    Route("/appeals/{slug}/endorse", endorse, methods=["POST"], name="endorse"),
+    Route("/appeals/{slug}/check-email", check_email, name="check_email"),
+]

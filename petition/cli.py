@@ -1,0 +1,181 @@
+"""The `petition` command (contract in DESIGN.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from petition.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+async def _with_db(settings: Settings, action: Callable[..., Awaitable[T]]) -> T:
+    from petition.db import Database
+
+    db = Database(settings.database_url)
+    await db.connect()
+    try:
+        return await action(db)
+    finally:
+        await db.disconnect()
+
+
+@click.group()
+def main() -> None:
+    """petition: organisations endorse an appeal; organisers export signed dossiers."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--proxy-headers/--no-proxy-headers", default=False,
+              help="Trust X-Forwarded-For from the addresses in FORWARDED_ALLOW_IPS.")
+def serve(host: str, port: int, proxy_headers: bool) -> None:
+    """Run the web application (migrates the database first; runs the outbox worker in-process)."""
+    import uvicorn
+
+    settings = _settings()
+    _logging()
+    if settings.base_url == "http://127.0.0.1:8000" and (host, port) != ("127.0.0.1", 8000):
+        click.echo(f"Note: BASE_URL is {settings.base_url}; set BASE_URL so links in emails point here.",
+                   err=True)
+    from petition.app import create_app
+    from petition.migrations.runner import upgrade
+
+    upgrade(settings.database_url)
+    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=proxy_headers,
+                log_level="info", access_log=False, server_header=False)
+
+
+@main.command()
+def worker() -> None:
+    """Run a background worker: sends the outbox (several may run side by side)."""
+    from petition.db import Database
+    from petition.outbox.transports import make_transport
+    from petition.outbox.worker import OutboxWorker
+
+    settings = _settings()
+    _logging()
+
+    async def run() -> None:
+        db = Database(settings.database_url)
+        await db.connect()
+        outbox_worker = OutboxWorker(db, settings, make_transport(settings))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, outbox_worker.stop)
+        try:
+            await outbox_worker.run()
+        finally:
+            await db.disconnect()
+
+    asyncio.run(run())
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    from petition.migrations.runner import upgrade
+
+    settings = _settings()
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url, revision)
+    click.echo("database is up to date" if revision == "head" else f"database at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ('base' removes every table)."""
+    from petition.migrations.runner import downgrade
+
+    downgrade(_settings().database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@main.group()
+def moderate() -> None:
+    """Moderation from the command line."""
+
+
+@moderate.command("approve")
+@click.option("--appeal", "slug", required=True, help="The appeal's slug.")
+@click.option("--all-confirmed", is_flag=True, required=True, help="Approve every confirmed endorsement.")
+def moderate_approve(slug: str, all_confirmed: bool) -> None:
+    """Approve the confirmed endorsements waiting for review."""
+    from petition.appeals.queries import get_appeal
+    from petition.endorsements.queries import approve_all_confirmed
+
+    async def action(database: object) -> int:
+        appeal = await get_appeal(database, slug=slug)  # type: ignore[arg-type]
+        if appeal is None:
+            raise click.ClickException(f"no appeal with the slug {slug!r}")
+        return await approve_all_confirmed(database, appeal_id=appeal["id"])  # type: ignore[arg-type]
+
+    count = asyncio.run(_with_db(_settings(), action))
+    click.echo(f"approved {count} endorsement(s)")
+
+
+@main.group()
+def appeal() -> None:
+    """Appeals and their texts."""
+
+
+@appeal.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--moderation", type=click.Choice(["pre", "post"]), default="post", show_default=True,
+              help="For a new appeal: list on confirmation (post) or after approval (pre).")
+def appeal_import(files: tuple[Path, ...], moderation: str) -> None:
+    """Create or update appeals from Markdown text files (a '---' header, then the text)."""
+    from petition.appeals.queries import import_text
+    from petition.appeals.states import Moderation
+    from petition.appeals.textfile import TextFileError, read_text_file
+
+    texts = []
+    for path in files:
+        try:
+            texts.append((path, read_text_file(path)))
+        except (TextFileError, UnicodeDecodeError) as exc:
+            raise click.ClickException(f"{path}: {exc}") from exc
+
+    async def action(database: object) -> list[str]:
+        lines = []
+        for path, text in texts:
+            _appeal_id, version = await import_text(database, text=text,  # type: ignore[arg-type]
+                                                    moderation=Moderation(moderation))
+            state = f"version {version}" if version else "unchanged"
+            lines.append(f"{path}: {text.slug} [{text.language}] {state}")
+        return lines
+
+    for line in asyncio.run(_with_db(_settings(), action)):
+        click.echo(line)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The link in the confirmation email: GET shows, only POST confirms (mail scanners follow GETs)."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from petition.appeals.queries import get_appeal_by_id
+from petition.endorsements.queries import (
+    ConfirmOutcome,
+    confirm_endorsement,
+    get_endorsement,
+    resend_confirmation,
+)
+from petition.endorsements.states import EndorsementState
+from petition.endorsements.forms import ORGANISATION_TYPE_LABELS
+from petition.templating import page_url
+from petition.tokens import ExpiredToken, InvalidToken, Purpose, TokenClaims
+from petition.web import read_form, render, services
+
+S = EndorsementState
+
+
+def _claims_or_page(request: Request, token: str) -> TokenClaims | Response:
+    svc = services(request)
+    try:
+        return svc.tokens.read(Purpose.CONFIRM, token, max_age=svc.settings.confirm_max_age)
+    except ExpiredToken:
+        return render(request, "confirmation/expired.html", {"token": token}, status=410, token_page=True)
+    except InvalidToken:
+        return render(request, "confirmation/invalid.html", {}, status=400, token_page=True)
+
+
+async def confirm_page(request: Request) -> Response:
+    token = request.path_params["token"]
+    claims = _claims_or_page(request, token)
+    if isinstance(claims, Response):
+        return claims
+    svc = services(request)
+    endorsement = await get_endorsement(svc.db, endorsement_id=claims.endorsement_id)
+    if endorsement is None or endorsement["token_nonce"] != claims.nonce:
+        return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
+    appeal = await get_appeal_by_id(svc.db, appeal_id=endorsement["appeal_id"])
+    assert appeal is not None
+    context = {"endorsement": endorsement, "appeal": appeal, "token": token,
+               "organisation_types": ORGANISATION_TYPE_LABELS}
+    if endorsement["state"] == S.PENDING:
+        return render(request, "confirmation/confirm.html", context, token_page=True)
+    if endorsement["state"] in (S.CONFIRMED, S.APPROVED):
+        return render(request, "confirmation/done.html", context, token_page=True)
+    return render(request, "confirmation/gone.html", context, status=410, token_page=True)
+
+
+async def confirm(request: Request) -> Response:
+    token = request.path_params["token"]
+    await read_form(request)
+    claims = _claims_or_page(request, token)
+    if isinstance(claims, Response):
+        return claims
+    svc = services(request)
+    outcome, _row = await confirm_endorsement(svc.db, mailer=svc.mailer, endorsement_id=claims.endorsement_id,
+                                              nonce=claims.nonce)
+    if outcome is ConfirmOutcome.GONE and _row is None:
+        return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
+    # Post/redirect/get: the page shows the state, so a reload or a second POST changes nothing.
+    return RedirectResponse(page_url(request, f"/confirm/{token}"), status_code=303)
+
+
+async def resend(request: Request) -> Response:
+    form = await read_form(request)
+    token = form.get("token")
+    if not isinstance(token, str) or not token:
+        raise HTTPException(400, "token")
+    svc = services(request)
+    try:
+        # Only the signature matters here: the point is to replace an expired link.
+        claims = svc.tokens.read(Purpose.CONFIRM, token, max_age=None)
+    except InvalidToken:
+        return render(request, "confirmation/invalid.html", {}, status=400, token_page=True)
+    endorsement = await get_endorsement(svc.db, endorsement_id=claims.endorsement_id)
+    if endorsement is None:
+        return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
+    await resend_confirmation(svc.db, mailer=svc.mailer, tokens=svc.tokens,
+                              endorsement_id=claims.endorsement_id, nonce=claims.nonce)
+    appeal = await get_appeal_by_id(svc.db, appeal_id=endorsement["appeal_id"])
+    assert appeal is not None
+    return RedirectResponse(page_url(request, f"/appeals/{appeal['slug']}/check-email"), status_code=303)
+
+
+routes = [
+    Route("/confirm/resend", resend, methods=["POST"], name="confirm_resend"),
+    Route("/confirm/{token}", confirm_page, methods=["GET"], name="confirm_page"),
+    Route("/confirm/{token}", confirm, methods=["POST"], name="confirm"),
+]

@@ -1,0 +1,35 @@
+"""ISO 3166-1 alpha-2 countries (pycountry's list), named in the reader's language (Babel)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pycountry
+from babel import Locale
+
+from petition.i18n import get_language
+
+CODES: frozenset[str] = frozenset(c.alpha_2 for c in pycountry.countries)
+
+
+def is_country(code: str) -> bool:
+    return code in CODES
+
+
+def name(code: str, language: str | None = None) -> str:
+    return _names(language or get_language()).get(code, code)
+
+
+@cache
+def _names(language: str) -> dict[str, str]:
+    territories = Locale.parse(language).territories
+    return {code: territories.get(code) or pycountry.countries.get(alpha_2=code).name for code in CODES}
+
+
+@cache
+def choices(language: str) -> list[tuple[str, str]]:
+    """(code, name) sorted by the name as a reader of `language` expects."""
+    from petition.collation import sort_key
+
+    names = _names(language)
+    return sorted(names.items(), key=lambda item: sort_key(item[1], language))

@@ -1,0 +1,128 @@
+"""The one place that knows about `databases` (frozen since 0.9.0) and the two backends.
+
+SQLite is the embedded default and must never drop a signature with "database is
+locked": every write goes through `Database.write()`, which serialises writers in
+this process and runs them in one transaction. PostgreSQL needs no such lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import databases
+import sqlalchemy as sa
+from sqlalchemy.sql import ClauseElement
+
+Row = Mapping[str, Any]
+
+_write_depth: contextvars.ContextVar[int] = contextvars.ContextVar("petition_write_depth", default=0)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The SQLAlchemy (async driver) spelling of a DATABASE_URL."""
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url[len("postgresql://") :]
+    return url
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            # Wait for another process's writer instead of failing at once.
+            self._db = databases.Database(url, timeout=30)
+        else:
+            self._db = databases.Database(url, min_size=1, max_size=10, command_timeout=30)
+        self._lock: asyncio.Lock | None = None
+
+    async def connect(self) -> None:
+        self._lock = asyncio.Lock()
+        await self._db.connect()
+        if self.is_sqlite:
+            await self._db.execute("PRAGMA journal_mode=WAL")
+
+    async def disconnect(self) -> None:
+        await self._db.disconnect()
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.is_sqlite else "postgresql"
+
+    async def fetch_one(self, query: ClauseElement | str, values: dict[str, Any] | None = None) -> Row | None:
+        return await self._db.fetch_one(query, values)  # type: ignore[return-value]
+
+    async def fetch_all(self, query: ClauseElement | str, values: dict[str, Any] | None = None) -> Sequence[Row]:
+        return await self._db.fetch_all(query, values)  # type: ignore[return-value]
+
+    async def fetch_val(self, query: ClauseElement | str, values: dict[str, Any] | None = None) -> Any:
+        return await self._db.fetch_val(query, values)
+
+    async def execute(self, query: ClauseElement | str, values: dict[str, Any] | None = None) -> Any:
+        return await self._db.execute(query, values)
+
+    async def execute_many(self, query: ClauseElement | str, values: list[dict[str, Any]]) -> None:
+        await self._db.execute_many(query, values)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[None]:
+        """One write transaction; on SQLite, writers of this process take turns.
+
+        Re-entrant within a task, so a query that writes can be called from
+        another that already holds the transaction.
+        """
+        depth = _write_depth.get()
+        if depth:
+            token = _write_depth.set(depth + 1)
+            try:
+                yield
+            finally:
+                _write_depth.reset(token)
+            return
+        assert self._lock is not None, "Database.connect() was not awaited"
+        if self.is_sqlite:
+            async with self._lock:
+                token = _write_depth.set(1)
+                try:
+                    async with self._db.transaction():
+                        yield
+                finally:
+                    _write_depth.reset(token)
+        else:
+            token = _write_depth.set(1)
+            try:
+                async with self._db.transaction():
+                    yield
+            finally:
+                _write_depth.reset(token)
+
+    async def ping(self) -> bool:
+        try:
+            return await asyncio.wait_for(self._db.fetch_val(sa.text("SELECT 1")), 5) == 1
+        except Exception:  # noqa: BLE001 - any failure means "not answering"
+            return False
+
+
+def _integrity_errors() -> tuple[type[BaseException], ...]:
+    import sqlite3
+
+    from sqlalchemy.exc import IntegrityError
+
+    errors: list[type[BaseException]] = [IntegrityError, sqlite3.IntegrityError]
+    try:
+        import asyncpg
+
+        errors.append(asyncpg.IntegrityConstraintViolationError)
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        pass
+    return tuple(errors)
+
+
+#: What a unique or foreign-key violation raises, whichever backend runs it.
+INTEGRITY_ERRORS = _integrity_errors()

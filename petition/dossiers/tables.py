@@ -1,0 +1,26 @@
+import sqlalchemy as sa
+
+from petition.schema import UTCDateTime, metadata
+
+dossiers = sa.Table(
+    "dossiers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("appeal_id", sa.Integer, sa.ForeignKey("appeals.id"), nullable=False),
+    sa.Column("country", sa.String(2), nullable=False),
+    # queued | building | done | failed
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("progress", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("signatory_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("anonymous_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("pdf_sha256", sa.String(64), nullable=True),
+    sa.Column("list_sha256", sa.String(64), nullable=True),
+    sa.Column("file_path", sa.String(500), nullable=True),
+    sa.Column("error", sa.String(500), nullable=True),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("organisers.id"), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+)
+
+sa.Index("ix_dossiers_pdf_sha256", dossiers.c.pdf_sha256)
+sa.Index("ix_dossiers_list_sha256", dossiers.c.list_sha256)

@@ -1,0 +1,47 @@
+import sqlalchemy as sa
+
+from petition.schema import UTCDateTime, metadata
+
+endorsements = sa.Table(
+    "endorsements",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("appeal_id", sa.Integer, sa.ForeignKey("appeals.id"), nullable=False),
+    sa.Column("organisation_name", sa.String(200), nullable=False),
+    # casefolded, whitespace and punctuation folded: duplicate hints
+    sa.Column("name_normalised", sa.String(200), nullable=False),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("city", sa.String(100), nullable=False, server_default=""),
+    sa.Column("organisation_type", sa.String(32), nullable=False),
+    sa.Column("website", sa.String(300), nullable=False, server_default=""),
+    sa.Column("contact_name", sa.String(150), nullable=False),
+    sa.Column("contact_role", sa.String(150), nullable=False, server_default=""),
+    # private: never public, never logged
+    sa.Column("contact_email", sa.String(254), nullable=False),
+    sa.Column("email_canonical", sa.String(254), nullable=False),
+    sa.Column("authorised", sa.Boolean, nullable=False),
+    sa.Column("consent_version", sa.String(32), nullable=False),
+    sa.Column("visibility", sa.String(16), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("text_language", sa.String(8), nullable=False),
+    sa.Column("text_hash", sa.String(64), nullable=False),
+    # pending | confirmed | approved | rejected | withdrawn | quarantined
+    sa.Column("state", sa.String(16), nullable=False),
+    # Binds signed links to this incarnation of the record.
+    sa.Column("token_nonce", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("confirmed_at", UTCDateTime, nullable=True),
+    sa.Column("moderated_at", UTCDateTime, nullable=True),
+    sa.Column("withdrawn_at", UTCDateTime, nullable=True),
+    # When it entered a publicly listed state: the public "endorsed" date.
+    sa.Column("listed_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("appeal_id", "email_canonical", name="uq_endorsements_appeal_email"),
+)
+
+sa.Index("ix_endorsements_public", endorsements.c.appeal_id, endorsements.c.state,
+         endorsements.c.country, endorsements.c.visibility)
+sa.Index("ix_endorsements_listed", endorsements.c.appeal_id, endorsements.c.listed_at)
+sa.Index("ix_endorsements_name", endorsements.c.appeal_id, endorsements.c.name_normalised)
+sa.Index("ix_endorsements_state_created", endorsements.c.state, endorsements.c.created_at)

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from petition.db import Database, Row
+from petition.outbox.states import OutboxState
+from petition.outbox.tables import outbox
+from petition.schema import utcnow
+
+Q = OutboxState
+
+
+def backoff_seconds(attempts: int, cap: float) -> float:
+    """30 s, 1 min, 2 min, … capped, with ±10 % jitter so retries do not stampede."""
+    base = min(cap, 30.0 * 2 ** max(0, attempts - 1))
+    return base * random.uniform(0.9, 1.1)
+
+
+async def claim_due(db: Database, *, worker_id: str, limit: int, lease_seconds: float) -> Sequence[Row]:
+    """Claim up to `limit` due emails for this worker, in one statement.
+
+    On PostgreSQL `FOR UPDATE SKIP LOCKED` lets several workers claim side by side
+    without waiting for or double-claiming each other's rows. A row claimed by a
+    worker that died is claimable again once its lease has run out.
+    """
+    now = utcnow()
+    stale = now - dt.timedelta(seconds=lease_seconds)
+    due = sa.or_(
+        sa.and_(outbox.c.state == Q.QUEUED.value, outbox.c.next_attempt_at <= now),
+        sa.and_(outbox.c.state == Q.SENDING.value, outbox.c.claimed_at < stale),
+    )
+    candidates = sa.select(outbox.c.id).where(due).order_by(outbox.c.next_attempt_at, outbox.c.id).limit(limit)
+    if not db.is_sqlite:
+        candidates = candidates.with_for_update(skip_locked=True)
+    statement = (
+        outbox.update()
+        .where(outbox.c.id.in_(candidates.scalar_subquery()), due)
+        .values(state=Q.SENDING.value, claimed_at=now, claimed_by=worker_id,
+                attempts=outbox.c.attempts + 1)
+        .returning(*outbox.c)
+    )
+    async with db.write():
+        return await db.fetch_all(statement)
+
+
+async def mark_sent(db: Database, *, outbox_id: int, worker_id: str) -> None:
+    async with db.write():
+        await db.execute(
+            outbox.update()
+            .where(outbox.c.id == outbox_id, outbox.c.claimed_by == worker_id)
+            # The bodies hold signed links: keep no copy once delivered.
+            .values(state=Q.SENT.value, sent_at=utcnow(), body_text="", body_html="",
+                    last_error=None, claimed_at=None)
+        )
+
+
+async def mark_retry(db: Database, *, outbox_id: int, worker_id: str, delay: float, error: str) -> None:
+    async with db.write():
+        await db.execute(
+            outbox.update()
+            .where(outbox.c.id == outbox_id, outbox.c.claimed_by == worker_id)
+            .values(state=Q.QUEUED.value, claimed_at=None, claimed_by=None, last_error=error[:500],
+                    next_attempt_at=utcnow() + dt.timedelta(seconds=delay))
+        )
+
+
+async def mark_failed(db: Database, *, outbox_id: int, worker_id: str, error: str) -> None:
+    async with db.write():
+        await db.execute(
+            outbox.update()
+            .where(outbox.c.id == outbox_id, outbox.c.claimed_by == worker_id)
+            .values(state=Q.FAILED.value, claimed_at=None, last_error=error[:500])
+        )
+
+
+async def uncount_attempt(db: Database, *, outbox_id: int) -> None:
+    """The relay never answered: this try does not count towards the limit."""
+    async with db.write():
+        await db.execute(
+            outbox.update().where(outbox.c.id == outbox_id).values(attempts=outbox.c.attempts - 1)
+        )
+
+
+async def outbox_health(db: Database) -> dict[str, int]:
+    rows = await db.fetch_all(
+        sa.select(outbox.c.state, sa.func.count().label("n")).group_by(outbox.c.state)
+    )
+    counts = {state.value: 0 for state in OutboxState}
+    counts.update({row["state"]: int(row["n"]) for row in rows})
+    return counts

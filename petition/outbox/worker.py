@@ -1,0 +1,87 @@
+"""The outbox worker: claims due emails, sends them, retries or gives up as the relay says."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+
+from petition.db import Database
+from petition.outbox import queries
+from petition.outbox.messages import build_message
+from petition.outbox.transports import PermanentFailure, TemporaryFailure, Transport
+from petition.settings import Settings
+
+log = logging.getLogger("petition.outbox")
+
+
+class OutboxWorker:
+    def __init__(self, db: Database, settings: Settings, transport: Transport, *, batch: int = 20) -> None:
+        self.db = db
+        self.settings = settings
+        self.transport = transport
+        self.batch = batch
+        self.worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def notify(self) -> None:
+        """Something was queued: look now instead of at the next poll."""
+        self.wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.wake.set()
+
+    async def run_once(self) -> int:
+        """Send what is due now; returns how many emails were handled."""
+        rows = await queries.claim_due(
+            self.db, worker_id=self.worker_id, limit=self.batch,
+            lease_seconds=self.settings.outbox_lease_seconds,
+        )
+        for row in rows:
+            await self._deliver(row)
+        return len(rows)
+
+    async def _deliver(self, row: queries.Row) -> None:
+        message = build_message(row, self.settings)
+        try:
+            await self.transport.send(message, kind=row["kind"])
+        except PermanentFailure as exc:
+            log.warning("outbox %s (%s) failed permanently: %s", row["id"], row["kind"], exc)
+            await queries.mark_failed(self.db, outbox_id=row["id"], worker_id=self.worker_id, error=str(exc))
+        except TemporaryFailure as exc:
+            attempts = row["attempts"]
+            if not exc.counts:
+                await queries.uncount_attempt(self.db, outbox_id=row["id"])
+                attempts -= 1
+            if exc.counts and attempts >= self.settings.outbox_max_attempts:
+                log.warning("outbox %s (%s) gave up after %d attempts: %s", row["id"], row["kind"], attempts, exc)
+                await queries.mark_failed(self.db, outbox_id=row["id"], worker_id=self.worker_id, error=str(exc))
+                return
+            delay = queries.backoff_seconds(max(1, attempts), self.settings.outbox_max_backoff)
+            log.info("outbox %s (%s) will be retried in %.0f s: %s", row["id"], row["kind"], delay, exc)
+            await queries.mark_retry(self.db, outbox_id=row["id"], worker_id=self.worker_id, delay=delay,
+                                     error=str(exc))
+        else:
+            await queries.mark_sent(self.db, outbox_id=row["id"], worker_id=self.worker_id)
+            log.info("outbox %s (%s) sent", row["id"], row["kind"])
+
+    async def run(self) -> None:
+        log.info("outbox worker %s started", self.worker_id)
+        while not self._stopping.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:  # the database may be restarting: keep going
+                log.exception("outbox worker pass failed; retrying")
+                handled = 0
+            if handled:
+                continue
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.settings.worker_poll_interval)
+            except TimeoutError:
+                pass
+        log.info("outbox worker %s stopped", self.worker_id)

@@ -1,0 +1,86 @@
+"""What the public sees: counts and named organisations of listed endorsements only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from petition.db import Database, Row
+from petition.endorsements.states import Visibility
+from petition.endorsements.tables import endorsements
+from petition.endorsements.queries import listed_condition
+
+e = endorsements
+
+#: The public columns; nothing else of an endorsement leaves the organisers' area.
+PUBLIC_COLUMNS = (e.c.id, e.c.organisation_name, e.c.country, e.c.city, e.c.organisation_type,
+                  e.c.website, e.c.comment, e.c.listed_at)
+
+
+@dataclass(frozen=True)
+class Counts:
+    total: int
+    by_country: dict[str, int]
+    anonymous_by_country: dict[str, int]
+
+    @property
+    def anonymous_total(self) -> int:
+        return sum(self.anonymous_by_country.values())
+
+
+async def count_listed(db: Database, *, appeal: Row) -> Counts:
+    rows = await db.fetch_all(
+        sa.select(e.c.country, e.c.visibility, sa.func.count().label("n"))
+        .where(e.c.appeal_id == appeal["id"], listed_condition(appeal["moderation"]))
+        .group_by(e.c.country, e.c.visibility)
+    )
+    by_country: dict[str, int] = {}
+    anonymous: dict[str, int] = {}
+    for row in rows:
+        n = int(row["n"])
+        by_country[row["country"]] = by_country.get(row["country"], 0) + n
+        if row["visibility"] == Visibility.ANONYMOUS:
+            anonymous[row["country"]] = anonymous.get(row["country"], 0) + n
+    ordered = dict(sorted(by_country.items(), key=lambda kv: (-kv[1], kv[0])))
+    return Counts(total=sum(by_country.values()), by_country=ordered,
+                  anonymous_by_country=dict(sorted(anonymous.items())))
+
+
+def _named(appeal: Row, *, country: str | None, organisation_type: str | None,
+           search: str | None) -> sa.Select[tuple[object, ...]]:
+    query = sa.select(*PUBLIC_COLUMNS).where(
+        e.c.appeal_id == appeal["id"],
+        listed_condition(appeal["moderation"]),
+        e.c.visibility == Visibility.PUBLIC.value,
+    )
+    if country:
+        query = query.where(e.c.country == country)
+    if organisation_type:
+        query = query.where(e.c.organisation_type == organisation_type)
+    if search:
+        from petition.endorsements.forms import normalise_name
+
+        needle = normalise_name(search)
+        if needle:
+            escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(e.c.name_normalised.like(f"%{escaped}%", escape="\\"))
+    return query
+
+
+async def list_named(db: Database, *, appeal: Row, country: str | None = None,
+                     organisation_type: str | None = None, search: str | None = None,
+                     offset: int = 0, limit: int = 50, newest_first: bool = True) -> Sequence[Row]:
+    query = _named(appeal, country=country, organisation_type=organisation_type, search=search)
+    if newest_first:
+        query = query.order_by(e.c.listed_at.desc(), e.c.id.desc())
+    else:
+        query = query.order_by(e.c.country, e.c.name_normalised, e.c.id)
+    return await db.fetch_all(query.offset(offset).limit(limit))
+
+
+async def count_named(db: Database, *, appeal: Row, country: str | None = None,
+                      organisation_type: str | None = None, search: str | None = None) -> int:
+    query = _named(appeal, country=country, organisation_type=organisation_type, search=search)
+    return int(await db.fetch_val(sa.select(sa.func.count()).select_from(query.subquery())) or 0)

@@ -1,0 +1,173 @@
+"""Settings from the environment and a `.env` file (contract names in DESIGN.md)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.config import Config
+from starlette.datastructures import Secret
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+SMTP_TLS_MODES = ("none", "starttls", "tls")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    secret_key: Secret
+    base_url: str
+    data_dir: Path
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: Secret | None = None
+    smtp_tls: str = "none"
+    smtp_timeout: float = 30.0
+    mail_from: str = "petition@localhost"
+    signing_p12: Path | None = None
+    signing_p12_password: Secret | None = None
+    trusted_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    confirm_max_age: int = 7 * 24 * 3600
+    unconfirmed_retention_days: int = 30
+    run_worker: bool = True
+    worker_poll_interval: float = 2.0
+    outbox_max_attempts: int = 12
+    outbox_max_backoff: float = 3600.0
+    outbox_lease_seconds: float = 300.0
+    create_demo: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
+
+    def url_for_path(self, path: str) -> str:
+        """An absolute URL under BASE_URL; links in emails come from here, never from Host."""
+        return self.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def _parse_networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError as exc:
+            raise SettingsError(f"TRUSTED_IPS: {part!r} is not an address or network") from exc
+    return tuple(networks)
+
+
+def _secret_from_data_dir(data_dir: Path) -> str:
+    """Generate SECRET_KEY once for the embedded default and keep it in the data directory."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides: object) -> Settings:
+    """Read the settings; `overrides` (used by tests and the CLI) win over the environment."""
+    config = Config(env_file if env_file and Path(env_file).exists() else None)
+
+    def get(name: str, default: object = None) -> object:
+        key = name.lower()
+        if key in overrides:
+            return overrides[key]
+        return config(name, default=default)
+
+    data_dir = Path(str(get("DATA_DIR", "data"))).expanduser().resolve()
+    database_url = str(get("DATABASE_URL", "") or f"sqlite:///{data_dir / 'petition.db'}")
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql://" + database_url[len("postgres://") :]
+    if not database_url.startswith(("sqlite:///", "postgresql://")):
+        raise SettingsError("DATABASE_URL must start with sqlite:/// or postgresql://")
+
+    raw_secret = get("SECRET_KEY", None)
+    if not raw_secret:
+        if not database_url.startswith("sqlite"):
+            raise SettingsError(
+                "SECRET_KEY is not set. In production (a PostgreSQL DATABASE_URL) set it to a "
+                "long random value shared by every web and worker process, e.g. "
+                '`python -c "import secrets; print(secrets.token_urlsafe(48))"`.'
+            )
+        raw_secret = _secret_from_data_dir(data_dir)
+    secret = str(raw_secret)
+    if len(secret) < 16:
+        raise SettingsError("SECRET_KEY must be at least 16 characters long")
+
+    smtp_tls = str(get("SMTP_TLS", "none")).lower()
+    if smtp_tls not in SMTP_TLS_MODES:
+        raise SettingsError(f"SMTP_TLS must be one of {', '.join(SMTP_TLS_MODES)}")
+    smtp_port_default = {"none": 25, "starttls": 587, "tls": 465}[smtp_tls]
+
+    def as_int(name: str, default: int) -> int:
+        value = get(name, default)
+        try:
+            return int(str(value))
+        except ValueError as exc:
+            raise SettingsError(f"{name} must be a whole number") from exc
+
+    def as_float(name: str, default: float) -> float:
+        value = get(name, default)
+        try:
+            return float(str(value))
+        except ValueError as exc:
+            raise SettingsError(f"{name} must be a number") from exc
+
+    def as_bool(name: str, default: bool) -> bool:
+        value = get(name, default)
+        if isinstance(value, bool):
+            return value
+        return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+    smtp_password = get("SMTP_PASSWORD", None)
+    p12 = get("SIGNING_P12", None)
+    p12_password = get("SIGNING_P12_PASSWORD", None)
+    smtp_host = get("SMTP_HOST", None)
+    return Settings(
+        database_url=database_url,
+        secret_key=Secret(secret),
+        base_url=str(get("BASE_URL", "http://127.0.0.1:8000")).rstrip("/"),
+        data_dir=data_dir,
+        smtp_host=str(smtp_host) if smtp_host else None,
+        smtp_port=as_int("SMTP_PORT", smtp_port_default),
+        smtp_username=str(get("SMTP_USERNAME", "") or "") or None,
+        smtp_password=Secret(str(smtp_password)) if smtp_password else None,
+        smtp_tls=smtp_tls,
+        smtp_timeout=as_float("SMTP_TIMEOUT", 30.0),
+        mail_from=str(get("MAIL_FROM", "petition@localhost")),
+        signing_p12=Path(str(p12)) if p12 else None,
+        signing_p12_password=Secret(str(p12_password)) if p12_password else None,
+        trusted_ips=_parse_networks(str(get("TRUSTED_IPS", "") or "")),
+        confirm_max_age=as_int("CONFIRM_MAX_AGE", 7 * 24 * 3600),
+        unconfirmed_retention_days=as_int("UNCONFIRMED_RETENTION_DAYS", 30),
+        run_worker=as_bool("RUN_WORKER", True),
+        worker_poll_interval=as_float("WORKER_POLL_INTERVAL", 2.0),
+        outbox_max_attempts=as_int("OUTBOX_MAX_ATTEMPTS", 12),
+        outbox_max_backoff=as_float("OUTBOX_MAX_BACKOFF", 3600.0),
+        outbox_lease_seconds=as_float("OUTBOX_LEASE_SECONDS", 300.0),
+        create_demo=as_bool("CREATE_DEMO", True),
+    )

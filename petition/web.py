@@ -1,0 +1,72 @@
+"""What every HTML handler shares: the services, rendering with CSRF and language, forms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+from petition import i18n
+from petition.db import Database
+from petition.outbox.messages import Mailer
+from petition.security import CSRF
+from petition.settings import Settings
+from petition.templating import switch_language_url
+from petition.tokens import Tokens
+
+if TYPE_CHECKING:
+    from petition.outbox.worker import OutboxWorker
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    templates: Jinja2Templates
+    mailer: Mailer
+    tokens: Tokens
+    csrf: CSRF
+    worker: OutboxWorker | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def services(request: Request) -> Services:
+    return request.state.services  # type: ignore[no-any-return]
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200,
+           private: bool = False, token_page: bool = False) -> Response:
+    """Render an HTML page; `private` pages are never cached, `token_page`s leak no Referer."""
+    svc = services(request)
+    ctx = {
+        "csrf_token": svc.csrf.token_for(request),
+        "lang": i18n.get_language(),
+        "language_links": [(code, i18n.LANGUAGE_NAMES[code], switch_language_url(request, code))
+                           for code in i18n.LANGUAGES],
+        **(context or {}),
+    }
+    response = svc.templates.TemplateResponse(request, name, ctx, status_code=status)
+    response.headers["Content-Language"] = i18n.get_language()
+    response.headers.setdefault("Vary", "Accept-Language, Cookie")
+    if private or token_page:
+        response.headers["Cache-Control"] = "no-store"
+    if token_page:
+        response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+async def read_form(request: Request, *, check_csrf: bool = True) -> FormData:
+    """The submitted form, CSRF-checked; malformed bodies are a 400, not a 500."""
+    try:
+        form = await request.form(max_files=0, max_fields=60, max_part_size=256 * 1024)
+    except (MultiPartException, UnicodeDecodeError, ValueError) as exc:
+        raise HTTPException(400, "malformed form") from exc
+    if check_csrf:
+        services(request).csrf.check(request, form.get("csrf_token"))
+    return form

@@ -1,0 +1,160 @@
+"""Fixtures on real parts: SQLite or PostgreSQL (PETITION_TEST_DATABASE), a real SMTP server.
+
+PETITION_TEST_DATABASE unset or "sqlite": each test gets its own SQLite file, copied
+from one migrated at the start of the session. A postgresql:// URL (of a server, any
+database): the session creates a fresh database on that server, migrates it, empties
+it before each test, and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from starlette.testclient import TestClient
+
+from petition.app import create_app
+from petition.migrations.runner import upgrade
+from petition.schema import all_tables
+from petition.settings import Settings, load_settings
+from tests.support import SMTPServer, csrf_from, valid_form
+
+TEST_SECRET = "test-secret-key-not-for-production-0123456789"
+BASE_URL = "http://testserver"
+
+
+def _backend() -> str:
+    return os.environ.get("PETITION_TEST_DATABASE", "sqlite").strip() or "sqlite"
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+
+
+async def _admin(url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_with_database(url, "postgres"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database for the session: a SQLite file to copy, or a PostgreSQL URL."""
+    backend = _backend()
+    if backend == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "template.db"
+        upgrade(f"sqlite:///{path}")
+        yield str(path)
+        return
+    if not backend.startswith("postgresql://"):
+        raise pytest.UsageError("PETITION_TEST_DATABASE must be 'sqlite' or a postgresql:// URL")
+    name = f"petition_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(backend, f'CREATE DATABASE "{name}"'))
+    url = _with_database(backend, name)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_admin(backend, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _truncate(url: str) -> None:
+    import asyncpg
+
+    names = ", ".join(f'"{t.name}"' for t in all_tables().sorted_tables)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def database_url(database_template: str, tmp_path: Path) -> str:
+    if database_template.startswith("postgresql://"):
+        asyncio.run(_truncate(database_template))
+        return database_template
+    path = tmp_path / "petition.db"
+    shutil.copyfile(database_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def smtp() -> Iterator[SMTPServer]:
+    server = SMTPServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def make_settings(database_url: str, data_dir: Path, smtp: SMTPServer | None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "data_dir": str(data_dir),
+        "secret_key": TEST_SECRET,
+        "base_url": BASE_URL,
+        "smtp_host": "127.0.0.1" if smtp else "",
+        "smtp_port": smtp.port if smtp else 25,
+        "smtp_timeout": 5,
+        "mail_from": "appeal@petition.example",
+        "worker_poll_interval": 0.05,
+        "trusted_ips": "",
+    }
+    values.update(overrides)
+    return load_settings(env_file=None, **values)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, smtp: SMTPServer) -> Settings:
+    return make_settings(database_url, tmp_path / "data", smtp)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), base_url=BASE_URL) as test_client:
+        yield test_client
+
+
+class Site:
+    """What a person does on the site, over HTTP."""
+
+    def __init__(self, client: TestClient, slug: str = "protect-deserters") -> None:
+        self.client = client
+        self.slug = slug
+
+    def csrf(self, path: str | None = None) -> str:
+        page = self.client.get(path or f"/appeals/{self.slug}")
+        assert page.status_code == 200, page.status_code
+        return csrf_from(page.text)
+
+    def endorse(self, lang: str | None = None, slug: str | None = None, **fields: str) -> Any:
+        slug = slug or self.slug
+        form = valid_form(**fields)
+        form["csrf_token"] = self.csrf(f"/appeals/{slug}")
+        query = f"?lang={lang}" if lang else ""
+        return self.client.post(f"/appeals/{slug}/endorse{query}", data=form, follow_redirects=False)
+
+    def confirm(self, link: str) -> Any:
+        path = link.replace(BASE_URL, "")
+        page = self.client.get(path)
+        assert page.status_code == 200, page.text
+        return self.client.post(path, data={"csrf_token": csrf_from(page.text)}, follow_redirects=False)
+
+
+@pytest.fixture
+def site(client: TestClient) -> Site:
+    return Site(client)

@@ -1,0 +1,125 @@
+"""Test helpers: a real SMTP server, the endorsement form, and waiting for things."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MailSink:
+    """aiosmtpd handler: keeps every message; can answer 4xx/5xx on demand."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.lock = threading.Lock()
+        self.refuse_with: str | None = None  # e.g. "451 4.3.0 try later"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.refuse_with:
+            return self.refuse_with
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.lock:
+            self.messages.append(message)  # type: ignore[arg-type]
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        with self.lock:
+            return [m for m in self.messages if m["To"] == address]
+
+
+class SMTPServer:
+    """A real SMTP server on loopback that can be stopped and started again on its port."""
+
+    def __init__(self) -> None:
+        self.sink = MailSink()
+        self.port = free_port()
+        self.controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return self.sink.messages
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+        time.sleep(interval)
+
+
+def wait_for_mail(smtp: SMTPServer, address: str, count: int = 1, timeout: float = 15.0) -> list[EmailMessage]:
+    return wait_for(lambda: (lambda ms: ms if len(ms) >= count else None)(smtp.sink.to(address)),  # type: ignore[no-any-return]
+                    timeout=timeout)
+
+
+def text_body(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def html_body(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def links(message: EmailMessage, base_url: str) -> list[str]:
+    return [u for u in re.findall(r"https?://[^\s<>\"]+", text_body(message)) if u.startswith(base_url)]
+
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no CSRF field in the page"
+    return match.group(1)
+
+
+def valid_form(**overrides: str) -> dict[str, str]:
+    form = {
+        "organisation_name": "Connection e.V.",
+        "country": "DE",
+        "city": "Offenbach",
+        "organisation_type": "peace",
+        "website": "connection-ev.org",
+        "contact_name": "Rudi Friedrich",
+        "contact_role": "Coordinator",
+        "contact_email": "office@connection-ev.example",
+        "authorised": "yes",
+        "consent": "yes",
+        "visibility": "public",
+        "comment": "",
+    }
+    form.update(overrides)
+    return form
