@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 import logging
 import signal
 import sys
@@ -22,6 +24,14 @@ def _settings() -> Settings:
         return load_settings()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _base_url_configured() -> bool:
+    if os.environ.get("BASE_URL"):
+        return True
+    env_file = Path(".env")
+    return env_file.exists() and any(
+        line.strip().startswith("BASE_URL=") for line in env_file.read_text().splitlines())
 
 
 def _logging(level: int = logging.INFO) -> None:
@@ -54,10 +64,11 @@ def serve(host: str, port: int, proxy_headers: bool) -> None:
     import uvicorn
 
     settings = _settings()
+    if not _base_url_configured():
+        # Links in emails must reach this server; without BASE_URL, that is where it listens.
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        settings = dataclasses.replace(settings, base_url=f"http://{shown}:{port}")
     _logging()
-    if settings.base_url == "http://127.0.0.1:8000" and (host, port) != ("127.0.0.1", 8000):
-        click.echo(f"Note: BASE_URL is {settings.base_url}; set BASE_URL so links in emails point here.",
-                   err=True)
     from petition.app import create_app
     from petition.migrations.runner import upgrade
 
