@@ -1,0 +1,131 @@
+"""Real-browser journeys: the app served by uvicorn on a free port, Debian's Chromium via Playwright."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from petition import PROJECT_ROOT
+from petition.app import create_app
+from petition.settings import Settings
+from tests.conftest import make_settings
+from tests.support import SMTPServer, free_port
+
+CHROMIUM = "/usr/bin/chromium"
+AXE = PROJECT_ROOT / ".venv" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
+ARTIFACTS = Path(os.environ.get("PETITION_ARTIFACTS", PROJECT_ROOT / "test-artifacts"))
+
+
+class LiveServer:
+    def __init__(self, settings: Settings, port: int) -> None:
+        self.settings = settings
+        self.url = f"http://127.0.0.1:{port}"
+        self.app = create_app(settings)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the live server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+    @property
+    def services(self) -> Any:
+        return self.app.state.services
+
+
+@pytest.fixture
+def live_server(database_url: str, tmp_path: Path, smtp: SMTPServer) -> Iterator[LiveServer]:
+    port = free_port()
+    settings = make_settings(database_url, tmp_path / "data", smtp, base_url=f"http://127.0.0.1:{port}")
+    server = LiveServer(settings, port)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/bootstrap test (it installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture(params=[True, False], ids=["js", "nojs"])
+def javascript(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+@pytest.fixture
+def page(browser: Any, javascript: bool) -> Iterator[Any]:
+    # A fresh profile per test; axe is injected through the DevTools protocol, not a <script>.
+    context = browser.new_context(java_script_enabled=javascript, locale="en-GB",
+                                  viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+class Shots:
+    def __init__(self, page: Any, folder: Path) -> None:
+        self.page = page
+        self.folder = folder
+        self.count = 0
+
+    def __call__(self, name: str) -> Path:
+        self.count += 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{self.count:02d}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def shots(page: Any, request: pytest.FixtureRequest) -> Shots:
+    backend = "pg" if os.environ.get("PETITION_TEST_DATABASE", "sqlite").startswith("postgres") else "sqlite"
+    name = re.sub(r"[^\w.-]+", "_", request.node.name)
+    return Shots(page, ARTIFACTS / "journeys" / backend / name)
+
+
+def axe_violations(page: Any, *, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict[str, Any]]:
+    """Run axe-core in the page (needs JavaScript on) and return serious and critical violations."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run scripts/bootstrap test (it installs axe-core from npm)")
+    page.evaluate(AXE.read_text(encoding="utf-8"))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [
+        {"id": v["id"], "impact": v["impact"], "help": v["help"],
+         "nodes": [n["target"] for n in v["nodes"]][:5]}
+        for v in result["violations"] if v["impact"] in impacts
+    ]

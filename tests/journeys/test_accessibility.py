@@ -1,0 +1,73 @@
+"""axe-core finds no serious or critical violation; the form works by keyboard alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.journeys.conftest import axe_violations
+from tests.support import links, wait_for_mail
+
+PUBLIC_PAGES = [
+    "/appeals/protect-deserters",
+    "/appeals/protect-deserters?lang=ru",
+    "/appeals/protect-deserters/signatories",
+    "/appeals/protect-deserters/check-email",
+    "/no-such-page",
+]
+
+
+@pytest.mark.parametrize("javascript", [True], ids=["js"])
+@pytest.mark.parametrize("path", PUBLIC_PAGES)
+def test_public_pages_have_no_serious_violations(live_server, page, path):
+    page.goto(f"{live_server.url}{path}")
+    assert axe_violations(page) == []
+
+
+@pytest.mark.parametrize("javascript", [True], ids=["js"])
+def test_form_errors_and_confirm_page_have_no_serious_violations(live_server, smtp, page):
+    page.goto(f"{live_server.url}/appeals/protect-deserters")
+    page.click("button[type=submit]")  # nothing filled in: every error shown
+    page.wait_for_load_state()
+    assert page.locator(".error-summary").count() == 1
+    assert axe_violations(page) == []
+
+
+@pytest.mark.parametrize("javascript", [True], ids=["js"])
+def test_endorsing_and_confirming_by_keyboard_alone(live_server, smtp, page, shots):
+    page.goto(f"{live_server.url}/appeals/protect-deserters")
+    keyboard = page.keyboard
+
+    def tab_to(selector: str, limit: int = 80) -> None:
+        for _ in range(limit):
+            keyboard.press("Tab")
+            if page.evaluate("sel => document.activeElement === document.querySelector(sel)", selector):
+                return
+        raise AssertionError(f"{selector} cannot be reached with Tab")
+
+    tab_to("#f-organisation_name")
+    keyboard.type("Keyboard Peace Group")
+    tab_to("#f-country")
+    keyboard.type("Austria")  # typing selects in a focused <select>
+    tab_to("#f-organisation_type")
+    keyboard.type("Peace")
+    tab_to("#f-contact_name")
+    keyboard.type("Kim")
+    tab_to("#f-contact_email")
+    keyboard.type("kim@keyboard.example")
+    tab_to("#f-authorised")
+    keyboard.press("Space")
+    tab_to("#f-consent")
+    keyboard.press("Space")
+    tab_to("button[type=submit]")
+    keyboard.press("Enter")
+    page.wait_for_url("**/check-email**")
+
+    [message] = wait_for_mail(smtp, "kim@keyboard.example")
+    [link] = links(message, live_server.url)
+    page.goto(link)
+    tab_to("main button[type=submit]")
+    with page.expect_navigation():
+        keyboard.press("Enter")
+    assert page.locator("[role=status]").count() == 1
+    response = page.request.get(f"{live_server.url}/api/appeals/protect-deserters")
+    assert response.json()["counts"]["by_country"] == {"AT": 1}

@@ -1,0 +1,75 @@
+"""People endorsing in a real browser, with and without JavaScript."""
+
+from __future__ import annotations
+
+from tests.support import links, wait_for_mail
+
+
+def fill_endorsement(page, *, name, country, email, visibility="public", org_type="peace", city=""):
+    page.fill("#f-organisation_name", name)
+    page.select_option("#f-country", country)
+    if city:
+        page.fill("#f-city", city)
+    page.select_option("#f-organisation_type", org_type)
+    page.fill("#f-contact_name", "Kontaktperson")
+    page.fill("#f-contact_email", email)
+    page.check(f"#f-visibility-{visibility}")
+    page.check("#f-authorised")
+    page.check("#f-consent")
+
+
+def test_german_organisation_endorses_in_german(live_server, smtp, page, shots):
+    page.goto(f"{live_server.url}/appeals/protect-deserters?lang=de")
+    assert page.locator("html").get_attribute("lang") == "de"
+    shots("appeal-de")
+    fill_endorsement(page, name="Friedenskreis Offenbach", country="DE", city="Offenbach",
+                     email="kreis@friedenskreis.example")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/check-email**")
+    shots("check-email")
+
+    [message] = wait_for_mail(smtp, "kreis@friedenskreis.example")
+    assert message["Content-Language"] == "de"
+    [link] = links(message, live_server.url)
+    page.goto(link)
+    shots("confirm-page")
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    assert page.locator("[role=status]").count() == 1
+    shots("confirmed")
+
+    page.goto(f"{live_server.url}/appeals/protect-deserters/signatories?lang=de")
+    assert page.get_by_text("Friedenskreis Offenbach").count() == 1
+    assert "Deutschland" in page.content()
+    shots("listed")
+    page.goto(f"{live_server.url}/api/appeals/protect-deserters")
+    assert '"DE":1' in page.content().replace(" ", "")
+
+
+def test_belarusian_organisation_endorses_anonymously_in_russian(live_server, smtp, page, shots):
+    secret_name = "Незалежная ініцыятыва Гомель"
+    page.goto(f"{live_server.url}/appeals/protect-deserters?lang=ru")
+    assert page.locator("html").get_attribute("lang") == "ru"
+    fill_endorsement(page, name=secret_name, country="BY", email="hidden@initiative.example",
+                     visibility="anonymous", org_type="human_rights")
+    shots("form-filled")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/check-email**")
+    [message] = wait_for_mail(smtp, "hidden@initiative.example")
+    [link] = links(message, live_server.url)
+    page.goto(link)
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    shots("confirmed")
+
+    # Counted...
+    page.goto(f"{live_server.url}/api/appeals/protect-deserters")
+    assert '"BY":1' in page.content().replace(" ", "")
+    # ...but named nowhere public.
+    for path in ("/appeals/protect-deserters?lang=ru", "/appeals/protect-deserters/signatories?lang=ru",
+                 "/api/appeals/protect-deserters/endorsements", "/appeals/protect-deserters/endorsements.csv"):
+        response = page.request.get(f"{live_server.url}{path}")
+        assert response.ok
+        assert secret_name not in response.text(), path
+    page.goto(f"{live_server.url}/appeals/protect-deserters/signatories?lang=ru")
+    shots("list-without-name")
