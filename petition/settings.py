@@ -130,7 +130,8 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
 
     smtp_tls = str(get("SMTP_TLS", "none") or "none").strip().lower()
     if smtp_tls not in SMTP_TLS_MODES:
-        raise SettingsError(f"SMTP_TLS must be one of {', '.join(SMTP_TLS_MODES)}, not {smtp_tls!r}")
+        modes = ", ".join(SMTP_TLS_MODES)
+        raise SettingsError(f"SMTP_TLS must be one of {modes}, not {smtp_tls!r}")
     smtp_port_default = {"none": 25, "starttls": 587, "tls": 465}[smtp_tls]
 
     def as_int(name: str, default: int) -> int:

@@ -21,8 +21,10 @@ def tables_in(url: str) -> set[str]:
     if url.startswith("sqlite:///"):
         rows = db_rows(url, "SELECT name FROM sqlite_master WHERE type = 'table'")
         return {r["name"] for r in rows if not r["name"].startswith("sqlite_")}
-    rows = db_rows(url, "SELECT table_name AS name FROM information_schema.tables "
-                        "WHERE table_schema = 'public'")
+    rows = db_rows(
+        url,
+        "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public'",
+    )
     return {r["name"] for r in rows}
 
 

@@ -1,4 +1,4 @@
-"""Settings from the environment: the embedded default keeps a generated secret; mistakes are clear."""
+"""Settings from the environment: a generated secret for the embedded default; clear errors."""
 
 from __future__ import annotations
 
@@ -15,9 +15,21 @@ from petition.settings import SettingsError, load_settings
 from tests.conftest import _admin, _backend, _with_database
 from tests.support import db_rows
 
-CONTRACT = ("DATABASE_URL", "SECRET_KEY", "BASE_URL", "SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME",
-            "SMTP_PASSWORD", "SMTP_TLS", "MAIL_FROM", "DATA_DIR", "SIGNING_P12", "SIGNING_P12_PASSWORD",
-            "TRUSTED_IPS")
+CONTRACT = (
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "BASE_URL",
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "SMTP_USERNAME",
+    "SMTP_PASSWORD",
+    "SMTP_TLS",
+    "MAIL_FROM",
+    "DATA_DIR",
+    "SIGNING_P12",
+    "SIGNING_P12_PASSWORD",
+    "TRUSTED_IPS",
+)
 PG = "postgresql://petition@127.0.0.1:5432/petition"
 
 
@@ -47,8 +59,12 @@ def test_processes_starting_together_share_one_generated_secret(tmp_path: Path):
 
     data = tmp_path / "data"
     with ThreadPoolExecutor(8) as pool:
-        secrets = set(pool.map(lambda _: str(load_settings(env_file=None, data_dir=str(data)).secret_key),
-                               range(16)))
+        secrets = set(
+            pool.map(
+                lambda _: str(load_settings(env_file=None, data_dir=str(data)).secret_key),
+                range(16),
+            )
+        )
     assert len(secrets) == 1
     assert sorted(p.name for p in data.iterdir()) == ["secret_key"]
 
@@ -62,11 +78,17 @@ def test_a_set_secret_wins_and_nothing_is_written(tmp_path: Path, monkeypatch: p
 
 
 def test_settings_come_from_a_dot_env_file(tmp_path: Path):
-    (tmp_path / ".env").write_text(f"SECRET_KEY={'e' * 32}\nSMTP_HOST=mail.example.org\nSMTP_TLS=starttls\n"
-                                   f"DATA_DIR={tmp_path / 'd'}\nTRUSTED_IPS=10.0.0.0/8, 2001:db8::1\n")
+    (tmp_path / ".env").write_text(
+        f"SECRET_KEY={'e' * 32}\nSMTP_HOST=mail.example.org\nSMTP_TLS=starttls\n"
+        f"DATA_DIR={tmp_path / 'd'}\nTRUSTED_IPS=10.0.0.0/8, 2001:db8::1\n"
+    )
     settings = load_settings()
     assert str(settings.secret_key) == "e" * 32
-    assert (settings.smtp_host, settings.smtp_port, settings.smtp_tls) == ("mail.example.org", 587, "starttls")
+    assert (settings.smtp_host, settings.smtp_port, settings.smtp_tls) == (
+        "mail.example.org",
+        587,
+        "starttls",
+    )
     assert [str(n) for n in settings.trusted_ips] == ["10.0.0.0/8", "2001:db8::1/128"]
 
 
@@ -87,7 +109,10 @@ def test_a_short_secret_is_refused(tmp_path: Path):
 def test_a_bad_smtp_tls_is_a_clear_error(tmp_path: Path, value: str):
     if value.strip().lower() == "starttls":
         # Case and surrounding spaces from a .env file are forgiven.
-        assert load_settings(env_file=None, data_dir=str(tmp_path), smtp_tls=value).smtp_tls == "starttls"
+        assert (
+            load_settings(env_file=None, data_dir=str(tmp_path), smtp_tls=value).smtp_tls
+            == "starttls"
+        )
         return
     with pytest.raises(SettingsError, match="SMTP_TLS must be one of none, starttls, tls"):
         load_settings(env_file=None, data_dir=str(tmp_path), smtp_tls=value)
@@ -114,8 +139,9 @@ def test_cli_reports_a_settings_error_without_a_traceback(monkeypatch: pytest.Mo
     assert "Traceback" not in result.output
 
 
-def test_cli_db_upgrade_creates_the_tables_on_the_embedded_default(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch):
+def test_cli_db_upgrade_creates_the_tables_on_the_embedded_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     data = tmp_path / "fresh-data"
     monkeypatch.setenv("DATA_DIR", str(data))
     result = CliRunner().invoke(main, ["db", "upgrade"])
@@ -140,7 +166,9 @@ def test_cli_db_upgrade_on_postgresql(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("SECRET_KEY", "k" * 40)
         result = CliRunner().invoke(main, ["db", "upgrade"])
         assert result.exit_code == 0, result.output
-        rows = db_rows(url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+        rows = db_rows(
+            url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        )
         assert {"appeals", "endorsements", "outbox"} <= {r["table_name"] for r in rows}
     finally:
         asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -23,7 +23,9 @@ def endorse_and_get_link(site, smtp, email=EMAIL) -> str:
 
 
 def state(database_url) -> dict:
-    [row] = db_rows(database_url, "SELECT state, confirmed_at, listed_at, token_nonce FROM endorsements")
+    [row] = db_rows(
+        database_url, "SELECT state, confirmed_at, listed_at, token_nonce FROM endorsements"
+    )
     return row
 
 
@@ -36,7 +38,9 @@ def signed_in_the_past(purpose: Purpose, payload: list, seconds_ago: int) -> str
         def get_timestamp(self) -> int:
             return int(time.time()) - seconds_ago
 
-    return str(URLSafeTimedSerializer(TEST_SECRET, salt=purpose.value, signer=PastSigner).dumps(payload))
+    return str(
+        URLSafeTimedSerializer(TEST_SECRET, salt=purpose.value, signer=PastSigner).dumps(payload)
+    )
 
 
 def post_confirm(client, path: str, page_path: str | None = None):
@@ -89,19 +93,27 @@ def test_a_token_signed_for_another_purpose_is_refused(site, client, smtp, datab
     path = endorse_and_get_link(site, smtp)
     claims = Tokens(TEST_SECRET).read(Purpose.CONFIRM, token_of(path), max_age=None)
     for purpose in (Purpose.WITHDRAW, Purpose.DATA_REQUEST):
-        other = Tokens(TEST_SECRET).make(purpose, endorsement_id=claims.endorsement_id, nonce=claims.nonce)
+        other = Tokens(TEST_SECRET).make(
+            purpose, endorsement_id=claims.endorsement_id, nonce=claims.nonce
+        )
         assert client.get(f"/confirm/{other}").status_code == 400
         assert post_confirm(client, f"/confirm/{other}").status_code == 400
     # The CSRF signer's salt does not make a confirmation token either.
-    assert client.get(f"/confirm/{csrf_from(client.get('/appeals/protect-deserters').text)}").status_code == 400
+    assert (
+        client.get(
+            f"/confirm/{csrf_from(client.get('/appeals/protect-deserters').text)}"
+        ).status_code
+        == 400
+    )
     assert state(database_url)["state"] == "pending"
 
 
 def test_a_token_signed_with_another_secret_is_refused(site, client, smtp, database_url):
     path = endorse_and_get_link(site, smtp)
     claims = Tokens(TEST_SECRET).read(Purpose.CONFIRM, token_of(path), max_age=None)
-    forged = Tokens("another-secret-of-some-length").make(Purpose.CONFIRM, endorsement_id=claims.endorsement_id,
-                                                            nonce=claims.nonce)
+    forged = Tokens("another-secret-of-some-length").make(
+        Purpose.CONFIRM, endorsement_id=claims.endorsement_id, nonce=claims.nonce
+    )
     assert post_confirm(client, f"/confirm/{forged}").status_code == 400
     assert state(database_url)["state"] == "pending"
 
@@ -110,8 +122,10 @@ def test_a_token_for_an_unknown_endorsement_or_nonce_is_refused(site, client, sm
     path = endorse_and_get_link(site, smtp)
     claims = Tokens(TEST_SECRET).read(Purpose.CONFIRM, token_of(path), max_age=None)
     tokens = Tokens(TEST_SECRET)
-    for endorsement_id, nonce in ((claims.endorsement_id + 1000, claims.nonce),
-                                  (claims.endorsement_id, "0" * 32)):
+    for endorsement_id, nonce in (
+        (claims.endorsement_id + 1000, claims.nonce),
+        (claims.endorsement_id, "0" * 32),
+    ):
         token = tokens.make(Purpose.CONFIRM, endorsement_id=endorsement_id, nonce=nonce)
         assert client.get(f"/confirm/{token}").status_code == 404
         assert post_confirm(client, f"/confirm/{token}").status_code == 404
@@ -132,8 +146,11 @@ def test_an_expired_link_offers_a_fresh_one_that_works(site, client, smtp, datab
     assert post_confirm(client, f"/confirm/{expired}", f"/confirm/{expired}").status_code == 410
     assert state(database_url)["state"] == "pending"
 
-    resend = client.post("/confirm/resend", data={"csrf_token": csrf_from(page.text), "token": expired},
-                         follow_redirects=False)
+    resend = client.post(
+        "/confirm/resend",
+        data={"csrf_token": csrf_from(page.text), "token": expired},
+        follow_redirects=False,
+    )
     assert resend.status_code == 303
     assert resend.headers["location"].startswith("/appeals/protect-deserters/check-email")
     first, fresh = wait_for_mail(smtp, EMAIL, count=2)
@@ -155,8 +172,14 @@ def test_expiry_follows_the_setting(database_url, tmp_path, smtp):
         path = endorse_and_get_link(site, smtp)
         claims = Tokens(TEST_SECRET).read(Purpose.CONFIRM, token_of(path), max_age=None)
         payload = [claims.endorsement_id, claims.nonce]
-        assert client.get(f"/confirm/{signed_in_the_past(Purpose.CONFIRM, payload, 3000)}").status_code == 200
-        assert client.get(f"/confirm/{signed_in_the_past(Purpose.CONFIRM, payload, 3700)}").status_code == 410
+        assert (
+            client.get(f"/confirm/{signed_in_the_past(Purpose.CONFIRM, payload, 3000)}").status_code
+            == 200
+        )
+        assert (
+            client.get(f"/confirm/{signed_in_the_past(Purpose.CONFIRM, payload, 3700)}").status_code
+            == 410
+        )
 
 
 def test_resend_sends_nothing_for_a_confirmed_endorsement(site, client, smtp, database_url):
@@ -164,8 +187,11 @@ def test_resend_sends_nothing_for_a_confirmed_endorsement(site, client, smtp, da
     site.confirm(path)
     wait_for_mail(smtp, EMAIL, count=2)
     page = client.get("/appeals/protect-deserters")
-    response = client.post("/confirm/resend", data={"csrf_token": csrf_from(page.text), "token": token_of(path)},
-                           follow_redirects=False)
+    response = client.post(
+        "/confirm/resend",
+        data={"csrf_token": csrf_from(page.text), "token": token_of(path)},
+        follow_redirects=False,
+    )
     assert response.status_code == 303
     assert db_count(database_url, "outbox") == 2
 
@@ -202,7 +228,10 @@ def test_resend_post_without_valid_csrf_is_forbidden(site, client, smtp, databas
 @pytest.mark.parametrize("token", ["", "garbage", "%FF"])
 def test_resend_with_a_bad_token_is_a_4xx(site, client, database_url, token):
     page = client.get("/appeals/protect-deserters")
-    response = client.post("/confirm/resend", data={"csrf_token": csrf_from(page.text), "token": token},
-                           follow_redirects=False)
+    response = client.post(
+        "/confirm/resend",
+        data={"csrf_token": csrf_from(page.text), "token": token},
+        follow_redirects=False,
+    )
     assert 400 <= response.status_code < 500
     assert db_count(database_url, "outbox") == 0

@@ -24,8 +24,15 @@ MESSAGES = {
     "consent": "Please agree to how we use your data, or we cannot record your endorsement.",
     "visibility": "Please choose whether your organisation may be named publicly.",
 }
-LIMITS = {"organisation_name": 200, "city": 100, "website": 300, "contact_name": 150,
-          "contact_role": 150, "contact_email": 254, "comment": 1000}
+LIMITS = {
+    "organisation_name": 200,
+    "city": 100,
+    "website": 300,
+    "contact_name": 150,
+    "contact_role": 150,
+    "contact_email": 254,
+    "comment": 1000,
+}
 
 
 def overlong(name: str) -> str:
@@ -37,8 +44,10 @@ def overlong(name: str) -> str:
     return "x" * n
 
 
-def assert_refused(client, smtp, database_url, response, field: str, message: str, sent: dict[str, str]):
-    """400, the field's message next to the field, every other value kept, nothing stored or sent."""
+def assert_refused(
+    client, smtp, database_url, response, field: str, message: str, sent: dict[str, str]
+):
+    """400, the field's message by the field, the other values kept, nothing stored or sent."""
     assert response.status_code == 400, response.text[:500]
     page = response.text
     assert html.escape(message, quote=True) in page or message in html.unescape(page)
@@ -66,8 +75,18 @@ def post(site, **overrides):
     return form, site.client.post(ENDORSE, data=form, follow_redirects=False)
 
 
-@pytest.mark.parametrize("field", ["organisation_name", "country", "organisation_type", "contact_name",
-                                   "contact_email", "authorised", "consent"])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "organisation_name",
+        "country",
+        "organisation_type",
+        "contact_name",
+        "contact_email",
+        "authorised",
+        "consent",
+    ],
+)
 @pytest.mark.parametrize("how", ["empty", "absent"])
 def test_each_required_field_missing_is_refused(site, client, smtp, database_url, field, how):
     form, response = post(site, **{field: "" if how == "empty" else None})  # type: ignore[dict-item]
@@ -80,7 +99,9 @@ def test_only_whitespace_counts_as_missing(site, client, smtp, database_url):
     assert_refused(client, smtp, database_url, response, "organisation_name", REQUIRED, form)
     # Invisible characters (zero-width space, right-to-left override) are not a name either.
     form, response = post(site, contact_name="\u200b \u202e")
-    assert_refused(client, smtp, database_url, response, "contact_name", MESSAGES["contact_name"], form)
+    assert_refused(
+        client, smtp, database_url, response, "contact_name", MESSAGES["contact_name"], form
+    )
 
 
 @pytest.mark.parametrize("field", sorted(LIMITS))
@@ -91,19 +112,34 @@ def test_each_overlong_field_is_refused(site, client, smtp, database_url, field)
 
 
 def test_field_at_its_limit_is_accepted(site, database_url):
-    values = {name: "y" * limit for name, limit in LIMITS.items()
-              if name not in ("website", "contact_email")}
+    values = {
+        name: "y" * limit
+        for name, limit in LIMITS.items()
+        if name not in ("website", "contact_email")
+    }
     _form, response = post(site, **values)
     assert response.status_code == 303
     [row] = db_rows(database_url, "SELECT organisation_name, comment FROM endorsements")
     assert len(row["organisation_name"]) == 200 and len(row["comment"]) == 1000
 
 
-@pytest.mark.parametrize("email", ["not-an-email", "name@", "@example.org", "a@@example.org",
-                                   "name@example", "name @example.org", "name@exa_mple.org"])
+@pytest.mark.parametrize(
+    "email",
+    [
+        "not-an-email",
+        "name@",
+        "@example.org",
+        "a@@example.org",
+        "name@example",
+        "name @example.org",
+        "name@exa_mple.org",
+    ],
+)
 def test_malformed_email_is_refused(site, client, smtp, database_url, email):
     form, response = post(site, contact_email=email)
-    assert_refused(client, smtp, database_url, response, "contact_email", MESSAGES["contact_email"], form)
+    assert_refused(
+        client, smtp, database_url, response, "contact_email", MESSAGES["contact_email"], form
+    )
 
 
 @pytest.mark.parametrize("country", ["XX", "Germany", "D", "DEU", "EU", "<b>"])
@@ -115,14 +151,31 @@ def test_unknown_country_is_refused(site, client, smtp, database_url, country):
 @pytest.mark.parametrize("kind", ["pirates", "NGO", "ngox", "ngo;drop"])
 def test_unknown_organisation_type_is_refused(site, client, smtp, database_url, kind):
     form, response = post(site, organisation_type=kind)
-    assert_refused(client, smtp, database_url, response, "organisation_type", MESSAGES["organisation_type"],
-                   form)
+    assert_refused(
+        client,
+        smtp,
+        database_url,
+        response,
+        "organisation_type",
+        MESSAGES["organisation_type"],
+        form,
+    )
 
 
-@pytest.mark.parametrize("website", ["javascript:alert(1)", "javascript://example.org/%0Aalert(1)",
-                                     "ftp://files.example.org/", "https://user:pw@example.org",
-                                     "https://localhost", "https://10.0.0.12", "data:text/html,x",
-                                     "https://exa mple.org", "https://example.org:99999"])
+@pytest.mark.parametrize(
+    "website",
+    [
+        "javascript:alert(1)",
+        "javascript://example.org/%0Aalert(1)",
+        "ftp://files.example.org/",
+        "https://user:pw@example.org",
+        "https://localhost",
+        "https://10.0.0.12",
+        "data:text/html,x",
+        "https://exa mple.org",
+        "https://example.org:99999",
+    ],
+)
 def test_website_that_is_not_a_web_address_is_refused(site, client, smtp, database_url, website):
     form, response = post(site, website=website)
     assert_refused(client, smtp, database_url, response, "website", MESSAGES["website"], form)
@@ -137,8 +190,15 @@ def test_all_errors_at_once_are_listed_together(site, client, smtp, database_url
     response = client.post(ENDORSE, data={"csrf_token": site.csrf()}, follow_redirects=False)
     assert response.status_code == 400
     page = html.unescape(response.text)
-    for key in ("organisation_name", "country", "organisation_type", "contact_name",
-                "contact_email_missing", "authorised", "consent"):
+    for key in (
+        "organisation_name",
+        "country",
+        "organisation_type",
+        "contact_name",
+        "contact_email_missing",
+        "authorised",
+        "consent",
+    ):
         assert MESSAGES[key] in page
     assert db_count(database_url, "endorsements") == 0
 
@@ -150,12 +210,15 @@ def test_markup_in_a_refused_form_is_shown_as_text(site):
     assert form_values(response.text)["organisation_name"] == '<script>alert("x")</script>'
 
 
-@pytest.mark.parametrize(("typed", "stored"), [
-    ("example.org", "https://example.org"),
-    ("http://x.org/a", "https://x.org/a"),
-    ("  HTTPS://Example.ORG/Path?q=1#top ", "https://example.org/Path?q=1"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("example.org", "https://example.org"),
+        ("http://x.org/a", "https://x.org/a"),
+        ("  HTTPS://Example.ORG/Path?q=1#top ", "https://example.org/Path?q=1"),
+        ("", ""),
+    ],
+)
 def test_website_is_stored_as_an_https_address(site, database_url, typed, stored):
     _form, response = post(site, website=typed)
     assert response.status_code == 303
@@ -198,9 +261,12 @@ def test_a_streamed_body_of_several_megabytes_without_length_is_refused(site, cl
         for _ in range(50):
             yield b"z" * 100_000
 
-    response = client.post(ENDORSE, content=chunks(),
-                           headers={"Content-Type": "application/x-www-form-urlencoded"},
-                           follow_redirects=False)
+    response = client.post(
+        ENDORSE,
+        content=chunks(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
     assert response.status_code == 413
     assert db_count(database_url, "endorsements") == 0
 
@@ -217,9 +283,12 @@ def test_non_utf8_bytes_in_an_urlencoded_body_never_fail(site, client, smtp, dat
     form["csrf_token"] = site.csrf()
     del form["organisation_name"]
     body = _urlencoded(form) + b"&organisation_name=" + raw
-    response = client.post(ENDORSE, content=body,
-                           headers={"Content-Type": "application/x-www-form-urlencoded"},
-                           follow_redirects=False)
+    response = client.post(
+        ENDORSE,
+        content=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
     assert response.status_code == 400
     assert db_count(database_url, "endorsements") == 0
 
@@ -228,9 +297,12 @@ def test_non_utf8_bytes_in_a_field_name_never_fail(site, client, database_url):
     form = valid_form()
     form["csrf_token"] = site.csrf()
     body = _urlencoded(form) + b"&\xff\xfe=1&%FF=2"
-    response = client.post(ENDORSE, content=body,
-                           headers={"Content-Type": "application/x-www-form-urlencoded"},
-                           follow_redirects=False)
+    response = client.post(
+        ENDORSE,
+        content=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
     assert response.status_code in (303, 400)
     assert response.status_code < 500
 
@@ -256,22 +328,29 @@ def test_non_utf8_bytes_in_a_multipart_body_never_fail(site, client, database_ur
     else:
         parts.append((b"_charset_", b"no-such-charset"))
         parts.append((b"organisation_name", b"\xff"))
-    response = client.post(ENDORSE, content=_multipart(parts),
-                           headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
-                           follow_redirects=False)
+    response = client.post(
+        ENDORSE,
+        content=_multipart(parts),
+        headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
+        follow_redirects=False,
+    )
     assert response.status_code == 400
     assert db_count(database_url, "endorsements") == 0
 
 
 def test_a_broken_multipart_body_is_a_400(site, client, database_url):
-    response = client.post(ENDORSE, content=b"--nope\r\ngarbage",
-                           headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
-                           follow_redirects=False)
+    response = client.post(
+        ENDORSE,
+        content=b"--nope\r\ngarbage",
+        headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
+        follow_redirects=False,
+    )
     assert response.status_code in (400, 403)
     assert db_count(database_url, "endorsements") == 0
 
 
 # --- CSRF ---------------------------------------------------------------------------------------
+
 
 def _assert_nothing_stored(client, smtp, database_url):
     assert db_count(database_url, "endorsements") == 0
@@ -290,7 +369,9 @@ def test_post_without_csrf_token_is_forbidden(site, client, smtp, database_url):
 @pytest.mark.parametrize("token", ["wrong", "x" * 60, "eyJ9.invalid"])
 def test_post_with_wrong_csrf_token_is_forbidden(site, client, smtp, database_url, token):
     site.csrf()
-    response = client.post(ENDORSE, data={**valid_form(), "csrf_token": token}, follow_redirects=False)
+    response = client.post(
+        ENDORSE, data={**valid_form(), "csrf_token": token}, follow_redirects=False
+    )
     assert response.status_code == 403
     _assert_nothing_stored(client, smtp, database_url)
 
@@ -299,7 +380,9 @@ def test_csrf_token_of_another_browser_is_forbidden(site, client, smtp, database
     other_token = site.csrf()
     client.cookies.clear()
     site.csrf()  # this browser gets its own cookie
-    response = client.post(ENDORSE, data={**valid_form(), "csrf_token": other_token}, follow_redirects=False)
+    response = client.post(
+        ENDORSE, data={**valid_form(), "csrf_token": other_token}, follow_redirects=False
+    )
     assert response.status_code == 403
     _assert_nothing_stored(client, smtp, database_url)
 
@@ -307,7 +390,9 @@ def test_csrf_token_of_another_browser_is_forbidden(site, client, smtp, database
 def test_csrf_token_without_its_cookie_is_forbidden(site, client, smtp, database_url):
     token = site.csrf()
     client.cookies.clear()
-    response = client.post(ENDORSE, data={**valid_form(), "csrf_token": token}, follow_redirects=False)
+    response = client.post(
+        ENDORSE, data={**valid_form(), "csrf_token": token}, follow_redirects=False
+    )
     assert response.status_code == 403
     _assert_nothing_stored(client, smtp, database_url)
 
@@ -321,7 +406,10 @@ def test_the_form_page_sets_a_strict_csrf_cookie(client):
 
 # --- honeypot -----------------------------------------------------------------------------------
 
-def test_filled_honeypot_gets_the_same_answer_and_nothing_is_stored(site, client, smtp, database_url):
+
+def test_filled_honeypot_gets_the_same_answer_and_nothing_is_stored(
+    site, client, smtp, database_url
+):
     person = post(site, contact_email="person@example.org")[1]
     assert person.status_code == 303
     form = valid_form(contact_email="bot@example.org")

@@ -1,4 +1,4 @@
-"""A whole endorse → confirm journey with SMTP configured leaves no email address or token in the logs."""
+"""A whole endorse → confirm journey with SMTP configured logs no email address or token."""
 
 from __future__ import annotations
 

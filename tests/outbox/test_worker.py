@@ -46,6 +46,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 def run_passes(settings: Settings, passes: int = 1, workers: int = 1) -> list[int]:
     """Run `passes` rounds of `workers` side-by-side workers; how many emails each round handled."""
+
     async def go() -> list[int]:
         dbs = [Database(settings.database_url) for _ in range(workers)]
         for db in dbs:
@@ -81,7 +82,9 @@ def make_site(database_url, tmp_path, smtp) -> Iterator[Any]:
     clients: list[TestClient] = []
 
     def build(**overrides: Any) -> tuple[Site, Settings]:
-        settings = make_settings(database_url, tmp_path / "data", smtp, run_worker=False, **overrides)
+        settings = make_settings(
+            database_url, tmp_path / "data", smtp, run_worker=False, **overrides
+        )
         client = TestClient(create_app(settings), base_url=BASE_URL)
         client.__enter__()
         clients.append(client)
@@ -92,7 +95,9 @@ def make_site(database_url, tmp_path, smtp) -> Iterator[Any]:
         client.__exit__(None, None, None)
 
 
-def test_smtp_down_then_up_delivers_once_with_the_same_message_id(make_site, smtp, clock, database_url):
+def test_smtp_down_then_up_delivers_once_with_the_same_message_id(
+    make_site, smtp, clock, database_url
+):
     site, settings = make_site()
     smtp.stop()
     response = site.endorse(contact_email=EMAIL)
@@ -201,7 +206,9 @@ def test_too_many_4xx_answers_mark_the_email_failed(make_site, smtp, clock, data
     assert smtp.messages == []
 
 
-def test_a_5xx_answer_marks_the_email_failed_and_it_is_not_retried(make_site, smtp, clock, database_url):
+def test_a_5xx_answer_marks_the_email_failed_and_it_is_not_retried(
+    make_site, smtp, clock, database_url
+):
     site, settings = make_site()
     site.endorse(contact_email=EMAIL)
     smtp.sink.refuse_with = "554 5.7.1 Message rejected"
@@ -217,7 +224,9 @@ def test_a_5xx_answer_marks_the_email_failed_and_it_is_not_retried(make_site, sm
     assert db_rows(database_url, "SELECT state FROM endorsements")[0]["state"] == "pending"
 
 
-def test_an_email_claimed_by_a_worker_that_died_is_sent_after_its_lease(make_site, smtp, clock, database_url):
+def test_an_email_claimed_by_a_worker_that_died_is_sent_after_its_lease(
+    make_site, smtp, clock, database_url
+):
     site, settings = make_site(outbox_lease_seconds=300)
     site.endorse(contact_email=EMAIL)
 
