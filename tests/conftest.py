@@ -158,15 +158,3 @@ class Site:
 @pytest.fixture
 def site(client: TestClient) -> Site:
     return Site(client)
-
-
-@pytest.fixture
-def quiet_settings(database_url: str, tmp_path: Path, smtp: SMTPServer) -> Settings:
-    """SMTP configured, but no in-process worker: the test drives the outbox itself."""
-    return make_settings(database_url, tmp_path / "data", smtp, run_worker=False)
-
-
-@pytest.fixture
-def quiet_client(quiet_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(quiet_settings), base_url=BASE_URL) as test_client:
-        yield test_client
