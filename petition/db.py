@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,11 @@ import sqlalchemy as sa
 from sqlalchemy.sql import ClauseElement
 
 Row = Mapping[str, Any]
+
+# `databases` and `aiosqlite` log every query with its arguments (email addresses, names)
+# at DEBUG. Personal data never goes into logs, whatever level an operator chooses.
+for _name in ("databases", "aiosqlite"):
+    logging.getLogger(_name).setLevel(logging.INFO)
 
 _write_depth: contextvars.ContextVar[int] = contextvars.ContextVar("petition_write_depth", default=0)
 

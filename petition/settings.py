@@ -78,13 +78,23 @@ def _parse_networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
 def _secret_from_data_dir(data_dir: Path) -> str:
     """Generate SECRET_KEY once for the embedded default and keep it in the data directory."""
     path = data_dir / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # Written whole under a private name, then linked into place: `serve` and a
+        # `worker` starting together must not crash on, or read, a half-written file.
+        tmp = data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process was first: use its secret
+        finally:
+            tmp.unlink()
+    value = path.read_text().strip()
+    if not value:
+        raise SettingsError(f"{path} is empty: delete it to have a new SECRET_KEY generated")
     return value
 
 
@@ -118,9 +128,10 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
     if len(secret) < 16:
         raise SettingsError("SECRET_KEY must be at least 16 characters long")
 
-    smtp_tls = str(get("SMTP_TLS", "none")).lower()
+    smtp_tls = str(get("SMTP_TLS", "none") or "none").strip().lower()
     if smtp_tls not in SMTP_TLS_MODES:
-        raise SettingsError(f"SMTP_TLS must be one of {', '.join(SMTP_TLS_MODES)}")
+        modes = ", ".join(SMTP_TLS_MODES)
+        raise SettingsError(f"SMTP_TLS must be one of {modes}, not {smtp_tls!r}")
     smtp_port_default = {"none": 25, "starttls": 587, "tls": 465}[smtp_tls]
 
     def as_int(name: str, default: int) -> int:

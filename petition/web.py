@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
 
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -61,10 +62,35 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
     return response
 
 
+#: No per-field limit below the body limit (BodySizeLimitMiddleware): an overlong field gets
+#: its own message in the re-rendered form rather than a bare 400.
+MAX_FIELD_BYTES = 1024 * 1024
+
+
+def _is_utf8_form(body: bytes, content_type: str) -> bool:
+    """Starlette decodes bytes that are not UTF-8 as U+FFFD (urlencoded) or as Latin-1
+    (multipart), which would store mojibake as an organisation's name: refuse them instead."""
+    if content_type.startswith("multipart/"):
+        # No file uploads are accepted, so every byte of a well-formed body is UTF-8 text.
+        candidates = [body]
+    else:
+        candidates = [unquote_to_bytes(part.replace(b"+", b" ")) for part in body.split(b"&")]
+    try:
+        for candidate in candidates:
+            candidate.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 async def read_form(request: Request, *, check_csrf: bool = True) -> FormData:
     """The submitted form, CSRF-checked; malformed bodies are a 400, not a 500."""
+    # Read (and size-check) the body first; request.form() then parses this copy.
+    body = await request.body()
+    if not _is_utf8_form(body, request.headers.get("content-type", "").lower()):
+        raise HTTPException(400, "malformed form")
     try:
-        form = await request.form(max_files=0, max_fields=60, max_part_size=256 * 1024)
+        form = await request.form(max_files=0, max_fields=60, max_part_size=MAX_FIELD_BYTES)
     except (MultiPartException, UnicodeDecodeError, ValueError) as exc:
         raise HTTPException(400, "malformed form") from exc
     if check_csrf:

@@ -123,3 +123,78 @@ def valid_form(**overrides: str) -> dict[str, str]:
     }
     form.update(overrides)
     return form
+
+
+def db_rows(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Rows of a plain SQL query, read straight from the database the app writes to.
+
+    Placeholders are `$1, $2, …` (asyncpg's); on SQLite they become `?`.
+    """
+    if database_url.startswith("sqlite:///"):
+        import sqlite3
+
+        conn = sqlite3.connect(database_url[len("sqlite:///"):], timeout=30)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in conn.execute(re.sub(r"\$\d+", "?", sql), args).fetchall()]
+        finally:
+            conn.close()
+    import asyncio
+
+    import asyncpg
+
+    async def query() -> list[dict[str, Any]]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return [dict(r) for r in await conn.fetch(sql, *args)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(query())
+
+
+def db_count(database_url: str, table: str) -> int:
+    return int(db_rows(database_url, f"SELECT count(*) AS n FROM {table}")[0]["n"])
+
+
+def form_values(html: str) -> dict[str, str]:
+    """What a browser would submit from the page's first POST form: inputs, selects, textareas."""
+    from html.parser import HTMLParser
+
+    class Parser(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.values: dict[str, str] = {}
+            self.select: str | None = None
+            self.textarea: str | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = {k: v or "" for k, v in attrs}
+            if tag == "input" and a.get("name"):
+                if a.get("type") in ("checkbox", "radio"):
+                    if "checked" in a:
+                        self.values[a["name"]] = a.get("value", "on")
+                else:
+                    self.values[a["name"]] = a.get("value", "")
+            elif tag == "select":
+                self.select = a.get("name")
+                self.values.setdefault(self.select or "", "")
+            elif tag == "option" and self.select and "selected" in a:
+                self.values[self.select] = a.get("value", "")
+            elif tag == "textarea":
+                self.textarea = a.get("name")
+                self.values[self.textarea or ""] = ""
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "select":
+                self.select = None
+            elif tag == "textarea":
+                self.textarea = None
+
+        def handle_data(self, data: str) -> None:
+            if self.textarea:
+                self.values[self.textarea] += data
+
+    parser = Parser()
+    parser.feed(html)
+    return parser.values

@@ -102,7 +102,8 @@ def normalise_website(raw: str) -> str:
         ascii_host = host.encode("idna").decode("ascii").lower()
     except UnicodeError as exc:
         raise WebsiteError from exc
-    if not _HOST.match(ascii_host) or " " in value:
+    # A host name, not an address: the last label of 10.0.0.12 is all digits.
+    if not _HOST.match(ascii_host) or ascii_host.rpartition(".")[2].isdigit() or " " in value:
         raise WebsiteError
     try:
         port = parts.port

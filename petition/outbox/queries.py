@@ -14,10 +14,26 @@ from petition.schema import utcnow
 Q = OutboxState
 
 
+def _jitter(base: float, cap: float) -> float:
+    """±10 % so retries do not stampede, never beyond the cap."""
+    return min(cap, base * random.uniform(0.9, 1.1))
+
+
 def backoff_seconds(attempts: int, cap: float) -> float:
-    """30 s, 1 min, 2 min, … capped, with ±10 % jitter so retries do not stampede."""
-    base = min(cap, 30.0 * 2 ** max(0, attempts - 1))
-    return base * random.uniform(0.9, 1.1)
+    """30 s, 1 min, 2 min, … capped."""
+    return _jitter(min(cap, 30.0 * 2 ** min(max(0, attempts - 1), 30)), cap)
+
+
+def outage_backoff_seconds(created_at: dt.datetime, cap: float) -> float:
+    """The relay did not answer: wait about as long as the email has waited so far.
+
+    Such tries do not count as attempts (an outage must not exhaust them), so the
+    attempt count cannot grow the delay; the email's age does: 30 s, 1 min, 2 min, … capped.
+    """
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=dt.UTC)
+    waited = (utcnow() - created_at).total_seconds()
+    return _jitter(min(cap, max(30.0, waited)), cap)
 
 
 async def claim_due(db: Database, *, worker_id: str, limit: int, lease_seconds: float) -> Sequence[Row]:

@@ -61,7 +61,11 @@ class OutboxWorker:
                 log.warning("outbox %s (%s) gave up after %d attempts: %s", row["id"], row["kind"], attempts, exc)
                 await queries.mark_failed(self.db, outbox_id=row["id"], worker_id=self.worker_id, error=str(exc))
                 return
-            delay = queries.backoff_seconds(max(1, attempts), self.settings.outbox_max_backoff)
+            cap = self.settings.outbox_max_backoff
+            if exc.counts:
+                delay = queries.backoff_seconds(max(1, attempts), cap)
+            else:
+                delay = queries.outage_backoff_seconds(row["created_at"], cap)
             log.info("outbox %s (%s) will be retried in %.0f s: %s", row["id"], row["kind"], delay, exc)
             await queries.mark_retry(self.db, outbox_id=row["id"], worker_id=self.worker_id, delay=delay,
                                      error=str(exc))

@@ -1,0 +1,76 @@
+"""Cleaning and normalising what people type, without HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from petition.endorsements.forms import (
+    WebsiteError,
+    canonical_email,
+    clean_line,
+    normalise_name,
+    normalise_website,
+    parse_endorsement_form,
+)
+from tests.support import valid_form
+
+
+@pytest.mark.parametrize(
+    ("typed", "normalised"),
+    [
+        ("example.org", "https://example.org"),
+        ("http://x.org/a", "https://x.org/a"),
+        ("https://example.org/", "https://example.org"),
+        ("//example.org/x", "https://example.org/x"),
+        ("HTTPS://WWW.Example.ORG/About?lang=de#team", "https://www.example.org/About?lang=de"),
+        ("https://example.org:443/", "https://example.org"),
+        ("https://example.org:8443/x", "https://example.org:8443/x"),
+        ("https://пример.рф", "https://пример.рф"),
+        ("", ""),
+    ],
+)
+def test_websites_are_normalised_to_https(typed, normalised):
+    assert normalise_website(typed) == normalised
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "javascript:alert(1)",
+        "JavaScript://example.org/%0Aalert(1)",
+        "ftp://files.example.org",
+        "https://user:pw@example.org",
+        "https://user@example.org",
+        "mailto:office@example.org",
+        "https://localhost",
+        "https://10.0.0.12",
+        "https://[::1]/",
+        "https://exa mple.org",
+        "https://-bad-.org",
+        "https://example.org:99999",
+        "https://",
+    ],
+)
+def test_websites_that_are_not_web_addresses_are_refused(typed):
+    with pytest.raises(WebsiteError):
+        normalise_website(typed)
+
+
+def test_emails_are_compared_lower_case_and_trimmed():
+    assert canonical_email("  Office@Example.ORG \n") == "office@example.org"
+    first = parse_endorsement_form(valid_form(contact_email=" Office@Example.ORG "))
+    second = parse_endorsement_form(valid_form(contact_email="office@example.org"))
+    assert first.ok and second.ok
+    assert first.data["email_canonical"] == second.data["email_canonical"] == "office@example.org"
+
+
+def test_lines_lose_control_and_bidi_override_characters():
+    assert clean_line("  Connection\u202e e.V.\x00\n ") == "Connection e.V."
+    assert normalise_name("Amnesty  International e.V.") == "amnesty international e v"
+
+
+def test_values_that_are_not_text_count_as_missing():
+    form = valid_form()
+    form["organisation_name"] = ["a", "b"]  # type: ignore[assignment]
+    parsed = parse_endorsement_form(form)
+    assert "organisation_name" in parsed.errors

@@ -1,0 +1,34 @@
+"""A whole endorse → confirm journey with SMTP configured logs no email address or token."""
+
+from __future__ import annotations
+
+import logging
+
+from tests.conftest import BASE_URL
+from tests.support import links, wait_for_mail
+
+EMAIL = "Kontakt.Person@Soldiers-Mothers.example"
+
+# The test's own HTTP client and SMTP server log what they send and receive; the app does not.
+NOT_THE_APP = ("httpx", "httpcore", "mail.log", "asyncio")
+
+
+def test_endorse_and_confirm_logs_no_email_address_or_token(site, smtp, client, caplog):
+    caplog.set_level(logging.DEBUG)
+    assert site.endorse(contact_email=EMAIL, contact_name="Valentina Melnikova").status_code == 303
+    [message] = wait_for_mail(smtp, "Kontakt.Person@soldiers-mothers.example")
+    [link] = links(message, BASE_URL)
+    token = link.split("/confirm/", 1)[1].split("?", 1)[0]
+    assert site.confirm(link).status_code == 303
+    wait_for_mail(smtp, "Kontakt.Person@soldiers-mothers.example", count=2)
+    # Also the refusals: a bad form and a bad token.
+    site.endorse(contact_email=EMAIL, country="XX")
+    client.get(f"/confirm/{token}x")
+
+    records = [r for r in caplog.records if not r.name.startswith(NOT_THE_APP)]
+    assert records, "expected the app to log something (the outbox worker at least)"
+    secrets = [EMAIL.lower(), "kontakt.person", "soldiers-mothers", token, token[:20], "Valentina"]
+    for record in records:
+        text = " ".join([record.getMessage(), str(record.args), record.exc_text or ""]).lower()
+        for secret in secrets:
+            assert secret.lower() not in text, (record.name, record.getMessage())

@@ -1,0 +1,257 @@
+"""The outbox worker against a real SMTP server that goes down, defers (4xx) and refuses (5xx).
+
+The web app runs without its in-process worker; each test drives `OutboxWorker.run_once`
+itself, with a clock it moves forward instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from petition.app import create_app
+from petition.db import Database
+from petition.outbox import queries
+from petition.outbox.transports import make_transport
+from petition.outbox.worker import OutboxWorker
+from petition.settings import Settings
+from tests.conftest import BASE_URL, Site, make_settings
+from tests.support import db_count, db_rows
+
+EMAIL = "office@connection-ev.example"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(queries, "utcnow", fake)
+    return fake
+
+
+def run_passes(settings: Settings, passes: int = 1, workers: int = 1) -> list[int]:
+    """Run `passes` rounds of `workers` side-by-side workers; how many emails each round handled."""
+
+    async def go() -> list[int]:
+        dbs = [Database(settings.database_url) for _ in range(workers)]
+        for db in dbs:
+            await db.connect()
+        try:
+            crew = [OutboxWorker(db, settings, make_transport(settings), batch=5) for db in dbs]
+            handled = []
+            for _ in range(passes):
+                handled.append(sum(await asyncio.gather(*(w.run_once() for w in crew))))
+            return handled
+        finally:
+            for db in dbs:
+                await db.disconnect()
+
+    return asyncio.run(go())
+
+
+def outbox_rows(database_url: str) -> list[dict[str, Any]]:
+    return db_rows(database_url, "SELECT * FROM outbox ORDER BY id")
+
+
+def delay_of(row: dict[str, Any], clock: Clock) -> float:
+    due = row["next_attempt_at"]
+    if isinstance(due, str):
+        due = dt.datetime.fromisoformat(due)
+    if due.tzinfo is None:
+        due = due.replace(tzinfo=dt.UTC)
+    return (due - clock.now).total_seconds()
+
+
+@pytest.fixture
+def make_site(database_url, tmp_path, smtp) -> Iterator[Any]:
+    clients: list[TestClient] = []
+
+    def build(**overrides: Any) -> tuple[Site, Settings]:
+        settings = make_settings(
+            database_url, tmp_path / "data", smtp, run_worker=False, **overrides
+        )
+        client = TestClient(create_app(settings), base_url=BASE_URL)
+        client.__enter__()
+        clients.append(client)
+        return Site(client), settings
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def test_smtp_down_then_up_delivers_once_with_the_same_message_id(
+    make_site, smtp, clock, database_url
+):
+    site, settings = make_site()
+    smtp.stop()
+    response = site.endorse(contact_email=EMAIL)
+    assert response.status_code == 303
+    assert db_count(database_url, "endorsements") == 1
+    [queued] = outbox_rows(database_url)
+    assert queued["state"] == "queued"
+
+    assert run_passes(settings) == [1]
+    [row] = outbox_rows(database_url)
+    assert row["state"] == "queued"
+    assert row["attempts"] == 0  # an unreachable relay does not use up attempts
+    assert "unreachable" in row["last_error"]
+    assert delay_of(row, clock) > 0
+    assert run_passes(settings) == [0]  # not due yet
+
+    smtp.start()
+    clock.advance(3600)
+    assert run_passes(settings) == [1]
+    [sent] = outbox_rows(database_url)
+    assert sent["state"] == "sent"
+    assert sent["body_text"] == "" and sent["body_html"] == ""
+    [message] = smtp.messages
+    assert message["Message-ID"] == queued["message_id"]
+    assert message["To"] == EMAIL
+
+    clock.advance(86400)
+    assert run_passes(settings, passes=3) == [0, 0, 0]
+    assert len(smtp.messages) == 1
+
+
+def test_a_long_outage_backs_off_more_and_more_up_to_the_cap(make_site, smtp, clock, database_url):
+    site, settings = make_site(outbox_max_backoff=600)
+    smtp.stop()
+    site.endorse(contact_email=EMAIL)
+    delays = []
+    for _ in range(8):
+        run_passes(settings)
+        [row] = outbox_rows(database_url)
+        delays.append(delay_of(row, clock))
+        clock.advance(delays[-1] + 1)
+    assert delays[2] > delays[0] * 1.5
+    assert max(delays) <= 600
+    assert delays[-1] >= 600 * 0.9
+    assert outbox_rows(database_url)[0]["state"] == "queued"
+    smtp.start()
+    run_passes(settings)
+    assert len(smtp.messages) == 1
+
+
+def test_a_4xx_answer_is_retried_with_growing_backoff(make_site, smtp, clock, database_url):
+    site, settings = make_site()
+    site.endorse(contact_email=EMAIL)
+    [queued] = outbox_rows(database_url)
+    smtp.sink.refuse_with = "451 4.3.0 Try again later"
+
+    run_passes(settings)
+    [row] = outbox_rows(database_url)
+    assert (row["state"], row["attempts"]) == ("queued", 1)
+    assert "451" in row["last_error"]
+    first_delay = delay_of(row, clock)
+    assert 25 <= first_delay <= 35
+
+    clock.advance(first_delay + 1)
+    run_passes(settings)
+    [row] = outbox_rows(database_url)
+    assert (row["state"], row["attempts"]) == ("queued", 2)
+    assert delay_of(row, clock) > first_delay * 1.5
+
+    smtp.sink.refuse_with = None
+    clock.advance(3600)
+    run_passes(settings)
+    [row] = outbox_rows(database_url)
+    assert row["state"] == "sent"
+    [message] = smtp.messages
+    assert message["Message-ID"] == queued["message_id"]
+
+
+def test_backoff_is_capped(make_site, smtp, clock, database_url):
+    site, settings = make_site(outbox_max_backoff=120, outbox_max_attempts=50)
+    site.endorse(contact_email=EMAIL)
+    smtp.sink.refuse_with = "452 4.2.2 Mailbox full"
+    delays = []
+    for _ in range(10):
+        run_passes(settings)
+        [row] = outbox_rows(database_url)
+        delays.append(delay_of(row, clock))
+        clock.advance(delays[-1] + 1)
+    assert max(delays) <= 120
+    assert min(delays[-3:]) >= 120 * 0.9
+    for attempts in range(1, 40):
+        assert queries.backoff_seconds(attempts, 3600) <= 3600
+
+
+def test_too_many_4xx_answers_mark_the_email_failed(make_site, smtp, clock, database_url):
+    site, settings = make_site(outbox_max_attempts=3)
+    site.endorse(contact_email=EMAIL)
+    smtp.sink.refuse_with = "450 4.2.0 Busy"
+    for _ in range(3):
+        run_passes(settings)
+        clock.advance(3600)
+    [row] = outbox_rows(database_url)
+    assert (row["state"], row["attempts"]) == ("failed", 3)
+    smtp.sink.refuse_with = None
+    assert run_passes(settings) == [0]
+    assert smtp.messages == []
+
+
+def test_a_5xx_answer_marks_the_email_failed_and_it_is_not_retried(
+    make_site, smtp, clock, database_url
+):
+    site, settings = make_site()
+    site.endorse(contact_email=EMAIL)
+    smtp.sink.refuse_with = "554 5.7.1 Message rejected"
+    assert run_passes(settings) == [1]
+    [row] = outbox_rows(database_url)
+    assert (row["state"], row["attempts"]) == ("failed", 1)
+    assert "554" in row["last_error"]
+    smtp.sink.refuse_with = None
+    clock.advance(7 * 86400)
+    assert run_passes(settings, passes=2) == [0, 0]
+    assert smtp.messages == []
+    # The endorsement itself is kept: nothing is lost because its email bounced.
+    assert db_rows(database_url, "SELECT state FROM endorsements")[0]["state"] == "pending"
+
+
+def test_an_email_claimed_by_a_worker_that_died_is_sent_after_its_lease(
+    make_site, smtp, clock, database_url
+):
+    site, settings = make_site(outbox_lease_seconds=300)
+    site.endorse(contact_email=EMAIL)
+
+    async def claim_and_die() -> None:
+        db = Database(settings.database_url)
+        await db.connect()
+        try:
+            claimed = await queries.claim_due(db, worker_id="dead", limit=5, lease_seconds=300)
+            assert len(claimed) == 1
+        finally:
+            await db.disconnect()
+
+    asyncio.run(claim_and_die())
+    assert run_passes(settings) == [0]  # still leased
+    clock.advance(301)
+    assert run_passes(settings) == [1]
+    assert len(smtp.messages) == 1
+    assert outbox_rows(database_url)[0]["state"] == "sent"
+
+
+def test_workers_side_by_side_send_each_email_once(make_site, smtp, clock, database_url):
+    site, settings = make_site()
+    addresses = [f"org{i}@example.org" for i in range(12)]
+    for address in addresses:
+        assert site.endorse(contact_email=address).status_code == 303
+    run_passes(settings, passes=3, workers=3)
+    assert sorted(m["To"] for m in smtp.messages) == sorted(addresses)
+    assert {r["state"] for r in outbox_rows(database_url)} == {"sent"}
