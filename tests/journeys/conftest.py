@@ -62,8 +62,10 @@ def live_server(database_url: str, tmp_path: Path, smtp: SMTPServer) -> Iterator
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
+    # Per test: Playwright's sync API keeps an event loop running in this thread while
+    # it is open, and later tests call asyncio.run().
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/bootstrap test (it installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
