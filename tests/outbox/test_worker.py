@@ -28,14 +28,15 @@ EMAIL = "office@connection-ev.example"
 
 class Clock:
     def __init__(self) -> None:
-        # Ahead of the real clock that stamps newly queued emails, even on a slow machine.
-        self.now = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+        self.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
 
     def __call__(self) -> dt.datetime:
+        # Never behind the real clock that stamps newly queued emails, however slow the machine.
+        self.now = max(self.now, dt.datetime.now(dt.UTC))
         return self.now
 
     def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
+        self.now = self() + dt.timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def delay_of(row: dict[str, Any], clock: Clock) -> float:
         due = dt.datetime.fromisoformat(due)
     if due.tzinfo is None:
         due = due.replace(tzinfo=dt.UTC)
-    return (due - clock.now).total_seconds()
+    return (due - clock()).total_seconds()
 
 
 @pytest.fixture
