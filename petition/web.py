@@ -61,10 +61,13 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
     return response
 
 
-async def read_form(request: Request, *, check_csrf: bool = True) -> FormData:
-    """The submitted form, CSRF-checked; malformed bodies are a 400, not a 500."""
+async def read_form(request: Request, *, check_csrf: bool = True, max_fields: int = 60) -> FormData:
+    """The submitted form, CSRF-checked; malformed bodies are a 400, not a 500.
+
+    `max_fields` is raised only by forms that carry many values (bulk moderation).
+    """
     try:
-        form = await request.form(max_files=0, max_fields=60, max_part_size=256 * 1024)
+        form = await request.form(max_files=0, max_fields=max_fields, max_part_size=256 * 1024)
     except (MultiPartException, UnicodeDecodeError, ValueError) as exc:
         raise HTTPException(400, "malformed form") from exc
     if check_csrf:
