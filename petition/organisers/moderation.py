@@ -64,9 +64,11 @@ def _where(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
         from petition.endorsements.forms import canonical_email, normalise_name
 
         text = filters.search.strip()
+        number = text.removeprefix("#")
+        if number.isdigit() and len(number) < 12:
+            # A number is an endorsement's id (as the audit log refers to them).
+            return query.where(e.c.id == int(number))
         conditions = []
-        if text.isdigit():
-            conditions.append(e.c.id == int(text))
         needle = normalise_name(text)
         if needle:
             escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
