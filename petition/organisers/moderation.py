@@ -21,7 +21,7 @@ from petition.endorsements.forms import parse_endorsement_form
 from petition.endorsements.states import EndorsementState, can_transition
 from petition.endorsements.tables import endorsements
 from petition.organisers.audit import AuditAction, record, record_many
-from petition.schema import utcnow
+from petition.schema import UTCDateTime, utcnow
 
 S = EndorsementState
 e = endorsements
@@ -173,7 +173,8 @@ async def decide(db: Database, *, ids: Sequence[int], target: EndorsementState, 
     now = utcnow()
     values: dict[str, Any] = {"state": target.value, "moderated_at": now, "updated_at": now}
     if target == S.APPROVED:
-        values["listed_at"] = sa.func.coalesce(e.c.listed_at, now)
+        # Typed, so the aware datetime is stored as naive UTC like every other (asyncpg insists).
+        values["listed_at"] = sa.func.coalesce(e.c.listed_at, sa.literal(now, type_=UTCDateTime()))
     else:
         values["listed_at"] = None
     async with db.write():
