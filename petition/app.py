@@ -23,6 +23,7 @@ from petition.confirmation import views as confirmation_views
 from petition.db import Database
 from petition.i18n_middleware import LanguageMiddleware
 from petition.migrations.runner import upgrade_async
+from petition.organisers import views as organiser_views
 from petition.outbox.messages import Mailer
 from petition.outbox.transports import make_transport
 from petition.outbox.worker import OutboxWorker
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *appeal_views.routes,
         *confirmation_views.routes,
         *publish_views.routes,
+        *organiser_views.routes,
         Mount("/static", app=StaticFiles(directory=str(PROJECT_ROOT / "static")), name="static"),
     ]
     middleware = [

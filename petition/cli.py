@@ -188,5 +188,79 @@ def appeal_import(files: tuple[Path, ...], moderation: str) -> None:
         click.echo(line)
 
 
+@main.group()
+def organiser() -> None:
+    """Organiser accounts (the /admin/ area)."""
+
+
+def _read_password() -> str:
+    """A hidden prompt with confirmation on a terminal; otherwise the first line of stdin.
+
+    Never an argument or option: those end up in shell history and `ps`.
+    """
+    from petition.organisers.passwords import PasswordPolicyError, check_policy
+
+    if sys.stdin.isatty():
+        password = str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        check_policy(password)
+    except PasswordPolicyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return password
+
+
+@organiser.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "moderator"]), required=True,
+              help="admin: also manages organisers, appeals and the contact export.")
+def organiser_add(email: str, role: str) -> None:
+    """Add an organiser; the password comes from a prompt or from stdin."""
+    from email_validator import EmailNotValidError, validate_email
+
+    from petition.organisers.passwords import hash_password
+    from petition.organisers.queries import OrganiserExists, create_organiser
+    from petition.organisers.roles import Role
+
+    try:
+        address = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise click.ClickException(f"not a valid email address: {exc}") from exc
+    password_hash = hash_password(_read_password())
+
+    async def action(database: object) -> int:
+        return await create_organiser(database, email=address, password_hash=password_hash,  # type: ignore[arg-type]
+                                      role=Role(role))
+
+    try:
+        organiser_id = asyncio.run(_with_db(_settings(), action))
+    except OrganiserExists as exc:
+        raise click.ClickException("an organiser with this email address exists already") from exc
+    click.echo(f"organiser #{organiser_id} added ({role})")
+
+
+@organiser.command("password")
+@click.argument("email")
+def organiser_password(email: str) -> None:
+    """Set a new password for an organiser (ends their sessions); from a prompt or stdin."""
+    from petition.organisers.passwords import hash_password
+    from petition.organisers.queries import find_organiser, set_password
+
+    password_hash = hash_password(_read_password())
+
+    async def action(database: object) -> int | None:
+        row = await find_organiser(database, email=email)  # type: ignore[arg-type]
+        if row is None:
+            return None
+        await set_password(database, organiser_id=row["id"], password_hash=password_hash)  # type: ignore[arg-type]
+        return int(row["id"])
+
+    organiser_id = asyncio.run(_with_db(_settings(), action))
+    if organiser_id is None:
+        raise click.ClickException("no organiser with this email address")
+    click.echo(f"password of organiser #{organiser_id} changed; their sessions have ended")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -83,14 +83,17 @@ def _is_utf8_form(body: bytes, content_type: str) -> bool:
     return True
 
 
-async def read_form(request: Request, *, check_csrf: bool = True) -> FormData:
-    """The submitted form, CSRF-checked; malformed bodies are a 400, not a 500."""
+async def read_form(request: Request, *, check_csrf: bool = True, max_fields: int = 60) -> FormData:
+    """The submitted form, CSRF-checked; malformed bodies are a 400, not a 500.
+
+    `max_fields` is raised only by forms that carry many values (bulk moderation).
+    """
     # Read (and size-check) the body first; request.form() then parses this copy.
     body = await request.body()
     if not _is_utf8_form(body, request.headers.get("content-type", "").lower()):
         raise HTTPException(400, "malformed form")
     try:
-        form = await request.form(max_files=0, max_fields=60, max_part_size=MAX_FIELD_BYTES)
+        form = await request.form(max_files=0, max_fields=max_fields, max_part_size=MAX_FIELD_BYTES)
     except (MultiPartException, UnicodeDecodeError, ValueError) as exc:
         raise HTTPException(400, "malformed form") from exc
     if check_csrf:

@@ -13,6 +13,9 @@ organisers = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_login_at", UTCDateTime, nullable=True),
+    # Bumped to end every session of an organiser at once (logout, password change,
+    # deactivation): sessions are signed cookies, so this is the server's one handle.
+    sa.Column("session_version", sa.Integer, nullable=False, server_default="0"),
 )
 
 audit_log = sa.Table(
@@ -29,3 +32,21 @@ audit_log = sa.Table(
 )
 
 sa.Index("ix_audit_log_created", audit_log.c.created_at)
+
+sa.Index("ix_audit_log_action_created", audit_log.c.action, audit_log.c.created_at)
+
+# Failed logins, for throttling per account and per address across web processes.
+# `account_key` is a keyed hash of the submitted address (known or not), never the
+# address itself; rows older than the throttling window are deleted as new ones come.
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_key", sa.String(64), nullable=False),
+    sa.Column("ip", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+sa.Index("ix_login_failures_account", login_failures.c.account_key, login_failures.c.created_at)
+sa.Index("ix_login_failures_ip", login_failures.c.ip, login_failures.c.created_at)
+sa.Index("ix_login_failures_created", login_failures.c.created_at)

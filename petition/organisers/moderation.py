@@ -1,0 +1,264 @@
+"""What moderators work with: finding endorsements, hints, state changes, typo fixes.
+
+State changes are set-based (one UPDATE for a whole selection) and go through
+`petition.endorsements.states.can_transition`: the UPDATE only touches rows in a
+state from which the target state may be reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from petition.appeals.states import Moderation
+from petition.appeals.tables import appeals
+from petition.db import Database, Row
+from petition.endorsements.forms import parse_endorsement_form
+from petition.endorsements.states import EndorsementState, can_transition
+from petition.endorsements.tables import endorsements
+from petition.organisers.audit import AuditAction, record, record_many
+from petition.schema import UTCDateTime, utcnow
+
+S = EndorsementState
+e = endorsements
+
+#: The fields a moderator may correct: the public ones.
+EDITABLE_FIELDS = ("organisation_name", "country", "city", "organisation_type", "website", "comment")
+#: At most this many endorsements in one bulk request.
+MAX_BULK = 5000
+
+
+
+DECISIONS: dict[str, EndorsementState] = {"approve": S.APPROVED, "reject": S.REJECTED}
+DECISION_AUDIT = {S.APPROVED: AuditAction.APPROVE, S.REJECTED: AuditAction.REJECT}
+
+
+def sources_for(target: EndorsementState) -> list[str]:
+    """Every state from which `target` may be reached (from the one transition table)."""
+    return [state.value for state in S if can_transition(state, target)]
+
+
+@dataclass(frozen=True)
+class Filters:
+    appeal_id: int | None = None
+    state: str | None = None
+    country: str | None = None
+    search: str | None = None
+    queue: bool = False  # confirmed endorsements of pre-moderated appeals
+
+
+def _where(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
+    if filters.queue:
+        query = query.where(e.c.state == S.CONFIRMED.value, appeals.c.moderation == Moderation.PRE.value)
+    if filters.appeal_id is not None:
+        query = query.where(e.c.appeal_id == filters.appeal_id)
+    if filters.state:
+        query = query.where(e.c.state == filters.state)
+    if filters.country:
+        query = query.where(e.c.country == filters.country)
+    if filters.search:
+        from petition.endorsements.forms import canonical_email, normalise_name
+
+        text = filters.search.strip()
+        number = text.removeprefix("#")
+        if number.isdigit() and len(number) < 12:
+            # A number is an endorsement's id (as the audit log refers to them).
+            return query.where(e.c.id == int(number))
+        conditions = []
+        needle = normalise_name(text)
+        if needle:
+            escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append(e.c.name_normalised.like(f"%{escaped}%", escape="\\"))
+        if "@" in text:
+            conditions.append(e.c.email_canonical == canonical_email(text))
+        query = query.where(sa.or_(*conditions) if conditions else sa.false())
+    return query
+
+
+def _base() -> sa.Select[Any]:
+    return (sa.select(e, appeals.c.slug.label("appeal_slug"), appeals.c.moderation.label("appeal_moderation"))
+            .select_from(e.join(appeals, appeals.c.id == e.c.appeal_id)))
+
+
+async def find_endorsements(db: Database, *, filters: Filters, offset: int = 0, limit: int = 100) -> Sequence[Row]:
+    query = _where(_base(), filters).order_by(e.c.created_at, e.c.id).offset(offset).limit(limit)
+    return await db.fetch_all(query)
+
+
+async def count_endorsements(db: Database, *, filters: Filters) -> int:
+    query = _where(sa.select(sa.func.count()).select_from(e.join(appeals, appeals.c.id == e.c.appeal_id)),
+                   filters)
+    return int(await db.fetch_val(query) or 0)
+
+
+async def get_for_moderation(db: Database, *, endorsement_id: int) -> Row | None:
+    return await db.fetch_one(_base().where(e.c.id == endorsement_id))
+
+
+# --- hints ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Hints:
+    same_email: list[int] = field(default_factory=list)
+    same_name: list[int] = field(default_factory=list)
+    domain_match: bool = False
+
+
+def _host(value: str) -> str:
+    host = value.strip().lower().rstrip(".")
+    return host[4:] if host.startswith("www.") else host
+
+
+def domain_match(contact_email: str, website: str) -> bool:
+    """The contact's email domain is the website's domain (ignoring `www.`)."""
+    if "@" not in contact_email or not website:
+        return False
+    email_domain = _host(contact_email.rsplit("@", 1)[1])
+    try:
+        website_host = urlsplit(website if "://" in website else "https://" + website).hostname or ""
+    except ValueError:
+        return False
+    return bool(email_domain) and email_domain == _host(website_host)
+
+
+async def hints_for(db: Database, *, rows: Sequence[Row]) -> dict[int, Hints]:
+    """Duplicate hints for a page of endorsements, in two queries whatever the page size.
+
+    Same canonical email (any appeal), or the same normalised name in the same
+    country within the same appeal.
+    """
+    hints = {row["id"]: Hints(domain_match=domain_match(row["contact_email"], row["website"])) for row in rows}
+    if not rows:
+        return hints
+    ids = list(hints)
+    other = e.alias("other")
+    by_email = await db.fetch_all(
+        sa.select(e.c.id.label("id"), other.c.id.label("other_id"))
+        .select_from(e.join(other, sa.and_(other.c.email_canonical == e.c.email_canonical, other.c.id != e.c.id)))
+        .where(e.c.id.in_(ids)).order_by(other.c.id)
+    )
+    by_name = await db.fetch_all(
+        sa.select(e.c.id.label("id"), other.c.id.label("other_id"))
+        .select_from(e.join(other, sa.and_(other.c.appeal_id == e.c.appeal_id,
+                                           other.c.name_normalised == e.c.name_normalised,
+                                           other.c.country == e.c.country, other.c.id != e.c.id)))
+        .where(e.c.id.in_(ids)).order_by(other.c.id)
+    )
+    for row in by_email:
+        hints[row["id"]].same_email.append(row["other_id"])
+    for row in by_name:
+        hints[row["id"]].same_name.append(row["other_id"])
+    return hints
+
+
+# --- decisions and corrections ------------------------------------------------------------------
+
+
+async def decide(db: Database, *, ids: Sequence[int], target: EndorsementState, organiser_id: int) -> list[int]:
+    """Approve or reject many endorsements in one UPDATE; returns the ids that changed.
+
+    Rows whose state does not allow the transition are left alone. Approval sets the
+    public "endorsed" date once; rejection takes the endorsement off every public list.
+    """
+    if target not in DECISION_AUDIT:
+        raise ValueError(f"not a moderation decision: {target}")
+    unique = sorted(set(ids))[:MAX_BULK]
+    if not unique:
+        return []
+    now = utcnow()
+    values: dict[str, Any] = {"state": target.value, "moderated_at": now, "updated_at": now}
+    if target == S.APPROVED:
+        # Typed, so the aware datetime is stored as naive UTC like every other (asyncpg insists).
+        values["listed_at"] = sa.func.coalesce(e.c.listed_at, sa.literal(now, type_=UTCDateTime()))
+    else:
+        values["listed_at"] = None
+    async with db.write():
+        changed = await db.fetch_all(
+            e.update().where(e.c.id.in_(unique), e.c.state.in_(sources_for(target)))
+            .values(**values).returning(e.c.id)
+        )
+        changed_ids = sorted(int(row["id"]) for row in changed)
+        await record_many(db, organiser_id=organiser_id, action=DECISION_AUDIT[target],
+                          target_type="endorsement", target_ids=changed_ids)
+    return changed_ids
+
+
+@dataclass
+class Correction:
+    values: dict[str, str]
+    errors: dict[str, str]
+    changed: list[str]
+
+
+def _as_form(row: Row, submitted: Mapping[str, Any]) -> dict[str, str]:
+    """The stored endorsement as the public form would submit it, with the corrected fields."""
+    form = {
+        "organisation_name": row["organisation_name"], "country": row["country"], "city": row["city"],
+        "organisation_type": row["organisation_type"], "website": row["website"],
+        "contact_name": row["contact_name"], "contact_role": row["contact_role"],
+        "contact_email": row["contact_email"], "authorised": "yes", "consent": "yes",
+        "visibility": row["visibility"], "comment": row["comment"],
+    }
+    for name in EDITABLE_FIELDS:
+        value = submitted.get(name)
+        if isinstance(value, str):
+            form[name] = value
+    return form
+
+
+async def correct_endorsement(db: Database, *, row: Row, submitted: Mapping[str, Any],
+                              organiser_id: int) -> Correction:
+    """Fix typos in public fields, validated exactly as the public form validates them."""
+    parsed = parse_endorsement_form(_as_form(row, submitted))
+    errors = {name: message for name, message in parsed.errors.items() if name in EDITABLE_FIELDS}
+    values = {name: parsed.values.get(name, "") for name in EDITABLE_FIELDS}
+    if errors:
+        return Correction(values, errors, [])
+    new = {name: parsed.data[name] for name in EDITABLE_FIELDS}
+    changed = [name for name in EDITABLE_FIELDS if new[name] != row[name]]
+    if not changed:
+        return Correction(values, {}, [])
+    async with db.write():
+        await db.execute(e.update().where(e.c.id == row["id"]).values(
+            **new, name_normalised=parsed.data["name_normalised"], updated_at=utcnow()))
+        # Field names only: the values may name an organisation that asked not to be named.
+        await record(db, organiser_id=organiser_id, action=AuditAction.EDIT, target_type="endorsement",
+                     target_id=row["id"], detail="fields: " + ", ".join(changed))
+    return Correction(values, {}, changed)
+
+
+# --- dashboard -----------------------------------------------------------------------------------
+
+
+async def counts_by_appeal_and_state(db: Database) -> dict[int, dict[str, int]]:
+    rows = await db.fetch_all(
+        sa.select(e.c.appeal_id, e.c.state, sa.func.count().label("n")).group_by(e.c.appeal_id, e.c.state))
+    counts: dict[int, dict[str, int]] = {}
+    for row in rows:
+        counts.setdefault(row["appeal_id"], {})[row["state"]] = int(row["n"])
+    return counts
+
+
+async def count_waiting(db: Database) -> int:
+    return await count_endorsements(db, filters=Filters(queue=True))
+
+
+# --- private export --------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = (
+    "id", "appeal", "state", "organisation_name", "country", "city", "organisation_type", "website",
+    "contact_name", "contact_role", "contact_email", "visibility", "comment", "language",
+    "text_language", "text_hash", "consent_version", "created_at", "confirmed_at", "listed_at",
+)
+
+
+async def export_rows(db: Database, *, appeal_id: int, states: Sequence[str]) -> Sequence[Row]:
+    query = (_base().where(e.c.appeal_id == appeal_id).order_by(e.c.country, e.c.name_normalised, e.c.id))
+    if states:
+        query = query.where(e.c.state.in_(list(states)))
+    return await db.fetch_all(query)

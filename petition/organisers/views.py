@@ -1,0 +1,350 @@
+"""The organiser area under /admin/: login, dashboard, audit log, organisers, own password.
+
+Moderation, appeals and the private export live in their own modules; `routes`
+below is every /admin/ route, each (but the login form) behind `admin_route`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from email_validator import EmailNotValidError, validate_email
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from petition.appeals.queries import current_titles, list_appeals
+from petition.endorsements.states import EndorsementState
+from petition.i18n import get_language
+from petition.i18n import gettext as _
+from petition.organisers import appeal_views, export, moderation_views
+from petition.organisers.audit import AuditAction, count_audit, list_audit, record
+from petition.organisers.auth import admin_route, organiser, safe_next, session_organiser, sessions
+from petition.organisers.moderation import count_waiting, counts_by_appeal_and_state
+from petition.organisers.params import page_number, text
+from petition.organisers.passwords import (
+    PasswordPolicyError,
+    check_policy,
+    hash_password_async,
+    needs_rehash,
+    verify_password_async,
+)
+from petition.organisers.queries import (
+    OrganiserExists,
+    account_key,
+    count_active_admins,
+    create_organiser,
+    end_sessions,
+    find_organiser,
+    get_organiser,
+    list_organisers,
+    login_throttle,
+    mark_login,
+    record_login_failure,
+    rehash_password,
+    set_active,
+    set_password,
+    set_role,
+)
+from petition.organisers.roles import Role
+from petition.outbox.queries import outbox_health
+from petition.publish.queries import count_listed
+from petition.settings import Settings
+from petition.web import read_form, render, services
+
+log = logging.getLogger("petition.organisers")
+
+MAX_PASSWORD = 1024
+
+
+def _client_ip(request: Request) -> str:
+    # uvicorn's --proxy-headers (FORWARDED_ALLOW_IPS) rewrites this behind a trusted proxy.
+    return request.client.host if request.client else "unknown"
+
+
+def _ip_exempt(settings: Settings, ip: str) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in network for network in settings.trusted_ips)
+
+
+def _password(form: object, name: str) -> str:
+    value = form.get(name) if hasattr(form, "get") else None  # type: ignore[union-attr]
+    return value[:MAX_PASSWORD] if isinstance(value, str) else ""
+
+
+# --- login / logout ------------------------------------------------------------------------------
+
+
+def _login_page(request: Request, *, email: str = "", next_url: str = "/admin/", error: str | None = None,
+                status: int = 200) -> Response:
+    return render(request, "admin/login.html", {"values": {"email": email}, "error": error, "next": next_url},
+                  status=status, private=True)
+
+
+async def login_page(request: Request) -> Response:
+    next_url = safe_next(request.query_params.get("next"))
+    row, _claims = await session_organiser(request)
+    if row is not None:
+        return RedirectResponse(next_url, status_code=303)
+    return _login_page(request, next_url=next_url)
+
+
+async def login(request: Request) -> Response:
+    svc = services(request)
+    db = svc.db
+    form = await read_form(request)
+    email = text(form, "email", 254)
+    password = _password(form, "password")
+    next_url = safe_next(form.get("next"))
+    ip = _client_ip(request)
+    key = account_key(str(svc.settings.secret_key), email)
+    throttle = await login_throttle(db, account_key=key, ip=ip, ip_exempt=_ip_exempt(svc.settings, ip))
+    if throttle.blocked:
+        # No audit row per throttled try: a flood must not flood the log too.
+        log.warning("organiser login throttled")
+        response = _login_page(request, email=email, next_url=next_url, status=429, error=_(
+            "Too many failed attempts. Please wait a quarter of an hour and try again."))
+        response.headers["Retry-After"] = "900"
+        return response
+    row = await find_organiser(db, email=email) if email else None
+    usable = row is not None and row["active"]
+    # An unknown or inactive account costs the same hashing as a wrong password.
+    ok = await verify_password_async(row["password_hash"] if row is not None and usable else None, password)
+    if not ok or row is None:
+        await record_login_failure(db, account_key=key, ip=ip)
+        reason = "unknown account" if row is None else ("inactive account" if not usable else "wrong password")
+        await record(db, organiser_id=row["id"] if row is not None else None, action=AuditAction.LOGIN_FAILED,
+                     target_type="organiser" if row is not None else None,
+                     target_id=row["id"] if row is not None else None, detail=reason)
+        return _login_page(request, email=email, next_url=next_url, status=400,
+                           error=_("The email address or the password is not right."))
+    if needs_rehash(row["password_hash"]):
+        await rehash_password(db, organiser_id=row["id"], old_hash=row["password_hash"],
+                              new_hash=await hash_password_async(password))
+    await mark_login(db, organiser_id=row["id"], account_key=key)
+    await record(db, organiser_id=row["id"], action=AuditAction.LOGIN, target_type="organiser",
+                 target_id=row["id"])
+    response = RedirectResponse(next_url, status_code=303)
+    sessions(request).set(response, organiser_id=row["id"], version=row["session_version"])
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def logout(request: Request) -> Response:
+    await read_form(request)
+    me = organiser(request)
+    db = services(request).db
+    # Stateless cookies: ending the session means making every cookie of this organiser stale.
+    await end_sessions(db, organiser_id=me["id"])
+    await record(db, organiser_id=me["id"], action=AuditAction.LOGOUT, target_type="organiser",
+                 target_id=me["id"])
+    response = RedirectResponse("/admin/login", status_code=303)
+    sessions(request).clear(response)
+    return response
+
+
+# --- dashboard and audit ----------------------------------------------------------------------------
+
+
+async def dashboard(request: Request) -> Response:
+    db = services(request).db
+    appeals = await list_appeals(db, public_only=False)
+    titles = await current_titles(db, language=get_language())
+    states = await counts_by_appeal_and_state(db)
+    listed = {appeal["id"]: await count_listed(db, appeal=appeal) for appeal in appeals}
+    return render(request, "admin/dashboard.html", {
+        "appeals": appeals,
+        "titles": titles,
+        "states": states,
+        "state_names": [state.value for state in EndorsementState],
+        "listed": listed,
+        "waiting": await count_waiting(db),
+        "recent": await list_audit(db, page_size=10),
+        "outbox": await outbox_health(db),
+    }, private=True)
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+async def audit_page(request: Request) -> Response:
+    db = services(request).db
+    action = request.query_params.get("action") or None
+    if action is not None and action not in set(AuditAction):
+        raise HTTPException(400, "unknown action")
+    page = page_number(request.query_params)
+    total = await count_audit(db, action=action)
+    rows = await list_audit(db, action=action, page=page, page_size=AUDIT_PAGE_SIZE)
+    return render(request, "admin/audit.html", {
+        "rows": rows, "actions": [a.value for a in AuditAction], "action": action or "", "page": page,
+        "pages": max(1, -(-total // AUDIT_PAGE_SIZE)), "total": total,
+    }, private=True)
+
+
+# --- organisers ----------------------------------------------------------------------------------------
+
+
+def _notice(request: Request, notices: dict[str, str]) -> str | None:
+    return notices.get(request.query_params.get("done", ""))
+
+
+def organiser_notices() -> dict[str, str]:
+    return {
+        "created": _("The organiser was added."),
+        "role": _("The role was changed."),
+        "active": _("The account was changed."),
+    }
+
+
+async def _organisers_page(request: Request, *, values: dict[str, str] | None = None,
+                           errors: dict[str, str] | None = None, status: int = 200) -> Response:
+    return render(request, "admin/organisers.html", {
+        "organisers": await list_organisers(services(request).db),
+        "roles": [r.value for r in Role],
+        "values": values or {"role": Role.MODERATOR.value},
+        "errors": errors or {},
+        "notice": _notice(request, organiser_notices()),
+        "me": organiser(request),
+    }, status=status, private=True)
+
+
+async def organisers_page(request: Request) -> Response:
+    return await _organisers_page(request)
+
+
+async def organiser_create(request: Request) -> Response:
+    form = await read_form(request)
+    db = services(request).db
+    values = {"email": text(form, "email", 254), "role": text(form, "role", 20)}
+    errors: dict[str, str] = {}
+    try:
+        email = validate_email(values["email"], check_deliverability=False).normalized
+    except EmailNotValidError:
+        errors["email"] = _("Please enter a valid email address, such as name@example.org.")
+        email = ""
+    if values["role"] not in set(Role):
+        errors["role"] = _("Please choose a role.")
+    password = _password(form, "password")
+    try:
+        check_policy(password)
+    except PasswordPolicyError as exc:
+        errors["password"] = str(exc)
+    if "password" not in errors and password != _password(form, "password_confirm"):
+        errors["password_confirm"] = _("The two passwords are not the same.")
+    if not errors:
+        try:
+            new_id = await create_organiser(db, email=email, password_hash=await hash_password_async(password),
+                                            role=Role(values["role"]))
+        except OrganiserExists:
+            errors["email"] = _("An organiser with this email address exists already.")
+        else:
+            await record(db, organiser_id=organiser(request)["id"], action=AuditAction.ORGANISER_CREATE,
+                         target_type="organiser", target_id=new_id, detail=f"role={values['role']}")
+            return RedirectResponse("/admin/organisers?done=created", status_code=303)
+    return await _organisers_page(request, values=values, errors=errors, status=400)
+
+
+async def _target(request: Request) -> dict[str, object]:
+    row = await get_organiser(services(request).db, organiser_id=request.path_params["organiser_id"])
+    if row is None:
+        raise HTTPException(404, "no such organiser")
+    return dict(row)
+
+
+async def organiser_role(request: Request) -> Response:
+    form = await read_form(request)
+    db = services(request).db
+    target = await _target(request)
+    role = text(form, "role", 20)
+    if role not in set(Role):
+        return await _organisers_page(request, errors={"list": _("Please choose a role.")}, status=400)
+    if target["role"] == Role.ADMIN and role != Role.ADMIN and target["active"] \
+            and await count_active_admins(db) <= 1:
+        return await _organisers_page(request, status=400, errors={
+            "list": _("The last administrator cannot be made a moderator.")})
+    if role != target["role"]:
+        await set_role(db, organiser_id=int(str(target["id"])), role=Role(role))
+        await record(db, organiser_id=organiser(request)["id"], action=AuditAction.ORGANISER_ROLE,
+                     target_type="organiser", target_id=int(str(target["id"])),
+                     detail=f"{target['role']} -> {role}")
+    return RedirectResponse("/admin/organisers?done=role", status_code=303)
+
+
+async def organiser_active(request: Request) -> Response:
+    form = await read_form(request)
+    db = services(request).db
+    target = await _target(request)
+    active = text(form, "active", 5) == "1"
+    me = organiser(request)
+    target_id = int(str(target["id"]))
+    if not active and target_id == me["id"]:
+        return await _organisers_page(request, status=400, errors={
+            "list": _("You cannot deactivate your own account.")})
+    if not active and target["role"] == Role.ADMIN and target["active"] and await count_active_admins(db) <= 1:
+        return await _organisers_page(request, status=400, errors={
+            "list": _("The last administrator cannot be deactivated.")})
+    if active != bool(target["active"]):
+        await set_active(db, organiser_id=target_id, active=active)
+        await record(db, organiser_id=me["id"], target_type="organiser", target_id=target_id,
+                     action=AuditAction.ORGANISER_ACTIVATE if active else AuditAction.ORGANISER_DEACTIVATE)
+    return RedirectResponse("/admin/organisers?done=active", status_code=303)
+
+
+# --- own password ------------------------------------------------------------------------------------------
+
+
+async def password_page(request: Request) -> Response:
+    return render(request, "admin/password.html", {"errors": {}, "done": request.query_params.get("done") == "1"},
+                  private=True)
+
+
+async def password_change(request: Request) -> Response:
+    form = await read_form(request)
+    db = services(request).db
+    me = organiser(request)
+    errors: dict[str, str] = {}
+    if not await verify_password_async(me["password_hash"], _password(form, "current_password")):
+        errors["current_password"] = _("This is not your current password.")
+    new = _password(form, "new_password")
+    try:
+        check_policy(new)
+    except PasswordPolicyError as exc:
+        errors["new_password"] = str(exc)
+    if "new_password" not in errors and new != _password(form, "new_password_confirm"):
+        errors["new_password_confirm"] = _("The two passwords are not the same.")
+    if errors:
+        return render(request, "admin/password.html", {"errors": errors, "done": False}, status=400,
+                      private=True)
+    await set_password(db, organiser_id=me["id"], password_hash=await hash_password_async(new))
+    await record(db, organiser_id=me["id"], action=AuditAction.ORGANISER_PASSWORD, target_type="organiser",
+                 target_id=me["id"])
+    # Every other session ended with the old version; this one carries on with the new.
+    response = RedirectResponse("/admin/account/password?done=1", status_code=303)
+    sessions(request).set(response, organiser_id=me["id"], version=me["session_version"] + 1)
+    return response
+
+
+M = Role.MODERATOR
+A = Role.ADMIN
+
+routes = [
+    Route("/admin/login", login_page, methods=["GET"], name="admin_login"),
+    Route("/admin/login", login, methods=["POST"], name="admin_login_post"),
+    admin_route("/logout", logout, role=M, methods=["POST"], name="admin_logout"),
+    admin_route("/", dashboard, role=M, name="admin_dashboard"),
+    admin_route("/account/password", password_page, role=M, name="admin_password"),
+    admin_route("/account/password", password_change, role=M, methods=["POST"]),
+    *moderation_views.routes(M),
+    admin_route("/audit", audit_page, role=A, name="admin_audit"),
+    admin_route("/organisers", organisers_page, role=A, name="admin_organisers"),
+    admin_route("/organisers", organiser_create, role=A, methods=["POST"]),
+    admin_route("/organisers/{organiser_id:int}/role", organiser_role, role=A, methods=["POST"]),
+    admin_route("/organisers/{organiser_id:int}/active", organiser_active, role=A, methods=["POST"]),
+    *appeal_views.routes(A),
+    *export.routes(A),
+]

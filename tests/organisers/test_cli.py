@@ -1,0 +1,50 @@
+"""`petition organiser add EMAIL --role ...`: the password from stdin, never an argument."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from petition.cli import main
+from tests.conftest import TEST_SECRET
+from tests.organisers.support import login
+
+
+@pytest.fixture
+def cli_env(monkeypatch, database_url, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("SECRET_KEY", TEST_SECRET)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "cli-data"))
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_organiser_add_reads_the_password_from_stdin_and_can_log_in(cli_env, client):
+    runner = CliRunner()
+    result = runner.invoke(main, ["organiser", "add", "Mia@Organisers.example", "--role", "admin"],
+                           input="a long cli password\n")
+    assert result.exit_code == 0, result.output
+    assert "added (admin)" in result.output
+    assert "a long cli password" not in result.output
+    login(client, "mia@organisers.example", "a long cli password")
+    assert client.get("/admin/organisers").status_code == 200
+
+    again = runner.invoke(main, ["organiser", "add", "mia@organisers.example", "--role", "admin"],
+                          input="a long cli password\n")
+    assert again.exit_code != 0 and "exists already" in again.output
+
+    changed = runner.invoke(main, ["organiser", "password", "mia@organisers.example"],
+                            input="another long password\n")
+    assert changed.exit_code == 0, changed.output
+    assert client.get("/admin/", follow_redirects=False).status_code == 303  # sessions ended
+    login(client, "mia@organisers.example", "another long password")
+
+
+def test_organiser_add_refuses_weak_passwords_bad_roles_and_password_arguments(cli_env):
+    runner = CliRunner()
+    weak = runner.invoke(main, ["organiser", "add", "x@organisers.example", "--role", "moderator"], input="short\n")
+    assert weak.exit_code != 0 and "at least 12 characters" in weak.output
+    role = runner.invoke(main, ["organiser", "add", "x@organisers.example", "--role", "root"], input="x" * 20)
+    assert role.exit_code != 0
+    argument = runner.invoke(main, ["organiser", "add", "x@organisers.example", "--role", "moderator",
+                                    "--password", "a long cli password"])
+    assert argument.exit_code != 0 and "No such option" in argument.output

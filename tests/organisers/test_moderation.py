@@ -1,0 +1,172 @@
+"""Moderation: the queue, decisions singly and in bulk, corrections, hints, anonymous names."""
+
+from __future__ import annotations
+
+import re
+
+from petition.appeals.states import Moderation
+from petition.endorsements.states import EndorsementState
+from petition.organisers.moderation import domain_match, sources_for
+from petition.schema import utcnow
+from tests.organisers.support import (
+    add_endorsements,
+    audit_rows,
+    csrf,
+    endorsement,
+    login_as,
+    make_appeal,
+)
+
+
+def _ids_on(page) -> list[int]:
+    return [int(x) for x in re.findall(r'name="ids" value="(\d+)"', page.text)]
+
+
+def test_the_queue_holds_confirmed_endorsements_of_pre_moderated_appeals_only(client):
+    pre = make_appeal(client, "pre-appeal", moderation=Moderation.PRE)
+    post = make_appeal(client, "post-appeal", moderation=Moderation.POST)
+    waiting = add_endorsements(client, pre["id"], 2)
+    add_endorsements(client, pre["id"], 1, state="pending", confirmed_at=None)
+    add_endorsements(client, post["id"], 1)
+    login_as(client, "moderator")
+    page = client.get("/admin/moderation")
+    assert sorted(_ids_on(page)) == waiting
+    assert "2 endorsements are waiting for review." in client.get("/admin/").text
+    # Every endorsement of any appeal is searchable and filterable by state.
+    assert len(_ids_on(client.get("/admin/endorsements"))) == 4
+    assert len(_ids_on(client.get(f"/admin/endorsements?state=pending&appeal={pre['id']}"))) == 1
+    assert client.get("/admin/endorsements?state=bogus").status_code == 400
+    email = endorsement(client, waiting[0])["contact_email"]
+    assert _ids_on(client.get("/admin/endorsements", params={"q": email.upper()})) == [waiting[0]]
+    assert _ids_on(client.get("/admin/endorsements", params={"q": str(waiting[1])})) == [waiting[1]]
+
+
+def test_bulk_approval_of_a_thousand_endorsements_in_one_request(client):
+    appeal = make_appeal(client, "big-appeal", moderation=Moderation.PRE)
+    ids = add_endorsements(client, appeal["id"], 1000)
+    [pending] = add_endorsements(client, appeal["id"], 1, state="pending", confirmed_at=None)
+    organiser_id = login_as(client, "moderator")
+    response = client.post("/admin/endorsements/decisions", data={
+        "csrf_token": csrf(client, "/admin/"), "decision": "approve", "ids": [str(i) for i in [*ids, pending]],
+        "next": "/admin/moderation"}, follow_redirects=False)
+    assert response.status_code == 303
+    assert "approved=1000" in response.headers["location"]
+    public = client.get("/api/appeals/big-appeal").json()
+    assert public["counts"]["total"] == 1000
+    # The pending one cannot go straight to approved (states.py), so it was left alone.
+    assert endorsement(client, pending)["state"] == "pending"
+    rows = audit_rows(client, "endorsement.approve")
+    assert len(rows) == 1000 and {r["target_id"] for r in rows} == set(ids)
+    assert {r["organiser_id"] for r in rows} == {organiser_id}
+    first = endorsement(client, ids[0])
+    assert first["state"] == "approved" and first["listed_at"] is not None and first["moderated_at"] is not None
+
+
+def test_rejection_takes_a_listed_endorsement_off_every_public_list(client):
+    appeal = make_appeal(client, "post-listed", moderation=Moderation.POST)
+    [eid] = add_endorsements(client, appeal["id"], 1, organisation_name="Listed Then Rejected",
+                             listed_at=utcnow())
+    assert "Listed Then Rejected" in client.get("/appeals/post-listed/endorsements.csv").text
+    login_as(client, "moderator")
+    detail = client.get(f"/admin/endorsements/{eid}")
+    response = client.post(f"/admin/endorsements/{eid}/decision", data={
+        "csrf_token": csrf(client, "/admin/"), "decision": "reject"}, follow_redirects=True)
+    assert response.status_code == 200 and "1 endorsement rejected." in response.text
+    assert detail.status_code == 200
+    assert "Listed Then Rejected" not in client.get("/appeals/post-listed/endorsements.csv").text
+    assert "Listed Then Rejected" not in client.get("/appeals/post-listed/signatories").text
+    assert client.get("/api/appeals/post-listed/endorsements").json()["items"] == []
+    assert client.get("/api/appeals/post-listed").json()["counts"]["total"] == 0
+    assert [r["target_id"] for r in audit_rows(client, "endorsement.reject")] == [eid]
+    # Re-approving gives it back a public date.
+    client.post(f"/admin/endorsements/{eid}/decision", data={"csrf_token": csrf(client, "/admin/"),
+                                                             "decision": "approve"})
+    assert endorsement(client, eid)["listed_at"] is not None
+
+
+def test_decisions_follow_the_transition_table():
+    assert sorted(sources_for(EndorsementState.APPROVED)) == ["confirmed", "rejected"]
+    assert "pending" not in sources_for(EndorsementState.APPROVED)
+    assert "withdrawn" not in sources_for(EndorsementState.REJECTED)
+
+
+def test_a_withdrawn_endorsement_cannot_be_approved(client):
+    appeal = make_appeal(client, "withdrawn-appeal")
+    [eid] = add_endorsements(client, appeal["id"], 1, state="withdrawn")
+    login_as(client, "moderator")
+    page = client.get(f"/admin/endorsements/{eid}")
+    assert 'value="approve"' not in page.text
+    response = client.post(f"/admin/endorsements/{eid}/decision", data={
+        "csrf_token": csrf(client, "/admin/"), "decision": "approve"}, follow_redirects=False)
+    assert "approved=0" in response.headers["location"]
+    assert endorsement(client, eid)["state"] == "withdrawn"
+    assert audit_rows(client, "endorsement.approve") == []
+
+
+def test_correcting_typos_is_validated_like_the_public_form(client):
+    appeal = make_appeal(client, "typo-appeal")
+    [eid] = add_endorsements(client, appeal["id"], 1, organisation_name="Amnesty Internatonal",
+                             visibility="anonymous")
+    login_as(client, "moderator")
+    token = csrf(client, "/admin/")
+    form = {"csrf_token": token, "organisation_name": "Amnesty International", "country": "XX",
+            "city": "Bonn", "organisation_type": "human_rights", "website": "not a website", "comment": ""}
+    bad = client.post(f"/admin/endorsements/{eid}", data=form)
+    assert bad.status_code == 400
+    assert "Please enter a web address" in bad.text
+    assert "Please choose the country" in bad.text
+    assert 'value="Amnesty International"' in bad.text  # what was typed is kept
+    assert endorsement(client, eid)["organisation_name"] == "Amnesty Internatonal"
+
+    form.update(country="DE", website="www.amnesty.example")
+    good = client.post(f"/admin/endorsements/{eid}", data=form, follow_redirects=True)
+    assert good.status_code == 200 and "The corrections were saved." in good.text
+    row = endorsement(client, eid)
+    assert row["organisation_name"] == "Amnesty International"
+    assert row["name_normalised"] == "amnesty international"
+    assert row["website"] == "https://www.amnesty.example" and row["city"] == "Bonn"
+    [audit] = audit_rows(client, "endorsement.edit")
+    assert audit["target_id"] == eid
+    # The audit names fields, not values: this organisation asked not to be named.
+    assert "Amnesty" not in audit["detail"] and "organisation_name" in audit["detail"]
+
+
+def test_anonymous_names_are_shown_to_organisers_only(client):
+    appeal = make_appeal(client, "anon-appeal", moderation=Moderation.POST)
+    secret = "Hidden Objectors Collective"
+    [eid] = add_endorsements(client, appeal["id"], 1, organisation_name=secret, visibility="anonymous",
+                             listed_at=utcnow())
+    assert secret not in client.get("/appeals/anon-appeal/signatories").text
+    assert secret not in client.get("/api/appeals/anon-appeal/endorsements").text
+    assert client.get("/api/appeals/anon-appeal").json()["counts"]["total"] == 1
+    login_as(client, "moderator")
+    assert secret in client.get(f"/admin/endorsements/{eid}").text
+    assert secret in client.get("/admin/endorsements").text
+    assert "anonymous" in client.get(f"/admin/endorsements/{eid}").text
+
+
+def test_duplicate_hints_and_domain_match(client):
+    appeal = make_appeal(client, "dupes")
+    other = make_appeal(client, "other-appeal")
+    [a] = add_endorsements(client, appeal["id"], 1, organisation_name="Connection e.V.", country="DE",
+                           contact_email="office@connection.example", website="https://www.connection.example")
+    [b] = add_endorsements(client, appeal["id"], 1, organisation_name="CONNECTION  e. V.", country="DE")
+    [c] = add_endorsements(client, appeal["id"], 1, organisation_name="Connection e.V.", country="AT",
+                           website="https://connection.example")
+    [d] = add_endorsements(client, other["id"], 1, contact_email="office@connection.example")
+    login_as(client, "moderator")
+    page = client.get(f"/admin/endorsements/{a}").text
+    assert "domain match" in page and "no domain match" not in page
+    assert re.search(rf"same email as\s*<a href=\"/admin/endorsements/{d}\">#{d}</a>", page)
+    assert re.search(rf"same name and country as\s*<a href=\"/admin/endorsements/{b}\">#{b}</a>", page)
+    assert f"#{c}<" not in page  # another country is another organisation
+    assert "no domain match" in client.get(f"/admin/endorsements/{c}").text
+
+
+def test_domain_match_rules():
+    assert domain_match("a@example.org", "https://example.org/about")
+    assert domain_match("a@www.example.org", "https://example.org")
+    assert domain_match("a@Example.ORG", "https://www.example.org")
+    assert not domain_match("a@gmail.com", "https://example.org")
+    assert not domain_match("a@mail.example.org", "https://example.org")
+    assert not domain_match("a@example.org", "")
