@@ -12,7 +12,7 @@ from petition.db import INTEGRITY_ERRORS, Database, Row
 from petition.endorsements.states import EndorsementState, listed_states
 from petition.endorsements.tables import endorsements
 from petition.outbox.messages import Mailer
-from petition.schema import utcnow
+from petition.schema import UTCDateTime, utcnow
 from petition.tokens import Purpose, Tokens
 
 S = EndorsementState
@@ -204,7 +204,8 @@ async def approve_all_confirmed(db: Database, *, appeal_id: int) -> int:
             endorsements.update()
             .where(endorsements.c.appeal_id == appeal_id, endorsements.c.state == S.CONFIRMED.value)
             .values(state=S.APPROVED.value, moderated_at=now, updated_at=now,
-                    listed_at=sa.func.coalesce(endorsements.c.listed_at, now))
+                    # Typed, or asyncpg is handed a naive/aware mix it cannot compare.
+                    listed_at=sa.func.coalesce(endorsements.c.listed_at, sa.literal(now, type_=UTCDateTime())))
             .returning(endorsements.c.id)
         )
     return len(rows)

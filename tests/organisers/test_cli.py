@@ -48,3 +48,27 @@ def test_organiser_add_refuses_weak_passwords_bad_roles_and_password_arguments(c
     argument = runner.invoke(main, ["organiser", "add", "x@organisers.example", "--role", "moderator",
                                     "--password", "a long cli password"])
     assert argument.exit_code != 0 and "No such option" in argument.output
+
+
+def test_moderate_approve_all_confirmed_lists_what_was_waiting(cli_env, client, smtp):
+    from tests.conftest import BASE_URL, Site
+    from tests.organisers.support import make_appeal
+    from tests.support import links, wait_for_mail
+
+    make_appeal(client, "pre-appeal")
+    site = Site(client, slug="pre-appeal")
+    site.endorse(contact_email="waiting@pre.example", organisation_name="Waiting Org")
+    site.endorse(contact_email="unconfirmed@pre.example", organisation_name="Unconfirmed Org")
+    [message] = wait_for_mail(smtp, "waiting@pre.example")
+    site.confirm(links(message, BASE_URL)[0])
+    assert client.get("/api/appeals/pre-appeal").json()["counts"]["total"] == 0
+
+    result = CliRunner().invoke(main, ["moderate", "approve", "--appeal", "pre-appeal", "--all-confirmed"])
+    assert result.exit_code == 0, result.output
+    assert "approved 1 endorsement" in result.output
+    items = client.get("/api/appeals/pre-appeal/endorsements").json()["items"]
+    assert [i["organisation_name"] for i in items] == ["Waiting Org"]
+    assert items[0]["endorsed_at"]
+
+    missing = CliRunner().invoke(main, ["moderate", "approve", "--appeal", "nope", "--all-confirmed"])
+    assert missing.exit_code != 0 and "no appeal" in missing.output
