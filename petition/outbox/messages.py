@@ -71,10 +71,11 @@ def build_message(row: Row, settings: Settings) -> EmailMessage:
     message["Subject"] = row["subject"]
     message["Message-ID"] = row["message_id"]
     message["Date"] = format_datetime(row["created_at"])
-    message["Content-Language"] = row["language"]
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(row["body_text"])
     message.add_alternative(row["body_html"], subtype="html")
+    # After add_alternative, which moves every Content-* header down into the text part.
+    message["Content-Language"] = row["language"]
     return message
 
 

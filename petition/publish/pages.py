@@ -43,8 +43,9 @@ async def cached_page(request: Request, *, appeal_id: int, params: Collection[st
     """`build(csrf_token)` renders the page; None means "use the request's own token"."""
     if request.method != "GET" or any(name not in params for name in request.query_params):
         return await build(None)
-    key = (appeal_id, "page", request.url.path, str(request.url.query), i18n.get_language(),
-           bool(request.scope.get("state", {}).get("lang_explicit")))
+    scope = request.scope
+    key = (appeal_id, "page", scope["path"], scope["query_string"], i18n.get_language(),
+           bool(scope["state"].get("lang_explicit")))
 
     async def render_once() -> StoredPage:
         response = await build(CSRF_PLACEHOLDER)

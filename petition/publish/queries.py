@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from petition.db import Database, Row
 from petition.endorsements.states import Visibility
-from petition.endorsements.tables import endorsements
 from petition.endorsements.queries import listed_condition
+from petition.endorsements.tables import endorsements
 
 e = endorsements
 
@@ -62,10 +62,12 @@ def _named(appeal: Row, *, country: str | None, organisation_type: str | None,
     if search:
         from petition.endorsements.forms import normalise_name
 
-        needle = normalise_name(search)
-        if needle:
-            escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(e.c.name_normalised.like(f"%{escaped}%", escape="\\"))
+        # Every word must occur, ignoring case, accents, punctuation and spaces:
+        # "pro asyl" and "asyl" find "PRO ASYL", "ev" finds "Connection e.V.".
+        squeezed = sa.func.replace(e.c.name_normalised, " ", "")
+        for word in normalise_name(search).split()[:10]:
+            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(squeezed.like(f"%{escaped}%", escape="\\"))
     return query
 
 
