@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from petition.db import Database, Row
-from petition.endorsements.states import Visibility
 from petition.endorsements.queries import listed_condition
+from petition.endorsements.states import Visibility
 from petition.endorsements.tables import endorsements
 
 e = endorsements

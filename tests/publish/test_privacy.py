@@ -18,7 +18,7 @@ PUBLIC_PAGES = [
     f"/appeals/{SLUG}/signatories?country=BY",
     f"/appeals/{SLUG}/signatories?q=Hidden",
     f"/appeals/{SLUG}/signatories?type=refugee_support",
-    f"/api/appeals",
+    "/api/appeals",
     f"/api/appeals/{SLUG}",
     f"/api/appeals/{SLUG}/endorsements",
     f"/api/appeals/{SLUG}/endorsements?country=BY",
