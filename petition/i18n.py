@@ -100,27 +100,31 @@ class LazyString:
 _ = gettext
 
 
-def negotiate(query_lang: str | None, accept_language: str | None) -> str:
-    """`?lang=xx` first, then Accept-Language (by quality), then English."""
-    if query_lang:
-        code = query_lang.strip().lower()
-        if code in LANGUAGES:
-            return code
+def _quality(params: str) -> float:
+    for param in params.split(";"):
+        name, _sep, value = param.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                quality = float(value.strip())
+            except ValueError:
+                return 0.0
+            return quality if 0.0 <= quality <= 1.0 else 0.0
+    return 1.0
+
+
+def negotiate(query_lang: str | None, accept_language: str | None, *, prefix: str | None = None) -> str:
+    """`?lang=xx` first, then a `/xx/` path prefix, then Accept-Language (by quality), then English."""
+    for explicit in (query_lang, prefix):
+        if explicit:
+            code = explicit.strip().lower()
+            if code in LANGUAGES:
+                return code
     if accept_language:
         choices: list[tuple[float, int, str]] = []
         for index, part in enumerate(accept_language.split(",")[:20]):
-            piece = part.strip()
-            if not piece:
-                continue
-            tag, _sep, params = piece.partition(";")
-            quality = 1.0
-            params = params.strip()
-            if params.startswith("q="):
-                try:
-                    quality = float(params[2:])
-                except ValueError:
-                    quality = 0.0
+            tag, _sep, params = part.strip().partition(";")
             code = tag.strip().lower().split("-")[0]
+            quality = _quality(params)
             if code in LANGUAGES and quality > 0:
                 choices.append((-quality, index, code))
         if choices:

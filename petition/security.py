@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -56,6 +55,18 @@ class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.https = settings.https
+        defaults = {
+            "content-security-policy": CSP,
+            "x-content-type-options": "nosniff",
+            "x-frame-options": "DENY",
+            "referrer-policy": "same-origin",
+            "cross-origin-opener-policy": "same-origin",
+            "permissions-policy": "camera=(), microphone=(), geolocation=()",
+        }
+        if self.https:
+            defaults["strict-transport-security"] = "max-age=31536000; includeSubDomains"
+        # Encoded once: this runs for every response.
+        self.defaults = tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in defaults.items())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,22 +80,16 @@ class SecurityHeadersMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", CSP)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Referrer-Policy", "same-origin")
-                headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-                headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-                if self.https:
-                    headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+                # Raw header pairs, each default added unless the response set its own.
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _value in headers}
+                headers.extend(pair for pair in self.defaults if pair[0] not in present)
                 if fresh and scope["state"].get("csrf_used"):
-                    cookie = (
-                        f"{CSRF_COOKIE}={scope['state']['csrf_secret']}; Path=/; HttpOnly; SameSite=Lax"
-                    )
+                    cookie = f"{CSRF_COOKIE}={scope['state']['csrf_secret']}; Path=/; HttpOnly; SameSite=Lax"
                     if self.https:
                         cookie += "; Secure"
-                    headers.append("Set-Cookie", cookie)
+                    headers.append((b"set-cookie", cookie.encode("latin-1")))
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_wrapper)

@@ -59,6 +59,8 @@ def page_url(request: Request, path: str, **params: Any) -> str:
 
 
 def switch_language_url(request: Request, code: str) -> str:
+    """The same page in another language (a page rendered for a POST names its GET page)."""
     params = dict(request.query_params)
     params["lang"] = code
-    return request.url.path + "?" + urlencode(params)
+    path = request.scope.get("state", {}).get("language_switch_path") or request.url.path
+    return path + "?" + urlencode(params)

@@ -41,12 +41,34 @@ def services(request: Request) -> Services:
     return request.state.services  # type: ignore[no-any-return]
 
 
+class _LazyCSRFToken:
+    """The CSRF token, made only when a template prints it.
+
+    A page without a form then sets no cookie, so public pages stay cacheable.
+    """
+
+    __slots__ = ("_csrf", "_request", "_value")
+
+    def __init__(self, csrf: CSRF, request: Request) -> None:
+        self._csrf = csrf
+        self._request = request
+        self._value: str | None = None
+
+    def __str__(self) -> str:
+        if self._value is None:
+            self._value = self._csrf.token_for(self._request)
+        return self._value
+
+    def __html__(self) -> str:
+        return str(self)  # URL-safe base64: nothing to escape
+
+
 def render(request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200,
            private: bool = False, token_page: bool = False) -> Response:
     """Render an HTML page; `private` pages are never cached, `token_page`s leak no Referer."""
     svc = services(request)
     ctx = {
-        "csrf_token": svc.csrf.token_for(request),
+        "csrf_token": _LazyCSRFToken(svc.csrf, request),
         "lang": i18n.get_language(),
         "language_links": [(code, i18n.LANGUAGE_NAMES[code], switch_language_url(request, code))
                            for code in i18n.LANGUAGES],

@@ -13,7 +13,10 @@ from petition.appeals.states import AppealStatus
 from petition.db import Row
 from petition.endorsements.forms import HONEYPOT_FIELD, ORGANISATION_TYPE_LABELS, parse_endorsement_form
 from petition.endorsements.queries import submit_endorsement
-from petition.publish.queries import count_listed, list_named
+from petition.publish.cache import public_cache
+from petition.publish.cached import appeal_by_slug, appeal_text, listed_counts, newest_named
+from petition.publish.chart import country_chart
+from petition.publish.pages import cached_page
 from petition.templating import page_url
 from petition.web import read_form, render, services
 
@@ -25,25 +28,39 @@ async def public_appeal(request: Request) -> Row:
     return appeal
 
 
+async def cached_public_appeal(request: Request) -> Row:
+    """For reading only: the appeal as seen a few seconds ago at most (see petition.publish.cache)."""
+    appeal = await appeal_by_slug(public_cache(request), services(request).db, slug=request.path_params["slug"])
+    if appeal is None or appeal["status"] == AppealStatus.DRAFT:
+        raise HTTPException(404)
+    return appeal
+
+
 async def appeal_page(request: Request, appeal: Row, *, values: dict[str, str] | None = None,
-                      errors: dict[str, str] | None = None, status: int = 200) -> Response:
+                      errors: dict[str, str] | None = None, status: int = 200,
+                      csrf_token: str | None = None) -> Response:
     db = services(request).db
+    cache = public_cache(request)
     language = i18n.get_language()
-    text = await current_text(db, appeal=appeal, language=language)
+    text = await appeal_text(cache, db, appeal=appeal, language=language)
     if text is None:
         raise HTTPException(404)
-    counts = await count_listed(db, appeal=appeal)
-    newest = await list_named(db, appeal=appeal, limit=10)
+    counts = await listed_counts(cache, db, appeal=appeal)
+    if request.method != "GET":
+        # The form came back with errors: switching language leads to the page, not to the POST URL.
+        request.scope["state"]["language_switch_path"] = f"/appeals/{appeal['slug']}"
     return render(request, "appeals/show.html", {
         "appeal": appeal,
         "text": text,
         "counts": counts,
-        "newest": newest,
+        "chart": country_chart(counts, language),
+        "newest": await newest_named(cache, db, appeal=appeal),
         "values": values or {"visibility": "public"},
         "errors": errors or {},
         "countries": countries.choices(language),
         "organisation_types": ORGANISATION_TYPE_LABELS,
         "honeypot_field": HONEYPOT_FIELD,
+        **({"csrf_token": csrf_token} if csrf_token is not None else {}),
     }, status=status)
 
 
@@ -57,7 +74,9 @@ async def home(request: Request) -> Response:
 
 
 async def show(request: Request) -> Response:
-    return await appeal_page(request, await public_appeal(request))
+    appeal = await cached_public_appeal(request)
+    return await cached_page(request, appeal_id=appeal["id"], params={"lang"},
+                             build=lambda token: appeal_page(request, appeal, csrf_token=token))
 
 
 def _intake_closed(request: Request, appeal: Row) -> Response | None:

@@ -16,6 +16,7 @@ from petition.endorsements.queries import (
 )
 from petition.endorsements.states import EndorsementState
 from petition.endorsements.forms import ORGANISATION_TYPE_LABELS
+from petition.publish.cache import listed_changed
 from petition.templating import page_url
 from petition.tokens import ExpiredToken, InvalidToken, Purpose, TokenClaims
 from petition.web import read_form, render, services
@@ -64,6 +65,8 @@ async def confirm(request: Request) -> Response:
                                               nonce=claims.nonce)
     if outcome is ConfirmOutcome.GONE and _row is None:
         return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
+    if outcome is ConfirmOutcome.CONFIRMED and _row is not None:
+        listed_changed(request, _row["appeal_id"])
     # Post/redirect/get: the page shows the state, so a reload or a second POST changes nothing.
     return RedirectResponse(page_url(request, f"/confirm/{token}"), status_code=303)
 

@@ -45,3 +45,9 @@ sa.Index("ix_endorsements_public", endorsements.c.appeal_id, endorsements.c.stat
 sa.Index("ix_endorsements_listed", endorsements.c.appeal_id, endorsements.c.listed_at)
 sa.Index("ix_endorsements_name", endorsements.c.appeal_id, endorsements.c.name_normalised)
 sa.Index("ix_endorsements_state_created", endorsements.c.state, endorsements.c.created_at)
+# The public side (petition.publish): named organisations newest first (the appeal page,
+# the JSON API) and by country and name (the signatory list), read straight off an index.
+sa.Index("ix_endorsements_newest", endorsements.c.appeal_id, endorsements.c.visibility,
+         endorsements.c.listed_at, endorsements.c.id)
+sa.Index("ix_endorsements_by_country_name", endorsements.c.appeal_id, endorsements.c.visibility,
+         endorsements.c.country, endorsements.c.name_normalised, endorsements.c.id)

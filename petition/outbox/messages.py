@@ -74,7 +74,7 @@ def build_message(row: Row, settings: Settings) -> EmailMessage:
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(row["body_text"])
     message.add_alternative(row["body_html"], subtype="html")
-    # After the bodies: set_content() drops every Content-* header set before it.
+    # After add_alternative, which moves every Content-* header down into the text part.
     message["Content-Language"] = row["language"]
     return message
 

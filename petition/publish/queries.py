@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from petition.db import Database, Row
+from petition.endorsements.queries import listed_condition
 from petition.endorsements.states import Visibility
 from petition.endorsements.tables import endorsements
-from petition.endorsements.queries import listed_condition
 
 e = endorsements
 
@@ -62,10 +62,12 @@ def _named(appeal: Row, *, country: str | None, organisation_type: str | None,
     if search:
         from petition.endorsements.forms import normalise_name
 
-        needle = normalise_name(search)
-        if needle:
-            escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(e.c.name_normalised.like(f"%{escaped}%", escape="\\"))
+        # Every word must occur, ignoring case, accents, punctuation and spaces:
+        # "pro asyl" and "asyl" find "PRO ASYL", "ev" finds "Connection e.V.".
+        squeezed = sa.func.replace(e.c.name_normalised, " ", "")
+        for word in normalise_name(search).split()[:10]:
+            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(squeezed.like(f"%{escaped}%", escape="\\"))
     return query
 
 
@@ -74,7 +76,9 @@ async def list_named(db: Database, *, appeal: Row, country: str | None = None,
                      offset: int = 0, limit: int = 50, newest_first: bool = True) -> Sequence[Row]:
     query = _named(appeal, country=country, organisation_type=organisation_type, search=search)
     if newest_first:
-        query = query.order_by(e.c.listed_at.desc(), e.c.id.desc())
+        # Every listed endorsement has its listed_at (set when it became listed); saying so lets
+        # the backward scan of ix_endorsements_newest skip the unlisted rows, whose NULLs come first.
+        query = query.where(e.c.listed_at.is_not(None)).order_by(e.c.listed_at.desc(), e.c.id.desc())
     else:
         query = query.order_by(e.c.country, e.c.name_normalised, e.c.id)
     return await db.fetch_all(query.offset(offset).limit(limit))
@@ -84,3 +88,10 @@ async def count_named(db: Database, *, appeal: Row, country: str | None = None,
                       organisation_type: str | None = None, search: str | None = None) -> int:
     query = _named(appeal, country=country, organisation_type=organisation_type, search=search)
     return int(await db.fetch_val(sa.select(sa.func.count()).select_from(query.subquery())) or 0)
+
+
+def named_total(counts: Counts, *, country: str | None = None) -> int:
+    """Named organisations, from the counts (listed minus anonymous): no second count query."""
+    if country is not None:
+        return counts.by_country.get(country, 0) - counts.anonymous_by_country.get(country, 0)
+    return counts.total - counts.anonymous_total

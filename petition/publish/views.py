@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -12,22 +13,28 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from petition import countries, i18n
-from petition.appeals.queries import current_text, current_titles, get_appeal, list_appeals
+from petition.appeals.queries import current_titles, list_appeals
 from petition.appeals.states import AppealStatus
 from petition.db import Row
 from petition.endorsements.forms import ORGANISATION_TYPE_LABELS
 from petition.endorsements.states import ORGANISATION_TYPES
+from petition.publish.cache import public_cache
+from petition.publish.cached import appeal_by_slug, appeal_text, listed_counts
+from petition.publish.http import PublicJSONResponse, revalidatable
 from petition.publish.openapi import openapi_document
-from petition.publish.queries import count_listed, count_named, list_named
+from petition.publish.pages import cached_page
+from petition.publish.queries import count_named, list_named, named_total
 from petition.web import render, services
 
 API_PAGE_SIZE = 100
 HTML_PAGE_SIZE = 50
 CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: Query parameters of the signatory list that may be served from the page cache (not searches).
+LIST_PAGE_PARAMS = frozenset({"lang", "page", "country", "type"})
 
 
 async def _appeal_or_404(request: Request) -> Row:
-    appeal = await get_appeal(services(request).db, slug=request.path_params["slug"])
+    appeal = await appeal_by_slug(public_cache(request), services(request).db, slug=request.path_params["slug"])
     if appeal is None or appeal["status"] == AppealStatus.DRAFT:
         raise HTTPException(404, "no such appeal")
     return appeal
@@ -71,55 +78,73 @@ def public_item(row: Row) -> dict[str, Any]:
 
 async def signatories(request: Request) -> Response:
     appeal = await _appeal_or_404(request)
-    db = services(request).db
-    language = i18n.get_language()
     country = _country_filter(request)
     kind = _type_filter(request)
     search = request.query_params.get("q", "").strip()[:100] or None
     page = _page_number(request)
-    total = await count_named(db, appeal=appeal, country=country, organisation_type=kind, search=search)
-    rows = await list_named(db, appeal=appeal, country=country, organisation_type=kind, search=search,
-                            offset=(page - 1) * HTML_PAGE_SIZE, limit=HTML_PAGE_SIZE, newest_first=False)
-    counts = await count_listed(db, appeal=appeal)
-    groups: dict[str, list[Row]] = {}
-    for row in rows:
-        groups.setdefault(row["country"], []).append(row)
-    ordered_groups = sorted(groups.items(), key=lambda kv: countries.name(kv[0], language))
-    return render(request, "publish/signatories.html", {
-        "appeal": appeal,
-        "text": await current_text(db, appeal=appeal, language=language),
-        "groups": ordered_groups,
-        "counts": counts,
-        "total": total,
-        "page": page,
-        "pages": max(1, -(-total // HTML_PAGE_SIZE)),
-        "filters": {"country": country or "", "type": kind or "", "q": search or ""},
-        "countries": countries.choices(language),
-        "organisation_types": ORGANISATION_TYPE_LABELS,
-    })
+
+    async def build(csrf_token: str | None) -> Response:
+        db = services(request).db
+        cache = public_cache(request)
+        language = i18n.get_language()
+        counts = await listed_counts(cache, db, appeal=appeal)
+        if kind or search:
+            total = await count_named(db, appeal=appeal, country=country, organisation_type=kind, search=search)
+        else:
+            total = named_total(counts, country=country)
+        pages = max(1, -(-total // HTML_PAGE_SIZE))
+        rows: Sequence[Row] = []
+        if page <= pages:
+            rows = await list_named(db, appeal=appeal, country=country, organisation_type=kind, search=search,
+                                    offset=(page - 1) * HTML_PAGE_SIZE, limit=HTML_PAGE_SIZE,
+                                    newest_first=False)
+        groups: dict[str, list[Row]] = {}
+        for row in rows:
+            groups.setdefault(row["country"], []).append(row)
+        ordered_groups = sorted(groups.items(), key=lambda kv: countries.name(kv[0], language))
+        return render(request, "publish/signatories.html", {
+            "appeal": appeal,
+            "text": await appeal_text(cache, db, appeal=appeal, language=language),
+            "groups": ordered_groups,
+            "counts": counts,
+            "total": total,
+            "page": page,
+            "pages": pages,
+            "filters": {"country": country or "", "type": kind or "", "q": search or ""},
+            "countries": [(code, name) for code, name in countries.choices(language)
+                          if code in counts.by_country],
+            "organisation_types": ORGANISATION_TYPE_LABELS,
+            **({"csrf_token": csrf_token} if csrf_token is not None else {}),
+        })
+
+    response = await cached_page(request, appeal_id=appeal["id"], params=LIST_PAGE_PARAMS, build=build)
+    return revalidatable(request, response)
 
 
 async def api_appeals(request: Request) -> Response:
     db = services(request).db
     titles = await current_titles(db, language=i18n.get_language())
-    return JSONResponse([
+    response = PublicJSONResponse([
         {"slug": a["slug"], "title": titles.get(a["id"], a["slug"]), "status": a["status"]}
         for a in await list_appeals(db)
-    ])
+    ], headers={"Vary": "Accept-Language"})
+    return revalidatable(request, response)
 
 
 async def api_appeal(request: Request) -> Response:
     appeal = await _appeal_or_404(request)
     db = services(request).db
-    text = await current_text(db, appeal=appeal, language=i18n.get_language())
-    counts = await count_listed(db, appeal=appeal)
-    return JSONResponse({
+    cache = public_cache(request)
+    text = await appeal_text(cache, db, appeal=appeal, language=i18n.get_language())
+    counts = await listed_counts(cache, db, appeal=appeal)
+    response = PublicJSONResponse({
         "slug": appeal["slug"],
         "title": text["title"] if text else appeal["slug"],
         "status": appeal["status"],
         "moderation": appeal["moderation"],
         "counts": {"total": counts.total, "by_country": counts.by_country},
-    })
+    }, headers={"Vary": "Accept-Language"})
+    return revalidatable(request, response, max_age=5)
 
 
 async def api_endorsements(request: Request) -> Response:
@@ -134,7 +159,8 @@ async def api_endorsements(request: Request) -> Response:
         params = dict(request.query_params)
         params["page"] = str(page + 1)
         next_url = str(request.url.include_query_params(**params))
-    return JSONResponse({"items": [public_item(r) for r in rows[:API_PAGE_SIZE]], "next": next_url})
+    response = PublicJSONResponse({"items": [public_item(r) for r in rows[:API_PAGE_SIZE]], "next": next_url})
+    return revalidatable(request, response)
 
 
 def _csv_cell(value: object) -> str:
@@ -146,8 +172,9 @@ def _csv_cell(value: object) -> str:
 async def endorsements_csv(request: Request) -> Response:
     appeal = await _appeal_or_404(request)
     country = _country_filter(request)
-    rows = await list_named(services(request).db, appeal=appeal, country=country, offset=0,
-                            limit=10_000_000, newest_first=True)
+    kind = _type_filter(request)
+    rows = await list_named(services(request).db, appeal=appeal, country=country, organisation_type=kind,
+                            offset=0, limit=10_000_000, newest_first=True)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     columns = ["organisation_name", "country", "city", "organisation_type", "website", "endorsed_at"]
@@ -156,12 +183,14 @@ async def endorsements_csv(request: Request) -> Response:
         item = public_item(row)
         writer.writerow([_csv_cell(item[c]) for c in columns])
     filename = f"{appeal['slug']}-endorsements{'-' + country if country else ''}.csv"
-    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    response = Response(buffer.getvalue(), media_type="text/csv; charset=utf-8; header=present",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return revalidatable(request, response)
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(openapi_document(services(request).settings.base_url))
+    return revalidatable(request, PublicJSONResponse(openapi_document(services(request).settings.base_url)),
+                         max_age=3600)
 
 
 async def healthz(request: Request) -> Response:

@@ -1,0 +1,299 @@
+"""Public pages at scale: 100,000 endorsements in PostgreSQL, measured with wrk against a baseline.
+
+    .venv/bin/python bench/public_bench.py [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+        [--endorsements 100000] [--duration 10] [--connections 32] [--workers 1]
+
+It creates a fresh database on the server, migrates it, creates the demo appeal, bulk-loads
+the endorsements with COPY (about a tenth anonymous, a few pending or withdrawn, so the
+counts must filter), runs VACUUM ANALYZE and prints the query plans of the public reads.
+Then it starts `uvicorn petition.app:create_app` and, beside it, a bare Starlette app
+(bench/constant_app.py) serving the very bytes of the appeal page as a constant page, with
+the same worker count, and measures each URL with wrk: requests/s and p99 latency, and the
+ratio to the constant page measured just before and just after it in the same run. The database is dropped at the end
+(unless --keep). `--load-only` fills a database for a demo and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import random
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SLUG = "protect-deserters"
+TARGET_RATIO = 0.5
+
+# Countries with a skewed share, as real appeals have: a few large, many small.
+COUNTRIES = ["DE", "FR", "IT", "ES", "NL", "BE", "AT", "CH", "PL", "CZ", "SE", "DK", "NO", "FI", "IE",
+             "PT", "GR", "LT", "LV", "EE", "UA", "RU", "BY", "GE", "AM", "MD", "RO", "BG", "HU", "SK",
+             "SI", "HR", "RS", "GB", "IS", "LU", "CY", "MT", "TR", "AL"]
+TYPES = ["ngo", "human_rights", "peace", "union", "religious", "refugee_support", "legal", "media",
+         "political", "academic", "other"]
+WORDS = ["Peace", "Friends", "Solidarity", "Refuge", "Conscience", "Rights", "Union", "Network", "Women",
+         "Youth", "Church", "Council", "Forum", "Alliance", "Mothers", "Initiative", "Lawyers", "Action"]
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def admin(url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(with_database(url, "postgres"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def endorsement_records(count: int, appeal_id: int, text_hash: str, seed: int = 7) -> list[tuple[object, ...]]:
+    from petition.endorsements.forms import normalise_name
+
+    rng = random.Random(seed)
+    weights = [1.0 / (i + 1) ** 0.9 for i in range(len(COUNTRIES))]
+    start = dt.datetime(2026, 1, 10, 8, 0, 0)
+    records = []
+    for i in range(count):
+        country = rng.choices(COUNTRIES, weights)[0]
+        name = f"{rng.choice(WORDS)} {rng.choice(WORDS)} {country} {i}"
+        roll = rng.random()
+        state = "confirmed" if roll < 0.94 else ("pending" if roll < 0.98 else "withdrawn")
+        created = start + dt.timedelta(seconds=i * 37)
+        listed = created + dt.timedelta(minutes=5) if state == "confirmed" else None
+        email = f"contact{i}@org{i}.example"
+        records.append((
+            appeal_id, name, normalise_name(name), country, "", rng.choice(TYPES), f"https://org{i}.example",
+            f"Contact {i}", "", email, email, True, "2026-11", "anonymous" if rng.random() < 0.1 else "public",
+            "", "en", "en", text_hash, state, secrets.token_hex(16), created, created,
+            listed, None, created if state == "withdrawn" else None, listed,
+        ))
+    return records
+
+
+COLUMNS = ["appeal_id", "organisation_name", "name_normalised", "country", "city", "organisation_type", "website",
+           "contact_name", "contact_role", "contact_email", "email_canonical", "authorised", "consent_version",
+           "visibility", "comment", "language", "text_language", "text_hash", "state", "token_nonce",
+           "created_at", "updated_at", "confirmed_at", "moderated_at", "withdrawn_at", "listed_at"]
+
+
+async def load(url: str, count: int) -> None:
+    """The demo appeal and `count` endorsements, bulk-copied, then VACUUM ANALYZE."""
+    import asyncpg
+
+    from petition.appeals.queries import ensure_demo_appeal
+    from petition.db import Database
+
+    db = Database(url)
+    await db.connect()
+    try:
+        await ensure_demo_appeal(db)
+    finally:
+        await db.disconnect()
+    conn = await asyncpg.connect(url)
+    try:
+        appeal_id = await conn.fetchval("SELECT id FROM appeals WHERE slug = $1", SLUG)
+        text_hash = await conn.fetchval("SELECT content_hash FROM appeal_texts WHERE appeal_id = $1 LIMIT 1",
+                                        appeal_id)
+        started = time.perf_counter()
+        await conn.copy_records_to_table("endorsements", records=endorsement_records(count, appeal_id, text_hash),
+                                         columns=COLUMNS)
+        await conn.execute("VACUUM ANALYZE endorsements")
+        print(f"loaded {count:,} endorsements in {time.perf_counter() - started:.1f} s", flush=True)
+    finally:
+        await conn.close()
+
+
+async def explain(url: str) -> None:
+    """The plans of the public reads, compiled from the application's own queries."""
+    import asyncpg
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql
+
+    from petition.endorsements.queries import listed_condition
+    from petition.endorsements.tables import endorsements as e
+    from petition.publish.queries import _named
+
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow("SELECT * FROM appeals WHERE slug = $1", SLUG)
+        appeal = dict(row)
+        queries = {
+            "counts": sa.select(e.c.country, e.c.visibility, sa.func.count())
+            .where(e.c.appeal_id == appeal["id"], listed_condition(appeal["moderation"]))
+            .group_by(e.c.country, e.c.visibility),
+            "newest named": _named(appeal, country=None, organisation_type=None, search=None)
+            .where(e.c.listed_at.is_not(None)).order_by(e.c.listed_at.desc(), e.c.id.desc()).limit(10),
+            "signatory list, page 20": _named(appeal, country=None, organisation_type=None, search=None)
+            .order_by(e.c.country, e.c.name_normalised, e.c.id).offset(950).limit(50),
+            "signatory list, one country": _named(appeal, country="FR", organisation_type=None, search=None)
+            .order_by(e.c.country, e.c.name_normalised, e.c.id).limit(50),
+        }
+        for label, query in queries.items():
+            sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+            plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS OFF) " + sql)
+            print(f"-- EXPLAIN {label}")
+            for line in plan:
+                print("   " + line[0])
+    finally:
+        await conn.close()
+
+
+def start_server(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [sys.executable, "-m", "uvicorn", *args, "--host", "127.0.0.1", "--port", str(port),
+         "--no-access-log", "--log-level", "warning"],
+        cwd=ROOT, env=env, start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:  # noqa: S310
+                if r.status == 200:
+                    return process
+        except OSError:
+            time.sleep(0.2)
+    stop_server(process)
+    raise SystemExit(f"server on port {port} did not start")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, duration: int, connections: int, threads: int) -> tuple[float, float, int]:
+    """(requests/s, p99 in ms, non-2xx/3xx responses) of one wrk run."""
+    out = subprocess.run(  # noqa: S603
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rps, float(value) * _UNITS[unit], int(errors.group(1)) if errors else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--postgres", default=os.environ.get(
+        "PETITION_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--endorsements", type=int, default=100_000)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured URL")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers, for the app and the baseline")
+    parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
+    parser.add_argument("--load-only", metavar="DBNAME",
+                        help="create DBNAME, load it, print its URL and exit (for demos)")
+    args = parser.parse_args()
+
+    from petition.migrations.runner import upgrade
+
+    name = args.load_only or f"petition_bench_{os.getpid()}"
+    url = with_database(args.postgres, name)
+    asyncio.run(admin(args.postgres, f'CREATE DATABASE "{name}"'))
+    try:
+        upgrade(url)
+        asyncio.run(load(url, args.endorsements))
+        if args.load_only:
+            print(url)
+            return
+        asyncio.run(explain(url))
+        measure(url, args)
+    finally:
+        if not (args.keep or args.load_only):
+            asyncio.run(admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        elif args.keep:
+            print(f"kept {url}")
+
+
+def measure(url: str, args: argparse.Namespace) -> None:
+    """Both servers run side by side; the baseline is measured before and after each page.
+
+    The machine is shared, so its speed drifts: each page is compared with the mean of
+    the baseline runs on either side of it, not with one baseline from minutes before.
+    """
+    data_dir = tempfile.mkdtemp(prefix="petition-bench-")
+    app_port, base_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{app_port}"
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": secrets.token_urlsafe(32), "BASE_URL": base,
+           "DATA_DIR": data_dir, "RUN_WORKER": "false", "PYTHONPATH": str(ROOT)}
+    paths = {
+        "appeal page": f"/appeals/{SLUG}",
+        "signatory list": f"/appeals/{SLUG}/signatories",
+        "counts JSON": f"/api/appeals/{SLUG}",
+    }
+    app = start_server(["petition.app:create_app", "--factory", "--workers", str(args.workers)], env, app_port)
+    baseline = None
+    try:
+        with urllib.request.urlopen(base + paths["appeal page"]) as response:  # noqa: S310
+            page = response.read()
+        page_file = Path(data_dir) / "constant.html"
+        page_file.write_bytes(page)
+        baseline = start_server(["bench.constant_app:app", "--workers", str(args.workers)],
+                                {**env, "BENCH_PAGE_FILE": str(page_file)}, base_port)
+        constant = f"http://127.0.0.1:{base_port}/"
+
+        def run(target: str) -> tuple[float, float, int]:
+            wrk(target, 2, args.connections, args.threads)  # warm-up
+            return wrk(target, args.duration, args.connections, args.threads)
+
+        baselines = [run(constant)]
+        results: dict[str, tuple[float, float, int, float]] = {}
+        for label, path in paths.items():
+            measured = run(base + path)
+            baselines.append(run(constant))
+            around = (baselines[-2][0] + baselines[-1][0]) / 2
+            results[label] = (*measured, measured[0] / around)
+    finally:
+        stop_server(app)
+        if baseline is not None:
+            stop_server(baseline)
+
+    print(f"\n{args.endorsements:,} endorsements; wrk -t{args.threads} -c{args.connections} -d{args.duration}s; "
+          f"uvicorn --workers {args.workers}; constant page = the appeal page's {len(page):,} bytes\n")
+    print(f"| {'page':<26} | {'requests/s':>10} | {'p99 ms':>8} | {'ratio to baseline':>17} | {'errors':>6} |")
+    print(f"|{'-' * 28}|{'-' * 11}:|{'-' * 9}:|{'-' * 18}:|{'-' * 7}:|")
+    for i, (rps, p99, errors) in enumerate(baselines):
+        print(f"| {'constant page, run ' + str(i + 1):<26} | {rps:>10.0f} | {p99:>8.1f} | {1:>17.2f} | {errors:>6} |")
+    for label, (rps, p99, errors, ratio) in results.items():
+        print(f"| {label:<26} | {rps:>10.0f} | {p99:>8.1f} | {ratio:>17.2f} | {errors:>6} |")
+    ratio = results["appeal page"][3]
+    verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
+    print(f"\nappeal page / constant page (mean of the runs before and after) = {ratio:.2f}: "
+          f"{verdict} the target of {TARGET_RATIO}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""The public reads that every appeal page makes, through the short in-process cache.
+
+Keys begin with the appeal's id so that `PublicCache.invalidate(appeal_id)` drops them
+all; the appeal itself is cached by slug and dropped by a full invalidation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from petition.appeals.queries import current_text, get_appeal
+from petition.db import Database, Row
+from petition.publish.cache import PublicCache
+from petition.publish.queries import Counts, count_listed, list_named
+
+NEWEST = 10
+
+
+async def appeal_by_slug(cache: PublicCache, db: Database, *, slug: str) -> Row | None:
+    async def load() -> Row | None:
+        row = await get_appeal(db, slug=slug)
+        return dict(row) if row is not None else None
+
+    return await cache.get(("slug", slug), load)
+
+
+async def appeal_text(cache: PublicCache, db: Database, *, appeal: Row, language: str) -> Row | None:
+    async def load() -> Row | None:
+        row = await current_text(db, appeal=appeal, language=language)
+        return dict(row) if row is not None else None
+
+    return await cache.get((appeal["id"], "text", language), load)
+
+
+async def listed_counts(cache: PublicCache, db: Database, *, appeal: Row) -> Counts:
+    return await cache.get((appeal["id"], "counts"), lambda: count_listed(db, appeal=appeal))
+
+
+async def newest_named(cache: PublicCache, db: Database, *, appeal: Row) -> Sequence[Row]:
+    async def load() -> Sequence[Row]:
+        return [dict(r) for r in await list_named(db, appeal=appeal, limit=NEWEST)]
+
+    return await cache.get((appeal["id"], "newest"), load)
