@@ -30,6 +30,7 @@ from petition.organisers.moderation import (
 )
 from petition.organisers.params import optional_id, page_number, text
 from petition.organisers.roles import Role
+from petition.publish.cache import listed_changed, public_cache
 from petition.web import read_form, render, services
 
 S = EndorsementState
@@ -135,6 +136,7 @@ async def bulk_decide(request: Request) -> Response:
             raise HTTPException(400, "ids must be whole numbers")
         ids.append(int(raw))
     changed = await decide(services(request).db, ids=ids, target=decision, organiser_id=organiser(request)["id"])
+    public_cache(request).invalidate()
     key = "approved" if decision == S.APPROVED else "rejected"
     return RedirectResponse(_with(_back(form.get("next"), "/admin/moderation"), **{key: len(changed)}),
                             status_code=303)
@@ -175,6 +177,7 @@ async def endorsement_edit(request: Request) -> Response:
                                        organiser_id=organiser(request)["id"])
     if result.errors:
         return await _detail(request, row, values=result.values, errors=result.errors, status=400)
+    listed_changed(request, int(str(row["appeal_id"])))
     saved = "1" if result.changed else "0"
     return RedirectResponse(f"/admin/endorsements/{row['id']}?saved={saved}", status_code=303)
 
@@ -187,6 +190,7 @@ async def endorsement_decide(request: Request) -> Response:
         raise HTTPException(400, "unknown decision")
     changed = await decide(services(request).db, ids=[int(str(row["id"]))], target=decision,
                            organiser_id=organiser(request)["id"])
+    listed_changed(request, int(str(row["appeal_id"])))
     key = "approved" if decision == S.APPROVED else "rejected"
     return RedirectResponse(f"/admin/endorsements/{row['id']}?{key}={len(changed)}", status_code=303)
 
