@@ -77,8 +77,32 @@ def normalise_name(value: str) -> str:
     return _SPACES.sub(" ", kept).strip()[:200]
 
 
+#: Mail providers known to ignore dots in the local part.
+_DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+
 def canonical_email(value: str) -> str:
-    return value.strip().lower()
+    """One spelling per mailbox, for duplicate checks and rate limits (never for sending).
+
+    Case folded, the domain in its IDNA form, a "+tag" dropped (every large provider
+    delivers name+tag@ to name@), and dots dropped where the provider ignores them:
+    "Office+Petition@Example.ORG" and "office@example.org" are one mailbox.
+    """
+    local, _, domain = value.strip().rpartition("@")
+    if not local:
+        return value.strip().lower()
+    domain = domain.rstrip(".").lower()
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass
+    local = local.lower()
+    if "+" in local[1:]:
+        local = local[0] + local[1:].split("+", 1)[0]
+    if domain in _DOTLESS_DOMAINS:
+        local = local.replace(".", "")
+        domain = "gmail.com"
+    return f"{local}@{domain}"
 
 
 class WebsiteError(ValueError):
