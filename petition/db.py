@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,11 @@ import sqlalchemy as sa
 from sqlalchemy.sql import ClauseElement
 
 Row = Mapping[str, Any]
+
+# These drivers log every query with its parameters at DEBUG: email addresses and
+# signed links would reach the logs whenever someone turns debugging on.
+for _name in ("databases", "aiosqlite", "asyncpg"):
+    logging.getLogger(_name).setLevel(logging.INFO)
 
 _write_depth: contextvars.ContextVar[int] = contextvars.ContextVar("petition_write_depth", default=0)
 
