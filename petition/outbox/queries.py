@@ -15,9 +15,10 @@ Q = OutboxState
 
 
 def backoff_seconds(attempts: int, cap: float) -> float:
-    """30 s, 1 min, 2 min, … capped, with ±10 % jitter so retries do not stampede."""
-    base = min(cap, 30.0 * 2 ** max(0, attempts - 1))
-    return base * random.uniform(0.9, 1.1)
+    """30 s, 1 min, 2 min, … with ±10 % jitter so retries do not stampede, never over `cap`."""
+    # The exponent is bounded: a huge attempt count must not overflow the float.
+    base = min(cap, 30.0 * 2.0 ** min(max(0, attempts - 1), 40))
+    return min(cap, base * random.uniform(0.9, 1.1))
 
 
 async def claim_due(db: Database, *, worker_id: str, limit: int, lease_seconds: float) -> Sequence[Row]:
