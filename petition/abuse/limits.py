@@ -64,9 +64,8 @@ async def hit(db: Database, *, secret: str, rules: list[Rule]) -> bool:
     oldest = now - dt.timedelta(seconds=max(rule.window for rule in rules))
     r = rate_events.c
     counts = [
-        sa.func.coalesce(sa.func.sum(sa.case(
-            (sa.and_(r.bucket == rule.bucket, r.key_hash == digest,
-                     r.created_at >= now - dt.timedelta(seconds=rule.window)), 1), else_=0)), 0).label(f"n{i}")
+        sa.func.count().filter(sa.and_(r.bucket == rule.bucket, r.key_hash == digest,
+                                       r.created_at >= now - dt.timedelta(seconds=rule.window))).label(f"n{i}")
         for i, (rule, digest) in enumerate(hashed)
     ]
     query = sa.select(*counts).where(
