@@ -53,7 +53,7 @@ def is_trusted(settings: Settings, ip: str | None) -> bool:
 async def hit(db: Database, *, secret: str, rules: list[Rule]) -> bool:
     """Record one event under each rule's bucket and key; False when any limit is now exceeded.
 
-    One SELECT counts every rule's window, one INSERT records the events. Events over
+    One INSERT records the events, one SELECT counts every rule's window (this event included). Events over
     the limit are recorded too, so a bot that keeps going stays held.
     """
     if not rules:
@@ -61,23 +61,25 @@ async def hit(db: Database, *, secret: str, rules: list[Rule]) -> bool:
     now = utcnow()
     keys = {(rule.bucket, key_hash(secret, rule.bucket, rule.key)) for rule in rules}
     hashed = [(rule, key_hash(secret, rule.bucket, rule.key)) for rule in rules]
-    oldest = now - dt.timedelta(seconds=max(rule.window for rule in rules))
     r = rate_events.c
+    # Each count stops at the limit: the cost stays bounded however long a flood goes on.
     counts = [
-        sa.func.count().filter(sa.and_(r.bucket == rule.bucket, r.key_hash == digest,
-                                       r.created_at >= now - dt.timedelta(seconds=rule.window))).label(f"n{i}")
+        sa.select(sa.func.count()).select_from(
+            sa.select(r.id).where(r.bucket == rule.bucket, r.key_hash == digest,
+                                  r.created_at >= now - dt.timedelta(seconds=rule.window))
+            .limit(rule.limit + 1).subquery()
+        ).scalar_subquery().label(f"n{i}")
         for i, (rule, digest) in enumerate(hashed)
     ]
-    query = sa.select(*counts).where(
-        r.created_at >= oldest,
-        sa.or_(*(sa.and_(r.bucket == bucket, r.key_hash == digest) for bucket, digest in sorted(keys))),
-    )
+    query = sa.select(*counts)
     async with db.write():
-        row = await db.fetch_one(query)
+        # Insert first: on SQLite the transaction then holds the write lock from its start, and
+        # another process's write cannot make it fail ("database is locked") at the upgrade.
         await db.execute(rate_events.insert().values(
             [{"bucket": bucket, "key_hash": digest, "created_at": now} for bucket, digest in sorted(keys)]))
+        row = await db.fetch_one(query)
     assert row is not None
-    return all(int(row[f"n{i}"]) + 1 <= rule.limit for i, (rule, _d) in enumerate(hashed))
+    return all(int(row[f"n{i}"]) <= rule.limit for i, (rule, _d) in enumerate(hashed))
 
 
 def _ip_rules(settings: Settings, bucket: str, ip: str) -> list[Rule]:

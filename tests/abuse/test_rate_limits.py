@@ -105,7 +105,8 @@ def test_limits_are_counted_across_processes_and_store_no_addresses(make_site, d
     first.endorse(contact_email="one@multi.example")
     second.endorse(contact_email="two@multi.example")
     first.endorse(contact_email="three@multi.example")
-    assert states(database_url)["three@multi.example"] == "quarantined"
+    assert states(database_url)["three@multi.example"] == "quarantined", run_sql(
+        database_url, "SELECT bucket, key_hash, created_at FROM rate_events")
     dump = str(run_sql(database_url, "SELECT bucket, key_hash FROM rate_events"))
     assert "198.51.100.9" not in dump and "multi.example" not in dump and "one@" not in dump
 
