@@ -116,7 +116,10 @@ def normalise_website(raw: str) -> str:
         return ""
     if "://" not in value:
         value = "https://" + value.lstrip("/")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:  # e.g. an unbalanced "[" reads as a broken IPv6 address
+        raise WebsiteError from exc
     if parts.scheme.lower() not in ("http", "https"):
         raise WebsiteError
     if parts.username or parts.password or not parts.hostname:
@@ -223,5 +226,5 @@ def parse_endorsement_form(form: Any) -> EndorsementForm:
     if visibility not in (Visibility.PUBLIC.value, Visibility.ANONYMOUS.value):
         errors["visibility"] = _("Please choose whether your organisation may be named publicly.")
     data["visibility"] = visibility
-    result.values["visibility"] = visibility
+    result.values["visibility"] = visibility[:2000]
     return result
