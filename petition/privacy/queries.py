@@ -116,7 +116,7 @@ async def export_data(db: Database, *, endorsement_id: int, nonce: str) -> dict[
         .order_by(audit_log.c.id))
     items = []
     for r in rows:
-        record = {name: _value(r[name]) for name in r.keys() if name not in _NOT_EXPORTED}  # noqa: SIM118
+        record = {name: _value(r[name]) for name in r.keys() if name not in _NOT_EXPORTED}
         record["state_history"] = [
             {"state": state, "at": _value(r[column])}
             for state, column in (("submitted", "created_at"), ("confirmed", "confirmed_at"),
@@ -124,7 +124,7 @@ async def export_data(db: Database, *, endorsement_id: int, nonce: str) -> dict[
                                   ("withdrawn", "withdrawn_at"))
             if r[column] is not None
         ]
-        record["emails"] = [{k: _value(m[k]) for k in m.keys() if k != "endorsement_id"}  # noqa: SIM118
+        record["emails"] = [{k: _value(m[k]) for k in m.keys() if k != "endorsement_id"}
                             for m in emails if m["endorsement_id"] == r["id"]]
         record["events"] = [{"action": ev["action"], "at": _value(ev["created_at"])}
                             for ev in events if ev["target_id"] == r["id"]]
