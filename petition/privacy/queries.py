@@ -88,7 +88,10 @@ async def request_data_copy(db: Database, *, mailer: Mailer, tokens: Tokens, ema
 
 def _value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        # Stored as naive UTC (petition.schema.UTCDateTime); some joined selects hand it back naive.
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     return value
 
 

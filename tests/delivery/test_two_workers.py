@@ -27,8 +27,11 @@ def test_two_worker_processes_deliver_500_emails_exactly_once(database_url, tmp_
            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "DATA_DIR": str(tmp_path / "data"),
            "WORKER_POLL_INTERVAL": "0.1", "PURGE_INTERVAL": "3600"}
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
-    workers = [subprocess.Popen([str(WORKER), "worker"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                stderr=log.open("wb")) for log in logs]
+    workers = []
+    for log in logs:
+        with log.open("wb") as sink:
+            workers.append(subprocess.Popen([str(WORKER), "worker"], env=env, cwd=tmp_path,
+                                            stdout=subprocess.DEVNULL, stderr=sink))
     try:
         wait_for(lambda: len(smtp.messages) >= 500, timeout=180, interval=0.2)
         wait_for(lambda: run_sql(database_url, "SELECT count(*) AS n FROM outbox WHERE state = 'sent'")[0]["n"]

@@ -45,7 +45,7 @@ def test_known_contact_receives_a_link_to_all_their_data(site, smtp, client):
     assert item["consent_version"]
     assert item["state"] == "confirmed"
     assert [s["state"] for s in item["state_history"]] == ["submitted", "confirmed", "listed"]
-    assert all(s["at"].endswith("Z") for s in item["state_history"])
+    assert all(s["at"].endswith("Z") for s in item["state_history"]), item["state_history"]
     assert [m["kind"] for m in item["emails"]] == ["confirm", "thank_you", "data_request"]
     assert "token_nonce" not in item
 
