@@ -27,6 +27,8 @@ from petition.organisers import views as organiser_views
 from petition.outbox.messages import Mailer
 from petition.outbox.transports import make_transport
 from petition.outbox.worker import OutboxWorker
+from petition.privacy import views as privacy_views
+from petition.privacy.housekeeping import Housekeeper
 from petition.publish import views as publish_views
 from petition.security import CSRF, BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from petition.settings import Settings, load_settings
@@ -136,13 +138,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.create_demo:
             await ensure_demo_appeal(services.db)
         worker_task = None
+        housekeeper = Housekeeper(services.db, settings)
+        housekeeping_task = None
         if settings.run_worker:
             services.worker = OutboxWorker(services.db, settings, make_transport(settings))
             services.mailer.on_queued(services.worker.notify)
             worker_task = asyncio.create_task(services.worker.run(), name="outbox-worker")
+            housekeeping_task = asyncio.create_task(housekeeper.run(), name="housekeeping")
         try:
             yield {"services": services}
         finally:
+            if housekeeping_task is not None:
+                housekeeper.stop()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(housekeeping_task, 10)
             if services.worker is not None and worker_task is not None:
                 services.worker.stop()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -154,6 +163,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *confirmation_views.routes,
         *publish_views.routes,
         *organiser_views.routes,
+        *privacy_views.routes,
         Mount("/static", app=StaticFiles(directory=str(PROJECT_ROOT / "static")), name="static"),
     ]
     middleware = [

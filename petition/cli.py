@@ -83,6 +83,7 @@ def worker() -> None:
     from petition.db import Database
     from petition.outbox.transports import make_transport
     from petition.outbox.worker import OutboxWorker
+    from petition.privacy.housekeeping import Housekeeper
 
     settings = _settings()
     _logging()
@@ -91,11 +92,17 @@ def worker() -> None:
         db = Database(settings.database_url)
         await db.connect()
         outbox_worker = OutboxWorker(db, settings, make_transport(settings))
+        housekeeper = Housekeeper(db, settings)
+
+        def stop() -> None:
+            outbox_worker.stop()
+            housekeeper.stop()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, outbox_worker.stop)
+            loop.add_signal_handler(sig, stop)
         try:
-            await outbox_worker.run()
+            await asyncio.gather(outbox_worker.run(), housekeeper.run())
         finally:
             await db.disconnect()
 
@@ -151,6 +158,27 @@ def moderate_approve(slug: str, all_confirmed: bool) -> None:
 
     count = asyncio.run(_with_db(_settings(), action))
     click.echo(f"approved {count} endorsement(s)")
+
+
+@main.command()
+@click.option("--days", type=int, default=None,
+              help="Keep unconfirmed endorsements this many days (default: UNCONFIRMED_RETENTION_DAYS).")
+def purge(days: int | None) -> None:
+    """Delete unconfirmed endorsements and their emails after the retention period (the worker
+    also does this periodically), old delivered emails, and expired rate-limit counters."""
+    from petition.privacy.queries import PurgeResult, purge_unconfirmed
+
+    settings = _settings()
+    retention = settings.unconfirmed_retention_days if days is None else days
+    if retention < 0:
+        raise click.BadParameter("must be 0 or more", param_hint="--days")
+
+    async def action(database: object) -> PurgeResult:
+        return await purge_unconfirmed(database, retention_days=retention)  # type: ignore[arg-type]
+
+    result = asyncio.run(_with_db(settings, action))
+    click.echo(f"purged {result.endorsements} unconfirmed endorsement(s), {result.emails} email(s), "
+               f"{result.rate_events} rate-limit record(s)")
 
 
 @main.group()

@@ -20,9 +20,9 @@ from sqlalchemy.sql import ClauseElement
 
 Row = Mapping[str, Any]
 
-# `databases` and `aiosqlite` log every query with its arguments (email addresses, names)
-# at DEBUG. Personal data never goes into logs, whatever level an operator chooses.
-for _name in ("databases", "aiosqlite"):
+# These drivers log every query with its parameters at DEBUG: email addresses and
+# signed links would reach the logs whenever someone turns debugging on.
+for _name in ("databases", "aiosqlite", "asyncpg"):
     logging.getLogger(_name).setLevel(logging.INFO)
 
 _write_depth: contextvars.ContextVar[int] = contextvars.ContextVar("petition_write_depth", default=0)

@@ -49,6 +49,7 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
 
 def all_tables() -> sa.MetaData:
     """Import every feature's tables so the metadata is complete (Alembic, tests)."""
+    from petition.abuse import tables as _abuse  # noqa: F401
     from petition.appeals import tables as _appeals  # noqa: F401
     from petition.dossiers import tables as _dossiers  # noqa: F401
     from petition.endorsements import tables as _endorsements  # noqa: F401

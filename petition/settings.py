@@ -43,6 +43,15 @@ class Settings:
     outbox_max_backoff: float = 3600.0
     outbox_lease_seconds: float = 300.0
     create_demo: bool = True
+    # Anti-abuse (petition.abuse): counts per window; over a limit an endorsement is held.
+    rate_limit_ip_burst: int = 10  # per IP per minute (form and resend)
+    rate_limit_ip_sustained: int = 60  # per IP per hour
+    rate_limit_email: int = 5  # submissions per email address per hour
+    rate_limit_domain: int = 50  # submissions per email domain per hour
+    rate_limit_resend: int = 3  # confirmation emails re-sent per endorsement per day
+    rate_limit_data_request: int = 3  # data-request emails per address per day
+    intake_paused: bool = False  # stops every appeal's intake with a 503 page
+    purge_interval: float = 3600.0  # seconds between the worker's purge runs
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -181,4 +190,12 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         outbox_max_backoff=as_float("OUTBOX_MAX_BACKOFF", 3600.0),
         outbox_lease_seconds=as_float("OUTBOX_LEASE_SECONDS", 300.0),
         create_demo=as_bool("CREATE_DEMO", True),
+        rate_limit_ip_burst=as_int("RATE_LIMIT_IP_BURST", 10),
+        rate_limit_ip_sustained=as_int("RATE_LIMIT_IP_SUSTAINED", 60),
+        rate_limit_email=as_int("RATE_LIMIT_EMAIL", 5),
+        rate_limit_domain=as_int("RATE_LIMIT_DOMAIN", 50),
+        rate_limit_resend=as_int("RATE_LIMIT_RESEND", 3),
+        rate_limit_data_request=as_int("RATE_LIMIT_DATA_REQUEST", 3),
+        intake_paused=as_bool("INTAKE_PAUSED", False),
+        purge_interval=as_float("PURGE_INTERVAL", 3600.0),
     )

@@ -198,3 +198,23 @@ def form_values(html: str) -> dict[str, str]:
     parser = Parser()
     parser.feed(html)
     return parser.values
+def run_sql(database_url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
+    """Run one SQL statement on the test database from synchronous test code; rows as dicts."""
+    import asyncio
+
+    from petition.db import Database
+
+    async def go() -> list[dict[str, Any]]:
+        db = Database(database_url)
+        await db.connect()
+        try:
+            statement = sql
+            if sql.lstrip().lower().startswith(("select", "with")):
+                return [dict(row._mapping) for row in await db.fetch_all(statement, params or None)]
+            async with db.write():
+                await db.execute(statement, params or None)
+            return []
+        finally:
+            await db.disconnect()
+
+    return asyncio.run(go())

@@ -8,6 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from petition import countries, i18n
+from petition.abuse.limits import endorsement_allowed
 from petition.appeals.queries import current_text, current_titles, get_appeal, list_appeals
 from petition.appeals.states import AppealStatus
 from petition.db import Row
@@ -61,7 +62,7 @@ async def appeal_page(request: Request, appeal: Row, *, values: dict[str, str] |
         "organisation_types": ORGANISATION_TYPE_LABELS,
         "honeypot_field": HONEYPOT_FIELD,
         **({"csrf_token": csrf_token} if csrf_token is not None else {}),
-    }, status=status)
+    }, status=status, private=values is not None)
 
 
 async def home(request: Request) -> Response:
@@ -80,7 +81,7 @@ async def show(request: Request) -> Response:
 
 
 def _intake_closed(request: Request, appeal: Row) -> Response | None:
-    if appeal["status"] == AppealStatus.PAUSED:
+    if appeal["status"] == AppealStatus.PAUSED or services(request).settings.intake_paused:
         response = render(request, "appeals/paused.html", {"appeal": appeal}, status=503)
         response.headers["Retry-After"] = "3600"
         return response
@@ -106,8 +107,10 @@ async def endorse(request: Request) -> Response:
     language = i18n.get_language()
     text = await current_text(svc.db, appeal=appeal, language=language)
     assert text is not None
+    allowed = await endorsement_allowed(svc.db, svc.settings, ip=request.client.host if request.client else None,
+                                        email_canonical=parsed.data["email_canonical"])
     await submit_endorsement(svc.db, mailer=svc.mailer, tokens=svc.tokens, appeal=appeal, text=text,
-                             data=parsed.data, language=language)
+                             data=parsed.data, language=language, hold=not allowed)
     return RedirectResponse(check_email, status_code=303)
 
 

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from petition.abuse.limits import resend_allowed
 from petition.appeals.queries import get_appeal_by_id
 from petition.endorsements.queries import (
     ConfirmOutcome,
@@ -85,8 +86,11 @@ async def resend(request: Request) -> Response:
     endorsement = await get_endorsement(svc.db, endorsement_id=claims.endorsement_id)
     if endorsement is None:
         return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
-    await resend_confirmation(svc.db, mailer=svc.mailer, tokens=svc.tokens,
-                              endorsement_id=claims.endorsement_id, nonce=claims.nonce)
+    # Capped per endorsement and per IP; over the cap the page is the same and nothing is sent.
+    if await resend_allowed(svc.db, svc.settings, ip=request.client.host if request.client else None,
+                            endorsement_id=claims.endorsement_id):
+        await resend_confirmation(svc.db, mailer=svc.mailer, tokens=svc.tokens,
+                                  endorsement_id=claims.endorsement_id, nonce=claims.nonce)
     appeal = await get_appeal_by_id(svc.db, appeal_id=endorsement["appeal_id"])
     assert appeal is not None
     return RedirectResponse(page_url(request, f"/appeals/{appeal['slug']}/check-email"), status_code=303)

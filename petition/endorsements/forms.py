@@ -77,8 +77,32 @@ def normalise_name(value: str) -> str:
     return _SPACES.sub(" ", kept).strip()[:200]
 
 
+#: Mail providers known to ignore dots in the local part.
+_DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+
 def canonical_email(value: str) -> str:
-    return value.strip().lower()
+    """One spelling per mailbox, for duplicate checks and rate limits (never for sending).
+
+    Case folded, the domain in its IDNA form, a "+tag" dropped (every large provider
+    delivers name+tag@ to name@), and dots dropped where the provider ignores them:
+    "Office+Petition@Example.ORG" and "office@example.org" are one mailbox.
+    """
+    local, _, domain = value.strip().rpartition("@")
+    if not local:
+        return value.strip().lower()
+    domain = domain.rstrip(".").lower()
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass
+    local = local.lower()
+    if "+" in local[1:]:
+        local = local[0] + local[1:].split("+", 1)[0]
+    if domain in _DOTLESS_DOMAINS:
+        local = local.replace(".", "")
+        domain = "gmail.com"
+    return f"{local}@{domain}"
 
 
 class WebsiteError(ValueError):
@@ -92,7 +116,10 @@ def normalise_website(raw: str) -> str:
         return ""
     if "://" not in value:
         value = "https://" + value.lstrip("/")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:  # e.g. an unbalanced "[" reads as a broken IPv6 address
+        raise WebsiteError from exc
     if parts.scheme.lower() not in ("http", "https"):
         raise WebsiteError
     if parts.username or parts.password or not parts.hostname:
@@ -200,5 +227,5 @@ def parse_endorsement_form(form: Any) -> EndorsementForm:
     if visibility not in (Visibility.PUBLIC.value, Visibility.ANONYMOUS.value):
         errors["visibility"] = _("Please choose whether your organisation may be named publicly.")
     data["visibility"] = visibility
-    result.values["visibility"] = visibility
+    result.values["visibility"] = visibility[:2000]
     return result

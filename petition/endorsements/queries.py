@@ -48,16 +48,18 @@ async def submit_endorsement(
     text: Row,
     data: dict[str, Any],
     language: str,
+    hold: bool = False,
 ) -> SubmitOutcome:
     """Record an endorsement and queue its email in one transaction.
 
     Whatever is already known about the email address, the caller shows the same
-    page: only the email differs.
+    page: only the email differs. With `hold` (an anti-abuse limit was exceeded) a new
+    endorsement is stored quarantined with no email, and a known one is left alone.
     """
     for attempt in range(2):
         try:
             outcome = await _submit(db, mailer=mailer, tokens=tokens, appeal=appeal, text=text,
-                                    data=data, language=language)
+                                    data=data, language=language, hold=hold)
         except INTEGRITY_ERRORS:
             # Two submissions with one address raced on PostgreSQL: the second sees the first.
             if attempt:
@@ -69,7 +71,7 @@ async def submit_endorsement(
 
 
 async def _submit(db: Database, *, mailer: Mailer, tokens: Tokens, appeal: Row, text: Row,
-                  data: dict[str, Any], language: str) -> SubmitOutcome:
+                  data: dict[str, Any], language: str, hold: bool = False) -> SubmitOutcome:
     now = utcnow()
     fields = {
         **data,
@@ -86,6 +88,12 @@ async def _submit(db: Database, *, mailer: Mailer, tokens: Tokens, appeal: Row, 
                 endorsements.c.email_canonical == data["email_canonical"],
             )
         )
+        if hold:
+            # Held silently: nothing is sent and a known record is not touched.
+            if existing is None:
+                await db.execute(endorsements.insert().values(
+                    **fields, state=S.QUARANTINED.value, token_nonce=new_nonce(), created_at=now))
+            return SubmitOutcome.HELD
         if existing is None:
             nonce = new_nonce()
             endorsement_id = int(await db.execute(endorsements.insert().values(
@@ -190,6 +198,10 @@ async def confirm_endorsement(db: Database, *, mailer: Mailer, endorsement_id: i
                 "anonymous": row["visibility"] == "anonymous",
                 "list_url": mailer.settings.url_for_path(
                     f"/appeals/{row['slug']}/signatories?lang={row['language']}"),
+                "withdraw_url": mailer.settings.url_for_path(
+                    "/withdraw/" + Tokens(str(mailer.settings.secret_key)).make(
+                        Purpose.WITHDRAW, endorsement_id=row["id"], nonce=row["token_nonce"])
+                    + f"?lang={row['language']}"),
             },
         )
     mailer.notify()

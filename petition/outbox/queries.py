@@ -50,11 +50,19 @@ async def claim_due(db: Database, *, worker_id: str, limit: int, lease_seconds: 
         sa.and_(outbox.c.state == Q.SENDING.value, outbox.c.claimed_at < stale),
     )
     candidates = sa.select(outbox.c.id).where(due).order_by(outbox.c.next_attempt_at, outbox.c.id).limit(limit)
-    if not db.is_sqlite:
-        candidates = candidates.with_for_update(skip_locked=True)
+    if db.is_sqlite:
+        # One writer at a time (Database.write): a plain subquery is enough.
+        claimed = outbox.c.id.in_(candidates.scalar_subquery())
+    else:
+        # A MATERIALIZED CTE runs the locking SELECT once. As `id IN (subquery)` the planner
+        # may pick a nested-loop semi-join that rescans the LIMIT … SKIP LOCKED subquery for
+        # every outer row, each rescan locking a fresh batch: one worker then claimed the
+        # whole queue (found by tests/delivery/test_two_workers.py).
+        claim = candidates.with_for_update(skip_locked=True).cte("claim").prefix_with("MATERIALIZED")
+        claimed = outbox.c.id == claim.c.id
     statement = (
         outbox.update()
-        .where(outbox.c.id.in_(candidates.scalar_subquery()), due)
+        .where(claimed, due)
         .values(state=Q.SENDING.value, claimed_at=now, claimed_by=worker_id,
                 attempts=outbox.c.attempts + 1)
         .returning(*outbox.c)

@@ -1,0 +1,337 @@
+"""Load and delivery: endorsements at a steady rate while the mail relay goes away, then the sign
+path's throughput against a bare endpoint, measured in the same run.
+
+    .venv/bin/python bench/load_bench.py                       # the issue's 5 minutes
+    .venv/bin/python bench/load_bench.py --duration 60 --throughput-seconds 10   # a quick look
+
+Phase 1 submits RATE endorsements per minute for DURATION seconds to `petition serve` (one
+process) with two `petition worker` processes on a fresh PostgreSQL database, while the SMTP
+server (aiosmtpd, in this process) is stopped for the middle three fifths. It then waits for
+the outbox to drain and prints what was accepted, stored and delivered (counted at the SMTP
+server by Message-ID), duplicates and losses (both must be 0).
+
+Phase 2 measures requests/s and p99 with wrk at CONNECTIONS connections for the sign path
+(POST /appeals/<slug>/endorse: CSRF, validation, rate limits, the pending row and its outbox
+email in one transaction) and for bench/bare_endpoint.py (the same form parsed, one row inserted
+with asyncpg), and prints the ratio (target: at least 0.5). Workers are stopped during phase 2
+so both servers get the same CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import httpx2
+from aiosmtpd.controller import Controller
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SLUG = "protect-deserters"
+SECRET = "bench-secret-key-" + uuid.uuid4().hex
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Counter:
+    """aiosmtpd handler counting deliveries by Message-ID and recipient."""
+
+    def __init__(self) -> None:
+        self.by_id: collections.Counter[str] = collections.Counter()
+        self.recipients: collections.Counter[str] = collections.Counter()
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001
+        match = re.search(rb"^Message-ID:\s*(\S+)", envelope.content, re.M | re.I)
+        with self.lock:
+            self.by_id[match.group(1).decode() if match else uuid.uuid4().hex] += 1
+            for rcpt in envelope.rcpt_tos:
+                self.recipients[rcpt.lower()] += 1
+        return "250 OK"
+
+
+class Relay:
+    def __init__(self, handler: Counter) -> None:
+        self.handler = handler
+        self.port = free_port()
+        self.controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller:
+            self.controller.stop()
+            self.controller = None
+
+
+def with_database(url: str, name: str) -> str:
+    p = urlsplit(url)
+    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, ""))
+
+
+async def admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(with_database(url, "postgres"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def form(email: str, csrf: str) -> dict[str, str]:
+    return {"organisation_name": "Load Test Organisation", "country": "DE", "city": "Berlin",
+            "organisation_type": "peace", "website": "https://load.example", "contact_name": "Bench Person",
+            "contact_role": "Tester", "contact_email": email, "authorised": "yes", "consent": "yes",
+            "visibility": "public", "comment": "", "csrf_token": csrf}
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx2.get(url, timeout=2).status_code < 500:
+                return
+        except httpx2.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def submit_steadily(base: str, rate_per_min: int, duration: float, relay: Relay, down: tuple[float, float],
+                          connections: int) -> tuple[int, int, list[str]]:
+    accepted = failed = 0
+    emails: list[str] = []
+    limits = httpx2.Limits(max_connections=connections)
+    async with httpx2.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+        page = await client.get(f"/appeals/{SLUG}")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        interval = 60.0 / rate_per_min
+        total = int(duration / interval)
+        start = time.monotonic()
+        smtp_state = "up"
+        tasks = []
+        gate = asyncio.Semaphore(connections)
+
+        async def one(i: int) -> None:
+            nonlocal accepted, failed
+            email = f"contact{i}@org{i % 997}.bench.example"
+            async with gate:
+                try:
+                    r = await client.post(f"/appeals/{SLUG}/endorse", data=form(email, csrf), headers={
+                        "X-Forwarded-For": f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"})
+                except httpx2.HTTPError:
+                    failed += 1
+                    return
+            if r.status_code == 303:
+                accepted += 1
+                emails.append(email)
+            else:
+                failed += 1
+
+        for i in range(total):
+            due = start + i * interval
+            now = time.monotonic()
+            if due > now:
+                await asyncio.sleep(due - now)
+            elapsed = time.monotonic() - start
+            if smtp_state == "up" and down[0] <= elapsed < down[1]:
+                await asyncio.to_thread(relay.stop)
+                smtp_state = "down"
+                print(f"  t={elapsed:5.0f}s SMTP server stopped", flush=True)
+            elif smtp_state == "down" and elapsed >= down[1]:
+                await asyncio.to_thread(relay.start)
+                smtp_state = "up"
+                print(f"  t={elapsed:5.0f}s SMTP server started again", flush=True)
+            if i and i % max(1, rate_per_min) == 0:
+                print(f"  t={elapsed:5.0f}s {i} submitted", flush=True)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        if smtp_state == "down":
+            relay.start()
+    return accepted, failed, emails
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, float]:
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency",
+                          "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99_raw = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    assert p99_raw, out
+    p99 = float(p99_raw.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99_raw.group(2)]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    if non2xx:
+        # Refused requests are fast: a run with any would overstate the throughput.
+        raise SystemExit(f"wrk {url}: {non2xx.group(0)}")
+    if errors:
+        print(f"  wrk {url}: {errors.group(0)}")
+    return rps, p99
+
+
+WRK_SCRIPT = """
+local counter = 0
+local prefix = "{prefix}" .. tostring(math.random(1, 1000000000))
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Cookie"] = "{cookie}"
+request = function()
+  counter = counter + 1
+  local body = "{body}" .. "&contact_email=" .. prefix .. "-" .. counter .. "%40wrk" .. (counter % 5000) .. ".example"
+  local headers = {{}}
+  for k, v in pairs(wrk.headers) do headers[k] = v end
+  headers["X-Forwarded-For"] = "10." .. math.random(0, 255) .. "." .. math.random(0, 255) .. "." .. math.random(0, 255)
+  return wrk.format(nil, nil, headers, body)
+end
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--postgres", default=os.environ.get("PETITION_TEST_POSTGRES",
+                                                             "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--rate", type=int, default=2000, help="endorsements per minute (default 2000)")
+    parser.add_argument("--duration", type=float, default=300, help="seconds of load (default 300)")
+    parser.add_argument("--workers", type=int, default=2, help="petition worker processes (default 2)")
+    parser.add_argument("--throughput-seconds", type=int, default=20, help="wrk run per server (default 20)")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--drain-timeout", type=float, default=600)
+    parser.add_argument("--skip-delivery", action="store_true", help="only the throughput phase")
+    args = parser.parse_args()
+
+    name = f"petition_bench_{os.getpid()}"
+    database_url = with_database(args.postgres, name)
+    asyncio.run(admin(args.postgres, f'CREATE DATABASE "{name}"'))
+    processes: list[subprocess.Popen[bytes]] = []
+    counter = Counter()
+    relay = Relay(counter)
+    relay.start()
+    tmp = Path(tempfile.mkdtemp(prefix="petition-bench-"))
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": SECRET, "BASE_URL": f"http://127.0.0.1:{port}",
+           "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(relay.port), "DATA_DIR": str(tmp), "RUN_WORKER": "false",
+           "OUTBOX_MAX_BACKOFF": "20", "WORKER_POLL_INTERVAL": "0.5", "SMTP_TIMEOUT": "5"}
+    # The default rate limits apply: each submission comes from its own address (X-Forwarded-For,
+    # trusted from loopback with --proxy-headers), as from many people behind a reverse proxy.
+    exit_code = 0
+    try:
+        subprocess.run([str(BIN / "petition"), "db", "upgrade"], env=env, cwd=tmp, check=True,
+                       stdout=subprocess.DEVNULL)
+        log = (tmp / "serve.log").open("wb")
+        processes.append(subprocess.Popen([str(BIN / "petition"), "serve", "--port", str(port), "--proxy-headers"], env=env, cwd=tmp,
+                                          stdout=log, stderr=log))
+        workers = [subprocess.Popen([str(BIN / "petition"), "worker"], env=env, cwd=tmp,
+                                    stdout=(tmp / f"worker{i}.log").open("wb"), stderr=subprocess.STDOUT)
+                   for i in range(args.workers)]
+        processes += workers
+        base = f"http://127.0.0.1:{port}"
+        wait_http(base + "/healthz")
+
+        down = (args.duration / 5, args.duration * 4 / 5)
+        print(f"== Phase 1: {args.rate}/min for {args.duration:.0f} s; SMTP down from {down[0]:.0f} s "
+              f"to {down[1]:.0f} s; {args.workers} workers", flush=True)
+        started = time.monotonic()
+        accepted, failed, emails = (0, 0, []) if args.skip_delivery else asyncio.run(
+            submit_steadily(base, args.rate, args.duration, relay, down, args.connections))
+        load_time = time.monotonic() - started
+
+        async def db_counts() -> tuple[int, int, int]:
+            conn = await asyncpg.connect(database_url)
+            try:
+                stored = await conn.fetchval("SELECT count(*) FROM endorsements")
+                queued = await conn.fetchval("SELECT count(*) FROM outbox")
+                open_ = await conn.fetchval("SELECT count(*) FROM outbox WHERE state IN ('queued','sending')")
+                return int(stored), int(queued), int(open_)
+            finally:
+                await conn.close()
+
+        drain_start = time.monotonic()
+        while True:
+            stored, queued, pending = asyncio.run(db_counts())
+            if pending == 0 or time.monotonic() - drain_start > args.drain_timeout:
+                break
+            time.sleep(1)
+        drain = time.monotonic() - drain_start
+        time.sleep(1)
+        with counter.lock:
+            total_messages = sum(counter.by_id.values())
+            unique = len(counter.by_id)
+            got = {e.lower() for e in counter.recipients}
+        duplicates = total_messages - unique
+        lost = sum(1 for e in emails if e.lower() not in got)
+        print(f"submissions sent:        {accepted + failed} in {load_time:.0f} s")
+        print(f"submissions accepted:    {accepted} (failed: {failed})")
+        print(f"endorsements stored:     {stored}")
+        print(f"emails queued:           {queued}")
+        print(f"emails delivered:        {unique} (drained {drain:.0f} s after the load ended)")
+        print(f"duplicates delivered:    {duplicates}")
+        print(f"lost:                    {lost}")
+        if duplicates or lost or failed or stored != accepted:
+            exit_code = 1
+
+        for process in workers:
+            process.send_signal(signal.SIGTERM)
+        for process in workers:
+            process.wait(30)
+
+        print(f"== Phase 2: sign path vs bare endpoint, wrk -c{args.connections} -d{args.throughput_seconds}s",
+              flush=True)
+        with httpx2.Client(base_url=base) as client:
+            page = client.get(f"/appeals/{SLUG}")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+            cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        fields = form("x", csrf)
+        fields.pop("contact_email")
+        body = urlencode(fields)
+        script = tmp / "sign.lua"
+        script.write_text(WRK_SCRIPT.format(prefix="sign", cookie=cookie, body=body))
+        bare_port = free_port()
+        bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_endpoint.py"), "--dsn", database_url,
+                                 "--port", str(bare_port)], cwd=tmp)
+        processes.append(bare)
+        bare_url = f"http://127.0.0.1:{bare_port}"
+        wait_http(bare_url + "/")
+        bare_rps, bare_p99 = wrk(f"{bare_url}/appeals/{SLUG}/endorse", script, args.throughput_seconds,
+                                 args.connections)
+        sign_rps, sign_p99 = wrk(f"{base}/appeals/{SLUG}/endorse", script, args.throughput_seconds,
+                                 args.connections)
+        ratio = sign_rps / bare_rps if bare_rps else 0.0
+        print(f"bare endpoint:           {bare_rps:8.1f} req/s  p99 {bare_p99:7.1f} ms")
+        print(f"sign path:               {sign_rps:8.1f} req/s  p99 {sign_p99:7.1f} ms")
+        print(f"sign / bare:             {ratio:.2f} (target >= 0.5)")
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        relay.stop()
+        asyncio.run(admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Rate limits counted in the database, so that every web process sees the same counts.
+
+Keys (an IP address, an email address, a domain, an endorsement) are stored as an
+HMAC with SECRET_KEY: the table can tell repeats apart but names nobody. Over a
+limit nothing fails loudly: the caller holds the endorsement (quarantine) or skips
+the email, and answers exactly as it would otherwise, so a bot learns nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import ipaddress
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from petition.abuse.tables import rate_events
+from petition.db import Database
+from petition.schema import utcnow
+from petition.settings import Settings
+
+MINUTE = 60.0
+HOUR = 3600.0
+DAY = 86400.0
+#: Events older than this count towards no limit and are pruned.
+LONGEST_WINDOW = DAY
+
+
+@dataclass(frozen=True)
+class Rule:
+    bucket: str  # what is counted, e.g. "form.ip"
+    key: str  # whose, before hashing
+    limit: int  # how many events the window allows, this one included
+    window: float  # seconds
+
+
+def key_hash(secret: str, bucket: str, key: str) -> str:
+    return hmac.new(secret.encode(), f"{bucket}\x00{key}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def is_trusted(settings: Settings, ip: str | None) -> bool:
+    if not ip or not settings.trusted_ips:
+        return False
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in network for network in settings.trusted_ips)
+
+
+async def hit(db: Database, *, secret: str, rules: list[Rule]) -> bool:
+    """Record one event under each rule's bucket and key; False when any limit is now exceeded.
+
+    One INSERT records the events, one SELECT counts every rule's window (this event included). Events over
+    the limit are recorded too, so a bot that keeps going stays held.
+    """
+    if not rules:
+        return True
+    now = utcnow()
+    keys = {(rule.bucket, key_hash(secret, rule.bucket, rule.key)) for rule in rules}
+    hashed = [(rule, key_hash(secret, rule.bucket, rule.key)) for rule in rules]
+    r = rate_events.c
+    # Each count stops at the limit: the cost stays bounded however long a flood goes on.
+    counts = [
+        sa.select(sa.func.count()).select_from(
+            sa.select(r.id).where(r.bucket == rule.bucket, r.key_hash == digest,
+                                  r.created_at >= now - dt.timedelta(seconds=rule.window))
+            .limit(rule.limit + 1).subquery()
+        ).scalar_subquery().label(f"n{i}")
+        for i, (rule, digest) in enumerate(hashed)
+    ]
+    query = sa.select(*counts)
+    async with db.write():
+        # Insert first: on SQLite the transaction then holds the write lock from its start, and
+        # another process's write cannot make it fail ("database is locked") at the upgrade.
+        await db.execute(rate_events.insert().values(
+            [{"bucket": bucket, "key_hash": digest, "created_at": now} for bucket, digest in sorted(keys)]))
+        row = await db.fetch_one(query)
+    assert row is not None
+    return all(int(row[f"n{i}"]) <= rule.limit for i, (rule, _d) in enumerate(hashed))
+
+
+def _ip_rules(settings: Settings, bucket: str, ip: str) -> list[Rule]:
+    return [Rule(bucket, ip, settings.rate_limit_ip_burst, MINUTE),
+            Rule(bucket, ip, settings.rate_limit_ip_sustained, HOUR)]
+
+
+async def endorsement_allowed(db: Database, settings: Settings, *, ip: str | None, email_canonical: str) -> bool:
+    """Per IP (burst and sustained), per email address and per email domain."""
+    if is_trusted(settings, ip):
+        return True
+    domain = email_canonical.rpartition("@")[2]
+    rules = [*_ip_rules(settings, "form.ip", ip or "-"),
+             Rule("form.email", email_canonical, settings.rate_limit_email, HOUR),
+             Rule("form.domain", domain, settings.rate_limit_domain, HOUR)]
+    return await hit(db, secret=str(settings.secret_key), rules=rules)
+
+
+async def resend_allowed(db: Database, settings: Settings, *, ip: str | None, endorsement_id: int) -> bool:
+    """Re-sending a confirmation: per IP, and a few times a day per endorsement."""
+    rules = [Rule("resend.endorsement", str(endorsement_id), settings.rate_limit_resend, DAY)]
+    if not is_trusted(settings, ip):
+        rules += _ip_rules(settings, "resend.ip", ip or "-")
+    return await hit(db, secret=str(settings.secret_key), rules=rules)
+
+
+async def data_request_allowed(db: Database, settings: Settings, *, ip: str | None, email_canonical: str) -> bool:
+    """Asking for one's data by email: per IP, and a few emails a day per address."""
+    rules = [Rule("data.email", email_canonical, settings.rate_limit_data_request, DAY)]
+    if not is_trusted(settings, ip):
+        rules += _ip_rules(settings, "data.ip", ip or "-")
+    return await hit(db, secret=str(settings.secret_key), rules=rules)
+
+
+async def prune_rate_events(db: Database, *, older_than: float = LONGEST_WINDOW) -> int:
+    cutoff = utcnow() - dt.timedelta(seconds=older_than)
+    old = rate_events.c.created_at < cutoff
+    async with db.write():
+        count = int(await db.fetch_val(sa.select(sa.func.count()).select_from(rate_events).where(old)) or 0)
+        if count:
+            await db.execute(rate_events.delete().where(old))
+    return count

@@ -1,0 +1,36 @@
+"""The purge run periodically by every worker (in-process and `petition worker`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from petition.db import Database
+from petition.privacy.queries import purge_unconfirmed
+from petition.settings import Settings
+
+log = logging.getLogger("petition.privacy")
+
+
+class Housekeeper:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                result = await purge_unconfirmed(self.db, retention_days=self.settings.unconfirmed_retention_days)
+            except Exception:  # the database may be restarting: try again next time
+                log.exception("purge failed; retrying later")
+            else:
+                if result.endorsements or result.emails:
+                    log.info("purged %d unconfirmed endorsement(s) and %d email(s)",
+                             result.endorsements, result.emails)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.purge_interval)

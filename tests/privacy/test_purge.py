@@ -1,0 +1,85 @@
+"""Unconfirmed endorsements and their emails are deleted after UNCONFIRMED_RETENTION_DAYS."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from petition.app import create_app
+from petition.cli import main
+from tests.conftest import BASE_URL, TEST_SECRET, Site, make_settings
+from tests.support import links, run_sql, wait_for, wait_for_mail
+
+
+def age(database_url: str, email: str, days: int) -> None:
+    then = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).replace(tzinfo=None)
+    run_sql(database_url, "UPDATE endorsements SET created_at = :t, updated_at = :t WHERE email_canonical = :e",
+            t=then, e=email)
+    run_sql(database_url, "UPDATE outbox SET created_at = :t WHERE to_addr = :e", t=then, e=email)
+
+
+def seed(site: Site, smtp, database_url: str) -> None:
+    for email in ("old@pending.example", "new@pending.example", "old@confirmed.example"):
+        site.endorse(contact_email=email, organisation_name="Org " + email.replace("@", " at "))
+        wait_for_mail(smtp, email)
+    site.confirm(links(smtp.sink.to("old@confirmed.example")[0], BASE_URL)[0])
+    wait_for_mail(smtp, "old@confirmed.example", count=2)
+    wait_for(lambda: not run_sql(database_url, "SELECT id FROM outbox WHERE state <> 'sent'"))
+    age(database_url, "old@pending.example", 31)
+    age(database_url, "old@confirmed.example", 31)
+
+
+def emails(database_url: str) -> set[str]:
+    return {r["contact_email"] for r in run_sql(database_url, "SELECT contact_email FROM endorsements")}
+
+
+def test_purge_command_removes_old_unconfirmed_endorsements_and_their_emails(site, smtp, database_url,
+                                                                             tmp_path, monkeypatch):
+    seed(site, smtp, database_url)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["purge"], env={
+        "DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET, "DATA_DIR": str(tmp_path / "data"),
+        "UNCONFIRMED_RETENTION_DAYS": "30"})
+    assert result.exit_code == 0, result.output
+    assert "purged 1 unconfirmed endorsement(s)" in result.output
+    assert emails(database_url) == {"new@pending.example", "old@confirmed.example"}
+    outbox = run_sql(database_url, "SELECT to_addr, kind FROM outbox")
+    # The old pending one's email is gone; so are the old delivered emails of the confirmed one.
+    assert "old@pending.example" not in str(outbox)
+    assert "old@confirmed.example" not in str(outbox)
+    assert [r["to_addr"] for r in outbox] == ["new@pending.example"]
+    # The confirmed endorsement itself stays, and is still listed.
+    items = site.client.get("/api/appeals/protect-deserters/endorsements").json()["items"]
+    assert [i["organisation_name"] for i in items] == ["Org old at confirmed.example"]
+
+
+def test_worker_purges_periodically(site, smtp, database_url, tmp_path):
+    seed(site, smtp, database_url)
+    settings = make_settings(database_url, tmp_path / "data2", smtp, purge_interval=0.2)
+    with TestClient(create_app(settings), base_url=BASE_URL):
+        wait_for(lambda: "old@pending.example" not in emails(database_url))
+    assert emails(database_url) == {"new@pending.example", "old@confirmed.example"}
+
+
+def test_quarantined_endorsements_are_purged_too(make_site, database_url):
+    site = make_site(rate_limit_ip_burst=0)
+    site.endorse(contact_email="held@bot.example")
+    assert run_sql(database_url, "SELECT state FROM endorsements") == [{"state": "quarantined"}]
+    age(database_url, "held@bot.example", 40)
+    import asyncio
+
+    from petition.db import Database
+    from petition.privacy.queries import purge_unconfirmed
+
+    async def go():
+        db = Database(database_url)
+        await db.connect()
+        try:
+            return await purge_unconfirmed(db, retention_days=30)
+        finally:
+            await db.disconnect()
+
+    assert asyncio.run(go()).endorsements == 1
+    assert emails(database_url) == set()
