@@ -21,6 +21,7 @@ from petition.privacy.queries import (
     request_data_copy,
     withdraw_endorsement,
 )
+from petition.publish.cache import public_cache
 from petition.templating import page_url
 from petition.tokens import ExpiredToken, InvalidToken, Purpose, TokenClaims
 from petition.web import read_form, render, services
@@ -77,6 +78,8 @@ async def withdraw(request: Request) -> Response:
                                          nonce=claims.nonce)
     if outcome is WithdrawOutcome.GONE:
         return await withdraw_page(request)
+    # Gone from this process's lists at once (other processes follow within the cache's TTL).
+    public_cache(request).invalidate()
     return RedirectResponse(page_url(request, f"/withdraw/{token}"), status_code=303)
 
 
