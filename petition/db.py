@@ -45,6 +45,9 @@ class Database:
             # Wait for another process's writer instead of failing at once.
             self._db = databases.Database(url, timeout=30)
         else:
+            from petition import compiled_cache
+
+            compiled_cache.install()
             self._db = databases.Database(url, min_size=1, max_size=10, command_timeout=30)
         self._lock: asyncio.Lock | None = None
 
