@@ -21,6 +21,9 @@ from petition.appeals import views as appeal_views
 from petition.appeals.queries import ensure_demo_appeal
 from petition.confirmation import views as confirmation_views
 from petition.db import Database
+from petition.dossiers import views as dossier_views
+from petition.dossiers.jobs import DossierWorker
+from petition.dossiers.views import UploadLimitMiddleware
 from petition.i18n_middleware import LanguageMiddleware
 from petition.migrations.runner import upgrade_async
 from petition.outbox.messages import Mailer
@@ -139,6 +142,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             services.worker = OutboxWorker(services.db, settings, make_transport(settings))
             services.mailer.on_queued(services.worker.notify)
             worker_task = asyncio.create_task(services.worker.run(), name="outbox-worker")
+            dossier_worker = DossierWorker(services.db, settings)
+            services.extras["dossier_worker"] = dossier_worker
+            dossier_task = asyncio.create_task(dossier_worker.run(), name="dossier-worker")
         try:
             yield {"services": services}
         finally:
@@ -146,16 +152,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 services.worker.stop()
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(worker_task, 10)
+            if "dossier_worker" in services.extras:
+                services.extras.pop("dossier_worker").stop()
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(dossier_task, 30)
             await services.db.disconnect()
 
     routes = [
         *appeal_views.routes,
         *confirmation_views.routes,
         *publish_views.routes,
+        *dossier_views.routes,
         Mount("/static", app=StaticFiles(directory=str(PROJECT_ROOT / "static")), name="static"),
     ]
     middleware = [
         Middleware(SecurityHeadersMiddleware, settings=settings),
+        Middleware(UploadLimitMiddleware),
         Middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY),
         Middleware(LanguageMiddleware),
         Middleware(ErrorPageMiddleware),
