@@ -197,7 +197,6 @@ def dossier_build(slug: str, country: str, out: Path) -> None:
     from petition.appeals.queries import get_appeal
     from petition.countries import is_country
     from petition.dossiers.jobs import Built, build, new_worker_id, start_build
-    from petition.dossiers.render import shutdown_pool
 
     code = country.strip().upper()
     if not is_country(code):
@@ -224,10 +223,7 @@ def dossier_build(slug: str, country: str, out: Path) -> None:
             return await build(database, settings, dossier=row, worker_id=worker_id,  # type: ignore[arg-type]
                                progress=advance)
 
-    try:
-        built = asyncio.run(_with_db(settings, action))
-    finally:
-        shutdown_pool()
+    built = asyncio.run(_with_db(settings, action))
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(built.path, out)
     click.echo(f"{out}: {built.named_count} named, {built.anonymous_count} not named, {built.pages} pages")
