@@ -88,16 +88,23 @@ async def claim_next(db: Database, *, worker_id: str, lease_seconds: float) -> R
         sa.and_(dossiers.c.state == D.BUILDING.value, dossiers.c.claimed_at < stale),
     )
     candidate = sa.select(dossiers.c.id).where(claimable).order_by(dossiers.c.created_at, dossiers.c.id).limit(1)
-    if not db.is_sqlite:
-        candidate = candidate.with_for_update(skip_locked=True)
-    statement = (
-        dossiers.update()
-        .where(dossiers.c.id.in_(candidate.scalar_subquery()), claimable)
-        .values(state=D.BUILDING.value, claimed_by=worker_id, claimed_at=now, progress=0, error=None)
-        .returning(*dossiers.c)
-    )
+    claim = dict(state=D.BUILDING.value, claimed_by=worker_id, claimed_at=now, progress=0, error=None)
+    if db.is_sqlite:
+        # One statement: SQLite runs it atomically, writers take turns.
+        async with db.write():
+            return await db.fetch_one(
+                dossiers.update().where(dossiers.c.id.in_(candidate.scalar_subquery()), claimable)
+                .values(**claim).returning(*dossiers.c))
+    # PostgreSQL: two statements in one transaction; the lock taken by the SELECT holds
+    # until commit. (UPDATE … WHERE id IN (SELECT … LIMIT 1 FOR UPDATE SKIP LOCKED) may
+    # run the subquery more than once and claim several rows.)
     async with db.write():
-        return await db.fetch_one(statement)
+        dossier_id = await db.fetch_val(candidate.with_for_update(skip_locked=True))
+        if dossier_id is None:
+            return None
+        return await db.fetch_one(
+            dossiers.update().where(dossiers.c.id == dossier_id, claimable).values(**claim)
+            .returning(*dossiers.c))
 
 
 async def set_progress(db: Database, *, dossier_id: int, worker_id: str, progress: int) -> bool:
