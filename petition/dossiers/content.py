@@ -87,26 +87,40 @@ class DossierContent:
 
 
 def _escape_field(value: str) -> str:
-    return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-            .replace("\r", "\\r"))
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
 
 
 def canonical_line(s: Signatory) -> str:
-    return "\t".join(_escape_field(v) for v in (
-        s.name, s.city, s.organisation_type, s.website,
-        s.endorsed_on.isoformat() if s.endorsed_on else ""))
+    return "\t".join(
+        _escape_field(v)
+        for v in (
+            s.name,
+            s.city,
+            s.organisation_type,
+            s.website,
+            s.endorsed_on.isoformat() if s.endorsed_on else "",
+        )
+    )
 
 
-def canonical_list(*, appeal_slug: str, country: str, signatories: Sequence[Signatory],
-                   anonymous_count: int) -> bytes:
+def canonical_list(
+    *, appeal_slug: str, country: str, signatories: Sequence[Signatory], anonymous_count: int
+) -> bytes:
     """The exact bytes the list digest covers (format in docs/dossiers.md).
 
     Lines are sorted by code point, not by the reader's collation, so anyone can
     rebuild the list from the open data with `LC_ALL=C sort`.
     """
     lines = sorted(canonical_line(s) for s in signatories)
-    head = [CANONICAL_HEADER, f"appeal\t{appeal_slug}", f"country\t{country}",
-            f"named\t{len(lines)}", f"anonymous\t{anonymous_count}"]
+    head = [
+        CANONICAL_HEADER,
+        f"appeal\t{appeal_slug}",
+        f"country\t{country}",
+        f"named\t{len(lines)}",
+        f"anonymous\t{anonymous_count}",
+    ]
     return ("\n".join(head + lines) + "\n").encode("utf-8")
 
 
@@ -128,8 +142,9 @@ def sort_signatories(rows: Sequence[Signatory]) -> list[Signatory]:
 
 async def _texts(db: Database, *, appeal_id: int, language: str) -> tuple[AppealText, ...]:
     rows = await db.fetch_all(
-        appeal_texts.select().where(appeal_texts.c.appeal_id == appeal_id,
-                                    appeal_texts.c.is_current == sa.true())
+        appeal_texts.select().where(
+            appeal_texts.c.appeal_id == appeal_id, appeal_texts.c.is_current == sa.true()
+        )
     )
     by_language = {row["language"]: row for row in rows}
     wanted = [language] if language != DEFAULT_LANGUAGE else []
@@ -137,35 +152,55 @@ async def _texts(db: Database, *, appeal_id: int, language: str) -> tuple[Appeal
     chosen = [by_language[code] for code in wanted if code in by_language]
     if not chosen and rows:
         chosen = [rows[0]]
-    return tuple(AppealText(language=r["language"], title=r["title"], addressees=r["addressees"],
-                            body=r["body"]) for r in chosen)
+    return tuple(
+        AppealText(
+            language=r["language"], title=r["title"], addressees=r["addressees"], body=r["body"]
+        )
+        for r in chosen
+    )
 
 
-async def gather_content(db: Database, *, appeal: Row, country: str,
-                         now: dt.datetime | None = None) -> DossierContent:
+async def gather_content(
+    db: Database, *, appeal: Row, country: str, now: dt.datetime | None = None
+) -> DossierContent:
     """Everything one country's dossier shows, read in one consistent pass."""
     country = country.upper()
     if not countries.is_country(country):
         raise ValueError(f"not an ISO 3166-1 alpha-2 country code: {country!r}")
     language = country_language(country)
-    listed = sa.and_(e.c.appeal_id == appeal["id"], e.c.country == country,
-                     listed_condition(appeal["moderation"]))
-    rows = await db.fetch_all(
-        sa.select(e.c.organisation_name, e.c.city, e.c.organisation_type, e.c.website, e.c.listed_at)
-        .where(listed, e.c.visibility == Visibility.PUBLIC.value)
+    listed = sa.and_(
+        e.c.appeal_id == appeal["id"],
+        e.c.country == country,
+        listed_condition(appeal["moderation"]),
     )
-    anonymous = int(await db.fetch_val(
-        sa.select(sa.func.count()).select_from(e).where(listed, e.c.visibility != Visibility.PUBLIC.value)
-    ) or 0)
+    rows = await db.fetch_all(
+        sa.select(
+            e.c.organisation_name, e.c.city, e.c.organisation_type, e.c.website, e.c.listed_at
+        ).where(listed, e.c.visibility == Visibility.PUBLIC.value)
+    )
+    anonymous = int(
+        await db.fetch_val(
+            sa.select(sa.func.count())
+            .select_from(e)
+            .where(listed, e.c.visibility != Visibility.PUBLIC.value)
+        )
+        or 0
+    )
     raw = [
-        Signatory(name=r["organisation_name"], city=r["city"] or "",
-                  organisation_type=r["organisation_type"], website=r["website"] or "",
-                  endorsed_on=r["listed_at"].astimezone(dt.UTC).date() if r["listed_at"] else None)
+        Signatory(
+            name=r["organisation_name"],
+            city=r["city"] or "",
+            organisation_type=r["organisation_type"],
+            website=r["website"] or "",
+            endorsed_on=r["listed_at"].astimezone(dt.UTC).date() if r["listed_at"] else None,
+        )
         for r in rows
     ]
     del rows
     # Collation keys for thousands of names are CPU work: off the event loop.
-    signatories, data = await asyncio.to_thread(_sorted_and_canonical, raw, appeal["slug"], country, anonymous)
+    signatories, data = await asyncio.to_thread(
+        _sorted_and_canonical, raw, appeal["slug"], country, anonymous
+    )
     return DossierContent(
         appeal_id=appeal["id"],
         appeal_slug=appeal["slug"],
@@ -180,17 +215,21 @@ async def gather_content(db: Database, *, appeal: Row, country: str,
     )
 
 
-def _sorted_and_canonical(raw: list[Signatory], slug: str, country: str,
-                          anonymous: int) -> tuple[list[Signatory], bytes]:
+def _sorted_and_canonical(
+    raw: list[Signatory], slug: str, country: str, anonymous: int
+) -> tuple[list[Signatory], bytes]:
     ordered = sort_signatories(raw)
-    return ordered, canonical_list(appeal_slug=slug, country=country, signatories=ordered,
-                                   anonymous_count=anonymous)
+    return ordered, canonical_list(
+        appeal_slug=slug, country=country, signatories=ordered, anonymous_count=anonymous
+    )
 
 
 async def countries_with_signatories(db: Database, *, appeal: Row) -> list[str]:
     """Countries that have at least one listed endorsement (named or not)."""
     rows = await db.fetch_all(
-        sa.select(e.c.country).where(e.c.appeal_id == appeal["id"], listed_condition(appeal["moderation"]))
-        .group_by(e.c.country).order_by(e.c.country)
+        sa.select(e.c.country)
+        .where(e.c.appeal_id == appeal["id"], listed_condition(appeal["moderation"]))
+        .group_by(e.c.country)
+        .order_by(e.c.country)
     )
     return [row["country"] for row in rows]

@@ -51,29 +51,56 @@ def dossier_dir(settings: Settings) -> Path:
     return settings.data_dir / "dossiers"
 
 
-async def queue_build(db: Database, *, appeal_id: int, country: str, created_by: int | None = None) -> int:
+async def queue_build(
+    db: Database, *, appeal_id: int, country: str, created_by: int | None = None
+) -> int:
     async with db.write():
-        return int(await db.execute(dossiers.insert().values(
-            appeal_id=appeal_id, country=country.upper(), state=D.QUEUED.value, progress=0,
-            created_by=created_by, created_at=utcnow())))
+        return int(
+            await db.execute(
+                dossiers.insert().values(
+                    appeal_id=appeal_id,
+                    country=country.upper(),
+                    state=D.QUEUED.value,
+                    progress=0,
+                    created_by=created_by,
+                    created_at=utcnow(),
+                )
+            )
+        )
 
 
-async def start_build(db: Database, *, appeal_id: int, country: str, worker_id: str,
-                      created_by: int | None = None) -> int:
+async def start_build(
+    db: Database, *, appeal_id: int, country: str, worker_id: str, created_by: int | None = None
+) -> int:
     """A build this process runs at once (the CLI): recorded as already claimed."""
     now = utcnow()
     async with db.write():
-        return int(await db.execute(dossiers.insert().values(
-            appeal_id=appeal_id, country=country.upper(), state=D.BUILDING.value, progress=0,
-            created_by=created_by, created_at=now, claimed_by=worker_id, claimed_at=now)))
+        return int(
+            await db.execute(
+                dossiers.insert().values(
+                    appeal_id=appeal_id,
+                    country=country.upper(),
+                    state=D.BUILDING.value,
+                    progress=0,
+                    created_by=created_by,
+                    created_at=now,
+                    claimed_by=worker_id,
+                    claimed_at=now,
+                )
+            )
+        )
 
 
 async def get_dossier(db: Database, *, dossier_id: int) -> Row | None:
     return await db.fetch_one(dossiers.select().where(dossiers.c.id == dossier_id))
 
 
-async def list_dossiers(db: Database, *, appeal_id: int | None = None, limit: int = 100) -> list[Row]:
-    query = dossiers.select().order_by(dossiers.c.created_at.desc(), dossiers.c.id.desc()).limit(limit)
+async def list_dossiers(
+    db: Database, *, appeal_id: int | None = None, limit: int = 100
+) -> list[Row]:
+    query = (
+        dossiers.select().order_by(dossiers.c.created_at.desc(), dossiers.c.id.desc()).limit(limit)
+    )
     if appeal_id is not None:
         query = query.where(dossiers.c.appeal_id == appeal_id)
     return list(await db.fetch_all(query))
@@ -87,14 +114,24 @@ async def claim_next(db: Database, *, worker_id: str, lease_seconds: float) -> R
         dossiers.c.state == D.QUEUED.value,
         sa.and_(dossiers.c.state == D.BUILDING.value, dossiers.c.claimed_at < stale),
     )
-    candidate = sa.select(dossiers.c.id).where(claimable).order_by(dossiers.c.created_at, dossiers.c.id).limit(1)
-    claim = dict(state=D.BUILDING.value, claimed_by=worker_id, claimed_at=now, progress=0, error=None)
+    candidate = (
+        sa.select(dossiers.c.id)
+        .where(claimable)
+        .order_by(dossiers.c.created_at, dossiers.c.id)
+        .limit(1)
+    )
+    claim = dict(
+        state=D.BUILDING.value, claimed_by=worker_id, claimed_at=now, progress=0, error=None
+    )
     if db.is_sqlite:
         # One statement: SQLite runs it atomically, writers take turns.
         async with db.write():
             return await db.fetch_one(
-                dossiers.update().where(dossiers.c.id.in_(candidate.scalar_subquery()), claimable)
-                .values(**claim).returning(*dossiers.c))
+                dossiers.update()
+                .where(dossiers.c.id.in_(candidate.scalar_subquery()), claimable)
+                .values(**claim)
+                .returning(*dossiers.c)
+            )
     # PostgreSQL: two statements in one transaction; the lock taken by the SELECT holds
     # until commit. (UPDATE … WHERE id IN (SELECT … LIMIT 1 FOR UPDATE SKIP LOCKED) may
     # run the subquery more than once and claim several rows.)
@@ -103,8 +140,11 @@ async def claim_next(db: Database, *, worker_id: str, lease_seconds: float) -> R
         if dossier_id is None:
             return None
         return await db.fetch_one(
-            dossiers.update().where(dossiers.c.id == dossier_id, claimable).values(**claim)
-            .returning(*dossiers.c))
+            dossiers.update()
+            .where(dossiers.c.id == dossier_id, claimable)
+            .values(**claim)
+            .returning(*dossiers.c)
+        )
 
 
 async def set_progress(db: Database, *, dossier_id: int, worker_id: str, progress: int) -> bool:
@@ -112,25 +152,47 @@ async def set_progress(db: Database, *, dossier_id: int, worker_id: str, progres
     async with db.write():
         row = await db.fetch_one(
             dossiers.update()
-            .where(dossiers.c.id == dossier_id, dossiers.c.claimed_by == worker_id,
-                   dossiers.c.state == D.BUILDING.value)
+            .where(
+                dossiers.c.id == dossier_id,
+                dossiers.c.claimed_by == worker_id,
+                dossiers.c.state == D.BUILDING.value,
+            )
             .values(progress=max(0, min(100, progress)), claimed_at=utcnow())
             .returning(dossiers.c.id)
         )
     return row is not None
 
 
-async def _finish(db: Database, *, dossier_id: int, worker_id: str, content: DossierContent,
-                  pdf_sha256: str, path: Path, pages: int) -> bool:
+async def _finish(
+    db: Database,
+    *,
+    dossier_id: int,
+    worker_id: str,
+    content: DossierContent,
+    pdf_sha256: str,
+    path: Path,
+    pages: int,
+) -> bool:
     async with db.write():
         row = await db.fetch_one(
             dossiers.update()
-            .where(dossiers.c.id == dossier_id, dossiers.c.claimed_by == worker_id,
-                   dossiers.c.state == D.BUILDING.value)
-            .values(state=D.DONE.value, progress=100, signatory_count=content.named_count,
-                    anonymous_count=content.anonymous_count, pdf_sha256=pdf_sha256,
-                    list_sha256=content.list_sha256, file_path=str(path), page_count=pages,
-                    finished_at=utcnow(), error=None)
+            .where(
+                dossiers.c.id == dossier_id,
+                dossiers.c.claimed_by == worker_id,
+                dossiers.c.state == D.BUILDING.value,
+            )
+            .values(
+                state=D.DONE.value,
+                progress=100,
+                signatory_count=content.named_count,
+                anonymous_count=content.anonymous_count,
+                pdf_sha256=pdf_sha256,
+                list_sha256=content.list_sha256,
+                file_path=str(path),
+                page_count=pages,
+                finished_at=utcnow(),
+                error=None,
+            )
             .returning(dossiers.c.id)
         )
     return row is not None
@@ -160,8 +222,14 @@ class LeaseLost(RuntimeError):
     """Another worker took this build over (our lease ran out)."""
 
 
-async def build(db: Database, settings: Settings, *, dossier: Row, worker_id: str,
-                progress: Progress | None = None) -> Built:
+async def build(
+    db: Database,
+    settings: Settings,
+    *,
+    dossier: Row,
+    worker_id: str,
+    progress: Progress | None = None,
+) -> Built:
     """Gather, render, sign and store one claimed dossier; records the outcome."""
     dossier_id = dossier["id"]
     try:
@@ -171,13 +239,16 @@ async def build(db: Database, settings: Settings, *, dossier: Row, worker_id: st
     except Exception as exc:
         # The class name and message only: errors here carry no endorsement data.
         log.exception("dossier %s failed", dossier_id)
-        await _fail(db, dossier_id=dossier_id, worker_id=worker_id, error=f"{type(exc).__name__}: {exc}")
+        await _fail(
+            db, dossier_id=dossier_id, worker_id=worker_id, error=f"{type(exc).__name__}: {exc}"
+        )
         raise
     return built
 
 
-async def _build(db: Database, settings: Settings, *, dossier: Row, worker_id: str,
-                 progress: Progress | None) -> Built:
+async def _build(
+    db: Database, settings: Settings, *, dossier: Row, worker_id: str, progress: Progress | None
+) -> Built:
     dossier_id = dossier["id"]
     last = {"value": -1}
     loop = asyncio.get_running_loop()
@@ -212,27 +283,52 @@ async def _build(db: Database, settings: Settings, *, dossier: Row, worker_id: s
         if progress:
             progress(value)
 
-    pdf = await render_pdf(content, presentation, progress=on_render)
+    pdf, pages = await render_pdf(content, presentation, progress=on_render)
     await asyncio.gather(*pending)
     await report(90)
-    signed = await loop.run_in_executor(pool(), functools.partial(
-        sign_pdf_bytes, pdf, config,
-        reason=f"Dossier {content.appeal_slug} {content.country}; list SHA-256 {content.list_sha256}",
-        location=settings.base_url))
+    signed = await loop.run_in_executor(
+        pool(),
+        functools.partial(
+            sign_pdf_bytes,
+            pdf,
+            config,
+            reason=f"Dossier {content.appeal_slug} {content.country}; list SHA-256 {content.list_sha256}",
+            location=settings.base_url,
+        ),
+    )
     del pdf
     await report(95)
     digest = hashlib.sha256(signed).hexdigest()
-    pages = await loop.run_in_executor(pool(), count_pages, signed)
     path = await asyncio.to_thread(_store, settings, dossier_id, content, signed)
-    if not await _finish(db, dossier_id=dossier_id, worker_id=worker_id, content=content,
-                         pdf_sha256=digest, path=path, pages=pages):
+    if not await _finish(
+        db,
+        dossier_id=dossier_id,
+        worker_id=worker_id,
+        content=content,
+        pdf_sha256=digest,
+        path=path,
+        pages=pages,
+    ):
         raise LeaseLost(f"dossier {dossier_id} was taken over by another worker")
     if progress:
         progress(100)
-    log.info("dossier %s (%s %s) built: %d named, %d pages", dossier_id, content.appeal_slug,
-             content.country, content.named_count, pages)
-    return Built(dossier_id, path, digest, content.list_sha256, content.named_count,
-                 content.anonymous_count, pages)
+    log.info(
+        "dossier %s (%s %s) built: %d named, %d pages",
+        dossier_id,
+        content.appeal_slug,
+        content.country,
+        content.named_count,
+        pages,
+    )
+    return Built(
+        dossier_id,
+        path,
+        digest,
+        content.list_sha256,
+        content.named_count,
+        content.anonymous_count,
+        pages,
+    )
 
 
 async def _quiet_progress(db: Database, dossier_id: int, worker_id: str, value: int) -> bool:
@@ -241,14 +337,6 @@ async def _quiet_progress(db: Database, dossier_id: int, worker_id: str, value: 
     except Exception:  # noqa: BLE001 - progress is advisory; the final update decides
         log.warning("dossier %s: could not record progress", dossier_id)
         return False
-
-
-def count_pages(pdf: bytes) -> int:
-    from io import BytesIO
-
-    from pypdf import PdfReader
-
-    return len(PdfReader(BytesIO(pdf)).pages)
 
 
 def _store(settings: Settings, dossier_id: int, content: DossierContent, data: bytes) -> Path:
@@ -280,16 +368,17 @@ class DossierWorker:
         self.wake.set()
 
     async def run_once(self) -> bool:
-        row = await claim_next(self.db, worker_id=self.worker_id,
-                               lease_seconds=self.settings.dossier_lease_seconds)
+        row = await claim_next(
+            self.db, worker_id=self.worker_id, lease_seconds=self.settings.dossier_lease_seconds
+        )
         if row is None:
             return False
         try:
             await build(self.db, self.settings, dossier=row, worker_id=self.worker_id)
         except LeaseLost:
             log.warning("dossier %s: lease lost, another worker builds it", row["id"])
-        except Exception:  # noqa: BLE001 - recorded as failed; the worker keeps going
-            pass
+        except Exception:  # noqa: BLE001 - build() logged it and marked the row failed
+            log.info("dossier %s failed; the worker goes on", row["id"])
         return True
 
     async def run(self) -> None:

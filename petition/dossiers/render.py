@@ -82,7 +82,9 @@ def asset_path(url: str) -> Path | None:
 
 
 def _mime(path: Path) -> str:
-    return {".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}.get(path.suffix, "application/octet-stream")
+    return {".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}.get(
+        path.suffix, "application/octet-stream"
+    )
 
 
 _fetcher_cache: dict[str, Any] = {}
@@ -90,7 +92,9 @@ _fetcher_cache: dict[str, Any] = {}
 
 def url_fetcher() -> Any:
     if "fetcher" not in _fetcher_cache:
-        _fetcher_cache["fetcher"] = _fetcher_class()(allowed_protocols={"file"}, fail_on_errors=False)
+        _fetcher_cache["fetcher"] = _fetcher_class()(
+            allowed_protocols={"file"}, fail_on_errors=False
+        )
     return _fetcher_cache["fetcher"]
 
 
@@ -136,19 +140,31 @@ def join_chunks(chunks: Sequence[bytes], spec: JoinSpec) -> bytes:
         raise RuntimeError(f"page marks have {marks_pages} pages for {len(writer.pages)} pages")
     marks = PdfReader(BytesIO(marks_pdf))
     opening = writer._add_object(_stream(DecodedStreamObject, b"q\n"))
-    closing = writer._add_object(_stream(DecodedStreamObject, b"\nQ\nq " + MARKS_XOBJECT.encode() + b" Do Q\n"))
+    closing = writer._add_object(
+        _stream(DecodedStreamObject, b"\nQ\nq " + MARKS_XOBJECT.encode() + b" Do Q\n")
+    )
     for page, mark in zip(writer.pages, marks.pages, strict=True):
         form = _stream(DecodedStreamObject, _page_content(mark))
-        form.update({
-            NameObject("/Type"): NameObject("/XObject"),
-            NameObject("/Subtype"): NameObject("/Form"),
-            NameObject("/BBox"): mark.mediabox,
-            NameObject("/Resources"): mark["/Resources"].get_object().clone(writer),
-        })
+        form.update(
+            {
+                NameObject("/Type"): NameObject("/XObject"),
+                NameObject("/Subtype"): NameObject("/Form"),
+                NameObject("/BBox"): mark.mediabox,
+                NameObject("/Resources"): mark["/Resources"].get_object().clone(writer),
+            }
+        )
         form_ref = writer._add_object(form)
         # Pages may share one resource dictionary: give each page its own shallow copy.
-        resources = DictionaryObject(page["/Resources"].get_object()) if "/Resources" in page else DictionaryObject()
-        xobjects = DictionaryObject(resources["/XObject"].get_object()) if "/XObject" in resources else DictionaryObject()
+        resources = (
+            DictionaryObject(page["/Resources"].get_object())
+            if "/Resources" in page
+            else DictionaryObject()
+        )
+        xobjects = (
+            DictionaryObject(resources["/XObject"].get_object())
+            if "/XObject" in resources
+            else DictionaryObject()
+        )
         xobjects[NameObject(MARKS_XOBJECT)] = form_ref
         resources[NameObject("/XObject")] = xobjects
         page[NameObject("/Resources")] = resources
@@ -159,18 +175,24 @@ def join_chunks(chunks: Sequence[bytes], spec: JoinSpec) -> bytes:
     attachment = writer.add_attachment(CANONICAL_LIST_NAME, spec.canonical_list)
     attachment.subtype = NameObject("/text#2Fplain")
     attachment.associated_file_relationship = NameObject("/Data")
-    attachment.description = TextStringObject("The canonical list whose SHA-256 is printed on the cover")
+    attachment.description = TextStringObject(
+        "The canonical list whose SHA-256 is printed on the cover"
+    )
     attachment.modification_date = dt.datetime.now(dt.UTC)
     attachment.size = NumberObject(len(spec.canonical_list))
-    writer._root_object[NameObject("/AF")] = ArrayObject([writer._add_object(attachment.pdf_object)])
+    writer._root_object[NameObject("/AF")] = ArrayObject(
+        [writer._add_object(attachment.pdf_object)]
+    )
     writer._root_object[NameObject("/Lang")] = TextStringObject(spec.language)
 
-    writer.add_metadata({
-        "/Title": spec.title,
-        "/Author": spec.author,
-        "/Creator": "petition",
-        LIST_DIGEST_KEY: spec.list_sha256,
-    })
+    writer.add_metadata(
+        {
+            "/Title": spec.title,
+            "/Author": spec.author,
+            "/Creator": "petition",
+            LIST_DIGEST_KEY: spec.list_sha256,
+        }
+    )
     out = BytesIO()
     writer.write(out)
     return out.getvalue()
@@ -203,8 +225,12 @@ def pool() -> ProcessPoolExecutor:
         if _pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["weasyprint", "pypdf", "pyhanko.sign"])
-            workers = max(1, int(os.environ.get("PETITION_RENDER_PROCESSES", 0)) or os.cpu_count() or 1)
-            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=50)
+            workers = max(
+                1, int(os.environ.get("PETITION_RENDER_PROCESSES", 0)) or os.cpu_count() or 1
+            )
+            _pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, max_tasks_per_child=50
+            )
             atexit.register(shutdown_pool)
         return _pool
 
@@ -230,12 +256,14 @@ def qr_svg(url: str) -> Markup:
 
     image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
     svg = image.to_string(encoding="unicode")
-    return Markup(svg[svg.index("<svg"):])  # noqa: S704 - generated by qrcode from a URL it encodes
+    return Markup(svg[svg.index("<svg") :])  # noqa: S704 - generated by qrcode from a URL it encodes
 
 
 def css_string(text: str) -> str:
     """A CSS string literal that cannot end early, whatever `text` holds."""
-    return '"' + "".join(ch if ch.isalnum() or ch == " " else f"\\{ord(ch):06x}" for ch in text) + '"'
+    return (
+        '"' + "".join(ch if ch.isalnum() or ch == " " else f"\\{ord(ch):06x}" for ch in text) + '"'
+    )
 
 
 def page_x_of_y() -> Markup:
@@ -252,7 +280,7 @@ def page_x_of_y() -> Markup:
         if index:
             parts.append(css_string(rest[:index]))
         parts.append("counter(page)" if placeholder == "%(page)s" else "counter(pages)")
-        rest = rest[index + len(placeholder):]
+        rest = rest[index + len(placeholder) :]
     return Markup(" ".join(parts))  # noqa: S704 - built from escaped CSS strings and counters
 
 
@@ -295,38 +323,55 @@ class DossierHTML:
     join: Callable[[str], JoinSpec]
 
 
-def build_html(content: DossierContent, presentation: Presentation, *,
-               chunk_rows: int = CHUNK_ROWS) -> DossierHTML:
+def build_html(
+    content: DossierContent, presentation: Presentation, *, chunk_rows: int = CHUNK_ROWS
+) -> DossierHTML:
     from petition.templating import make_environment
 
     env = make_environment()
     with i18n.language(content.language):
         context = _context(content, presentation)
         cover = env.get_template("dossiers/pdf/cover.html").render(
-            **context, qr_svg=qr_svg(presentation.verification_url))
+            **context, qr_svg=qr_svg(presentation.verification_url)
+        )
         table_template = env.get_template("dossiers/pdf/table.html")
         parts = chunks_of(content.signatories, chunk_rows)
-        tables = [table_template.render(**context, rows=rows, first=i == 0, last=i == len(parts) - 1)
-                  for i, rows in enumerate(parts)]
+        tables = [
+            table_template.render(**context, rows=rows, first=i == 0, last=i == len(parts) - 1)
+            for i, rows in enumerate(parts)
+        ]
         marks_template = env.get_template("dossiers/pdf/marks.html")
         page_label = page_x_of_y()
-        marks_context = {**context, "title": context["title"][:90] + ("…" if len(context["title"]) > 90 else "")}
+        marks_context = {
+            **context,
+            "title": context["title"][:90] + ("…" if len(context["title"]) > 90 else ""),
+        }
 
     def marks(pages: int) -> str:
         with i18n.language(content.language):
             return marks_template.render(**marks_context, pages=pages, page_x_of_y=page_label)
 
     def join(marks_html: str) -> JoinSpec:
-        return JoinSpec(title=context["document_title"], author=presentation.author,
-                        language=content.language, list_sha256=content.list_sha256,
-                        canonical_list=content.canonical_list, marks_html=marks_html)
+        return JoinSpec(
+            title=context["document_title"],
+            author=presentation.author,
+            language=content.language,
+            list_sha256=content.list_sha256,
+            canonical_list=content.canonical_list,
+            marks_html=marks_html,
+        )
 
     return DossierHTML(cover=cover, tables=tables, marks=marks, join=join)
 
 
-async def render_pdf(content: DossierContent, presentation: Presentation, *,
-                     progress: Progress | None = None, chunk_rows: int = CHUNK_ROWS) -> bytes:
-    """The unsigned dossier PDF; every CPU-heavy step runs in the process pool."""
+async def render_pdf(
+    content: DossierContent,
+    presentation: Presentation,
+    *,
+    progress: Progress | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> tuple[bytes, int]:
+    """The unsigned dossier PDF and its page count; every CPU-heavy step runs in the pool."""
     loop = asyncio.get_running_loop()
     html = await asyncio.to_thread(build_html, content, presentation, chunk_rows=chunk_rows)
     executor = pool()
@@ -347,7 +392,9 @@ async def render_pdf(content: DossierContent, presentation: Presentation, *,
     rendered = await asyncio.gather(*(tracked(f) for f in futures))
     pages = sum(count for _pdf, count in rendered)
     spec = html.join(html.marks(pages))
-    pdf = await loop.run_in_executor(executor, join_chunks, [data for data, _count in rendered], spec)
+    pdf = await loop.run_in_executor(
+        executor, join_chunks, [data for data, _count in rendered], spec
+    )
     if progress:
         progress(total_steps, total_steps)
-    return pdf
+    return pdf, pages

@@ -83,13 +83,18 @@ def _organisation_name(settings: Settings) -> str:
 def _generate_p12(common_name: str) -> bytes:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import pkcs12
     from cryptography.x509.oid import NameOID
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "petition (self-signed dossier signing)")])
+    # ECDSA P-256: made in milliseconds, accepted by pyHanko, poppler/NSS and Acrobat.
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "petition (self-signed dossier signing)"),
+        ]
+    )
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -100,14 +105,26 @@ def _generate_p12(common_name: str) -> bytes:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     return pkcs12.serialize_key_and_certificates(
-        common_name.encode(), key, cert, None, serialization.NoEncryption())
+        common_name.encode(), key, cert, None, serialization.NoEncryption()
+    )
 
 
 def load_certificate_der(config: SigningConfig) -> bytes:
@@ -120,9 +137,13 @@ def _certificate_der(path: str, password: str | None, _mtime: int) -> bytes:
     from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
     try:
-        bundle = pkcs12.load_pkcs12(Path(path).read_bytes(), password.encode() if password else None)
+        bundle = pkcs12.load_pkcs12(
+            Path(path).read_bytes(), password.encode() if password else None
+        )
     except ValueError as exc:
-        raise SigningError("SIGNING_P12 cannot be opened: wrong SIGNING_P12_PASSWORD or not a PKCS#12 file") from exc
+        raise SigningError(
+            "SIGNING_P12 cannot be opened: wrong SIGNING_P12_PASSWORD or not a PKCS#12 file"
+        ) from exc
     if bundle.cert is None or bundle.key is None:
         raise SigningError("SIGNING_P12 must hold a private key and its certificate")
     return bundle.cert.certificate.public_bytes(Encoding.DER)
@@ -153,9 +174,12 @@ async def _sign(pdf: bytes, config: SigningConfig, *, reason: str, location: str
     from pyhanko.sign import fields, signers
 
     signer = signers.SimpleSigner.load_pkcs12(
-        config.p12_path, passphrase=config.password.encode() if config.password else None)
+        config.p12_path, passphrase=config.password.encode() if config.password else None
+    )
     if signer is None:
-        raise SigningError("SIGNING_P12 cannot be opened: wrong SIGNING_P12_PASSWORD or not a PKCS#12 file")
+        raise SigningError(
+            "SIGNING_P12 cannot be opened: wrong SIGNING_P12_PASSWORD or not a PKCS#12 file"
+        )
     timestamper = None
     if config.timestamp_url:
         from pyhanko.sign.timestamps import HTTPTimeStamper

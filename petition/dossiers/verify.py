@@ -111,16 +111,28 @@ async def find_issued(db: Database, *, digest: str) -> list[Row]:
     """Finished dossiers whose PDF or list has this SHA-256, newest first."""
     from petition.appeals.tables import appeals
 
-    return list(await db.fetch_all(
-        sa.select(dossiers.c.id, dossiers.c.country, dossiers.c.signatory_count, dossiers.c.anonymous_count,
-                  dossiers.c.pdf_sha256, dossiers.c.list_sha256, dossiers.c.finished_at,
-                  appeals.c.slug.label("appeal_slug"), appeals.c.id.label("appeal_id"))
-        .join(appeals, appeals.c.id == dossiers.c.appeal_id)
-        .where(dossiers.c.state == "done",
-               sa.or_(dossiers.c.pdf_sha256 == digest, dossiers.c.list_sha256 == digest))
-        .order_by(dossiers.c.finished_at.desc(), dossiers.c.id.desc())
-        .limit(20)
-    ))
+    return list(
+        await db.fetch_all(
+            sa.select(
+                dossiers.c.id,
+                dossiers.c.country,
+                dossiers.c.signatory_count,
+                dossiers.c.anonymous_count,
+                dossiers.c.pdf_sha256,
+                dossiers.c.list_sha256,
+                dossiers.c.finished_at,
+                appeals.c.slug.label("appeal_slug"),
+                appeals.c.id.label("appeal_id"),
+            )
+            .join(appeals, appeals.c.id == dossiers.c.appeal_id)
+            .where(
+                dossiers.c.state == "done",
+                sa.or_(dossiers.c.pdf_sha256 == digest, dossiers.c.list_sha256 == digest),
+            )
+            .order_by(dossiers.c.finished_at.desc(), dossiers.c.id.desc())
+            .limit(20)
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -132,11 +144,15 @@ class Verdict:
     digest_kind: str | None  # "pdf" | "list" for a typed digest
 
 
-async def verify_file(db: Database, *, data: bytes, fingerprint: str, trust_root_der: bytes | None) -> Verdict:
+async def verify_file(
+    db: Database, *, data: bytes, fingerprint: str, trust_root_der: bytes | None
+) -> Verdict:
     file_sha256 = hashlib.sha256(data).hexdigest()
     check = await check_signature_async(data, trust_root_der)
     ours = bool(check.valid and check.signer_fingerprint == fingerprint)
-    issued = [row for row in await find_issued(db, digest=file_sha256) if row["pdf_sha256"] == file_sha256]
+    issued = [
+        row for row in await find_issued(db, digest=file_sha256) if row["pdf_sha256"] == file_sha256
+    ]
     return Verdict(file_sha256, check, ours, issued, None)
 
 

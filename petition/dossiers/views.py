@@ -13,8 +13,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from petition.dossiers.sign import fingerprint_hex, format_fingerprint, load_certificate_der, signing_config
-from petition.dossiers.verify import MAX_UPLOAD_BYTES, Verdict, normalise_digest, verify_digest, verify_file
+from petition.dossiers.sign import (
+    fingerprint_hex,
+    format_fingerprint,
+    load_certificate_der,
+    signing_config,
+)
+from petition.dossiers.verify import (
+    MAX_UPLOAD_BYTES,
+    Verdict,
+    normalise_digest,
+    verify_digest,
+    verify_file,
+)
 from petition.web import render, services
 
 VERIFY_PATH = "/verify"
@@ -66,8 +77,14 @@ async def _certificate(request: Request) -> tuple[str, bytes]:
 
 
 def _page(request: Request, *, fingerprint: str, status: int = 200, **context: Any) -> Response:
-    values: dict[str, Any] = {"fingerprint": format_fingerprint(fingerprint), "max_mb": MAX_UPLOAD_BYTES // (1024 * 1024),
-                              "verdict": None, "error": None, "digest": "", "filename": None}
+    values: dict[str, Any] = {
+        "fingerprint": format_fingerprint(fingerprint),
+        "max_mb": MAX_UPLOAD_BYTES // (1024 * 1024),
+        "verdict": None,
+        "error": None,
+        "digest": "",
+        "filename": None,
+    }
     values.update(context)
     return render(request, "dossiers/verify.html", values, status=status, private=True)
 
@@ -79,8 +96,7 @@ async def verify_page(request: Request) -> Response:
         return _page(request, fingerprint=fingerprint)
     digest = normalise_digest(raw)
     if digest is None:
-        return _page(request, fingerprint=fingerprint, status=400, digest=raw[:200],
-                     error="digest")
+        return _page(request, fingerprint=fingerprint, status=400, digest=raw[:200], error="digest")
     verdict = await verify_digest(services(request).db, digest=digest)
     return _page(request, fingerprint=fingerprint, verdict=verdict, digest=digest)
 
@@ -108,15 +124,25 @@ async def verify_submit(request: Request) -> Response:
             if not data:
                 return _page(request, fingerprint=fingerprint, status=400, error="empty")
             if not data.lstrip()[:5] == b"%PDF-":
-                return _page(request, fingerprint=fingerprint, status=400, error="not_pdf",
-                             filename=upload.filename[:200])
-            verdict: Verdict = await verify_file(services(request).db, data=data, fingerprint=fingerprint,
-                                                 trust_root_der=der)
-            return _page(request, fingerprint=fingerprint, verdict=verdict, filename=upload.filename[:200])
+                return _page(
+                    request,
+                    fingerprint=fingerprint,
+                    status=400,
+                    error="not_pdf",
+                    filename=upload.filename[:200],
+                )
+            verdict: Verdict = await verify_file(
+                services(request).db, data=data, fingerprint=fingerprint, trust_root_der=der
+            )
+            return _page(
+                request, fingerprint=fingerprint, verdict=verdict, filename=upload.filename[:200]
+            )
         if typed:
             digest = normalise_digest(typed)
             if digest is None:
-                return _page(request, fingerprint=fingerprint, status=400, error="digest", digest=typed[:200])
+                return _page(
+                    request, fingerprint=fingerprint, status=400, error="digest", digest=typed[:200]
+                )
             verdict = await verify_digest(services(request).db, digest=digest)
             return _page(request, fingerprint=fingerprint, verdict=verdict, digest=digest)
         return _page(request, fingerprint=fingerprint, status=400, error="nothing")

@@ -41,14 +41,33 @@ async def _seed(url: str, orgs: Sequence[Org]) -> int:
         async with db.write():
             for index, org in enumerate(orgs):
                 email = f"contact{index}@org{index}.example"
-                await db.execute(endorsements.insert().values(
-                    appeal_id=appeal["id"], organisation_name=org.name, name_normalised=org.name.casefold(),
-                    country=org.country, city=org.city, organisation_type=org.organisation_type,
-                    website=org.website, contact_name=f"Contact {index}", contact_role="",
-                    contact_email=email, email_canonical=email, authorised=True, consent_version="1",
-                    visibility=org.visibility, comment="", language="en", text_language="en",
-                    text_hash="0" * 64, state=org.state, token_nonce=f"{index:032d}", created_at=now,
-                    updated_at=now, listed_at=LISTED_AT if org.state in ("confirmed", "approved") else None))
+                await db.execute(
+                    endorsements.insert().values(
+                        appeal_id=appeal["id"],
+                        organisation_name=org.name,
+                        name_normalised=org.name.casefold(),
+                        country=org.country,
+                        city=org.city,
+                        organisation_type=org.organisation_type,
+                        website=org.website,
+                        contact_name=f"Contact {index}",
+                        contact_role="",
+                        contact_email=email,
+                        email_canonical=email,
+                        authorised=True,
+                        consent_version="1",
+                        visibility=org.visibility,
+                        comment="",
+                        language="en",
+                        text_language="en",
+                        text_hash="0" * 64,
+                        state=org.state,
+                        token_nonce=f"{index:032d}",
+                        created_at=now,
+                        updated_at=now,
+                        listed_at=LISTED_AT if org.state in ("confirmed", "approved") else None,
+                    )
+                )
         return int(appeal["id"])
     finally:
         await db.disconnect()
@@ -66,21 +85,48 @@ async def _recompute(url: str, country: str) -> str:
     try:
         appeal = await get_appeal(db, slug=DEMO_SLUG)
         assert appeal is not None
-        rows = await db.fetch_all(sa.select(endorsements).where(
-            endorsements.c.appeal_id == appeal["id"], endorsements.c.country == country,
-            endorsements.c.state.in_(("confirmed", "approved"))))
+        rows = await db.fetch_all(
+            sa.select(endorsements).where(
+                endorsements.c.appeal_id == appeal["id"],
+                endorsements.c.country == country,
+                endorsements.c.state.in_(("confirmed", "approved")),
+            )
+        )
     finally:
         await db.disconnect()
 
     def esc(v: str) -> str:
-        return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        return (
+            v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        )
 
     named = [r for r in rows if r["visibility"] == "public"]
-    lines = sorted("\t".join(esc(v) for v in (r["organisation_name"], r["city"], r["organisation_type"],
-                                                r["website"], r["listed_at"].date().isoformat()))
-                   for r in named)
-    text = "\n".join(["petition-dossier-list/1", f"appeal\t{DEMO_SLUG}", f"country\t{country}",
-                      f"named\t{len(named)}", f"anonymous\t{len(rows) - len(named)}", *lines]) + "\n"
+    lines = sorted(
+        "\t".join(
+            esc(v)
+            for v in (
+                r["organisation_name"],
+                r["city"],
+                r["organisation_type"],
+                r["website"],
+                r["listed_at"].date().isoformat(),
+            )
+        )
+        for r in named
+    )
+    text = (
+        "\n".join(
+            [
+                "petition-dossier-list/1",
+                f"appeal\t{DEMO_SLUG}",
+                f"country\t{country}",
+                f"named\t{len(named)}",
+                f"anonymous\t{len(rows) - len(named)}",
+                *lines,
+            ]
+        )
+        + "\n"
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

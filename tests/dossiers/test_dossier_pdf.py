@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import socket
 import threading
@@ -15,7 +14,15 @@ from petition.dossiers import jobs
 from petition.dossiers.sign import certificate_fingerprint, load_certificate_der, signing_config
 from petition.dossiers.verify import check_signature
 from petition.settings import Settings
-from tests.dossiers.factories import Org, flip_byte, pdfsig, pdftotext, recompute_list_digest, run, seed
+from tests.dossiers.factories import (
+    Org,
+    flip_byte,
+    pdfsig,
+    pdftotext,
+    recompute_list_digest,
+    run,
+    seed,
+)
 from tests.support import csrf_from, wait_for
 
 #: One name per script the dossier must render with real glyphs.
@@ -30,8 +37,13 @@ SCRIPT_NAMES = {
     "Hebrew": "ארגון שלום ישראלי",
 }
 #: As pdffonts names the subsets: Noto Sans covers Latin, Greek and Cyrillic.
-SCRIPT_FONTS = ("Noto-Sans ", "Noto-Sans-Georgian ", "Noto-Sans-Armenian ", "Noto-Sans-Arabic ",
-                "Noto-Sans-Hebrew ")
+SCRIPT_FONTS = (
+    "Noto-Sans ",
+    "Noto-Sans-Georgian ",
+    "Noto-Sans-Armenian ",
+    "Noto-Sans-Arabic ",
+    "Noto-Sans-Hebrew ",
+)
 
 
 class Listener:
@@ -95,13 +107,19 @@ def fingerprint_hex(settings: Settings) -> str:
 
 def upload(client: TestClient, data: bytes, name: str = "dossier.pdf"):
     token = csrf_from(client.get("/verify").text)
-    return client.post("/verify", data={"csrf_token": token}, files={"dossier": (name, data, "application/pdf")})
+    return client.post(
+        "/verify", data={"csrf_token": token}, files={"dossier": (name, data, "application/pdf")}
+    )
 
 
 def test_dossier_names_the_countrys_public_organisations_and_is_verifiably_signed(
-        client: TestClient, settings: Settings, database_url: str, listener: Listener, tmp_path: Path) -> None:
-    hostile = [f'<img src="http://127.0.0.1:{listener.port}/x">', '<img src="http://127.0.0.1:9/x">',
-               '<link rel=attachment href="file:///etc/passwd">']
+    client: TestClient, settings: Settings, database_url: str, listener: Listener, tmp_path: Path
+) -> None:
+    hostile = [
+        f'<img src="http://127.0.0.1:{listener.port}/x">',
+        '<img src="http://127.0.0.1:9/x">',
+        '<link rel=attachment href="file:///etc/passwd">',
+    ]
     public_de = [*SCRIPT_NAMES.values(), *hostile, "Connection e.V."]
     orgs = [Org(name, city="Offenbach" if i % 2 else "Berlin") for i, name in enumerate(public_de)]
     orgs += [
@@ -122,8 +140,13 @@ def test_dossier_names_the_countrys_public_organisations_and_is_verifiably_signe
     dense = re.sub(r"\s+", "", text)  # long names wrap inside their cell
     for name in public_de:
         assert re.sub(r"\s+", "", name) in dense or _rtl_present(name, text), name
-    for absent in ("Geheime Friedensgruppe", "Verborgene Initiative", "Noch nicht bestätigt",
-                   "Zurückgezogener Verein", "Association française"):
+    for absent in (
+        "Geheime Friedensgruppe",
+        "Verborgene Initiative",
+        "Noch nicht bestätigt",
+        "Zurückgezogener Verein",
+        "Association française",
+    ):
         assert absent not in flat, absent
     assert "and 2 organisations that asked not to be named" in flat
     assert row["signatory_count"] == len(public_de) and row["anonymous_count"] == 2
@@ -191,9 +214,15 @@ def _rtl_present(name: str, text: str) -> bool:
 
 
 def test_a_country_without_named_organisations_gets_a_dossier_that_names_none(
-        client: TestClient, settings: Settings, database_url: str) -> None:
-    appeal_id = seed(database_url, [Org("Stille Gruppe", country="BY", visibility="anonymous"),
-                                    Org("Громкая группа", country="RU")])
+    client: TestClient, settings: Settings, database_url: str
+) -> None:
+    appeal_id = seed(
+        database_url,
+        [
+            Org("Stille Gruppe", country="BY", visibility="anonymous"),
+            Org("Громкая группа", country="RU"),
+        ],
+    )
     row = build_via_worker(client, settings, appeal_id, "BY")
     flat = re.sub(r"\s+", " ", pdftotext(Path(row["file_path"])))
     assert "Stille Gruppe" not in flat and "Громкая группа" not in flat

@@ -14,7 +14,9 @@ from petition.dossiers.tables import dossiers
 
 
 @pytest.mark.asyncio
-async def test_workers_never_claim_the_same_build_and_take_over_stale_ones(database_url: str) -> None:
+async def test_workers_never_claim_the_same_build_and_take_over_stale_ones(
+    database_url: str,
+) -> None:
     a, b = Database(database_url), Database(database_url)
     await a.connect()
     await b.connect()
@@ -35,8 +37,11 @@ async def test_workers_never_claim_the_same_build_and_take_over_stale_ones(datab
         # and w1's late progress is refused.
         w1_row = next(row for row in claims if row["claimed_by"] == "w1")
         async with a.write():
-            await a.execute(dossiers.update().where(dossiers.c.id == w1_row["id"]).values(
-                claimed_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=120)))
+            await a.execute(
+                dossiers.update()
+                .where(dossiers.c.id == w1_row["id"])
+                .values(claimed_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=120))
+            )
         taken = await jobs.claim_next(b, worker_id="w4", lease_seconds=60)
         assert taken is not None and taken["id"] == w1_row["id"]
         assert not await jobs.set_progress(a, dossier_id=w1_row["id"], worker_id="w1", progress=50)

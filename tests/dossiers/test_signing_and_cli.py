@@ -28,33 +28,61 @@ def make_p12(path: Path, password: str, name: str) -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
-            .sign(key, hashes.SHA256()))
-    path.write_bytes(pkcs12.serialize_key_and_certificates(
-        b"test", key, cert, None, serialization.BestAvailableEncryption(password.encode())))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"test", key, cert, None, serialization.BestAvailableEncryption(password.encode())
+        )
+    )
     return cert.public_bytes(serialization.Encoding.DER)
 
 
 def test_cli_builds_a_dossier_signed_with_the_configured_p12(
-        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seed(database_url, [Org("Connection e.V."), Org("Ökumenisches Friedensnetz", city="Köln"),
-                        Org("Anonyme Gruppe", visibility="anonymous")])
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(
+        database_url,
+        [
+            Org("Connection e.V."),
+            Org("Ökumenisches Friedensnetz", city="Köln"),
+            Org("Anonyme Gruppe", visibility="anonymous"),
+        ],
+    )
     p12 = tmp_path / "organisers.p12"
     cert_der = make_p12(p12, "s3cret-pass", "Test Organisers Signing")
-    for name, value in {"DATABASE_URL": database_url, "DATA_DIR": str(tmp_path / "data"),
-                        "SECRET_KEY": TEST_SECRET, "SIGNING_P12": str(p12),
-                        "SIGNING_P12_PASSWORD": "s3cret-pass", "BASE_URL": "https://petition.example"}.items():
+    for name, value in {
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(tmp_path / "data"),
+        "SECRET_KEY": TEST_SECRET,
+        "SIGNING_P12": str(p12),
+        "SIGNING_P12_PASSWORD": "s3cret-pass",
+        "BASE_URL": "https://petition.example",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)  # no stray .env
     out = tmp_path / "out" / "de.pdf"
-    result = CliRunner().invoke(main, ["dossier", "build", "--appeal", "protect-deserters", "--country", "de",
-                                       "--out", str(out)])
+    result = CliRunner().invoke(
+        main,
+        ["dossier", "build", "--appeal", "protect-deserters", "--country", "de", "--out", str(out)],
+    )
     assert result.exit_code == 0, result.output
     assert "2 named, 1 not named" in result.output
-    assert "dossier protect-deserters DE" in result.output  # the progress bar's label (no TTY: no bar)
+    assert (
+        "dossier protect-deserters DE" in result.output
+    )  # the progress bar's label (no TTY: no bar)
 
     data = out.read_bytes()
     assert re.search(r"PDF SHA-256:\s+" + hashlib.sha256(data).hexdigest(), result.output)
@@ -68,8 +96,10 @@ def test_cli_builds_a_dossier_signed_with_the_configured_p12(
     assert "https://petition.example/verify?digest=" in text.replace("\n", "")
     # The build is recorded like any other.
     rows = asyncio.run(_dossiers(database_url))
-    assert [(r["state"], r["country"], r["signatory_count"], r["anonymous_count"], r["pdf_sha256"])
-            for r in rows] == [("done", "DE", 2, 1, hashlib.sha256(data).hexdigest())]
+    assert [
+        (r["state"], r["country"], r["signatory_count"], r["anonymous_count"], r["pdf_sha256"])
+        for r in rows
+    ] == [("done", "DE", 2, 1, hashlib.sha256(data).hexdigest())]
     # No self-signed certificate was made when a P12 is configured.
     assert not (tmp_path / "data" / "signing").exists()
 
@@ -86,20 +116,27 @@ async def _dossiers(url: str) -> list:
         await db.disconnect()
 
 
-def test_cli_refuses_an_unknown_appeal_or_country(database_url: str, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_refuses_an_unknown_appeal_or_country(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SECRET_KEY", TEST_SECRET)
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    bad_country = runner.invoke(main, ["dossier", "build", "--appeal", "x", "--country", "XX", "--out", "a.pdf"])
+    bad_country = runner.invoke(
+        main, ["dossier", "build", "--appeal", "x", "--country", "XX", "--out", "a.pdf"]
+    )
     assert bad_country.exit_code != 0 and "not an ISO 3166-1" in bad_country.output
-    bad_appeal = runner.invoke(main, ["dossier", "build", "--appeal", "nope", "--country", "DE", "--out", "a.pdf"])
+    bad_appeal = runner.invoke(
+        main, ["dossier", "build", "--appeal", "nope", "--country", "DE", "--out", "a.pdf"]
+    )
     assert bad_appeal.exit_code != 0 and "no appeal with the slug" in bad_appeal.output
 
 
-def test_the_self_signed_certificate_is_made_once_and_kept_private(database_url: str, tmp_path: Path) -> None:
+def test_the_self_signed_certificate_is_made_once_and_kept_private(
+    database_url: str, tmp_path: Path
+) -> None:
     settings = make_settings(database_url, tmp_path / "data", None)
     first = certificate_fingerprint(settings)
     path = self_signed_path(settings)
@@ -115,7 +152,8 @@ def test_a_wrong_p12_password_is_a_clear_error(database_url: str, tmp_path: Path
 
     p12 = tmp_path / "o.p12"
     make_p12(p12, "right", "X")
-    settings = make_settings(database_url, tmp_path / "data", None, signing_p12=str(p12),
-                             signing_p12_password="wrong")
+    settings = make_settings(
+        database_url, tmp_path / "data", None, signing_p12=str(p12), signing_p12_password="wrong"
+    )
     with pytest.raises(SigningError, match="SIGNING_P12_PASSWORD"):
         certificate_fingerprint(settings)
