@@ -21,6 +21,9 @@ from petition.appeals import views as appeal_views
 from petition.appeals.queries import ensure_demo_appeal
 from petition.confirmation import views as confirmation_views
 from petition.db import Database
+from petition.dossiers import views as dossier_views
+from petition.dossiers.jobs import DossierWorker
+from petition.dossiers.views import UploadLimitMiddleware
 from petition.i18n_middleware import LanguageMiddleware
 from petition.migrations.runner import upgrade_async
 from petition.organisers import views as organiser_views
@@ -145,6 +148,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             services.mailer.on_queued(services.worker.notify)
             worker_task = asyncio.create_task(services.worker.run(), name="outbox-worker")
             housekeeping_task = asyncio.create_task(housekeeper.run(), name="housekeeping")
+            dossier_worker = DossierWorker(services.db, settings)
+            services.extras["dossier_worker"] = dossier_worker
+            dossier_task = asyncio.create_task(dossier_worker.run(), name="dossier-worker")
         try:
             yield {"services": services}
         finally:
@@ -156,6 +162,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 services.worker.stop()
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(worker_task, 10)
+            if "dossier_worker" in services.extras:
+                services.extras.pop("dossier_worker").stop()
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(dossier_task, 30)
             await services.db.disconnect()
 
     routes = [
@@ -164,10 +174,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *publish_views.routes,
         *organiser_views.routes,
         *privacy_views.routes,
+        *dossier_views.routes,
         Mount("/static", app=StaticFiles(directory=str(PROJECT_ROOT / "static")), name="static"),
     ]
     middleware = [
         Middleware(SecurityHeadersMiddleware, settings=settings),
+        Middleware(UploadLimitMiddleware),
         Middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY),
         Middleware(LanguageMiddleware),
         Middleware(ErrorPageMiddleware),

@@ -79,8 +79,9 @@ def serve(host: str, port: int, proxy_headers: bool) -> None:
 
 @main.command()
 def worker() -> None:
-    """Run a background worker: sends the outbox (several may run side by side)."""
+    """Run a background worker: sends the outbox and builds dossiers (several may run side by side)."""
     from petition.db import Database
+    from petition.dossiers.jobs import DossierWorker
     from petition.outbox.transports import make_transport
     from petition.outbox.worker import OutboxWorker
     from petition.privacy.housekeeping import Housekeeper
@@ -93,16 +94,18 @@ def worker() -> None:
         await db.connect()
         outbox_worker = OutboxWorker(db, settings, make_transport(settings))
         housekeeper = Housekeeper(db, settings)
+        dossier_worker = DossierWorker(db, settings)
 
         def stop() -> None:
             outbox_worker.stop()
             housekeeper.stop()
+            dossier_worker.stop()
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)
         try:
-            await asyncio.gather(outbox_worker.run(), housekeeper.run())
+            await asyncio.gather(outbox_worker.run(), housekeeper.run(), dossier_worker.run())
         finally:
             await db.disconnect()
 
@@ -288,6 +291,54 @@ def organiser_password(email: str) -> None:
     if organiser_id is None:
         raise click.ClickException("no organiser with this email address")
     click.echo(f"password of organiser #{organiser_id} changed; their sessions have ended")
+def dossier() -> None:
+    """Signed PDF dossiers per signatory country."""
+
+
+@dossier.command("build")
+@click.option("--appeal", "slug", required=True, help="The appeal's slug.")
+@click.option("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. DE.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Where to write the signed PDF.")
+def dossier_build(slug: str, country: str, out: Path) -> None:
+    """Build, sign and record one country's dossier (also kept in DATA_DIR/dossiers)."""
+    import shutil
+
+    from petition.appeals.queries import get_appeal
+    from petition.countries import is_country
+    from petition.dossiers.jobs import Built, build, new_worker_id, start_build
+
+    code = country.strip().upper()
+    if not is_country(code):
+        raise click.ClickException(f"{country!r} is not an ISO 3166-1 alpha-2 country code")
+    settings = _settings()
+    _logging(logging.WARNING)
+
+    async def action(database: object) -> Built:
+        appeal_row = await get_appeal(database, slug=slug)  # type: ignore[arg-type]
+        if appeal_row is None:
+            raise click.ClickException(f"no appeal with the slug {slug!r}")
+        worker_id = new_worker_id("cli")
+        dossier_id = await start_build(database, appeal_id=appeal_row["id"], country=code,  # type: ignore[arg-type]
+                                       worker_id=worker_id)
+        from petition.dossiers.jobs import get_dossier
+
+        row = await get_dossier(database, dossier_id=dossier_id)  # type: ignore[arg-type]
+        assert row is not None
+        with click.progressbar(length=100, label=f"dossier {slug} {code}", file=sys.stderr) as bar:
+            def advance(value: int) -> None:
+                if value > bar.pos:
+                    bar.update(value - bar.pos)
+
+            return await build(database, settings, dossier=row, worker_id=worker_id,  # type: ignore[arg-type]
+                               progress=advance)
+
+    built = asyncio.run(_with_db(settings, action))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(built.path, out)
+    click.echo(f"{out}: {built.named_count} named, {built.anonymous_count} not named, {built.pages} pages")
+    click.echo(f"PDF SHA-256:  {built.pdf_sha256}")
+    click.echo(f"list SHA-256: {built.list_sha256}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,6 +34,8 @@ class Settings:
     mail_from: str = "petition@localhost"
     signing_p12: Path | None = None
     signing_p12_password: Secret | None = None
+    timestamp_url: str | None = None  # RFC 3161 server: dossiers become PAdES B-T
+    dossier_lease_seconds: float = 1800.0
     trusted_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     confirm_max_age: int = 7 * 24 * 3600
     unconfirmed_retention_days: int = 30
@@ -104,6 +106,15 @@ def _secret_from_data_dir(data_dir: Path) -> str:
     value = path.read_text().strip()
     if not value:
         raise SettingsError(f"{path} is empty: delete it to have a new SECRET_KEY generated")
+    return value
+
+
+def _timestamp_url(raw: object) -> str | None:
+    value = str(raw or "").strip()
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise SettingsError("TIMESTAMP_URL must be an http:// or https:// URL of an RFC 3161 timestamp server")
     return value
 
 
@@ -181,6 +192,8 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         mail_from=str(get("MAIL_FROM", "petition@localhost")),
         signing_p12=Path(str(p12)) if p12 else None,
         signing_p12_password=Secret(str(p12_password)) if p12_password else None,
+        timestamp_url=_timestamp_url(get("TIMESTAMP_URL", None)),
+        dossier_lease_seconds=as_float("DOSSIER_LEASE_SECONDS", 1800.0),
         trusted_ips=_parse_networks(str(get("TRUSTED_IPS", "") or "")),
         confirm_max_age=as_int("CONFIRM_MAX_AGE", 7 * 24 * 3600),
         unconfirmed_retention_days=as_int("UNCONFIRMED_RETENTION_DAYS", 30),

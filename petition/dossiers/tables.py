@@ -20,7 +20,13 @@ dossiers = sa.Table(
     sa.Column("created_by", sa.Integer, sa.ForeignKey("organisers.id"), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime, nullable=True),
+    # The worker building it, and when it last reported progress (a lease: a row
+    # whose worker died is claimable again once this is old enough).
+    sa.Column("claimed_by", sa.String(100), nullable=True),
+    sa.Column("claimed_at", UTCDateTime, nullable=True),
+    sa.Column("page_count", sa.Integer, nullable=True),
 )
 
 sa.Index("ix_dossiers_pdf_sha256", dossiers.c.pdf_sha256)
 sa.Index("ix_dossiers_list_sha256", dossiers.c.list_sha256)
+sa.Index("ix_dossiers_state_created", dossiers.c.state, dossiers.c.created_at)

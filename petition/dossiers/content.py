@@ -1,0 +1,235 @@
+"""What a country's dossier holds, gathered from the database in one place.
+
+Only listed endorsements count (`listed_states` of the appeal's moderation mode);
+only `public` ones are named. Anonymous ones leave this module as a number, never
+as a row. The canonical list (see docs/dossiers.md) is what the digest covers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+
+import sqlalchemy as sa
+
+from petition import countries
+from petition.appeals.tables import appeal_texts
+from petition.db import Database, Row
+from petition.endorsements.queries import listed_condition
+from petition.endorsements.states import Visibility
+from petition.endorsements.tables import endorsements
+from petition.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from petition.schema import utcnow
+
+e = endorsements
+
+CANONICAL_HEADER = "petition-dossier-list/1"
+
+#: The language a country's members of parliament read, where the platform has it.
+COUNTRY_LANGUAGES: dict[str, str] = {
+    **dict.fromkeys(("DE", "AT", "CH", "LI"), "de"),
+    **dict.fromkeys(("FR", "BE", "LU", "MC"), "fr"),
+    **dict.fromkeys(("RU", "BY", "KZ", "KG"), "ru"),
+    "UA": "uk",
+}
+
+
+def country_language(country: str) -> str:
+    language = COUNTRY_LANGUAGES.get(country.upper(), DEFAULT_LANGUAGE)
+    return language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+@dataclass(frozen=True)
+class Signatory:
+    name: str
+    city: str
+    organisation_type: str  # the code; labels are the template's business
+    website: str
+    endorsed_on: dt.date | None
+
+
+@dataclass(frozen=True)
+class AppealText:
+    language: str
+    title: str
+    addressees: str
+    body: str  # Markdown
+
+
+@dataclass(frozen=True)
+class DossierContent:
+    appeal_id: int
+    appeal_slug: str
+    country: str
+    language: str
+    texts: tuple[AppealText, ...]  # the country's language first, then English
+    signatories: tuple[Signatory, ...]  # in the reader's collation order
+    anonymous_count: int
+    generated_at: dt.datetime
+    canonical_list: bytes = field(repr=False)
+    list_sha256: str
+
+    @property
+    def named_count(self) -> int:
+        return len(self.signatories)
+
+    @property
+    def total_count(self) -> int:
+        return self.named_count + self.anonymous_count
+
+    @property
+    def title(self) -> str:
+        return self.texts[0].title if self.texts else self.appeal_slug
+
+
+def _escape_field(value: str) -> str:
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+def canonical_line(s: Signatory) -> str:
+    return "\t".join(
+        _escape_field(v)
+        for v in (
+            s.name,
+            s.city,
+            s.organisation_type,
+            s.website,
+            s.endorsed_on.isoformat() if s.endorsed_on else "",
+        )
+    )
+
+
+def canonical_list(
+    *, appeal_slug: str, country: str, signatories: Sequence[Signatory], anonymous_count: int
+) -> bytes:
+    """The exact bytes the list digest covers (format in docs/dossiers.md).
+
+    Lines are sorted by code point, not by the reader's collation, so anyone can
+    rebuild the list from the open data with `LC_ALL=C sort`.
+    """
+    lines = sorted(canonical_line(s) for s in signatories)
+    head = [
+        CANONICAL_HEADER,
+        f"appeal\t{appeal_slug}",
+        f"country\t{country}",
+        f"named\t{len(lines)}",
+        f"anonymous\t{anonymous_count}",
+    ]
+    return ("\n".join(head + lines) + "\n").encode("utf-8")
+
+
+@cache
+def _collator() -> object:
+    import pyuca  # the Unicode Collation Algorithm with the CLDR root order (DUCET)
+
+    return pyuca.Collator()
+
+
+def collation_key(name: str) -> tuple[tuple[int, ...], str]:
+    """Unicode Collation Algorithm order; the exact string breaks ties so the order is total."""
+    return _collator().sort_key(name), name  # type: ignore[attr-defined]
+
+
+def sort_signatories(rows: Sequence[Signatory]) -> list[Signatory]:
+    return sorted(rows, key=lambda s: (collation_key(s.name), s.city, s.website))
+
+
+async def _texts(db: Database, *, appeal_id: int, language: str) -> tuple[AppealText, ...]:
+    rows = await db.fetch_all(
+        appeal_texts.select().where(
+            appeal_texts.c.appeal_id == appeal_id, appeal_texts.c.is_current == sa.true()
+        )
+    )
+    by_language = {row["language"]: row for row in rows}
+    wanted = [language] if language != DEFAULT_LANGUAGE else []
+    wanted.append(DEFAULT_LANGUAGE)
+    chosen = [by_language[code] for code in wanted if code in by_language]
+    if not chosen and rows:
+        chosen = [rows[0]]
+    return tuple(
+        AppealText(
+            language=r["language"], title=r["title"], addressees=r["addressees"], body=r["body"]
+        )
+        for r in chosen
+    )
+
+
+async def gather_content(
+    db: Database, *, appeal: Row, country: str, now: dt.datetime | None = None
+) -> DossierContent:
+    """Everything one country's dossier shows, read in one consistent pass."""
+    country = country.upper()
+    if not countries.is_country(country):
+        raise ValueError(f"not an ISO 3166-1 alpha-2 country code: {country!r}")
+    language = country_language(country)
+    listed = sa.and_(
+        e.c.appeal_id == appeal["id"],
+        e.c.country == country,
+        listed_condition(appeal["moderation"]),
+    )
+    rows = await db.fetch_all(
+        sa.select(
+            e.c.organisation_name, e.c.city, e.c.organisation_type, e.c.website, e.c.listed_at
+        ).where(listed, e.c.visibility == Visibility.PUBLIC.value)
+    )
+    anonymous = int(
+        await db.fetch_val(
+            sa.select(sa.func.count())
+            .select_from(e)
+            .where(listed, e.c.visibility != Visibility.PUBLIC.value)
+        )
+        or 0
+    )
+    raw = [
+        Signatory(
+            name=r["organisation_name"],
+            city=r["city"] or "",
+            organisation_type=r["organisation_type"],
+            website=r["website"] or "",
+            endorsed_on=r["listed_at"].astimezone(dt.UTC).date() if r["listed_at"] else None,
+        )
+        for r in rows
+    ]
+    del rows
+    # Collation keys for thousands of names are CPU work: off the event loop.
+    signatories, data = await asyncio.to_thread(
+        _sorted_and_canonical, raw, appeal["slug"], country, anonymous
+    )
+    return DossierContent(
+        appeal_id=appeal["id"],
+        appeal_slug=appeal["slug"],
+        country=country,
+        language=language,
+        texts=await _texts(db, appeal_id=appeal["id"], language=language),
+        signatories=tuple(signatories),
+        anonymous_count=anonymous,
+        generated_at=now or utcnow(),
+        canonical_list=data,
+        list_sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _sorted_and_canonical(
+    raw: list[Signatory], slug: str, country: str, anonymous: int
+) -> tuple[list[Signatory], bytes]:
+    ordered = sort_signatories(raw)
+    return ordered, canonical_list(
+        appeal_slug=slug, country=country, signatories=ordered, anonymous_count=anonymous
+    )
+
+
+async def countries_with_signatories(db: Database, *, appeal: Row) -> list[str]:
+    """Countries that have at least one listed endorsement (named or not)."""
+    rows = await db.fetch_all(
+        sa.select(e.c.country)
+        .where(e.c.appeal_id == appeal["id"], listed_condition(appeal["moderation"]))
+        .group_by(e.c.country)
+        .order_by(e.c.country)
+    )
+    return [row["country"] for row in rows]

@@ -1,0 +1,399 @@
+"""Dossier builds as background jobs in the `dossiers` table.
+
+A build is queued (by an organiser, later from the admin area), claimed by one
+worker — `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several `petition worker`
+processes never take the same row — and reports progress, which also renews its
+lease: a row whose worker died is claimed again once the lease runs out.
+The CPU work (render, join, sign) runs in the process pool, never on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import hashlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from petition.appeals.queries import get_appeal_by_id
+from petition.db import Database, Row
+from petition.dossiers.content import DossierContent, gather_content
+from petition.dossiers.render import Presentation, pool, render_pdf
+from petition.dossiers.sign import (
+    certificate_fingerprint,
+    sign_pdf_bytes,
+    signing_config,
+)
+from petition.dossiers.states import DossierState
+from petition.dossiers.tables import dossiers
+from petition.schema import utcnow
+from petition.settings import Settings
+
+log = logging.getLogger("petition.dossiers")
+
+D = DossierState
+Progress = Callable[[int], None]
+
+
+def new_worker_id(kind: str = "worker") -> str:
+    return f"{kind}:{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def dossier_dir(settings: Settings) -> Path:
+    return settings.data_dir / "dossiers"
+
+
+async def queue_build(
+    db: Database, *, appeal_id: int, country: str, created_by: int | None = None
+) -> int:
+    async with db.write():
+        return int(
+            await db.execute(
+                dossiers.insert().values(
+                    appeal_id=appeal_id,
+                    country=country.upper(),
+                    state=D.QUEUED.value,
+                    progress=0,
+                    created_by=created_by,
+                    created_at=utcnow(),
+                )
+            )
+        )
+
+
+async def start_build(
+    db: Database, *, appeal_id: int, country: str, worker_id: str, created_by: int | None = None
+) -> int:
+    """A build this process runs at once (the CLI): recorded as already claimed."""
+    now = utcnow()
+    async with db.write():
+        return int(
+            await db.execute(
+                dossiers.insert().values(
+                    appeal_id=appeal_id,
+                    country=country.upper(),
+                    state=D.BUILDING.value,
+                    progress=0,
+                    created_by=created_by,
+                    created_at=now,
+                    claimed_by=worker_id,
+                    claimed_at=now,
+                )
+            )
+        )
+
+
+async def get_dossier(db: Database, *, dossier_id: int) -> Row | None:
+    return await db.fetch_one(dossiers.select().where(dossiers.c.id == dossier_id))
+
+
+async def list_dossiers(
+    db: Database, *, appeal_id: int | None = None, limit: int = 100
+) -> list[Row]:
+    query = (
+        dossiers.select().order_by(dossiers.c.created_at.desc(), dossiers.c.id.desc()).limit(limit)
+    )
+    if appeal_id is not None:
+        query = query.where(dossiers.c.appeal_id == appeal_id)
+    return list(await db.fetch_all(query))
+
+
+async def claim_next(db: Database, *, worker_id: str, lease_seconds: float) -> Row | None:
+    """Claim the oldest queued build, or one whose worker stopped reporting."""
+    now = utcnow()
+    stale = now - dt.timedelta(seconds=lease_seconds)
+    claimable = sa.or_(
+        dossiers.c.state == D.QUEUED.value,
+        sa.and_(dossiers.c.state == D.BUILDING.value, dossiers.c.claimed_at < stale),
+    )
+    candidate = (
+        sa.select(dossiers.c.id)
+        .where(claimable)
+        .order_by(dossiers.c.created_at, dossiers.c.id)
+        .limit(1)
+    )
+    claim = dict(
+        state=D.BUILDING.value, claimed_by=worker_id, claimed_at=now, progress=0, error=None
+    )
+    if db.is_sqlite:
+        # One statement: SQLite runs it atomically, writers take turns.
+        async with db.write():
+            return await db.fetch_one(
+                dossiers.update()
+                .where(dossiers.c.id.in_(candidate.scalar_subquery()), claimable)
+                .values(**claim)
+                .returning(*dossiers.c)
+            )
+    # PostgreSQL: two statements in one transaction; the lock taken by the SELECT holds
+    # until commit. (UPDATE … WHERE id IN (SELECT … LIMIT 1 FOR UPDATE SKIP LOCKED) may
+    # run the subquery more than once and claim several rows.)
+    async with db.write():
+        dossier_id = await db.fetch_val(candidate.with_for_update(skip_locked=True))
+        if dossier_id is None:
+            return None
+        return await db.fetch_one(
+            dossiers.update()
+            .where(dossiers.c.id == dossier_id, claimable)
+            .values(**claim)
+            .returning(*dossiers.c)
+        )
+
+
+async def set_progress(db: Database, *, dossier_id: int, worker_id: str, progress: int) -> bool:
+    """Report progress and renew the lease; False if another worker took the build over."""
+    async with db.write():
+        row = await db.fetch_one(
+            dossiers.update()
+            .where(
+                dossiers.c.id == dossier_id,
+                dossiers.c.claimed_by == worker_id,
+                dossiers.c.state == D.BUILDING.value,
+            )
+            .values(progress=max(0, min(100, progress)), claimed_at=utcnow())
+            .returning(dossiers.c.id)
+        )
+    return row is not None
+
+
+async def _finish(
+    db: Database,
+    *,
+    dossier_id: int,
+    worker_id: str,
+    content: DossierContent,
+    pdf_sha256: str,
+    path: Path,
+    pages: int,
+) -> bool:
+    async with db.write():
+        row = await db.fetch_one(
+            dossiers.update()
+            .where(
+                dossiers.c.id == dossier_id,
+                dossiers.c.claimed_by == worker_id,
+                dossiers.c.state == D.BUILDING.value,
+            )
+            .values(
+                state=D.DONE.value,
+                progress=100,
+                signatory_count=content.named_count,
+                anonymous_count=content.anonymous_count,
+                pdf_sha256=pdf_sha256,
+                list_sha256=content.list_sha256,
+                file_path=str(path),
+                page_count=pages,
+                finished_at=utcnow(),
+                error=None,
+            )
+            .returning(dossiers.c.id)
+        )
+    return row is not None
+
+
+async def _fail(db: Database, *, dossier_id: int, worker_id: str, error: str) -> None:
+    async with db.write():
+        await db.execute(
+            dossiers.update()
+            .where(dossiers.c.id == dossier_id, dossiers.c.claimed_by == worker_id)
+            .values(state=D.FAILED.value, error=error[:500], finished_at=utcnow())
+        )
+
+
+@dataclass(frozen=True)
+class Built:
+    dossier_id: int
+    path: Path
+    pdf_sha256: str
+    list_sha256: str
+    named_count: int
+    anonymous_count: int
+    pages: int
+
+
+class LeaseLost(RuntimeError):
+    """Another worker took this build over (our lease ran out)."""
+
+
+async def build(
+    db: Database,
+    settings: Settings,
+    *,
+    dossier: Row,
+    worker_id: str,
+    progress: Progress | None = None,
+) -> Built:
+    """Gather, render, sign and store one claimed dossier; records the outcome."""
+    dossier_id = dossier["id"]
+    try:
+        built = await _build(db, settings, dossier=dossier, worker_id=worker_id, progress=progress)
+    except LeaseLost:
+        raise
+    except Exception as exc:
+        # The class name and message only: errors here carry no endorsement data.
+        log.exception("dossier %s failed", dossier_id)
+        await _fail(
+            db, dossier_id=dossier_id, worker_id=worker_id, error=f"{type(exc).__name__}: {exc}"
+        )
+        raise
+    return built
+
+
+async def _build(
+    db: Database, settings: Settings, *, dossier: Row, worker_id: str, progress: Progress | None
+) -> Built:
+    dossier_id = dossier["id"]
+    last = {"value": -1}
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[bool]] = set()
+
+    async def report(value: int) -> None:
+        if value == last["value"]:
+            return
+        last["value"] = value
+        if progress:
+            progress(value)
+        if not await set_progress(db, dossier_id=dossier_id, worker_id=worker_id, progress=value):
+            raise LeaseLost(f"dossier {dossier_id} was taken over by another worker")
+
+    appeal = await get_appeal_by_id(db, appeal_id=dossier["appeal_id"])
+    if appeal is None:
+        raise ValueError(f"dossier {dossier_id}: its appeal is gone")
+    await report(2)
+    content = await gather_content(db, appeal=appeal, country=dossier["country"])
+    await report(5)
+    config = await asyncio.to_thread(signing_config, settings)
+    presentation = Presentation(
+        verification_url=settings.url_for_path(f"/verify?digest={content.list_sha256}"),
+        certificate_fingerprint=await asyncio.to_thread(certificate_fingerprint, settings),
+    )
+
+    def on_render(done: int, total: int) -> None:
+        value = 5 + int(80 * done / max(1, total))
+        task = loop.create_task(_quiet_progress(db, dossier_id, worker_id, value))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        if progress:
+            progress(value)
+
+    pdf, pages = await render_pdf(content, presentation, progress=on_render)
+    await asyncio.gather(*pending)
+    await report(90)
+    signed = await loop.run_in_executor(
+        pool(),
+        functools.partial(
+            sign_pdf_bytes,
+            pdf,
+            config,
+            reason=f"Dossier {content.appeal_slug} {content.country}; list SHA-256 {content.list_sha256}",
+            location=settings.base_url,
+        ),
+    )
+    del pdf
+    await report(95)
+    digest = hashlib.sha256(signed).hexdigest()
+    path = await asyncio.to_thread(_store, settings, dossier_id, content, signed)
+    if not await _finish(
+        db,
+        dossier_id=dossier_id,
+        worker_id=worker_id,
+        content=content,
+        pdf_sha256=digest,
+        path=path,
+        pages=pages,
+    ):
+        raise LeaseLost(f"dossier {dossier_id} was taken over by another worker")
+    if progress:
+        progress(100)
+    log.info(
+        "dossier %s (%s %s) built: %d named, %d pages",
+        dossier_id,
+        content.appeal_slug,
+        content.country,
+        content.named_count,
+        pages,
+    )
+    return Built(
+        dossier_id,
+        path,
+        digest,
+        content.list_sha256,
+        content.named_count,
+        content.anonymous_count,
+        pages,
+    )
+
+
+async def _quiet_progress(db: Database, dossier_id: int, worker_id: str, value: int) -> bool:
+    try:
+        return await set_progress(db, dossier_id=dossier_id, worker_id=worker_id, progress=value)
+    except Exception:  # noqa: BLE001 - progress is advisory; the final update decides
+        log.warning("dossier %s: could not record progress", dossier_id)
+        return False
+
+
+def _store(settings: Settings, dossier_id: int, content: DossierContent, data: bytes) -> Path:
+    directory = dossier_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = content.generated_at.strftime("%Y%m%d")
+    path = directory / f"{content.appeal_slug}-{content.country}-{stamp}-{dossier_id}.pdf"
+    tmp = path.with_suffix(".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+class DossierWorker:
+    """Claims queued dossier builds one at a time (each build uses every core already)."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.worker_id = new_worker_id()
+        self.wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def notify(self) -> None:
+        self.wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.wake.set()
+
+    async def run_once(self) -> bool:
+        row = await claim_next(
+            self.db, worker_id=self.worker_id, lease_seconds=self.settings.dossier_lease_seconds
+        )
+        if row is None:
+            return False
+        try:
+            await build(self.db, self.settings, dossier=row, worker_id=self.worker_id)
+        except LeaseLost:
+            log.warning("dossier %s: lease lost, another worker builds it", row["id"])
+        except Exception:  # noqa: BLE001 - build() logged it and marked the row failed
+            log.info("dossier %s failed; the worker goes on", row["id"])
+        return True
+
+    async def run(self) -> None:
+        log.info("dossier worker %s started", self.worker_id)
+        while not self._stopping.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:  # the database may be restarting: keep going
+                log.exception("dossier worker pass failed; retrying")
+                handled = False
+            if handled:
+                continue
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.settings.worker_poll_interval)
+            except TimeoutError:
+                pass
+        log.info("dossier worker %s stopped", self.worker_id)

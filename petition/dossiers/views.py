@@ -1,0 +1,156 @@
+"""The public verification page: is this dossier genuine, and did we issue it?"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from petition.dossiers.sign import (
+    fingerprint_hex,
+    format_fingerprint,
+    load_certificate_der,
+    signing_config,
+)
+from petition.dossiers.verify import (
+    MAX_UPLOAD_BYTES,
+    Verdict,
+    normalise_digest,
+    verify_digest,
+    verify_file,
+)
+from petition.web import render, services
+
+VERIFY_PATH = "/verify"
+#: Room for the form's other fields and the multipart framing around the file.
+FORM_SLACK = 64 * 1024
+
+
+class UploadLimitMiddleware:
+    """Lets POST /verify carry a dossier (up to 20 MB) where other forms get 1 MB.
+
+    A declared body over the limit is not read at all: the page answers 413 in the
+    reader's language instead of the plain-text refusal other paths get.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == VERIFY_PATH and scope["method"] == "POST":
+            state = scope.setdefault("state", {})
+            limit = MAX_UPLOAD_BYTES + FORM_SLACK
+            declared = _content_length(scope)
+            if declared is not None and declared > limit:
+                state["upload_too_large"] = True
+                state["max_body"] = declared  # never read: the view answers 413 first
+            else:
+                state["max_body"] = limit
+        await self.app(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _certificate(request: Request) -> tuple[str, bytes]:
+    settings = services(request).settings
+
+    def load() -> tuple[str, bytes]:
+        der = load_certificate_der(signing_config(settings))
+        return fingerprint_hex(der), der
+
+    return await asyncio.to_thread(load)
+
+
+def _page(request: Request, *, fingerprint: str, status: int = 200, **context: Any) -> Response:
+    values: dict[str, Any] = {
+        "fingerprint": format_fingerprint(fingerprint),
+        "max_mb": MAX_UPLOAD_BYTES // (1024 * 1024),
+        "verdict": None,
+        "error": None,
+        "digest": "",
+        "filename": None,
+    }
+    values.update(context)
+    return render(request, "dossiers/verify.html", values, status=status, private=True)
+
+
+async def verify_page(request: Request) -> Response:
+    fingerprint, _der = await _certificate(request)
+    raw = request.query_params.get("digest", "")
+    if not raw:
+        return _page(request, fingerprint=fingerprint)
+    digest = normalise_digest(raw)
+    if digest is None:
+        return _page(request, fingerprint=fingerprint, status=400, digest=raw[:200], error="digest")
+    verdict = await verify_digest(services(request).db, digest=digest)
+    return _page(request, fingerprint=fingerprint, verdict=verdict, digest=digest)
+
+
+async def verify_submit(request: Request) -> Response:
+    fingerprint, der = await _certificate(request)
+    if request.scope.get("state", {}).get("upload_too_large"):
+        return _page(request, fingerprint=fingerprint, status=413, error="too_large")
+    try:
+        form = await request.form(max_files=1, max_fields=10, max_part_size=64 * 1024)
+    except HTTPException as exc:
+        if exc.status_code == 413:
+            return _page(request, fingerprint=fingerprint, status=413, error="too_large")
+        raise
+    except (MultiPartException, UnicodeDecodeError, ValueError):
+        return _page(request, fingerprint=fingerprint, status=400, error="malformed")
+    try:
+        services(request).csrf.check(request, form.get("csrf_token"))
+        upload = form.get("dossier")
+        typed = str(form.get("digest") or "").strip()
+        if isinstance(upload, UploadFile) and upload.filename:
+            data = await upload.read(MAX_UPLOAD_BYTES + 1)
+            if len(data) > MAX_UPLOAD_BYTES:
+                return _page(request, fingerprint=fingerprint, status=413, error="too_large")
+            if not data:
+                return _page(request, fingerprint=fingerprint, status=400, error="empty")
+            if not data.lstrip()[:5] == b"%PDF-":
+                return _page(
+                    request,
+                    fingerprint=fingerprint,
+                    status=400,
+                    error="not_pdf",
+                    filename=upload.filename[:200],
+                )
+            verdict: Verdict = await verify_file(
+                services(request).db, data=data, fingerprint=fingerprint, trust_root_der=der
+            )
+            return _page(
+                request, fingerprint=fingerprint, verdict=verdict, filename=upload.filename[:200]
+            )
+        if typed:
+            digest = normalise_digest(typed)
+            if digest is None:
+                return _page(
+                    request, fingerprint=fingerprint, status=400, error="digest", digest=typed[:200]
+                )
+            verdict = await verify_digest(services(request).db, digest=digest)
+            return _page(request, fingerprint=fingerprint, verdict=verdict, digest=digest)
+        return _page(request, fingerprint=fingerprint, status=400, error="nothing")
+    finally:
+        await form.close()
+
+
+routes = [
+    Route(VERIFY_PATH, verify_page, methods=["GET"], name="verify"),
+    Route(VERIFY_PATH, verify_submit, methods=["POST"], name="verify_submit"),
+]

@@ -1,0 +1,157 @@
+"""Endorsements in named states, written straight to the database, and PDF tools."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from petition.appeals.queries import DEMO_SLUG, ensure_demo_appeal, get_appeal
+from petition.db import Database
+from petition.endorsements.tables import endorsements
+
+LISTED_AT = dt.datetime(2026, 3, 14, 10, 30, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class Org:
+    name: str
+    country: str = "DE"
+    visibility: str = "public"
+    state: str = "confirmed"  # the demo appeal is post-moderated: confirmed is listed
+    city: str = "Berlin"
+    organisation_type: str = "peace"
+    website: str = "https://example.org"
+
+
+async def _seed(url: str, orgs: Sequence[Org]) -> int:
+    db = Database(url)
+    await db.connect()
+    try:
+        await ensure_demo_appeal(db)
+        appeal = await get_appeal(db, slug=DEMO_SLUG)
+        assert appeal is not None
+        now = dt.datetime.now(dt.UTC)
+        async with db.write():
+            for index, org in enumerate(orgs):
+                email = f"contact{index}@org{index}.example"
+                await db.execute(
+                    endorsements.insert().values(
+                        appeal_id=appeal["id"],
+                        organisation_name=org.name,
+                        name_normalised=org.name.casefold(),
+                        country=org.country,
+                        city=org.city,
+                        organisation_type=org.organisation_type,
+                        website=org.website,
+                        contact_name=f"Contact {index}",
+                        contact_role="",
+                        contact_email=email,
+                        email_canonical=email,
+                        authorised=True,
+                        consent_version="1",
+                        visibility=org.visibility,
+                        comment="",
+                        language="en",
+                        text_language="en",
+                        text_hash="0" * 64,
+                        state=org.state,
+                        token_nonce=f"{index:032d}",
+                        created_at=now,
+                        updated_at=now,
+                        listed_at=LISTED_AT if org.state in ("confirmed", "approved") else None,
+                    )
+                )
+        return int(appeal["id"])
+    finally:
+        await db.disconnect()
+
+
+def seed(url: str, orgs: Sequence[Org]) -> int:
+    """Store the organisations; returns the demo appeal's id."""
+    return asyncio.run(_seed(url, orgs))
+
+
+async def _recompute(url: str, country: str) -> str:
+    """The list digest as docs/dossiers.md defines it, computed independently of petition.dossiers."""
+    db = Database(url)
+    await db.connect()
+    try:
+        appeal = await get_appeal(db, slug=DEMO_SLUG)
+        assert appeal is not None
+        rows = await db.fetch_all(
+            sa.select(endorsements).where(
+                endorsements.c.appeal_id == appeal["id"],
+                endorsements.c.country == country,
+                endorsements.c.state.in_(("confirmed", "approved")),
+            )
+        )
+    finally:
+        await db.disconnect()
+
+    def esc(v: str) -> str:
+        return (
+            v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        )
+
+    named = [r for r in rows if r["visibility"] == "public"]
+    lines = sorted(
+        "\t".join(
+            esc(v)
+            for v in (
+                r["organisation_name"],
+                r["city"],
+                r["organisation_type"],
+                r["website"],
+                r["listed_at"].date().isoformat(),
+            )
+        )
+        for r in named
+    )
+    text = (
+        "\n".join(
+            [
+                "petition-dossier-list/1",
+                f"appeal\t{DEMO_SLUG}",
+                f"country\t{country}",
+                f"named\t{len(named)}",
+                f"anonymous\t{len(rows) - len(named)}",
+                *lines,
+            ]
+        )
+        + "\n"
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def recompute_list_digest(url: str, country: str) -> str:
+    return asyncio.run(_recompute(url, country))
+
+
+def run(*args: str | Path) -> str:
+    result = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def pdftotext(path: Path) -> str:
+    """The text in reading order (a wrapped cell stays together, unlike with -layout)."""
+    return run("pdftotext", "-enc", "UTF-8", path, "-")
+
+
+def pdfsig(path: Path) -> str:
+    # pdfsig exits 0 even when the digest does not match: callers read the output.
+    result = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True, timeout=120)
+    return result.stdout + result.stderr
+
+
+def flip_byte(data: bytes) -> bytes:
+    """One byte changed inside a compressed content stream of the signed range."""
+    start = data.index(b"stream\n", len(data) // 3) + len(b"stream\n") + 40
+    return data[:start] + bytes([data[start] ^ 0x01]) + data[start + 1 :]
