@@ -291,6 +291,9 @@ def organiser_password(email: str) -> None:
     if organiser_id is None:
         raise click.ClickException("no organiser with this email address")
     click.echo(f"password of organiser #{organiser_id} changed; their sessions have ended")
+
+
+@main.group()
 def dossier() -> None:
     """Signed PDF dossiers per signatory country."""
 
