@@ -27,6 +27,7 @@ class AuditAction(enum.StrEnum):
     EDIT = "endorsement.edit"
     EXPORT = "export"
     DOSSIER_BUILD = "dossier.build"
+    DOSSIER_DOWNLOAD = "dossier.download"
     APPEAL_CREATE = "appeal.create"
     APPEAL_EDIT = "appeal.edit"
     APPEAL_TEXT = "appeal.text"

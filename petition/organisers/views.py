@@ -19,7 +19,7 @@ from petition.appeals.queries import current_titles, list_appeals
 from petition.endorsements.states import EndorsementState
 from petition.i18n import get_language
 from petition.i18n import gettext as _
-from petition.organisers import appeal_views, export, moderation_views
+from petition.organisers import appeal_views, dossier_views, export, moderation_views
 from petition.organisers.audit import AuditAction, count_audit, list_audit, record
 from petition.organisers.auth import admin_route, organiser, safe_next, session_organiser, sessions
 from petition.organisers.moderation import count_waiting, counts_by_appeal_and_state
@@ -340,6 +340,7 @@ routes = [
     admin_route("/account/password", password_page, role=M, name="admin_password"),
     admin_route("/account/password", password_change, role=M, methods=["POST"]),
     *moderation_views.routes(M),
+    *dossier_views.routes(M),
     admin_route("/audit", audit_page, role=A, name="admin_audit"),
     admin_route("/organisers", organisers_page, role=A, name="admin_organisers"),
     admin_route("/organisers", organiser_create, role=A, methods=["POST"]),

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 #: Lists change as organisations sign: caches may keep them briefly, then must ask again.
-PUBLIC_MAX_AGE = 30
+PUBLIC_MAX_AGE = 0  # revalidate every time (cheap with the ETag): a withdrawal shows at once
 
 _HTML_SENSITIVE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                                  "\u2028": "\\u2028", "\u2029": "\\u2029"})

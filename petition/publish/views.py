@@ -144,7 +144,7 @@ async def api_appeal(request: Request) -> Response:
         "moderation": appeal["moderation"],
         "counts": {"total": counts.total, "by_country": counts.by_country},
     }, headers={"Vary": "Accept-Language"})
-    return revalidatable(request, response, max_age=5)
+    return revalidatable(request, response)
 
 
 async def api_endorsements(request: Request) -> Response:

@@ -31,7 +31,20 @@ class LiveServer:
         self.app = create_app(settings)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def loop(self):  # the server's event loop, for queries the tests run on it
+        return self._loop
+
+    def _run(self) -> None:
+        import asyncio
+
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self.server.serve())
+        finally:
+            self._loop.close()
 
     def start(self) -> None:
         self.thread.start()
