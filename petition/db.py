@@ -28,6 +28,33 @@ for _name in ("databases", "aiosqlite", "asyncpg"):
 _write_depth: contextvars.ContextVar[int] = contextvars.ContextVar("petition_write_depth", default=0)
 
 
+def _sqlite_transactions_begin_immediate() -> None:
+    """Every transaction here writes (Database.write): take SQLite's write lock at BEGIN.
+
+    A deferred transaction that reads first and writes later fails at once with
+    "database is locked" (SQLITE_BUSY_SNAPSHOT, no busy wait) when another process
+    (a `petition worker`, a second `serve`) committed in between; BEGIN IMMEDIATE waits
+    for the lock instead, up to the connection's timeout.
+    """
+    from databases.backends.sqlite import SQLiteTransaction
+
+    if getattr(SQLiteTransaction.start, "_petition_immediate", False):
+        return
+    original = SQLiteTransaction.start
+
+    async def start(self: SQLiteTransaction, is_root: bool, extra_options: dict[Any, Any]) -> None:
+        if not is_root:
+            await original(self, is_root, extra_options)
+            return
+        assert self._connection._connection is not None, "Connection is not acquired"
+        self._is_root = True
+        async with self._connection._connection.execute("BEGIN IMMEDIATE") as cursor:
+            await cursor.close()
+
+    start._petition_immediate = True  # type: ignore[attr-defined]
+    SQLiteTransaction.start = start  # type: ignore[method-assign]
+
+
 def sqlalchemy_url(url: str) -> str:
     """The SQLAlchemy (async driver) spelling of a DATABASE_URL."""
     if url.startswith("sqlite:///"):
@@ -42,6 +69,7 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
+            _sqlite_transactions_begin_immediate()
             # Wait for another process's writer instead of failing at once.
             self._db = databases.Database(url, timeout=30)
         else:
