@@ -238,7 +238,8 @@ def main() -> int:
         subprocess.run([str(BIN / "petition"), "db", "upgrade"], env=env, cwd=tmp, check=True,
                        stdout=subprocess.DEVNULL)
         log = (tmp / "serve.log").open("wb")
-        processes.append(subprocess.Popen([str(BIN / "petition"), "serve", "--port", str(port), "--proxy-headers"], env=env, cwd=tmp,
+        command = [str(BIN / "petition"), "serve", "--port", str(port), "--proxy-headers"]
+        processes.append(subprocess.Popen(command, env=env, cwd=tmp,
                                           stdout=log, stderr=log))
         workers = [subprocess.Popen([str(BIN / "petition"), "worker"], env=env, cwd=tmp,
                                     stdout=(tmp / f"worker{i}.log").open("wb"), stderr=subprocess.STDOUT)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable

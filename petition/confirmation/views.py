@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from petition.abuse.limits import resend_allowed
 from petition.appeals.queries import get_appeal_by_id
+from petition.endorsements.forms import ORGANISATION_TYPE_LABELS
 from petition.endorsements.queries import (
     ConfirmOutcome,
     confirm_endorsement,
@@ -16,7 +17,6 @@ from petition.endorsements.queries import (
     resend_confirmation,
 )
 from petition.endorsements.states import EndorsementState
-from petition.endorsements.forms import ORGANISATION_TYPE_LABELS
 from petition.publish.cache import listed_changed
 from petition.templating import page_url
 from petition.tokens import ExpiredToken, InvalidToken, Purpose, TokenClaims

@@ -124,7 +124,7 @@ def _file_of(row: Row) -> Path:
 
 async def dossier_download(request: Request) -> Response:
     row = await _done_dossier(request)
-    path = _file_of(row)
+    path = await asyncio.to_thread(_file_of, row)
     appeal = await get_appeal_by_id(services(request).db, appeal_id=row["appeal_id"])
     data = await asyncio.to_thread(path.read_bytes)
     await record(services(request).db, organiser_id=organiser(request)["id"], action=AuditAction.DOSSIER_DOWNLOAD,
@@ -160,7 +160,9 @@ async def dossiers_zip(request: Request) -> Response:
     appeal = await get_appeal_by_id(db, appeal_id=request.path_params["appeal_id"])
     if appeal is None:
         raise HTTPException(404, "no such appeal")
-    rows = [r for r in await latest_done(db, appeal_id=appeal["id"]) if r["file_path"] and Path(r["file_path"]).is_file()]
+    newest = await latest_done(db, appeal_id=appeal["id"])
+    rows = await asyncio.to_thread(
+        lambda: [r for r in newest if r["file_path"] and Path(r["file_path"]).is_file()])
     if not rows:
         raise HTTPException(404, "no finished dossier to download yet")
     files = [(f"{appeal['slug']}-{r['country']}-{r['id']}.pdf", Path(r["file_path"])) for r in rows]

@@ -63,7 +63,7 @@ class SMTPTransport:
             if 500 <= exc.code < 600:
                 raise PermanentFailure(f"refused ({exc.code})") from exc
             raise TemporaryFailure(f"deferred ({exc.code})") from exc
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             raise TemporaryFailure(f"relay unreachable ({type(exc).__name__})", counts=False) from exc
 
 

@@ -71,3 +71,32 @@ def test_endorsing_and_confirming_by_keyboard_alone(live_server, smtp, page, sho
     assert page.locator("[role=status]").count() == 1
     response = page.request.get(f"{live_server.url}/api/appeals/protect-deserters")
     assert response.json()["counts"]["by_country"] == {"AT": 1}
+
+
+@pytest.mark.parametrize("javascript", [True], ids=["js"])
+def test_verification_and_organiser_pages_have_no_serious_violations(live_server, page):
+    import asyncio
+
+    from petition.organisers.passwords import hash_password
+    from petition.organisers.queries import create_organiser
+    from petition.organisers.roles import Role
+
+    page.goto(f"{live_server.url}/verify")
+    assert axe_violations(page) == []
+    page.goto(f"{live_server.url}/admin/login")
+    assert axe_violations(page) == []
+
+    future = asyncio.run_coroutine_threadsafe(
+        create_organiser(live_server.services.db, email="axe@petition.example",
+                         password_hash=hash_password("an accessible password"), role=Role.ADMIN),
+        live_server.loop)
+    future.result(30)
+    page.fill("input[name=email]", "axe@petition.example")
+    page.fill("input[name=password]", "an accessible password")
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    for path in ("/admin/", "/admin/moderation", "/admin/endorsements", "/admin/dossiers", "/admin/appeals",
+                 "/admin/organisers", "/admin/audit", "/admin/export"):
+        page.goto(f"{live_server.url}{path}")
+        assert page.url.endswith(path), page.url
+        assert axe_violations(page) == [], path

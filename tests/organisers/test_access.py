@@ -48,7 +48,8 @@ TABLE = [
     ("POST", "/admin/export", A),
 ]
 
-PLACEHOLDERS = {"dossier_id:int": "d", "endorsement_id:int": "e", "appeal_id:int": "a", "organiser_id:int": "o", "language": "lang"}
+PLACEHOLDERS = {"dossier_id:int": "d", "endorsement_id:int": "e", "appeal_id:int": "a", "organiser_id:int": "o",
+                "language": "lang"}
 
 def _template(path: str) -> str:
     return re.sub(r"\{([^}]+)\}", lambda m: "{" + PLACEHOLDERS[m.group(1)] + "}", path)

@@ -1,14 +1,13 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-26
 """
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision: str = '0001'
 down_revision: str | None = None
@@ -17,7 +16,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table('appeals',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('slug', sa.String(length=80), nullable=False),
@@ -150,18 +149,19 @@ def upgrade() -> None:
     sa.Column('last_error', sa.String(length=500), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('sent_at', sa.DateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['endorsement_id'], ['endorsements.id'], name=op.f('fk_outbox_endorsement_id_endorsements'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['endorsement_id'], ['endorsements.id'],
+                            name=op.f('fk_outbox_endorsement_id_endorsements'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
     sa.UniqueConstraint('message_id', name=op.f('uq_outbox_message_id'))
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_due', ['state', 'next_attempt_at'], unique=False)
 
-    
+
 
 
 def downgrade() -> None:
-    
+
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_due')
 
@@ -185,4 +185,4 @@ def downgrade() -> None:
     op.drop_table('appeal_texts')
     op.drop_table('organisers')
     op.drop_table('appeals')
-    
+
