@@ -139,3 +139,37 @@ def test_emails_go_out_in_the_language_the_organisation_used(site, smtp, client)
     thank_you = messages[-1]
     assert thank_you["Content-Language"] == "de"
     assert [u for u in links(thank_you, BASE_URL) if "lang=de" in u]
+
+
+# What a reader of each language sees, checked by the translated words themselves.
+TRANSLATED = {
+    # language: (a button of the appeal page, the error for a missing name, the confirmation subject)
+    "de": ("Appell unterstützen", "Namen Ihrer Organisation", "Bitte bestätigen"),
+    "ru": ("Подписать обращение", "название вашей организации", "Пожалуйста, подтвердите"),
+    "uk": ("Підписати звернення", "назву вашої організації", "Будь ласка, підтвердьте"),
+    "fr": ("Soutenir l’appel", "nom de votre organisation", "Veuillez confirmer"),
+}
+
+
+@pytest.mark.parametrize("lang", sorted(TRANSLATED))
+def test_appeal_page_form_errors_and_confirmation_email_are_in_the_readers_language(site, smtp, client, lang):
+    from petition.i18n import translations
+
+    button, name_error, subject = TRANSLATED[lang]
+    catalogue = translations(lang)
+    assert catalogue.gettext("Endorse the appeal") == button
+    page = client.get(f"/appeals/protect-deserters?lang={lang}")
+    assert button in page.text
+    assert "Endorse the appeal" not in page.text
+
+    errors = site.endorse(lang=lang, organisation_name="")
+    assert errors.status_code == 400
+    assert catalogue.gettext("Please enter the name of your organisation.") in errors.text
+    assert name_error in errors.text
+
+    email = f"contact-{lang}@languages.example"
+    assert site.endorse(lang=lang, contact_email=email).status_code == 303
+    [message] = wait_for_mail(smtp, email)
+    assert message["Subject"] == catalogue.gettext("Please confirm your endorsement")
+    assert message["Subject"].startswith(subject)
+    assert message["Content-Language"] == lang

@@ -65,6 +65,7 @@ def test_endorsing_and_confirming_by_keyboard_alone(live_server, smtp, page, sho
     [message] = wait_for_mail(smtp, "kim@keyboard.example")
     [link] = links(message, live_server.url)
     page.goto(link)
+    assert axe_violations(page) == []  # the confirm page
     tab_to("main button[type=submit]")
     with page.expect_navigation():
         keyboard.press("Enter")
