@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 from petition.dossiers import jobs
 from petition.dossiers.sign import certificate_fingerprint, load_certificate_der, signing_config
 from petition.dossiers.verify import check_signature
+from petition.i18n import translations
 from petition.settings import Settings
 from tests.dossiers.factories import (
     Org,
@@ -148,12 +149,16 @@ def test_dossier_names_the_countrys_public_organisations_and_is_verifiably_signe
         "Association française",
     ):
         assert absent not in flat, absent
-    assert "and 2 organisations that asked not to be named" in flat
+    # A German dossier speaks German (the catalogue's words, so a new translation does not break this).
+    german = translations("de")
+    assert german.ngettext("and %(num)s organisation that asked not to be named",
+                           "and %(num)s organisations that asked not to be named", 2) % {"num": 2} in flat
     assert row["signatory_count"] == len(public_de) and row["anonymous_count"] == 2
 
     # The digest on the cover is the one recomputed from the database, and the one recorded.
     cover = run("pdftotext", "-f", "1", "-l", "1", "-enc", "UTF-8", pdf, "-")
-    digest = re.search(r"SHA-256 of the list\s+([0-9a-f]{64})", cover)
+    label = re.escape(german.gettext("SHA-256 of the list")).replace("\\ ", "\\s+")
+    digest = re.search(label + r"\s+([0-9a-f]{64})", cover)
     assert digest, cover
     assert digest.group(1) == recompute_list_digest(database_url, "DE") == row["list_sha256"]
 
@@ -161,7 +166,7 @@ def test_dossier_names_the_countrys_public_organisations_and_is_verifiably_signe
     pages = int(re.search(r"Pages:\s+(\d+)", run("pdfinfo", pdf)).group(1))
     assert pages == row["page_count"]
     for n in range(1, pages + 1):
-        assert f"page {n} of {pages}" in flat
+        assert german.gettext("page %(page)s of %(pages)s") % {"page": n, "pages": pages} in flat
 
     # Every script drawn with an embedded Noto font.
     fonts = run("pdffonts", pdf)
