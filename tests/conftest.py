@@ -158,3 +158,19 @@ class Site:
 @pytest.fixture
 def site(client: TestClient) -> Site:
     return Site(client)
+
+
+@pytest.fixture
+def make_site(database_url: str, tmp_path: Path, smtp: SMTPServer) -> Iterator[Any]:
+    """A site with its own settings, seen from one client address (each call: a new app instance)."""
+    from contextlib import ExitStack
+
+    stack = ExitStack()
+
+    def make(ip: str = "203.0.113.7", **overrides: Any) -> Site:
+        settings = make_settings(database_url, tmp_path / "data", smtp, **overrides)
+        client = stack.enter_context(TestClient(create_app(settings), base_url=BASE_URL, client=(ip, 40000)))
+        return Site(client)
+
+    with stack:
+        yield make

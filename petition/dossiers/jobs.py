@@ -34,6 +34,7 @@ from petition.dossiers.sign import (
 )
 from petition.dossiers.states import DossierState
 from petition.dossiers.tables import dossiers
+from petition.polling import PollingWorker
 from petition.schema import utcnow
 from petition.settings import Settings
 
@@ -350,22 +351,21 @@ def _store(settings: Settings, dossier_id: int, content: DossierContent, data: b
     return path
 
 
-class DossierWorker:
+class DossierWorker(PollingWorker):
     """Claims queued dossier builds one at a time (each build uses every core already)."""
 
+    name = "dossier worker"
+    log = log
+
     def __init__(self, db: Database, settings: Settings) -> None:
+        super().__init__(settings.worker_poll_interval)
         self.db = db
         self.settings = settings
-        self.worker_id = new_worker_id()
-        self.wake = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._id = new_worker_id()
 
-    def notify(self) -> None:
-        self.wake.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self.wake.set()
+    @property
+    def worker_id(self) -> str:
+        return self._id
 
     async def run_once(self) -> bool:
         row = await claim_next(
@@ -380,20 +380,3 @@ class DossierWorker:
         except Exception:  # noqa: BLE001 - build() logged it and marked the row failed
             log.info("dossier %s failed; the worker goes on", row["id"])
         return True
-
-    async def run(self) -> None:
-        log.info("dossier worker %s started", self.worker_id)
-        while not self._stopping.is_set():
-            try:
-                handled = await self.run_once()
-            except Exception:  # the database may be restarting: keep going
-                log.exception("dossier worker pass failed; retrying")
-                handled = False
-            if handled:
-                continue
-            self.wake.clear()
-            try:
-                await asyncio.wait_for(self.wake.wait(), self.settings.worker_poll_interval)
-            except TimeoutError:
-                pass
-        log.info("dossier worker %s stopped", self.worker_id)

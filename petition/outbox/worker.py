@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -12,28 +11,27 @@ from petition.db import Database
 from petition.outbox import queries
 from petition.outbox.messages import build_message
 from petition.outbox.transports import PermanentFailure, TemporaryFailure, Transport
+from petition.polling import PollingWorker
 from petition.settings import Settings
 
 log = logging.getLogger("petition.outbox")
 
 
-class OutboxWorker:
+class OutboxWorker(PollingWorker):
+    name = "outbox worker"
+    log = log
+
     def __init__(self, db: Database, settings: Settings, transport: Transport, *, batch: int = 20) -> None:
+        super().__init__(settings.worker_poll_interval)
         self.db = db
         self.settings = settings
         self.transport = transport
         self.batch = batch
-        self.worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.wake = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._id = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-    def notify(self) -> None:
-        """Something was queued: look now instead of at the next poll."""
-        self.wake.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self.wake.set()
+    @property
+    def worker_id(self) -> str:
+        return self._id
 
     async def run_once(self) -> int:
         """Send what is due now; returns how many emails were handled."""
@@ -72,20 +70,3 @@ class OutboxWorker:
         else:
             await queries.mark_sent(self.db, outbox_id=row["id"], worker_id=self.worker_id)
             log.info("outbox %s (%s) sent", row["id"], row["kind"])
-
-    async def run(self) -> None:
-        log.info("outbox worker %s started", self.worker_id)
-        while not self._stopping.is_set():
-            try:
-                handled = await self.run_once()
-            except Exception:  # the database may be restarting: keep going
-                log.exception("outbox worker pass failed; retrying")
-                handled = 0
-            if handled:
-                continue
-            self.wake.clear()
-            try:
-                await asyncio.wait_for(self.wake.wait(), self.settings.worker_poll_interval)
-            except TimeoutError:
-                pass
-        log.info("outbox worker %s stopped", self.worker_id)
