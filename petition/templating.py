@@ -30,6 +30,7 @@ def make_environment() -> jinja2.Environment:
         newstyle=True,
     )
     env.globals.update(
+        state_label=state_label,
         country_name=countries.name,
         languages=i18n.LANGUAGES,
         language_names=i18n.LANGUAGE_NAMES,
@@ -42,6 +43,14 @@ def make_environment() -> jinja2.Environment:
         markdown=lambda text: Markup(render_markdown(text)),  # noqa: S704 - sanitised HTML
     )
     return env
+
+
+def state_label(code: str) -> object:
+    """An endorsement or email state, translated for the organiser reading it."""
+    from petition.endorsements.states import STATE_LABELS as ENDORSEMENT
+    from petition.outbox.states import STATE_LABELS as OUTBOX
+
+    return ENDORSEMENT.get(code) or OUTBOX.get(code) or code
 
 
 def make_templates() -> Jinja2Templates:

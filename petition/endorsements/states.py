@@ -54,3 +54,20 @@ ORGANISATION_TYPES = (
     "academic",
     "other",
 )
+
+
+def _labels() -> dict[str, object]:
+    from petition.i18n import lazy_gettext as _l
+
+    return {
+        S.PENDING: _l("pending"),
+        S.CONFIRMED: _l("confirmed"),
+        S.APPROVED: _l("approved"),
+        S.REJECTED: _l("rejected"),
+        S.WITHDRAWN: _l("withdrawn"),
+        S.QUARANTINED: _l("quarantined"),
+    }
+
+
+#: The states as organisers read them, in their language.
+STATE_LABELS = _labels()
