@@ -43,10 +43,21 @@ class OutboxWorker(PollingWorker):
             await self._deliver(row)
         return len(rows)
 
-    async def _deliver(self, row: queries.Row) -> None:
-        message = build_message(row, self.settings)
+    async def _send(self, row: queries.Row) -> None:
+        try:
+            message = build_message(row, self.settings)
+        except Exception as exc:  # noqa: BLE001 - this row can never be sent as it is
+            raise PermanentFailure(f"the message cannot be built ({type(exc).__name__})") from exc
         try:
             await self.transport.send(message, kind=row["kind"])
+        except (PermanentFailure, TemporaryFailure):
+            raise
+        except Exception as exc:  # noqa: BLE001 - unforeseen: counted, so it cannot loop forever
+            raise TemporaryFailure(f"unexpected error ({type(exc).__name__})") from exc
+
+    async def _deliver(self, row: queries.Row) -> None:
+        try:
+            await self._send(row)
         except PermanentFailure as exc:
             log.warning("outbox %s (%s) failed permanently: %s", row["id"], row["kind"], exc)
             await queries.mark_failed(self.db, outbox_id=row["id"], worker_id=self.worker_id, error=str(exc))

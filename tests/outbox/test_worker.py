@@ -258,3 +258,42 @@ def test_workers_side_by_side_send_each_email_once(make_site, smtp, clock, datab
     run_passes(settings, passes=3, workers=3)
     assert sorted(m["To"] for m in smtp.messages) == sorted(addresses)
     assert {r["state"] for r in outbox_rows(database_url)} == {"sent"}
+
+
+def test_an_unforeseen_error_is_counted_and_ends_failed_instead_of_looping(make_site, smtp, clock, database_url):
+    site, settings = make_site(outbox_max_attempts=2)
+    site.endorse(contact_email=EMAIL)
+
+    class Broken:
+        async def send(self, message, *, kind):
+            raise RuntimeError("a bug in a transport")
+
+    async def one_pass() -> int:
+        db = Database(settings.database_url)
+        await db.connect()
+        try:
+            return await OutboxWorker(db, settings, Broken()).run_once()
+        finally:
+            await db.disconnect()
+
+    assert asyncio.run(one_pass()) == 1
+    [row] = outbox_rows(database_url)
+    assert (row["state"], row["attempts"]) == ("queued", 1)
+    assert "RuntimeError" in row["last_error"]
+    clock.advance(3600)
+    assert asyncio.run(one_pass()) == 1
+    [row] = outbox_rows(database_url)
+    assert (row["state"], row["attempts"]) == ("failed", 2)
+
+
+def test_a_message_that_cannot_be_built_is_marked_failed_at_once(make_site, smtp, clock, database_url):
+    from tests.support import run_sql
+
+    site, settings = make_site()
+    site.endorse(contact_email=EMAIL)
+    # A header value no relay may receive (a line break), as a corrupted row would hold.
+    run_sql(database_url, "UPDATE outbox SET subject = 'broken\nBcc: someone@example.org'")
+    assert run_passes(settings) == [1]
+    [row] = outbox_rows(database_url)
+    assert row["state"] == "failed" and "cannot be built" in row["last_error"]
+    assert smtp.messages == []
