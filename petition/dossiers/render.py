@@ -389,12 +389,16 @@ async def render_pdf(
             progress(done, total_steps)
         return result
 
+    started = loop.time()
     rendered = await asyncio.gather(*(tracked(f) for f in futures))
+    rendered_at = loop.time()
     pages = sum(count for _pdf, count in rendered)
     spec = html.join(html.marks(pages))
     pdf = await loop.run_in_executor(
         executor, join_chunks, [data for data, _count in rendered], spec
     )
+    log.info("dossier: %d documents rendered in %.1f s, marked and joined in %.1f s (%d pages)",
+             len(futures), rendered_at - started, loop.time() - rendered_at, pages)
     if progress:
         progress(total_steps, total_steps)
     return pdf, pages
