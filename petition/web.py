@@ -63,6 +63,11 @@ class _LazyCSRFToken:
         return str(self)  # URL-safe base64: nothing to escape
 
 
+def client_ip(request: Request) -> str | None:
+    """The visitor's address (behind a proxy: uvicorn's --proxy-headers puts the real one here)."""
+    return request.client.host if request.client else None
+
+
 def render(request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200,
            private: bool = False, token_page: bool = False) -> Response:
     """Render an HTML page; `private` pages are never cached, `token_page`s leak no Referer."""

@@ -19,7 +19,7 @@ from petition.publish.cached import appeal_by_slug, appeal_text, listed_counts, 
 from petition.publish.chart import country_chart
 from petition.publish.pages import cached_page
 from petition.templating import page_url
-from petition.web import read_form, render, services
+from petition.web import client_ip, read_form, render, services
 
 
 async def public_appeal(request: Request) -> Row:
@@ -107,7 +107,7 @@ async def endorse(request: Request) -> Response:
     language = i18n.get_language()
     text = await current_text(svc.db, appeal=appeal, language=language)
     assert text is not None
-    allowed = await endorsement_allowed(svc.db, svc.settings, ip=request.client.host if request.client else None,
+    allowed = await endorsement_allowed(svc.db, svc.settings, ip=client_ip(request),
                                         email_canonical=parsed.data["email_canonical"])
     await submit_endorsement(svc.db, mailer=svc.mailer, tokens=svc.tokens, appeal=appeal, text=text,
                              data=parsed.data, language=language, hold=not allowed)

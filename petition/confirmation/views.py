@@ -20,7 +20,7 @@ from petition.endorsements.states import EndorsementState
 from petition.publish.cache import listed_changed
 from petition.templating import page_url
 from petition.tokens import ExpiredToken, InvalidToken, Purpose, TokenClaims
-from petition.web import read_form, render, services
+from petition.web import client_ip, read_form, render, services
 
 S = EndorsementState
 
@@ -87,7 +87,7 @@ async def resend(request: Request) -> Response:
     if endorsement is None:
         return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
     # Capped per endorsement and per IP; over the cap the page is the same and nothing is sent.
-    if await resend_allowed(svc.db, svc.settings, ip=request.client.host if request.client else None,
+    if await resend_allowed(svc.db, svc.settings, ip=client_ip(request),
                             endorsement_id=claims.endorsement_id):
         await resend_confirmation(svc.db, mailer=svc.mailer, tokens=svc.tokens,
                                   endorsement_id=claims.endorsement_id, nonce=claims.nonce)

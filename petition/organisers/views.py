@@ -6,7 +6,6 @@ below is every /admin/ route, each (but the login form) behind `admin_route`.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 from email_validator import EmailNotValidError, validate_email
@@ -15,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from petition.abuse.limits import is_trusted
 from petition.appeals.queries import current_titles, list_appeals
 from petition.endorsements.states import EndorsementState
 from petition.i18n import get_language
@@ -51,25 +51,11 @@ from petition.organisers.queries import (
 from petition.organisers.roles import Role
 from petition.outbox.queries import outbox_health
 from petition.publish.queries import count_listed
-from petition.settings import Settings
-from petition.web import read_form, render, services
+from petition.web import client_ip, read_form, render, services
 
 log = logging.getLogger("petition.organisers")
 
 MAX_PASSWORD = 1024
-
-
-def _client_ip(request: Request) -> str:
-    # uvicorn's --proxy-headers (FORWARDED_ALLOW_IPS) rewrites this behind a trusted proxy.
-    return request.client.host if request.client else "unknown"
-
-
-def _ip_exempt(settings: Settings, ip: str) -> bool:
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return any(address in network for network in settings.trusted_ips)
 
 
 def _password(form: object, name: str) -> str:
@@ -101,9 +87,10 @@ async def login(request: Request) -> Response:
     email = text(form, "email", 254)
     password = _password(form, "password")
     next_url = safe_next(form.get("next"))
-    ip = _client_ip(request)
+    # uvicorn's --proxy-headers (FORWARDED_ALLOW_IPS) rewrites the address behind a trusted proxy.
+    ip = client_ip(request) or "unknown"
     key = account_key(str(svc.settings.secret_key), email)
-    throttle = await login_throttle(db, account_key=key, ip=ip, ip_exempt=_ip_exempt(svc.settings, ip))
+    throttle = await login_throttle(db, account_key=key, ip=ip, ip_exempt=is_trusted(svc.settings, ip))
     if throttle.blocked:
         # No audit row per throttled try: a flood must not flood the log too.
         log.warning("organiser login throttled")

@@ -24,13 +24,9 @@ from petition.privacy.queries import (
 from petition.publish.cache import public_cache
 from petition.templating import page_url
 from petition.tokens import ExpiredToken, InvalidToken, Purpose, TokenClaims
-from petition.web import read_form, render, services
+from petition.web import client_ip, read_form, render, services
 
 S = EndorsementState
-
-
-def _client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 async def privacy_page(request: Request) -> Response:
@@ -103,7 +99,7 @@ async def data_request(request: Request) -> Response:
     svc = services(request)
     email = canonical_email(checked.normalized)
     # Known or not, capped or not: the same answer, so the form tells nobody who signed.
-    if await data_request_allowed(svc.db, svc.settings, ip=_client_ip(request), email_canonical=email):
+    if await data_request_allowed(svc.db, svc.settings, ip=client_ip(request), email_canonical=email):
         await request_data_copy(svc.db, mailer=svc.mailer, tokens=svc.tokens, email_canonical=email,
                                 language=i18n.get_language())
     return RedirectResponse(page_url(request, "/privacy/data/sent"), status_code=303)
