@@ -218,3 +218,51 @@ def run_sql(database_url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
             await db.disconnect()
 
     return asyncio.run(go())
+
+
+class LiveServer:
+    """The application served by uvicorn on loopback, in a thread of the test process."""
+
+    def __init__(self, settings: Any, port: int | None = None) -> None:
+        import uvicorn
+
+        from petition.app import create_app
+
+        self.settings = settings
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(settings)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                                access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def loop(self) -> Any:
+        """The server's event loop, for queries a test runs on the app's own database."""
+        return self._loop
+
+    @property
+    def services(self) -> Any:
+        return self.app.state.services
+
+    def _run(self) -> None:
+        import asyncio
+
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self.server.serve())
+        finally:
+            self._loop.close()
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the live server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)

@@ -52,44 +52,37 @@ def dossier_dir(settings: Settings) -> Path:
     return settings.data_dir / "dossiers"
 
 
-async def queue_build(
-    db: Database, *, appeal_id: int, country: str, created_by: int | None = None
-) -> int:
+async def _insert_build(db: Database, *, appeal_id: int, country: str, created_by: int | None,
+                        **state: object) -> int:
     async with db.write():
         return int(
             await db.execute(
                 dossiers.insert().values(
                     appeal_id=appeal_id,
                     country=country.upper(),
-                    state=D.QUEUED.value,
                     progress=0,
                     created_by=created_by,
                     created_at=utcnow(),
+                    **state,
                 )
             )
         )
+
+
+async def queue_build(
+    db: Database, *, appeal_id: int, country: str, created_by: int | None = None
+) -> int:
+    """A build for whichever worker claims it first."""
+    return await _insert_build(db, appeal_id=appeal_id, country=country, created_by=created_by,
+                               state=D.QUEUED.value)
 
 
 async def start_build(
     db: Database, *, appeal_id: int, country: str, worker_id: str, created_by: int | None = None
 ) -> int:
     """A build this process runs at once (the CLI): recorded as already claimed."""
-    now = utcnow()
-    async with db.write():
-        return int(
-            await db.execute(
-                dossiers.insert().values(
-                    appeal_id=appeal_id,
-                    country=country.upper(),
-                    state=D.BUILDING.value,
-                    progress=0,
-                    created_by=created_by,
-                    created_at=now,
-                    claimed_by=worker_id,
-                    claimed_at=now,
-                )
-            )
-        )
+    return await _insert_build(db, appeal_id=appeal_id, country=country, created_by=created_by,
+                               state=D.BUILDING.value, claimed_by=worker_id, claimed_at=utcnow())
 
 
 async def get_dossier(db: Database, *, dossier_id: int) -> Row | None:

@@ -4,63 +4,19 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from petition import PROJECT_ROOT
-from petition.app import create_app
-from petition.settings import Settings
 from tests.conftest import make_settings
-from tests.support import SMTPServer, free_port
+from tests.support import LiveServer, SMTPServer, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 AXE = PROJECT_ROOT / ".venv" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = Path(os.environ.get("PETITION_ARTIFACTS", PROJECT_ROOT / "test-artifacts"))
-
-
-class LiveServer:
-    def __init__(self, settings: Settings, port: int) -> None:
-        self.settings = settings
-        self.url = f"http://127.0.0.1:{port}"
-        self.app = create_app(settings)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    @property
-    def loop(self):  # the server's event loop, for queries the tests run on it
-        return self._loop
-
-    def _run(self) -> None:
-        import asyncio
-
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(self.server.serve())
-        finally:
-            self._loop.close()
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the live server did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-
-    @property
-    def services(self) -> Any:
-        return self.app.state.services
 
 
 @pytest.fixture
