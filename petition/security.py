@@ -13,7 +13,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from petition.settings import Settings
 
 CSRF_COOKIE = "petition_csrf"
-CSRF_FIELD = "csrf_token"
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import enum
 import secrets
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -223,18 +222,5 @@ async def approve_all_confirmed(db: Database, *, appeal_id: int) -> int:
     return len(rows)
 
 
-async def count_by_state(db: Database, *, appeal_id: int) -> dict[str, int]:
-    rows = await db.fetch_all(
-        sa.select(endorsements.c.state, sa.func.count().label("n"))
-        .where(endorsements.c.appeal_id == appeal_id)
-        .group_by(endorsements.c.state)
-    )
-    return {row["state"]: int(row["n"]) for row in rows}
-
-
 def listed_condition(moderation: str) -> sa.ColumnElement[bool]:
     return endorsements.c.state.in_(listed_states(moderation))
-
-
-async def endorsements_for_appeal(db: Database, *, appeal_id: int) -> Sequence[Row]:
-    return await db.fetch_all(endorsements.select().where(endorsements.c.appeal_id == appeal_id))

@@ -7,7 +7,6 @@ import logging
 import os
 import re
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
@@ -104,7 +103,3 @@ def make_transport(settings: Settings) -> Transport:
     if settings.smtp_host:
         return SMTPTransport(settings)
     return FileTransport(settings)
-
-
-def mail_files(directory: Path) -> list[Path]:
-    return sorted(directory.glob("*.eml"), key=lambda p: p.stat().st_mtime)
