@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from petition.appeals.queries import get_appeal_by_id
 from petition.db import Database, Row
 from petition.dossiers.content import DossierContent, gather_content
-from petition.dossiers.render import Presentation, pool, render_pdf
+from petition.dossiers.render import Presentation, pool, render_pdf, start_pool
 from petition.dossiers.sign import (
     certificate_fingerprint,
     sign_pdf_bytes,
@@ -257,12 +257,17 @@ async def _build(
         if not await set_progress(db, dossier_id=dossier_id, worker_id=worker_id, progress=value):
             raise LeaseLost(f"dossier {dossier_id} was taken over by another worker")
 
-    appeal = await get_appeal_by_id(db, appeal_id=dossier["appeal_id"])
-    if appeal is None:
-        raise ValueError(f"dossier {dossier_id}: its appeal is gone")
-    await report(2)
-    content = await gather_content(db, appeal=appeal, country=dossier["country"])
-    await report(5)
+    # The pool's processes start (import weasyprint, load fonts) while the content is gathered.
+    starting = asyncio.create_task(asyncio.to_thread(start_pool))
+    try:
+        appeal = await get_appeal_by_id(db, appeal_id=dossier["appeal_id"])
+        if appeal is None:
+            raise ValueError(f"dossier {dossier_id}: its appeal is gone")
+        await report(2)
+        content = await gather_content(db, appeal=appeal, country=dossier["country"])
+        await report(5)
+    finally:
+        await starting
     config = await asyncio.to_thread(signing_config, settings)
     presentation = Presentation(
         verification_url=settings.url_for_path(f"/verify?digest={content.list_sha256}"),

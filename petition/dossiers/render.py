@@ -2,10 +2,15 @@
 
 weasyprint's time grows faster than linearly with one long table, so the list is
 rendered in chunks of `CHUNK_ROWS` rows in parallel across cores. Each chunk starts
-on a fresh page. The page marks (running head, list digest, "page X of Y") are a
-separate, tiny weasyprint document with exactly as many pages as the joined chunks,
-laid over every page when joining: its `counter(pages)` is the true total, so the
-numbering is right across chunks without rendering anything twice.
+on a fresh page. What is printed on every page is laid over the pages when joining,
+as form XObjects: the running head and list digest are one small document with one
+page per page size, shared by every page of that size; "page X of Y" is rendered
+once the chunks are done and their page counts known, as documents of one label per
+page (in pieces, in parallel), with the numbers written out, so the numbering is
+right across chunks without rendering anything twice.
+
+weasyprint gets a user-agent stylesheet of our own (`assets/ua.css`): its HTML5 one
+makes the cascade compute six pseudo-element styles for every element.
 
 Nothing here runs on the event loop: `render_pdf` awaits work done in the pool.
 """
@@ -14,10 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import ctypes
+import functools
+import gc
 import logging
+import math
 import multiprocessing
 import os
 import threading
+import unicodedata
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -35,11 +45,15 @@ log = logging.getLogger("petition.dossiers")
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 ASSETS_URL = ASSETS_DIR.as_uri() + "/"
+UA_STYLESHEET = ASSETS_DIR / "ua.css"
 CHUNK_ROWS = 1000
+#: Fewest pages worth a "page X of Y" document of their own (each costs a process ~50 ms).
+LABEL_PAGES = 100
 PDF_VARIANT = "pdf/a-3b"
 CANONICAL_LIST_NAME = "canonical-list.txt"
 LIST_DIGEST_KEY = "/PetitionListSHA256"
 MARKS_XOBJECT = "/PetitionPageMarks"
+LABEL_XOBJECT = "/PetitionPageLabel"
 
 Progress = Callable[[int, int], None]
 
@@ -98,13 +112,66 @@ def url_fetcher() -> Any:
     return _fetcher_cache["fetcher"]
 
 
-def render_html(html: str, *, variant: str | None = PDF_VARIANT) -> tuple[bytes, int]:
-    """One HTML document to PDF bytes and its page count (in a pool process)."""
-    from weasyprint import HTML
+def _html_class() -> type:
+    """weasyprint's `HTML` with the dossier's user-agent stylesheet instead of its own.
 
-    document = HTML(string=html, base_url=ASSETS_URL, url_fetcher=url_fetcher()).render()
+    weasyprint (62–70) asks `HTML._ua_stylesheets()` for the user-agent sheets; nothing
+    public replaces them. tests/dossiers/test_render.py fails if that hook goes away.
+    """
+    if "html" not in _fetcher_cache:
+        from weasyprint import CSS, HTML
+
+        sheet = CSS(
+            string=UA_STYLESHEET.read_text(encoding="utf-8"),
+            base_url=ASSETS_URL,
+            url_fetcher=url_fetcher(),
+        )
+
+        class DossierDocument(HTML):  # type: ignore[misc]
+            def _ua_stylesheets(self, forms: bool = False) -> list[Any]:
+                return [sheet]
+
+        _fetcher_cache["html"] = DossierDocument
+    return _fetcher_cache["html"]  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    pdf: bytes
+    landscape: tuple[bool, ...]  # one per page
+
+    @property
+    def pages(self) -> int:
+        return len(self.landscape)
+
+
+def render_html(html: str, *, variant: str | None = PDF_VARIANT) -> Rendered:
+    """One HTML document to PDF bytes, with the orientation of each page (in a pool process)."""
+    document = _html_class()(string=html, base_url=ASSETS_URL, url_fetcher=url_fetcher()).render()
     pdf = document.write_pdf(pdf_variant=variant) if variant else document.write_pdf()
-    return pdf, len(document.pages)
+    landscape = tuple(page.width > page.height for page in document.pages)
+    del document
+    _release_memory()
+    return Rendered(pdf, landscape)
+
+
+def _release_memory() -> None:
+    """Give a finished document's memory back to the system before the next one.
+
+    A chunk's layout is ~100 MiB of small objects; freed, glibc keeps most of it mapped
+    in the process, and each pool process would hold its largest chunk's worth for good.
+    """
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
+def warm_up() -> int:
+    """A pool process's first task: load the fonts before the first chunk arrives."""
+    render_html('<p style="font-family: \'Noto Sans\'">·</p>', variant=None)
+    return os.getpid()
 
 
 @dataclass(frozen=True)
@@ -114,11 +181,16 @@ class JoinSpec:
     language: str
     list_sha256: str
     canonical_list: bytes
-    marks_html: str
 
 
-def join_chunks(chunks: Sequence[bytes], spec: JoinSpec) -> bytes:
-    """Concatenate the chunks, lay the page marks over every page, attach the list."""
+def join_chunks(
+    chunks: Sequence[bytes], marks: bytes, labels: Sequence[bytes], spec: JoinSpec
+) -> bytes:
+    """Concatenate the chunks, lay the marks and labels over every page, attach the list.
+
+    `marks` has one page per page size (portrait, then landscape); `labels` hold one
+    page per page of the chunks, in order.
+    """
     import datetime as dt
 
     from pypdf import PdfReader, PdfWriter
@@ -135,25 +207,24 @@ def join_chunks(chunks: Sequence[bytes], spec: JoinSpec) -> bytes:
     for data in chunks[1:]:
         writer.append(PdfReader(BytesIO(data)), import_outline=False)
 
-    marks_pdf, marks_pages = render_html(spec.marks_html, variant=None)
-    if marks_pages != len(writer.pages):
-        raise RuntimeError(f"page marks have {marks_pages} pages for {len(writer.pages)} pages")
-    marks = PdfReader(BytesIO(marks_pdf))
+    label_pages = [page for data in labels for page in PdfReader(BytesIO(data)).pages]
+    if len(label_pages) != len(writer.pages):
+        raise RuntimeError(f"{len(label_pages)} page labels for {len(writer.pages)} pages")
+    shared = {
+        _landscape(page): writer._add_object(_form(writer, page))
+        for page in PdfReader(BytesIO(marks)).pages
+    }
     opening = writer._add_object(_stream(DecodedStreamObject, b"q\n"))
     closing = writer._add_object(
-        _stream(DecodedStreamObject, b"\nQ\nq " + MARKS_XOBJECT.encode() + b" Do Q\n")
-    )
-    for page, mark in zip(writer.pages, marks.pages, strict=True):
-        form = _stream(DecodedStreamObject, _page_content(mark))
-        form.update(
-            {
-                NameObject("/Type"): NameObject("/XObject"),
-                NameObject("/Subtype"): NameObject("/Form"),
-                NameObject("/BBox"): mark.mediabox,
-                NameObject("/Resources"): mark["/Resources"].get_object().clone(writer),
-            }
+        _stream(
+            DecodedStreamObject,
+            b"\nQ\nq " + MARKS_XOBJECT.encode() + b" Do Q q " + LABEL_XOBJECT.encode() + b" Do Q\n",
         )
-        form_ref = writer._add_object(form)
+    )
+    for page, label in zip(writer.pages, label_pages, strict=True):
+        landscape = _landscape(page)
+        if landscape != _landscape(label) or landscape not in shared:
+            raise RuntimeError("a page label or page mark does not fit its page")
         # Pages may share one resource dictionary: give each page its own shallow copy.
         resources = (
             DictionaryObject(page["/Resources"].get_object())
@@ -165,12 +236,14 @@ def join_chunks(chunks: Sequence[bytes], spec: JoinSpec) -> bytes:
             if "/XObject" in resources
             else DictionaryObject()
         )
-        xobjects[NameObject(MARKS_XOBJECT)] = form_ref
+        xobjects[NameObject(MARKS_XOBJECT)] = shared[landscape]
+        xobjects[NameObject(LABEL_XOBJECT)] = writer._add_object(_form(writer, label))
         resources[NameObject("/XObject")] = xobjects
         page[NameObject("/Resources")] = resources
         contents = page["/Contents"].get_object() if "/Contents" in page else ArrayObject()
         old = list(contents) if isinstance(contents, ArrayObject) else [page.raw_get("/Contents")]
         page[NameObject("/Contents")] = ArrayObject([opening, *old, closing])
+    del label_pages
 
     attachment = writer.add_attachment(CANONICAL_LIST_NAME, spec.canonical_list)
     attachment.subtype = NameObject("/text#2Fplain")
@@ -198,6 +271,26 @@ def join_chunks(chunks: Sequence[bytes], spec: JoinSpec) -> bytes:
     return out.getvalue()
 
 
+def _landscape(page: Any) -> bool:
+    return bool(page.mediabox.width > page.mediabox.height)
+
+
+def _form(writer: Any, page: Any) -> Any:
+    """A page of another PDF as a form XObject for `writer`."""
+    from pypdf.generic import DecodedStreamObject, NameObject
+
+    form = _stream(DecodedStreamObject, _page_content(page))
+    form.update(
+        {
+            NameObject("/Type"): NameObject("/XObject"),
+            NameObject("/Subtype"): NameObject("/Form"),
+            NameObject("/BBox"): page.mediabox,
+            NameObject("/Resources"): page["/Resources"].get_object().clone(writer),
+        }
+    )
+    return form
+
+
 def _stream(cls: Any, data: bytes) -> Any:
     stream = cls()
     stream.set_data(data)
@@ -215,32 +308,58 @@ def _page_content(page: Any) -> bytes:
 # --- the pool ----------------------------------------------------------------------------------
 
 _pool: ProcessPoolExecutor | None = None
+_pool_workers = 0
+_pool_started = False
 _pool_lock = threading.Lock()
+_start_lock = threading.Lock()  # held while the first processes start: not _pool_lock
 
 
 def pool() -> ProcessPoolExecutor:
     """One process pool per process, started on first use (forkserver: no inherited threads)."""
-    global _pool
+    global _pool, _pool_workers
     with _pool_lock:
         if _pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["weasyprint", "pypdf", "pyhanko.sign"])
-            workers = max(
+            _pool_workers = max(
                 1, int(os.environ.get("PETITION_RENDER_PROCESSES", 0)) or os.cpu_count() or 1
             )
             _pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=context, max_tasks_per_child=50
+                max_workers=_pool_workers, mp_context=context, max_tasks_per_child=50
             )
             atexit.register(shutdown_pool)
         return _pool
 
 
+def pool_workers() -> int:
+    pool()
+    return _pool_workers
+
+
+def start_pool() -> None:
+    """Start every pool process now and let each load the fonts; returns without waiting.
+
+    The first submit blocks until the forkserver has imported weasyprint, pypdf and
+    pyHanko (about a second): call this in a thread, early, so that it overlaps with
+    gathering the content instead of delaying the first chunk.
+    """
+    global _pool_started
+    executor = pool()
+    with _start_lock:
+        if _pool_started:
+            return
+        _pool_started = True
+        for _ in range(_pool_workers):
+            executor.submit(warm_up)
+
+
 def shutdown_pool() -> None:
-    global _pool
+    global _pool, _pool_started
     with _pool_lock:
         if _pool is not None:
             _pool.shutdown(wait=True, cancel_futures=True)
             _pool = None
+            _pool_started = False
 
 
 # --- HTML (built in the calling process, where the language and templates are) -------------
@@ -259,29 +378,28 @@ def qr_svg(url: str) -> Markup:
     return Markup(svg[svg.index("<svg") :])  # noqa: S704 - generated by qrcode from a URL it encodes
 
 
-def css_string(text: str) -> str:
-    """A CSS string literal that cannot end early, whatever `text` holds."""
-    return (
-        '"' + "".join(ch if ch.isalnum() or ch == " " else f"\\{ord(ch):06x}" for ch in text) + '"'
-    )
+def direction(text: str) -> Markup:
+    """` dir="rtl"` for text that starts right to left, else nothing.
 
-
-def page_x_of_y() -> Markup:
-    """'page X of Y' in the current language as CSS `content`, counters in place."""
-    template = i18n.gettext("page %(page)s of %(pages)s")
-    parts: list[str] = []
-    rest = template
-    while rest:
-        positions = [(rest.find(p), p) for p in ("%(page)s", "%(pages)s") if p in rest]
-        if not positions:
-            parts.append(css_string(rest))
+    The first strong character decides, as `dir="auto"` would: weasyprint ignores
+    `dir="auto"`, so an Arabic or Hebrew name gets `dir="rtl"` and its cell is set
+    from the right; every other cell keeps the table's direction.
+    """
+    for char in text:
+        kind = unicodedata.bidirectional(char)
+        if kind in ("R", "AL"):
+            return Markup(' dir="rtl"')
+        if kind == "L":
             break
-        index, placeholder = min(positions)
-        if index:
-            parts.append(css_string(rest[:index]))
-        parts.append("counter(page)" if placeholder == "%(page)s" else "counter(pages)")
-        rest = rest[index + len(placeholder) :]
-    return Markup(" ".join(parts))  # noqa: S704 - built from escaped CSS strings and counters
+    return Markup("")
+
+
+def label_runs(landscape: Sequence[bool], pieces: int) -> list[range]:
+    """Page numbers (from 1) split into `pieces` runs of nearly equal length."""
+    total = len(landscape)
+    pieces = max(1, min(pieces, total))
+    bounds = [round(total * i / pieces) for i in range(pieces + 1)]
+    return [range(bounds[i] + 1, bounds[i + 1] + 1) for i in range(pieces)]
 
 
 @dataclass(frozen=True)
@@ -319,8 +437,9 @@ def _context(content: DossierContent, presentation: Presentation) -> dict[str, A
 class DossierHTML:
     cover: str
     tables: list[str]
-    marks: Callable[[int], str]
-    join: Callable[[str], JoinSpec]
+    marks: str
+    labels: Callable[[Sequence[bool], range], str]
+    join: JoinSpec
 
 
 def build_html(
@@ -337,31 +456,35 @@ def build_html(
         table_template = env.get_template("dossiers/pdf/table.html")
         parts = chunks_of(content.signatories, chunk_rows)
         tables = [
-            table_template.render(**context, rows=rows, first=i == 0, last=i == len(parts) - 1)
+            table_template.render(
+                **context, rows=rows, first=i == 0, last=i == len(parts) - 1, direction=direction
+            )
             for i, rows in enumerate(parts)
         ]
-        marks_template = env.get_template("dossiers/pdf/marks.html")
-        page_label = page_x_of_y()
-        marks_context = {
-            **context,
-            "title": context["title"][:90] + ("…" if len(context["title"]) > 90 else ""),
-        }
+        marks = env.get_template("dossiers/pdf/marks.html").render(
+            {**context, "title": context["title"][:90] + ("…" if len(context["title"]) > 90 else "")}
+        )
+        labels_template = env.get_template("dossiers/pdf/labels.html")
+        page_x_of_y = i18n.gettext("page %(page)s of %(pages)s")
 
-    def marks(pages: int) -> str:
-        with i18n.language(content.language):
-            return marks_template.render(**marks_context, pages=pages, page_x_of_y=page_label)
-
-    def join(marks_html: str) -> JoinSpec:
-        return JoinSpec(
-            title=context["document_title"],
-            author=presentation.author,
-            language=content.language,
-            list_sha256=content.list_sha256,
-            canonical_list=content.canonical_list,
-            marks_html=marks_html,
+    def labels(landscape: Sequence[bool], numbers: range) -> str:
+        """"page X of Y" for the pages `numbers` of `len(landscape)`, one page each."""
+        total = len(landscape)
+        return labels_template.render(
+            lang=content.language,
+            labels=[
+                (page_x_of_y % {"page": n, "pages": total}, landscape[n - 1]) for n in numbers
+            ],
         )
 
-    return DossierHTML(cover=cover, tables=tables, marks=marks, join=join)
+    join = JoinSpec(
+        title=context["document_title"],
+        author=presentation.author,
+        language=content.language,
+        list_sha256=content.list_sha256,
+        canonical_list=content.canonical_list,
+    )
+    return DossierHTML(cover=cover, tables=tables, marks=marks, labels=labels, join=join)
 
 
 async def render_pdf(
@@ -370,18 +493,29 @@ async def render_pdf(
     *,
     progress: Progress | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    label_pieces: int | None = None,
 ) -> tuple[bytes, int]:
-    """The unsigned dossier PDF and its page count; every CPU-heavy step runs in the pool."""
+    """The unsigned dossier PDF and its page count; every CPU-heavy step runs in the pool.
+
+    `label_pieces`: how many documents "page X of Y" is rendered in (default: one per
+    pool process, each of at least `LABEL_PAGES` pages).
+    """
     loop = asyncio.get_running_loop()
+    await asyncio.to_thread(start_pool)  # at once if the build started it already
     html = await asyncio.to_thread(build_html, content, presentation, chunk_rows=chunk_rows)
     executor = pool()
-    documents = [html.cover, *html.tables]
-    total_steps = len(documents) + 1
+    plain = functools.partial(render_html, variant=None)
+    started = loop.time()
+    # The cover first, then the shared marks (both small), then the chunks in order.
+    futures = [
+        loop.run_in_executor(executor, render_html, html.cover),
+        loop.run_in_executor(executor, plain, html.marks),
+        *(loop.run_in_executor(executor, render_html, table) for table in html.tables),
+    ]
+    total_steps = len(futures) + 1
     done = 0
-    futures = [loop.run_in_executor(executor, render_html, doc) for doc in documents]
-    del documents
 
-    async def tracked(future: asyncio.Future[tuple[bytes, int]]) -> tuple[bytes, int]:
+    async def tracked(future: asyncio.Future[Rendered]) -> Rendered:
         nonlocal done
         result = await future
         done += 1
@@ -389,16 +523,39 @@ async def render_pdf(
             progress(done, total_steps)
         return result
 
-    started = loop.time()
-    rendered = await asyncio.gather(*(tracked(f) for f in futures))
+    cover, marks, *tables = await asyncio.gather(*(tracked(f) for f in futures))
+    del html.tables[:]
     rendered_at = loop.time()
-    pages = sum(count for _pdf, count in rendered)
-    spec = html.join(html.marks(pages))
-    pdf = await loop.run_in_executor(
-        executor, join_chunks, [data for data, _count in rendered], spec
+    chunks = [cover, *tables]
+    landscape = [flag for chunk in chunks for flag in chunk.landscape]
+    pages = len(landscape)
+    if label_pieces is None:
+        label_pieces = min(pool_workers(), max(1, math.ceil(pages / LABEL_PAGES)))
+    label_docs = await asyncio.gather(
+        *(
+            loop.run_in_executor(executor, plain, html.labels(landscape, run))
+            for run in label_runs(landscape, label_pieces)
+        )
     )
-    log.info("dossier: %d documents rendered in %.1f s, marked and joined in %.1f s (%d pages)",
-             len(futures), rendered_at - started, loop.time() - rendered_at, pages)
+    labelled_at = loop.time()
+    pdf = await loop.run_in_executor(
+        executor,
+        join_chunks,
+        [chunk.pdf for chunk in chunks],
+        marks.pdf,
+        [doc.pdf for doc in label_docs],
+        html.join,
+    )
+    log.info(
+        "dossier: %d documents rendered in %.1f s, %d page labels in %.1f s, joined in %.1f s"
+        " (%d pages)",
+        len(futures),
+        rendered_at - started,
+        len(label_docs),
+        labelled_at - rendered_at,
+        loop.time() - labelled_at,
+        pages,
+    )
     if progress:
         progress(total_steps, total_steps)
     return pdf, pages
