@@ -23,6 +23,9 @@ def make_environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates ship with the code and change only with a new release (and a restart):
+        # checking each file's mtime on every render cost a stat() per template per request.
+        auto_reload=False,
     )
     env.install_gettext_callables(  # type: ignore[attr-defined]
         lambda s: i18n.translations(i18n.get_language()).gettext(s),
