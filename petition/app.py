@@ -24,6 +24,7 @@ from petition.db import Database
 from petition.dossiers import views as dossier_views
 from petition.dossiers.jobs import DossierWorker
 from petition.dossiers.views import UploadLimitMiddleware
+from petition.endorsements.intake import Intake
 from petition.i18n_middleware import LanguageMiddleware
 from petition.migrations.runner import upgrade_async
 from petition.organisers import views as organiser_views
@@ -123,13 +124,17 @@ class ErrorPageMiddleware:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     templates = make_templates()
+    db = Database(settings.database_url)
+    mailer = Mailer(settings)
+    tokens = Tokens(str(settings.secret_key))
     services = Services(
         settings=settings,
-        db=Database(settings.database_url),
+        db=db,
         templates=templates,
-        mailer=Mailer(templates.env, settings),
-        tokens=Tokens(str(settings.secret_key)),
+        mailer=mailer,
+        tokens=tokens,
         csrf=CSRF(settings),
+        intake=Intake(db, settings, mailer, tokens),
     )
 
     @contextlib.asynccontextmanager

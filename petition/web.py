@@ -22,6 +22,7 @@ from petition.templating import switch_language_url
 from petition.tokens import Tokens
 
 if TYPE_CHECKING:
+    from petition.endorsements.intake import Intake
     from petition.outbox.worker import OutboxWorker
 
 
@@ -33,6 +34,7 @@ class Services:
     mailer: Mailer
     tokens: Tokens
     csrf: CSRF
+    intake: Intake
     worker: OutboxWorker | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 

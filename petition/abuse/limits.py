@@ -87,15 +87,19 @@ def _ip_rules(settings: Settings, bucket: str, ip: str) -> list[Rule]:
             Rule(bucket, ip, settings.rate_limit_ip_sustained, HOUR)]
 
 
-async def endorsement_allowed(db: Database, settings: Settings, *, ip: str | None, email_canonical: str) -> bool:
-    """Per IP (burst and sustained), per email address and per email domain."""
+def endorsement_rules(settings: Settings, *, ip: str | None, email_canonical: str) -> list[Rule]:
+    """Per IP (burst and sustained), per email address and per email domain; none for a trusted IP."""
     if is_trusted(settings, ip):
-        return True
+        return []
     domain = email_canonical.rpartition("@")[2]
-    rules = [*_ip_rules(settings, "form.ip", ip or "-"),
-             Rule("form.email", email_canonical, settings.rate_limit_email, HOUR),
-             Rule("form.domain", domain, settings.rate_limit_domain, HOUR)]
-    return await hit(db, secret=str(settings.secret_key), rules=rules)
+    return [*_ip_rules(settings, "form.ip", ip or "-"),
+            Rule("form.email", email_canonical, settings.rate_limit_email, HOUR),
+            Rule("form.domain", domain, settings.rate_limit_domain, HOUR)]
+
+
+async def endorsement_allowed(db: Database, settings: Settings, *, ip: str | None, email_canonical: str) -> bool:
+    return await hit(db, secret=str(settings.secret_key),
+                     rules=endorsement_rules(settings, ip=ip, email_canonical=email_canonical))
 
 
 async def resend_allowed(db: Database, settings: Settings, *, ip: str | None, endorsement_id: int) -> bool:

@@ -8,12 +8,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from petition import countries, i18n
-from petition.abuse.limits import endorsement_allowed
 from petition.appeals.queries import current_text, current_titles, get_appeal, list_appeals
 from petition.appeals.states import AppealStatus
 from petition.db import Row
 from petition.endorsements.forms import HONEYPOT_FIELD, ORGANISATION_TYPE_LABELS, parse_endorsement_form
-from petition.endorsements.queries import submit_endorsement
 from petition.publish.cache import public_cache
 from petition.publish.cached import appeal_by_slug, appeal_text, listed_counts, newest_named
 from petition.publish.chart import country_chart
@@ -92,7 +90,9 @@ def _intake_closed(request: Request, appeal: Row) -> Response | None:
 
 async def endorse(request: Request) -> Response:
     svc = services(request)
-    appeal = await public_appeal(request)
+    # The appeal and its text as seen a few seconds ago at most: organiser changes in this
+    # process show at once, in other processes within the cache's lifetime (petition.publish.cache).
+    appeal = await cached_public_appeal(request)
     form = await read_form(request)
     closed = _intake_closed(request, appeal)
     if closed is not None:
@@ -105,12 +105,10 @@ async def endorse(request: Request) -> Response:
     if not parsed.ok:
         return await appeal_page(request, appeal, values=parsed.values, errors=parsed.errors, status=400)
     language = i18n.get_language()
-    text = await current_text(svc.db, appeal=appeal, language=language)
-    assert text is not None
-    allowed = await endorsement_allowed(svc.db, svc.settings, ip=client_ip(request),
-                                        email_canonical=parsed.data["email_canonical"])
-    await submit_endorsement(svc.db, mailer=svc.mailer, tokens=svc.tokens, appeal=appeal, text=text,
-                             data=parsed.data, language=language, hold=not allowed)
+    text = await appeal_text(public_cache(request), svc.db, appeal=appeal, language=language)
+    if text is None:
+        raise HTTPException(404)
+    await svc.intake.take(appeal=appeal, text=text, data=parsed.data, language=language, ip=client_ip(request))
     return RedirectResponse(check_email, status_code=303)
 
 

@@ -122,19 +122,25 @@ async def _submit(db: Database, *, mailer: Mailer, tokens: Tokens, appeal: Row, 
     return outcome
 
 
+def confirmation_context(*, mailer: Mailer, tokens: Tokens, title: str, endorsement_id: int, nonce: str,
+                         organisation_name: str, language: str) -> dict[str, object]:
+    """What the confirmation email says; its one link is bound to the record and its nonce."""
+    token = tokens.make(Purpose.CONFIRM, endorsement_id=endorsement_id, nonce=nonce)
+    return {
+        "confirm_url": mailer.settings.url_for_path(f"/confirm/{token}?lang={language}"),
+        "title": title,
+        "organisation_name": organisation_name,
+        "valid_days": max(1, mailer.settings.confirm_max_age // 86400),
+    }
+
+
 async def queue_confirmation(db: Database, *, mailer: Mailer, tokens: Tokens, appeal: Row, title: str,
                              endorsement_id: int, nonce: str, to: str, organisation_name: str,
                              language: str) -> None:
-    token = tokens.make(Purpose.CONFIRM, endorsement_id=endorsement_id, nonce=nonce)
-    await mailer.queue(
-        db, name="confirm", to=to, language=language, endorsement_id=endorsement_id,
-        context={
-            "confirm_url": mailer.settings.url_for_path(f"/confirm/{token}?lang={language}"),
-            "title": title,
-            "organisation_name": organisation_name,
-            "valid_days": max(1, mailer.settings.confirm_max_age // 86400),
-        },
-    )
+    context = confirmation_context(mailer=mailer, tokens=tokens, title=title, endorsement_id=endorsement_id,
+                                   nonce=nonce, organisation_name=organisation_name, language=language)
+    await mailer.queue(db, name="confirm", to=to, language=language, endorsement_id=endorsement_id,
+                       context=context)
 
 
 async def resend_confirmation(db: Database, *, mailer: Mailer, tokens: Tokens, endorsement_id: int,

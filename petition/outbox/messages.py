@@ -1,7 +1,9 @@
-"""Emails are rendered from `templates/email/<name>/` and queued in the caller's transaction."""
+"""Emails are queued in the caller's transaction and rendered from `templates/email/<name>/`
+by the worker that sends them."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -30,10 +32,30 @@ def new_message_id(settings: Settings) -> str:
     return f"<{uuid.uuid4().hex}@{domain}>"
 
 
+def outbox_values(settings: Settings, *, name: str, to: str, language: str, context: dict[str, object],
+                  endorsement_id: int | None = None) -> dict[str, object]:
+    """The outbox row of one email: what it says, to be rendered by the worker that sends it."""
+    now = utcnow()
+    return {
+        "kind": name,
+        "endorsement_id": endorsement_id,
+        "to_addr": to,
+        "context": json.dumps(context, ensure_ascii=False, separators=(",", ":")),
+        "subject": "",
+        "body_text": "",
+        "body_html": "",
+        "language": language,
+        "message_id": new_message_id(settings),
+        "state": OutboxState.QUEUED.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
 async def enqueue_email(
     db: Database,
     *,
-    env: jinja2.Environment,
     settings: Settings,
     name: str,
     to: str,
@@ -42,38 +64,26 @@ async def enqueue_email(
     endorsement_id: int | None = None,
 ) -> int:
     """Queue one email. Call inside the `db.write()` that makes the change causing it."""
-    subject, text, html = render_email(env, name, language, context)
-    now = utcnow()
-    return int(
-        await db.execute(
-            outbox.insert().values(
-                kind=name,
-                endorsement_id=endorsement_id,
-                to_addr=to,
-                subject=subject,
-                body_text=text,
-                body_html=html,
-                language=language,
-                message_id=new_message_id(settings),
-                state=OutboxState.QUEUED.value,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
-    )
+    values = outbox_values(settings, name=name, to=to, language=language, context=context,
+                           endorsement_id=endorsement_id)
+    return int(await db.execute(outbox.insert().values(**values)))
 
 
-def build_message(row: Row, settings: Settings) -> EmailMessage:
+def build_message(row: Row, settings: Settings, env: jinja2.Environment) -> EmailMessage:
+    """The email of an outbox row, rendered from its templates in the row's language."""
+    if row["context"] is not None:
+        subject, text, html = render_email(env, row["kind"], row["language"], json.loads(row["context"]))
+    else:  # queued before emails were rendered by the worker
+        subject, text, html = row["subject"], row["body_text"], row["body_html"]
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = row["to_addr"]
-    message["Subject"] = row["subject"]
+    message["Subject"] = subject
     message["Message-ID"] = row["message_id"]
     message["Date"] = format_datetime(row["created_at"])
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(row["body_text"])
-    message.add_alternative(row["body_html"], subtype="html")
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
     # After add_alternative, which moves every Content-* header down into the text part.
     message["Content-Language"] = row["language"]
     return message
@@ -82,8 +92,7 @@ def build_message(row: Row, settings: Settings) -> EmailMessage:
 class Mailer:
     """What request handlers hold to queue emails; wakes the in-process worker."""
 
-    def __init__(self, env: jinja2.Environment, settings: Settings) -> None:
-        self.env = env
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._listeners: list[object] = []
 
@@ -92,7 +101,7 @@ class Mailer:
 
     async def queue(self, db: Database, *, name: str, to: str, language: str,
                     context: dict[str, object], endorsement_id: int | None = None) -> int:
-        outbox_id = await enqueue_email(db, env=self.env, settings=self.settings, name=name, to=to,
+        outbox_id = await enqueue_email(db, settings=self.settings, name=name, to=to,
                                         language=language, context=context,
                                         endorsement_id=endorsement_id)
         return outbox_id

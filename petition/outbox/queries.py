@@ -71,14 +71,14 @@ async def claim_due(db: Database, *, worker_id: str, limit: int, lease_seconds: 
         return await db.fetch_all(statement)
 
 
-async def mark_sent(db: Database, *, outbox_id: int, worker_id: str) -> None:
+async def mark_sent(db: Database, *, outbox_id: int, worker_id: str, subject: str) -> None:
     async with db.write():
         await db.execute(
             outbox.update()
             .where(outbox.c.id == outbox_id, outbox.c.claimed_by == worker_id)
-            # The bodies hold signed links: keep no copy once delivered.
-            .values(state=Q.SENT.value, sent_at=utcnow(), body_text="", body_html="",
-                    last_error=None, claimed_at=None)
+            # What the email said holds signed links: keep no copy once delivered, but its subject.
+            .values(state=Q.SENT.value, sent_at=utcnow(), subject=subject[:300], context=None, body_text="",
+                    body_html="", last_error=None, claimed_at=None)
         )
 
 

@@ -10,8 +10,11 @@ outbox = sa.Table(
     sa.Column("endorsement_id", sa.Integer, sa.ForeignKey("endorsements.id", ondelete="SET NULL"),
               nullable=True),
     sa.Column("to_addr", sa.String(254), nullable=False),
+    # What the email says (JSON: the template's values), rendered by the worker that sends it,
+    # so a request never pays for rendering templates. Subject and bodies stay empty until
+    # then. Both may hold signed links: they are blanked once the message is sent.
+    sa.Column("context", sa.Text, nullable=True),
     sa.Column("subject", sa.String(300), nullable=False),
-    # Bodies hold signed links; they are blanked once the message is sent.
     sa.Column("body_text", sa.Text, nullable=False),
     sa.Column("body_html", sa.Text, nullable=False),
     sa.Column("language", sa.String(8), nullable=False),

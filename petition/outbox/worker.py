@@ -22,8 +22,11 @@ class OutboxWorker(PollingWorker):
     log = log
 
     def __init__(self, db: Database, settings: Settings, transport: Transport, *, batch: int = 20) -> None:
+        from petition.templating import make_environment
+
         super().__init__(settings.worker_poll_interval)
         self.db = db
+        self.env = make_environment()
         self.settings = settings
         self.transport = transport
         self.batch = batch
@@ -43,9 +46,10 @@ class OutboxWorker(PollingWorker):
             await self._deliver(row)
         return len(rows)
 
-    async def _send(self, row: queries.Row) -> None:
+    async def _send(self, row: queries.Row) -> str:
+        """Render and send one email; its subject, kept for the contact's data export."""
         try:
-            message = build_message(row, self.settings)
+            message = build_message(row, self.settings, self.env)
         except Exception as exc:  # noqa: BLE001 - this row can never be sent as it is
             raise PermanentFailure(f"the message cannot be built ({type(exc).__name__})") from exc
         try:
@@ -54,10 +58,11 @@ class OutboxWorker(PollingWorker):
             raise
         except Exception as exc:  # noqa: BLE001 - unforeseen: counted, so it cannot loop forever
             raise TemporaryFailure(f"unexpected error ({type(exc).__name__})") from exc
+        return str(message["Subject"])
 
     async def _deliver(self, row: queries.Row) -> None:
         try:
-            await self._send(row)
+            subject = await self._send(row)
         except PermanentFailure as exc:
             log.warning("outbox %s (%s) failed permanently: %s", row["id"], row["kind"], exc)
             await queries.mark_failed(self.db, outbox_id=row["id"], worker_id=self.worker_id, error=str(exc))
@@ -79,5 +84,5 @@ class OutboxWorker(PollingWorker):
             await queries.mark_retry(self.db, outbox_id=row["id"], worker_id=self.worker_id, delay=delay,
                                      error=str(exc))
         else:
-            await queries.mark_sent(self.db, outbox_id=row["id"], worker_id=self.worker_id)
+            await queries.mark_sent(self.db, outbox_id=row["id"], worker_id=self.worker_id, subject=subject)
             log.info("outbox %s (%s) sent", row["id"], row["kind"])

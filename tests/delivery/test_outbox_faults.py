@@ -15,7 +15,6 @@ from petition.outbox.messages import Mailer
 from petition.outbox.queries import backoff_seconds
 from petition.outbox.transports import SMTPTransport
 from petition.outbox.worker import OutboxWorker
-from petition.templating import make_templates
 from tests.conftest import BASE_URL, make_settings
 from tests.support import run_sql, wait_for
 
@@ -24,7 +23,7 @@ def queue(database_url: str, settings, addresses: list[str]) -> None:
     async def go() -> None:
         db = Database(database_url)
         await db.connect()
-        mailer = Mailer(make_templates().env, settings)
+        mailer = Mailer(settings)
         try:
             async with db.write():
                 for address in addresses:

@@ -121,7 +121,8 @@ def test_smtp_down_then_up_delivers_once_with_the_same_message_id(
     assert run_passes(settings) == [1]
     [sent] = outbox_rows(database_url)
     assert sent["state"] == "sent"
-    assert sent["body_text"] == "" and sent["body_html"] == ""
+    assert sent["body_text"] == "" and sent["body_html"] == "" and sent["context"] is None
+    assert sent["subject"] == smtp.messages[0]["Subject"]  # kept for the contact's data export
     [message] = smtp.messages
     assert message["Message-ID"] == queued["message_id"]
     assert message["To"] == EMAIL
@@ -292,7 +293,7 @@ def test_a_message_that_cannot_be_built_is_marked_failed_at_once(make_site, smtp
     site, settings = make_site()
     site.endorse(contact_email=EMAIL)
     # A header value no relay may receive (a line break), as a corrupted row would hold.
-    run_sql(database_url, "UPDATE outbox SET subject = 'broken\nBcc: someone@example.org'")
+    run_sql(database_url, "UPDATE outbox SET to_addr = 'broken@example.org\nBcc: someone@example.org'")
     assert run_passes(settings) == [1]
     [row] = outbox_rows(database_url)
     assert row["state"] == "failed" and "cannot be built" in row["last_error"]

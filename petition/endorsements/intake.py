@@ -1,0 +1,224 @@
+"""Taking in submitted endorsements: the rate limits, the record, its email.
+
+This is the platform's hottest write — thousands a minute when an appeal goes round —
+so on PostgreSQL new addresses are written in groups: submissions that arrive while
+a write is under way wait for it and then go together in one statement, which records
+their rate-limit events, counts each rule's window, inserts the endorsements (pending,
+or quarantined where a limit is exceeded) and the confirmation emails of the pending
+ones. One round trip and one commit carry many signatures (group commit); a lone
+submission goes at once, as a group of one. Each endorsement's id is reserved
+beforehand (`Database.reserve_id`), so its email's signed link exists before the
+statement runs; the worker renders the email.
+
+An address already known for its appeal (the INSERT meets the unique constraint and
+does nothing) then takes the general path, `queries.submit_endorsement`, with the
+verdict of the limits already counted. On SQLite, the embedded default with one
+writer, the same steps run as separate statements in `Database.write()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from petition.abuse.limits import endorsement_allowed, endorsement_rules, key_hash
+from petition.db import Database, Row
+from petition.endorsements.queries import SubmitOutcome, confirmation_context, new_nonce, submit_endorsement
+from petition.endorsements.states import EndorsementState as S
+from petition.outbox.messages import Mailer, outbox_values
+from petition.schema import utcnow
+from petition.settings import Settings
+from petition.tokens import Tokens
+
+log = logging.getLogger("petition.intake")
+
+#: The endorsement's columns as the statement's arrays, with their PostgreSQL array types.
+_COLUMNS = (
+    ("id", "int"), ("appeal_id", "int"), ("organisation_name", "text"), ("name_normalised", "text"),
+    ("country", "text"), ("city", "text"), ("organisation_type", "text"), ("website", "text"),
+    ("contact_name", "text"), ("contact_role", "text"), ("contact_email", "text"), ("email_canonical", "text"),
+    ("authorised", "bool"), ("consent_version", "text"), ("visibility", "text"), ("comment", "text"),
+    ("language", "text"), ("text_language", "text"), ("text_hash", "text"), ("token_nonce", "text"),
+    ("created_at", "timestamp"), ("updated_at", "timestamp"),
+    # not the endorsement's: its confirmation email
+    ("mail_context", "text"), ("mail_message_id", "text"),
+)
+_RECORD = [name for name, _type in _COLUMNS if not name.startswith("mail_")]
+_N = len(_COLUMNS)
+_EVENT_BUCKETS, _EVENT_KEYS, _EVENT_AT = _N + 1, _N + 2, _N + 3
+_RULE_IDS, _RULE_BUCKETS, _RULE_KEYS, _RULE_SINCE, _RULE_LIMITS = _N + 4, _N + 5, _N + 6, _N + 7, _N + 8
+
+# A data-modifying WITH runs against one snapshot: the counts see the events of earlier
+# statements, not this one's, so a rule allows a submission while fewer than `limit` events
+# came before it — the verdict of counting after inserting, except that submissions in one
+# group do not count against each other. Each count stops at the limit, so a flood costs no
+# more to count than a trickle. Rows are inserted in key order, so two groups that share
+# addresses take their locks in the same order and cannot deadlock.
+SUBMIT_SQL = f"""
+WITH events AS (
+    INSERT INTO rate_events (bucket, key_hash, created_at)
+    SELECT * FROM unnest(${_EVENT_BUCKETS}::text[], ${_EVENT_KEYS}::text[], ${_EVENT_AT}::timestamp[])
+), verdict AS (
+    SELECT r.sid, bool_and((SELECT count(*) FROM (
+            SELECT 1 FROM rate_events e
+            WHERE e.bucket = r.bucket AND e.key_hash = r.key_hash AND e.created_at >= r.since
+            LIMIT r.lim) AS s) < r.lim) AS allowed
+    FROM unnest(${_RULE_IDS}::int[], ${_RULE_BUCKETS}::text[], ${_RULE_KEYS}::text[],
+                ${_RULE_SINCE}::timestamp[], ${_RULE_LIMITS}::int[]) AS r(sid, bucket, key_hash, since, lim)
+    GROUP BY r.sid
+), sub AS (
+    SELECT * FROM unnest({", ".join(f"${i}::{kind}[]" for i, (_n, kind) in enumerate(_COLUMNS, start=1))})
+        AS s({", ".join(name for name, _type in _COLUMNS)})
+), ins AS (
+    INSERT INTO endorsements ({", ".join(_RECORD)}, state)
+    SELECT {", ".join(f"s.{name}" for name in _RECORD)},
+           CASE WHEN coalesce(v.allowed, true) THEN '{S.PENDING.value}' ELSE '{S.QUARANTINED.value}' END
+    FROM sub s LEFT JOIN verdict v ON v.sid = s.id
+    ORDER BY s.appeal_id, s.email_canonical
+    ON CONFLICT (appeal_id, email_canonical) DO NOTHING
+    RETURNING id, state
+), mail AS (
+    INSERT INTO outbox (kind, endorsement_id, to_addr, context, subject, body_text, body_html, language,
+                        message_id, state, attempts, next_attempt_at, created_at)
+    SELECT 'confirm', s.id, s.contact_email, s.mail_context, '', '', '', s.language,
+           s.mail_message_id, 'queued', 0, s.created_at, s.created_at
+    FROM ins JOIN sub s ON s.id = ins.id
+    WHERE ins.state = '{S.PENDING.value}'
+)
+SELECT s.id, coalesce(v.allowed, true) AS allowed, ins.state
+FROM sub s LEFT JOIN verdict v ON v.sid = s.id LEFT JOIN ins ON ins.id = s.id
+"""  # noqa: S608 - every interpolated name is a constant of this module
+
+#: Submissions written by one statement at most; groups written at the same time at most.
+MAX_GROUP = 100
+MAX_IN_FLIGHT = 2
+
+
+def _naive(value: dt.datetime) -> dt.datetime:
+    """asyncpg wants naive datetimes for `timestamp` columns (stored as UTC, see UTCDateTime)."""
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+@dataclass
+class _Submission:
+    record: dict[str, Any]
+    events: list[tuple[str, str]]
+    rules: list[tuple[str, str, dt.datetime, int]]  # bucket, key hash, window start, limit
+    done: asyncio.Future[Row] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Intake:
+    """Endorsements in, on either backend; on PostgreSQL, in groups (see the module's text)."""
+
+    def __init__(self, db: Database, settings: Settings, mailer: Mailer, tokens: Tokens) -> None:
+        self.db = db
+        self.settings = settings
+        self.mailer = mailer
+        self.tokens = tokens
+        self._waiting: list[_Submission] = []
+        self._in_flight = 0
+        self._writers: set[asyncio.Task[None]] = set()
+
+    async def take(self, *, appeal: Row, text: Row, data: dict[str, Any], language: str,
+                   ip: str | None) -> SubmitOutcome:
+        """Apply the rate limits and record the endorsement; the caller answers the same in every case."""
+        if self.db.is_sqlite:
+            allowed = await endorsement_allowed(self.db, self.settings, ip=ip, email_canonical=data["email_canonical"])
+            return await submit_endorsement(self.db, mailer=self.mailer, tokens=self.tokens, appeal=appeal,
+                                            text=text, data=data, language=language, hold=not allowed)
+        submission = await self._prepare(appeal=appeal, text=text, data=data, language=language, ip=ip)
+        self._waiting.append(submission)
+        self._start_writing()
+        row = await asyncio.shield(submission.done)
+        if row["state"] == S.PENDING:
+            self.mailer.notify()
+            return SubmitOutcome.NEW
+        if row["state"] == S.QUARANTINED:
+            return SubmitOutcome.HELD
+        # A known address: its events are counted already, the general path does the rest.
+        return await submit_endorsement(self.db, mailer=self.mailer, tokens=self.tokens, appeal=appeal, text=text,
+                                        data=data, language=language, hold=not row["allowed"])
+
+    async def _prepare(self, *, appeal: Row, text: Row, data: dict[str, Any], language: str,
+                       ip: str | None) -> _Submission:
+        now = utcnow()
+        endorsement_id = await self.db.reserve_id("endorsements")
+        nonce = new_nonce()
+        email = outbox_values(self.settings, name="confirm", to=data["contact_email"], language=language,
+                              endorsement_id=endorsement_id,
+                              context=confirmation_context(mailer=self.mailer, tokens=self.tokens, title=text["title"],
+                                                           endorsement_id=endorsement_id, nonce=nonce,
+                                                           organisation_name=data["organisation_name"],
+                                                           language=language))
+        record = {**data, "id": endorsement_id, "appeal_id": appeal["id"], "language": language,
+                  "text_language": text["language"], "text_hash": text["content_hash"], "token_nonce": nonce,
+                  "created_at": _naive(now), "updated_at": _naive(now),
+                  "mail_context": email["context"], "mail_message_id": email["message_id"]}
+        secret = str(self.settings.secret_key)
+        rules = endorsement_rules(self.settings, ip=ip, email_canonical=data["email_canonical"])
+        hashed = [(rule, key_hash(secret, rule.bucket, rule.key)) for rule in rules]
+        return _Submission(
+            record=record,
+            events=sorted({(rule.bucket, digest) for rule, digest in hashed}),
+            rules=[(rule.bucket, digest, _naive(now - dt.timedelta(seconds=rule.window)), rule.limit)
+                   for rule, digest in hashed],
+        )
+
+    def _start_writing(self) -> None:
+        if self._in_flight < MAX_IN_FLIGHT:
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._write_groups(), name="intake-writer")
+            self._writers.add(task)
+            task.add_done_callback(self._writers.discard)
+
+    async def _write_groups(self) -> None:
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
+                await self._write(group)
+        finally:
+            self._in_flight -= 1
+
+    async def _write(self, group: list[_Submission]) -> None:
+        try:
+            rows = await self._run(group)
+            by_id = {row["id"]: row for row in rows}
+            results = [by_id[submission.record["id"]] for submission in group]
+        except Exception as exc:  # noqa: BLE001 - each submission learns its own fate below
+            if len(group) > 1 and not _is_connection_error(exc):
+                # One bad submission must not fail the others: write each on its own.
+                log.warning("intake: a group of %d failed (%s); writing them one by one", len(group),
+                            type(exc).__name__)
+                for submission in group:
+                    await self._write([submission])
+                return
+            for submission in group:
+                if not submission.done.done():
+                    submission.done.set_exception(exc)
+            return
+        for submission, row in zip(group, results, strict=True):
+            if not submission.done.done():
+                submission.done.set_result(row)
+
+    async def _run(self, group: list[_Submission]) -> list[Row]:
+        columns = [[s.record[name] for s in group] for name, _type in _COLUMNS]
+        events = [event for s in group for event in s.events]
+        at = [s.record["created_at"] for s in group for _event in s.events]
+        rules = [(s.record["id"], *rule) for s in group for rule in s.rules]
+        return list(await self.db.fetch_all_raw(
+            SUBMIT_SQL, *columns,
+            [bucket for bucket, _key in events], [key for _bucket, key in events], at,
+            [r[0] for r in rules], [r[1] for r in rules], [r[2] for r in rules], [r[3] for r in rules],
+            [r[4] for r in rules],
+        ))
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """The database is away: writing the group one by one would only fail as many times."""
+    import asyncpg
+
+    return isinstance(exc, (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                            asyncpg.CannotConnectNowError))

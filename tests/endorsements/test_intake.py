@@ -1,0 +1,107 @@
+"""Submissions that arrive together are written together (on PostgreSQL, in one statement),
+and each still gets exactly what it would have got alone."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from petition.appeals.queries import DEMO_SLUG, current_text, ensure_demo_appeal, get_appeal
+from petition.db import Database
+from petition.endorsements.forms import parse_endorsement_form
+from petition.endorsements.intake import Intake
+from petition.endorsements.queries import SubmitOutcome
+from petition.outbox.messages import Mailer
+from petition.settings import Settings
+from petition.tokens import Tokens
+from tests.conftest import make_settings
+from tests.support import db_rows, valid_form
+
+
+def data_of(form: dict[str, str]) -> dict[str, Any]:
+    parsed = parse_endorsement_form(form)
+    assert parsed.ok, parsed.errors
+    return parsed.data
+
+
+def submit_together(settings: Settings, forms: list[dict[str, str]], ip: str = "198.51.100.4") -> list[Any]:
+    """Submit every form at the same moment; each one's outcome, or the exception it raised."""
+    return take_together(settings, [data_of(form) for form in forms], ip)
+
+
+def take_together(settings: Settings, datas: list[dict[str, Any]], ip: str) -> list[Any]:
+
+    async def go() -> list[Any]:
+        db = Database(settings.database_url)
+        await db.connect()
+        try:
+            await ensure_demo_appeal(db)
+            appeal = dict(await get_appeal(db, slug=DEMO_SLUG))
+            text = dict(await current_text(db, appeal=appeal, language="en"))
+            intake = Intake(db, settings, Mailer(settings), Tokens(str(settings.secret_key)))
+            return await asyncio.gather(
+                *(intake.take(appeal=appeal, text=text, data=data, language="en", ip=ip) for data in datas),
+                return_exceptions=True)
+        finally:
+            await db.disconnect()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def roomy_settings(database_url, tmp_path) -> Settings:
+    return make_settings(database_url, tmp_path / "data", None, rate_limit_ip_burst=1000,
+                         rate_limit_ip_sustained=1000, rate_limit_domain=1000)
+
+
+def test_forty_submissions_at_once_are_all_stored_each_with_its_confirmation(roomy_settings, database_url):
+    forms = [valid_form(contact_email=f"office{i}@group{i % 7}.example", organisation_name=f"Group {i}")
+             for i in range(40)]
+    # The same address twice in one go: one endorsement, and the confirmation sent again.
+    forms += [valid_form(contact_email="twice@group.example"), valid_form(contact_email="Twice@Group.example")]
+    outcomes = submit_together(roomy_settings, forms)
+
+    assert sorted(outcomes) == sorted([SubmitOutcome.NEW] * 41 + [SubmitOutcome.RESENT])
+    rows = db_rows(database_url, "SELECT id, state, organisation_name, email_canonical FROM endorsements")
+    assert len(rows) == 41 and {r["state"] for r in rows} == {"pending"}
+    assert {r["organisation_name"] for r in rows} >= {f"Group {i}" for i in range(40)}
+    mails = db_rows(database_url, "SELECT endorsement_id, kind, to_addr FROM outbox")
+    assert sorted(m["kind"] for m in mails) == ["confirm"] * 42
+    by_id = {r["id"]: r for r in rows}
+    # Each email goes to its own endorsement's address.
+    assert all(by_id[m["endorsement_id"]]["email_canonical"] == m["to_addr"].lower() for m in mails)
+
+
+def test_over_the_limit_in_a_crowd_is_held_silently(database_url, tmp_path):
+    settings = make_settings(database_url, tmp_path / "data", None, rate_limit_ip_burst=1000,
+                             rate_limit_ip_sustained=1000, rate_limit_domain=3)
+    first = submit_together(settings, [valid_form(contact_email=f"a{i}@one-domain.example") for i in range(3)])
+    assert first == [SubmitOutcome.NEW] * 3
+    # The domain's three are used up: whoever comes next from it is held, the others are not.
+    later = submit_together(settings, [valid_form(contact_email="b@one-domain.example"),
+                                       valid_form(contact_email="c@another-domain.example")])
+    assert later == [SubmitOutcome.HELD, SubmitOutcome.NEW]
+    states = {r["email_canonical"]: r["state"] for r in db_rows(
+        database_url, "SELECT email_canonical, state FROM endorsements")}
+    assert states["b@one-domain.example"] == "quarantined"
+    assert states["c@another-domain.example"] == "pending"
+    held = db_rows(database_url, "SELECT count(*) AS n FROM outbox WHERE to_addr = 'b@one-domain.example'")
+    assert held[0]["n"] == 0
+
+
+def test_one_submission_the_database_refuses_does_not_fail_the_others(roomy_settings, database_url, caplog):
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite does not enforce column lengths; this runs in the PostgreSQL pass")
+    datas = [data_of(valid_form(contact_email=f"ok{i}@fine.example")) for i in range(9)]
+    # A value longer than its column: the form never lets one through, a bug might.
+    datas[4]["organisation_name"] = "x" * 300
+    outcomes = take_together(roomy_settings, datas, "198.51.100.4")
+
+    assert "writing them one by one" in caplog.text  # they did go as one group first
+    assert outcomes[:4] + outcomes[5:] == [SubmitOutcome.NEW] * 8
+    assert isinstance(outcomes[4], Exception)
+    stored = {r["email_canonical"] for r in db_rows(database_url, "SELECT email_canonical FROM endorsements")}
+    assert stored == {f"ok{i}@fine.example" for i in range(9)} - {"ok4@fine.example"}
+    assert len(db_rows(database_url, "SELECT id FROM outbox")) == 8
