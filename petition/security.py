@@ -37,7 +37,7 @@ class CSRF:
         self._key = hmac.new(str(settings.secret_key).encode(), b"petition.csrf", hashlib.sha256).digest()
 
     def _token(self, secret: str) -> str:
-        return hmac.new(self._key, secret.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, secret.encode(), hashlib.sha256).hex()
 
     def token_for(self, conn: HTTPConnection) -> str:
         conn.scope["state"]["csrf_used"] = True

@@ -38,10 +38,11 @@ class TokenClaims:
 
 class Tokens:
     def __init__(self, secret: str) -> None:
-        self._secret = secret
+        # One serializer per purpose, made once: each derives its signing key from the secret.
+        self._serializers = {purpose: URLSafeTimedSerializer(secret, salt=purpose.value) for purpose in Purpose}
 
     def _serializer(self, purpose: Purpose) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self._secret, salt=purpose.value)
+        return self._serializers[purpose]
 
     def make(self, purpose: Purpose, *, endorsement_id: int, nonce: str) -> str:
         return str(self._serializer(purpose).dumps([endorsement_id, nonce]))

@@ -37,7 +37,7 @@ class Rule:
 
 
 def key_hash(secret: str, bucket: str, key: str) -> str:
-    return hmac.new(secret.encode(), f"{bucket}\x00{key}".encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.digest(secret.encode(), f"{bucket}\x00{key}".encode(), hashlib.sha256).hex()[:32]
 
 
 def is_trusted(settings: Settings, ip: str | None) -> bool:
