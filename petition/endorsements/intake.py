@@ -49,25 +49,29 @@ _COLUMNS = (
 _RECORD = [name for name, _type in _COLUMNS if not name.startswith("mail_")]
 _N = len(_COLUMNS)
 _EVENT_BUCKETS, _EVENT_KEYS, _EVENT_AT = _N + 1, _N + 2, _N + 3
-_RULE_IDS, _RULE_BUCKETS, _RULE_KEYS, _RULE_SINCE, _RULE_LIMITS = _N + 4, _N + 5, _N + 6, _N + 7, _N + 8
+_RULE_IDS, _RULE_BUCKETS, _RULE_KEYS, _RULE_SINCE, _RULE_LIMITS, _RULE_BEFORE = (
+    _N + 4, _N + 5, _N + 6, _N + 7, _N + 8, _N + 9)
 
 # A data-modifying WITH runs against one snapshot: the counts see the events of earlier
-# statements, not this one's, so a rule allows a submission while fewer than `limit` events
-# came before it — the verdict of counting after inserting, except that submissions in one
-# group do not count against each other. Each count stops at the limit, so a flood costs no
-# more to count than a trickle. Rows are inserted in key order, so two groups that share
-# addresses take their locks in the same order and cannot deadlock.
+# statements, not this one's. So each rule also brings how many submissions earlier in the
+# same group have its key (`before`, counted in Python), and a rule allows a submission while
+# fewer than `limit` events came before it — the verdict of counting after inserting, one
+# submission at a time: a bot's hundred parallel requests are held like a hundred in a row.
+# Each count stops at the limit, so a flood costs no more to count than a trickle. Rows are
+# inserted in key order, so two groups that share addresses take their locks in the same
+# order and cannot deadlock.
 SUBMIT_SQL = f"""
 WITH events AS (
     INSERT INTO rate_events (bucket, key_hash, created_at)
     SELECT * FROM unnest(${_EVENT_BUCKETS}::text[], ${_EVENT_KEYS}::text[], ${_EVENT_AT}::timestamp[])
 ), verdict AS (
-    SELECT r.sid, bool_and((SELECT count(*) FROM (
+    SELECT r.sid, bool_and(r.before + (SELECT count(*) FROM (
             SELECT 1 FROM rate_events e
             WHERE e.bucket = r.bucket AND e.key_hash = r.key_hash AND e.created_at >= r.since
             LIMIT r.lim) AS s) < r.lim) AS allowed
     FROM unnest(${_RULE_IDS}::int[], ${_RULE_BUCKETS}::text[], ${_RULE_KEYS}::text[],
-                ${_RULE_SINCE}::timestamp[], ${_RULE_LIMITS}::int[]) AS r(sid, bucket, key_hash, since, lim)
+                ${_RULE_SINCE}::timestamp[], ${_RULE_LIMITS}::int[], ${_RULE_BEFORE}::int[])
+         AS r(sid, bucket, key_hash, since, lim, before)
     GROUP BY r.sid
 ), sub AS (
     SELECT * FROM unnest({", ".join(f"${i}::{kind}[]" for i, (_n, kind) in enumerate(_COLUMNS, start=1))})
@@ -92,9 +96,12 @@ SELECT s.id, coalesce(v.allowed, true) AS allowed, ins.state
 FROM sub s LEFT JOIN verdict v ON v.sid = s.id LEFT JOIN ins ON ins.id = s.id
 """  # noqa: S608 - every interpolated name is a constant of this module
 
-#: Submissions written by one statement at most; groups written at the same time at most.
+#: Submissions written by one statement at most.
 MAX_GROUP = 100
-MAX_IN_FLIGHT = 2
+#: Groups a process writes at the same time. One: each group's statement then sees the
+#: events of the group before it, so the limits hold exactly within a process (two
+#: statements at once would not see each other's), and waiting groups grow larger.
+MAX_IN_FLIGHT = 1
 
 
 def _naive(value: dt.datetime) -> dt.datetime:
@@ -207,12 +214,17 @@ class Intake:
         columns = [[s.record[name] for s in group] for name, _type in _COLUMNS]
         events = [event for s in group for event in s.events]
         at = [s.record["created_at"] for s in group for _event in s.events]
-        rules = [(s.record["id"], *rule) for s in group for rule in s.rules]
+        rules = []
+        seen: dict[tuple[int, str, str], int] = {}  # (rule's place, bucket, key) → earlier in this group
+        for s in group:
+            for place, (bucket, key, since, limit) in enumerate(s.rules):
+                before = seen.get((place, bucket, key), 0)
+                seen[(place, bucket, key)] = before + 1
+                rules.append((s.record["id"], bucket, key, since, limit, before))
         return list(await self.db.fetch_all_raw(
             SUBMIT_SQL, *columns,
             [bucket for bucket, _key in events], [key for _bucket, key in events], at,
-            [r[0] for r in rules], [r[1] for r in rules], [r[2] for r in rules], [r[3] for r in rules],
-            [r[4] for r in rules],
+            *([r[i] for r in rules] for i in range(6)),
         ))
 
 

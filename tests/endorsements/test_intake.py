@@ -91,6 +91,18 @@ def test_over_the_limit_in_a_crowd_is_held_silently(database_url, tmp_path):
     assert held[0]["n"] == 0
 
 
+def test_a_burst_of_parallel_requests_from_one_address_is_held_past_the_limit(database_url, tmp_path):
+    settings = make_settings(database_url, tmp_path / "data", None, rate_limit_ip_burst=10,
+                             rate_limit_ip_sustained=1000)
+    forms = [valid_form(contact_email=f"bot{i}@d{i}.example") for i in range(30)]
+    outcomes = submit_together(settings, forms, ip="192.0.2.66")
+    # As if they had come one after another: the first ten pass, the rest are held.
+    assert outcomes == [SubmitOutcome.NEW] * 10 + [SubmitOutcome.HELD] * 20
+    states = [r["state"] for r in db_rows(database_url, "SELECT state FROM endorsements")]
+    assert sorted(states) == ["pending"] * 10 + ["quarantined"] * 20
+    assert len(db_rows(database_url, "SELECT id FROM outbox")) == 10
+
+
 def test_one_submission_the_database_refuses_does_not_fail_the_others(roomy_settings, database_url, caplog):
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite does not enforce column lengths; this runs in the PostgreSQL pass")
