@@ -1,0 +1,154 @@
+"""The renderer on its own: chunks, page sizes, page marks and labels, right-to-left cells."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+from weasyprint import HTML
+
+from petition.dossiers import render
+from petition.dossiers.content import AppealText, DossierContent, Signatory, canonical_list
+from petition.dossiers.render import Presentation, direction, label_runs, render_pdf
+from petition.i18n import translations
+from tests.dossiers.factories import run
+
+LATIN = [f"Friedensgruppe {n}" for n in ("Aachen", "Bonn", "Celle", "Dessau", "Erfurt", "Fulda")]
+ARABIC = "جمعية الحرية العالمية"
+HEBREW = "ארגון שלום ישראלי"
+
+
+def dossier_content(names: list[str]) -> DossierContent:
+    rows = tuple(
+        Signatory(
+            name=name,
+            city="Köln",
+            organisation_type="peace",
+            website=f"https://org{i}.example.org",
+            endorsed_on=dt.date(2026, 3, 14),
+        )
+        for i, name in enumerate(names)
+    )
+    data = canonical_list(appeal_slug="demo", country="DE", signatories=rows, anonymous_count=3)
+    return DossierContent(
+        appeal_id=1,
+        appeal_slug="demo",
+        country="DE",
+        language="de",
+        texts=(
+            AppealText("de", "Schutz für Deserteure", "Bundestag", "Ein **Aufruf**."),
+            AppealText("en", "Protect deserters", "Bundestag", "An **appeal**."),
+        ),
+        signatories=rows,
+        anonymous_count=3,
+        generated_at=dt.datetime(2026, 3, 14, 12, 0, tzinfo=dt.UTC),
+        canonical_list=data,
+        list_sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def page_sizes(path: Path, pages: int) -> list[tuple[float, float]]:
+    info = run("pdfinfo", "-f", "1", "-l", str(pages), path)
+    return [
+        (float(w), float(h)) for w, h in re.findall(r"Page\s+\d+ size:\s+([\d.]+) x ([\d.]+)", info)
+    ]
+
+
+def page_text(path: Path, page: int) -> str:
+    text = run("pdftotext", "-f", str(page), "-l", str(page), "-enc", "UTF-8", path, "-")
+    return re.sub(r"\s+", " ", text)
+
+
+@pytest.mark.asyncio
+async def test_page_x_of_y_runs_across_chunks_and_label_pieces(tmp_path: Path) -> None:
+    content = dossier_content([*LATIN, ARABIC, HEBREW])
+    presentation = Presentation("https://petition.example/verify", "AB:CD")
+    # Three rows a chunk (three chunks, each on fresh pages) and three label documents,
+    # so that label pieces begin and end inside the cover and inside the list.
+    pdf, pages = await render_pdf(content, presentation, chunk_rows=3, label_pieces=3)
+    path = tmp_path / "dossier.pdf"
+    path.write_bytes(pdf)
+
+    assert int(re.search(r"Pages:\s+(\d+)", run("pdfinfo", path)).group(1)) == pages
+    sizes = page_sizes(path, pages)
+    assert len(sizes) == pages
+    portrait = [n for n, (w, h) in enumerate(sizes, start=1) if w < h]
+    landscape = [n for n, (w, h) in enumerate(sizes, start=1) if w > h]
+    # The cover and appeal texts in portrait, then the list across the page, a chunk a page.
+    assert portrait == list(range(1, len(portrait) + 1)) and len(portrait) >= 2
+    assert len(landscape) == 3 and landscape[-1] == pages
+
+    german = translations("de")
+    label = german.gettext("page %(page)s of %(pages)s")
+    digest_mark = f"{german.gettext('List SHA-256:')} {content.list_sha256}"
+    for n in range(1, pages + 1):
+        text = page_text(path, n)
+        assert text.count(label % {"page": n, "pages": pages}) == 1, (n, text)
+        assert digest_mark in text, n
+        assert f"{german.gettext('Dossier')} · Deutschland · Schutz für Deserteure" in text, n
+    everything = " ".join(page_text(path, n) for n in landscape)
+    for name in LATIN:
+        assert name in everything
+    anonymous = german.ngettext(
+        "and %(num)s organisation that asked not to be named",
+        "and %(num)s organisations that asked not to be named",
+        3,
+    ) % {"num": 3}
+    assert anonymous in page_text(path, pages)
+
+
+@pytest.mark.asyncio
+async def test_right_to_left_names_are_set_from_the_right_of_their_cell(tmp_path: Path) -> None:
+    content = dossier_content([LATIN[0], ARABIC, HEBREW])
+    pdf, pages = await render_pdf(content, Presentation("https://petition.example/verify", "AB"))
+    path = tmp_path / "dossier.pdf"
+    path.write_bytes(pdf)
+    words = re.findall(
+        r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)" yMax="[\d.]+">([^<]+)</word>',
+        run("pdftotext", "-f", str(pages), "-l", str(pages), "-bbox", path, "-"),
+    )
+    left_edge = min(float(x0) for x0, _x1, word in words if word == "Friedensgruppe")
+    # The name column is 38 % of 265 mm from the 16 mm margin: its right edge near 328 pt.
+    for name in (ARABIC, HEBREW):
+        # pdftotext may give right-to-left words in visual order: either way round counts.
+        parts = set(name.split()) | {w[::-1] for w in name.split()}
+        right_edge = max(float(x1) for _x0, x1, word in words if word in parts)
+        assert 300 < right_edge < 330, (name, right_edge)
+    assert left_edge < 60
+
+
+def test_direction_follows_the_first_strong_character() -> None:
+    assert direction(ARABIC) == ' dir="rtl"'
+    assert direction(f"12 {HEBREW}") == ' dir="rtl"'
+    assert direction(f"Verein {ARABIC}") == ""
+    assert direction("") == "" and direction("2026") == ""
+
+
+def test_label_runs_cover_every_page_once() -> None:
+    assert label_runs([False] * 7, 3) == [range(1, 3), range(3, 6), range(6, 8)]
+    assert label_runs([True] * 2, 5) == [range(1, 2), range(2, 3)]
+    assert label_runs([True] * 900, 2) == [range(1, 451), range(451, 901)]
+
+
+def test_the_renderer_replaces_weasyprints_user_agent_stylesheet(tmp_path: Path) -> None:
+    # weasyprint asks HTML._ua_stylesheets() for its user-agent sheets (no public API):
+    # if a weasyprint release renames it, dossiers would silently lose the fast cascade.
+    assert callable(getattr(HTML, "_ua_stylesheets", None))
+    document_class = render._html_class()
+    assert issubclass(document_class, HTML)
+    assert len(document_class(string="<p>x</p>")._ua_stylesheets()) == 1
+    # What the dossier's markup needs from a user-agent sheet still holds with ours.
+    rendered = render.render_html(
+        "<html><head><title>Kopf</title></head><body><h1>Titel</h1>"
+        "<ul><li>Punkt</li></ul><p>Absatz <strong>fett</strong></p></body></html>",
+        variant=None,
+    )
+    assert rendered.pages == 1 and rendered.landscape == (False,)
+    path = tmp_path / "ua.pdf"
+    path.write_bytes(rendered.pdf)
+    text = page_text(path, 1)
+    assert "Kopf" not in text
+    assert "Titel" in text and "• Punkt" in text and "Absatz fett" in text
