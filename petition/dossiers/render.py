@@ -101,24 +101,25 @@ def _mime(path: Path) -> str:
     )
 
 
-_fetcher_cache: dict[str, Any] = {}
+#: Built on first use in each process: the URL fetcher and the `HTML` class.
+_process_cache: dict[str, Any] = {}
 
 
 def url_fetcher() -> Any:
-    if "fetcher" not in _fetcher_cache:
-        _fetcher_cache["fetcher"] = _fetcher_class()(
+    if "fetcher" not in _process_cache:
+        _process_cache["fetcher"] = _fetcher_class()(
             allowed_protocols={"file"}, fail_on_errors=False
         )
-    return _fetcher_cache["fetcher"]
+    return _process_cache["fetcher"]
 
 
 def _html_class() -> type:
     """weasyprint's `HTML` with the dossier's user-agent stylesheet instead of its own.
 
-    weasyprint (62–70) asks `HTML._ua_stylesheets()` for the user-agent sheets; nothing
-    public replaces them. tests/dossiers/test_render.py fails if that hook goes away.
+    weasyprint asks `HTML._ua_stylesheets()` for the user-agent sheets (70.0 does; no
+    public option replaces them): tests/dossiers/test_render.py fails if it goes away.
     """
-    if "html" not in _fetcher_cache:
+    if "html" not in _process_cache:
         from weasyprint import CSS, HTML
 
         sheet = CSS(
@@ -131,8 +132,8 @@ def _html_class() -> type:
             def _ua_stylesheets(self, forms: bool = False) -> list[Any]:
                 return [sheet]
 
-        _fetcher_cache["html"] = DossierDocument
-    return _fetcher_cache["html"]  # type: ignore[no-any-return]
+        _process_cache["html"] = DossierDocument
+    return _process_cache["html"]  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
