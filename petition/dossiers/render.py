@@ -179,15 +179,14 @@ def _release_memory() -> None:
         pass
 
 
-def warm_up() -> int:
-    """A pool process's first task: load the fonts before the first chunk arrives.
+def prepare_process() -> None:
+    """Each pool process, as it starts: load the fonts before the first document arrives.
 
     Then `gc.freeze()`: the modules and caches loaded so far live as long as the process,
     so the collection after each document need not scan them again.
     """
     render_html("<p style=\"font-family: 'Noto Sans'\">·</p>", variant=None)
     gc.freeze()
-    return os.getpid()
 
 
 @dataclass(frozen=True)
@@ -341,7 +340,10 @@ def pool() -> ProcessPoolExecutor:
                 1, int(os.environ.get("PETITION_RENDER_PROCESSES", 0)) or os.cpu_count() or 1
             )
             _pool = ProcessPoolExecutor(
-                max_workers=_pool_workers, mp_context=context, max_tasks_per_child=50
+                max_workers=_pool_workers,
+                mp_context=context,
+                initializer=prepare_process,
+                max_tasks_per_child=50,
             )
             atexit.register(shutdown_pool)
         return _pool
@@ -353,7 +355,7 @@ def pool_workers() -> int:
 
 
 def start_pool() -> None:
-    """Start every pool process now and let each load the fonts; returns without waiting.
+    """Start every pool process now (each prepares itself); returns without waiting for them.
 
     The first submit blocks until the forkserver has imported weasyprint, pypdf and
     pyHanko (about a second): call this in a thread, early, so that it overlaps with
@@ -366,7 +368,7 @@ def start_pool() -> None:
             return
         _pool_started = True
         for _ in range(_pool_workers):
-            executor.submit(warm_up)
+            executor.submit(os.getpid)
 
 
 def shutdown_pool() -> None:
