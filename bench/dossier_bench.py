@@ -7,7 +7,8 @@ For each size: a temporary SQLite database gets that many named organisations
 plus a few anonymous ones. Then, each in a fresh child process:
 
 - dossier: `petition.dossiers.jobs.build` — gather, chunked render across the
-  process pool, join with page marks, PAdES signature, stored file;
+  process pool, page marks and "page X of Y" laid over the joined pages, PAdES
+  signature, stored file;
 - bare: the same rows as one plain HTML table rendered by weasyprint in one go.
 
 Time is wall-clock. Peak memory is the peak of the summed PSS (proportional set

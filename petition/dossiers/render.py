@@ -412,9 +412,8 @@ def direction(text: str) -> Markup:
     return Markup("")
 
 
-def label_runs(landscape: Sequence[bool], pieces: int) -> list[range]:
-    """Page numbers (from 1) split into `pieces` runs of nearly equal length."""
-    total = len(landscape)
+def label_runs(total: int, pieces: int) -> list[range]:
+    """Page numbers 1…`total` split into `pieces` runs of nearly equal length."""
     pieces = max(1, min(pieces, total))
     bounds = [round(total * i / pieces) for i in range(pieces + 1)]
     return [range(bounds[i] + 1, bounds[i + 1] + 1) for i in range(pieces)]
@@ -557,7 +556,7 @@ async def render_pdf(
     label_docs = await asyncio.gather(
         *(
             loop.run_in_executor(executor, plain, html.labels(landscape, run))
-            for run in label_runs(landscape, label_pieces)
+            for run in label_runs(pages, label_pieces)
         )
     )
     labelled_at = loop.time()
