@@ -152,3 +152,11 @@ def test_the_renderer_replaces_weasyprints_user_agent_stylesheet(tmp_path: Path)
     text = page_text(path, 1)
     assert "Kopf" not in text
     assert "Titel" in text and "• Punkt" in text and "Absatz fett" in text
+
+
+def test_weasyprint_runs_on_a_stack_chunk_of_its_own() -> None:
+    # CPython 3.11 mmaps and munmaps a 16 KiB stack chunk each time a call crosses a
+    # chunk boundary: the render is called from a frame that makes the interpreter give
+    # it 1 MiB at once (render.on_roomy_stack explains the measurements).
+    assert render.on_roomy_stack.__code__.co_stacksize >= 1 << 16
+    assert render.on_roomy_stack(divmod, 7, 2) == (3, 1)
