@@ -47,7 +47,7 @@ ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 ASSETS_URL = ASSETS_DIR.as_uri() + "/"
 UA_STYLESHEET = ASSETS_DIR / "ua.css"
 CHUNK_ROWS = 1000
-#: Fewest pages worth a "page X of Y" document of their own (each costs a process ~50 ms).
+#: Fewest pages worth a "page X of Y" document of their own (a document costs ~50 ms).
 LABEL_PAGES = 100
 PDF_VARIANT = "pdf/a-3b"
 CANONICAL_LIST_NAME = "canonical-list.txt"
