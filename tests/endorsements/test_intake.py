@@ -117,3 +117,27 @@ def test_one_submission_the_database_refuses_does_not_fail_the_others(roomy_sett
     stored = {r["email_canonical"] for r in db_rows(database_url, "SELECT email_canonical FROM endorsements")}
     assert stored == {f"ok{i}@fine.example" for i in range(9)} - {"ok4@fine.example"}
     assert len(db_rows(database_url, "SELECT id FROM outbox")) == 8
+
+
+def test_reserved_ids_stay_unique_across_blocks_and_processes(database_url):
+    if database_url.startswith("sqlite"):
+        pytest.skip("ids are reserved from PostgreSQL sequences; this runs in the PostgreSQL pass")
+
+    async def go() -> tuple[list[int], list[int]]:
+        first, second = Database(database_url), Database(database_url)
+        await first.connect()
+        await second.connect()
+        try:
+            # Two web processes, each through several blocks (and their background refills).
+            a, b = [], []
+            for _ in range(700):
+                a.append(await first.reserve_id("endorsements"))
+                b.append(await second.reserve_id("endorsements"))
+            return a, b
+        finally:
+            await first.disconnect()
+            await second.disconnect()
+
+    a, b = asyncio.run(go())
+    assert len(set(a) | set(b)) == 1400
+    assert a == sorted(a) and b == sorted(b)  # each process hands its ids out in order
