@@ -12,6 +12,7 @@ from petition.appeals.queries import current_text, current_titles, get_appeal, l
 from petition.appeals.states import AppealStatus
 from petition.db import Row
 from petition.endorsements.forms import HONEYPOT_FIELD, ORGANISATION_TYPE_LABELS, parse_endorsement_form
+from petition.endorsements.queries import SubmitOutcome
 from petition.publish.cache import public_cache
 from petition.publish.cached import appeal_by_slug, appeal_text, listed_counts, newest_named
 from petition.publish.chart import country_chart
@@ -108,7 +109,17 @@ async def endorse(request: Request) -> Response:
     text = await appeal_text(public_cache(request), svc.db, appeal=appeal, language=language)
     if text is None:
         raise HTTPException(404)
-    await svc.intake.take(appeal=appeal, text=text, data=parsed.data, language=language, ip=client_ip(request))
+    outcome = await svc.intake.take(appeal=appeal, text=text, data=parsed.data, language=language,
+                                    ip=client_ip(request))
+    if outcome is SubmitOutcome.CLOSED:
+        # Paused or closed (by another process) since the cached copy was read: nothing was stored.
+        public_cache(request).invalidate()
+        fresh = await public_appeal(request)
+        closed = _intake_closed(request, fresh)
+        if closed is not None:
+            return closed
+        # Open again already: take it as it is now.
+        await svc.intake.take(appeal=fresh, text=text, data=parsed.data, language=language, ip=client_ip(request))
     return RedirectResponse(check_email, status_code=303)
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from petition.abuse.limits import endorsement_allowed, endorsement_rules, key_hash
+from petition.appeals.queries import get_appeal_by_id
+from petition.appeals.states import AppealStatus
 from petition.db import Database, Row
 from petition.endorsements.queries import SubmitOutcome, confirmation_context, new_nonce, submit_endorsement
 from petition.endorsements.states import EndorsementState as S
@@ -59,7 +61,10 @@ _RULE_IDS, _RULE_BUCKETS, _RULE_KEYS, _RULE_SINCE, _RULE_LIMITS, _RULE_BEFORE = 
 # submission at a time: a bot's hundred parallel requests are held like a hundred in a row.
 # Each count stops at the limit, so a flood costs no more to count than a trickle. Rows are
 # inserted in key order, so two groups that share addresses take their locks in the same
-# order and cannot deadlock.
+# order and cannot deadlock; an address twice in one group goes in arrival order (ids are
+# handed out in order), so the earlier submission is the one stored. Only an appeal that is
+# open at the moment of writing takes endorsements: the caller's copy of it may be a few
+# seconds old (petition.publish.cache) and another process may have paused or closed it.
 SUBMIT_SQL = f"""
 WITH events AS (
     INSERT INTO rate_events (bucket, key_hash, created_at)
@@ -81,7 +86,8 @@ WITH events AS (
     SELECT {", ".join(f"s.{name}" for name in _RECORD)},
            CASE WHEN coalesce(v.allowed, true) THEN '{S.PENDING.value}' ELSE '{S.QUARANTINED.value}' END
     FROM sub s LEFT JOIN verdict v ON v.sid = s.id
-    ORDER BY s.appeal_id, s.email_canonical
+    JOIN appeals a ON a.id = s.appeal_id AND a.status = '{AppealStatus.OPEN.value}'
+    ORDER BY s.appeal_id, s.email_canonical, s.id
     ON CONFLICT (appeal_id, email_canonical) DO NOTHING
     RETURNING id, state
 ), mail AS (
@@ -92,8 +98,9 @@ WITH events AS (
     FROM ins JOIN sub s ON s.id = ins.id
     WHERE ins.state = '{S.PENDING.value}'
 )
-SELECT s.id, coalesce(v.allowed, true) AS allowed, ins.state
+SELECT s.id, coalesce(v.allowed, true) AS allowed, ins.state, a.status AS appeal_status
 FROM sub s LEFT JOIN verdict v ON v.sid = s.id LEFT JOIN ins ON ins.id = s.id
+     LEFT JOIN appeals a ON a.id = s.appeal_id
 """  # noqa: S608 - every interpolated name is a constant of this module
 
 #: Submissions written by one statement at most.
@@ -131,8 +138,12 @@ class Intake:
 
     async def take(self, *, appeal: Row, text: Row, data: dict[str, Any], language: str,
                    ip: str | None) -> SubmitOutcome:
-        """Apply the rate limits and record the endorsement; the caller answers the same in every case."""
+        """Apply the rate limits and record the endorsement; the caller answers the same in every case
+        but CLOSED (the appeal stopped taking endorsements since the caller read it: nothing stored)."""
         if self.db.is_sqlite:
+            current = await get_appeal_by_id(self.db, appeal_id=appeal["id"])
+            if current is None or current["status"] != AppealStatus.OPEN:
+                return SubmitOutcome.CLOSED
             allowed = await endorsement_allowed(self.db, self.settings, ip=ip, email_canonical=data["email_canonical"])
             return await submit_endorsement(self.db, mailer=self.mailer, tokens=self.tokens, appeal=appeal,
                                             text=text, data=data, language=language, hold=not allowed)
@@ -140,6 +151,8 @@ class Intake:
         self._waiting.append(submission)
         self._start_writing()
         row = await asyncio.shield(submission.done)
+        if row["appeal_status"] != AppealStatus.OPEN:
+            return SubmitOutcome.CLOSED
         if row["state"] == S.PENDING:
             self.mailer.notify()
             return SubmitOutcome.NEW
@@ -175,19 +188,46 @@ class Intake:
         )
 
     def _start_writing(self) -> None:
-        if self._in_flight < MAX_IN_FLIGHT:
-            self._in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._write_groups(), name="intake-writer")
-            self._writers.add(task)
-            task.add_done_callback(self._writers.discard)
+        if self._in_flight >= MAX_IN_FLIGHT:
+            return
+        self._in_flight += 1
+        started = False
+
+        async def write() -> None:
+            nonlocal started
+            started = True
+            await self._write_groups()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            self._writers.discard(task)
+            if not started:
+                # Cancelled before it ran (the loop is shutting down): its `finally` never did.
+                self._in_flight -= 1
+                self._stop_waiting()
+
+        task = asyncio.get_running_loop().create_task(write(), name="intake-writer")
+        self._writers.add(task)
+        task.add_done_callback(finished)
 
     async def _write_groups(self) -> None:
         try:
             while self._waiting:
                 group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
-                await self._write(group)
+                try:
+                    await self._write(group)
+                except BaseException:
+                    _fail(group, asyncio.CancelledError())
+                    raise
+        except BaseException:
+            self._stop_waiting()
+            raise
         finally:
             self._in_flight -= 1
+
+    def _stop_waiting(self) -> None:
+        """The writer was stopped: nobody is left to write what waits for it."""
+        waiting, self._waiting = self._waiting, []
+        _fail(waiting, asyncio.CancelledError())
 
     async def _write(self, group: list[_Submission]) -> None:
         try:
@@ -202,9 +242,7 @@ class Intake:
                 for submission in group:
                     await self._write([submission])
                 return
-            for submission in group:
-                if not submission.done.done():
-                    submission.done.set_exception(exc)
+            _fail(group, exc)
             return
         for submission, row in zip(group, results, strict=True):
             if not submission.done.done():
@@ -226,6 +264,20 @@ class Intake:
             [bucket for bucket, _key in events], [key for _bucket, key in events], at,
             *([r[i] for r in rules] for i in range(6)),
         ))
+
+
+def _fail(group: list[_Submission], exc: BaseException) -> None:
+    """Each waiting request gets the error (a cancellation cancels it)."""
+    for submission in group:
+        if submission.done.done():
+            continue
+        if isinstance(exc, asyncio.CancelledError):
+            submission.done.cancel()
+        else:
+            submission.done.set_exception(exc)
+        # Retrieved here, so a request that went away leaves no "never retrieved" warning.
+        if not submission.done.cancelled():
+            submission.done.exception()
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -22,6 +22,7 @@ class SubmitOutcome(enum.StrEnum):
     RESENT = "resent"  # still pending: details updated, confirmation sent again
     ALREADY = "already"  # confirmed before: an "already endorsed" email, nothing new
     HELD = "held"  # quarantined: nothing sent
+    CLOSED = "closed"  # the appeal was paused or closed meanwhile: nothing stored
 
 
 class ConfirmOutcome(enum.StrEnum):

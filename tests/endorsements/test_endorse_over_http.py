@@ -430,3 +430,18 @@ def test_the_honeypot_is_in_the_page_hidden_from_people(client):
     page = client.get(f"/appeals/{SLUG}").text
     assert 'name="fax_number"' in page
     assert 'tabindex="-1"' in page and 'aria-hidden="true"' in page
+
+
+@pytest.mark.parametrize("status, code", [("paused", 503), ("closed", 410)])
+def test_an_appeal_paused_or_closed_by_another_process_takes_nothing_at_once(make_site, database_url, status, code):
+    from tests.support import run_sql
+
+    site = make_site()
+    page = site.client.get("/appeals/protect-deserters")  # this process now holds the appeal as open
+    assert page.status_code == 200
+    run_sql(database_url, f"UPDATE appeals SET status = '{status}'")  # as an organiser on another process
+    form = valid_form(contact_email="late@other-process.example", csrf_token=csrf_from(page.text))
+    answer = site.client.post("/appeals/protect-deserters/endorse", data=form, follow_redirects=False)
+    assert answer.status_code == code
+    assert db_count(database_url, "endorsements") == 0
+    assert db_count(database_url, "outbox") == 0
