@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql import ClauseElement
 
 Row = Mapping[str, Any]
+log = logging.getLogger("petition.db")
 
 # These drivers log every query with its parameters at DEBUG: email addresses and
 # signed links would reach the logs whenever someone turns debugging on.
@@ -85,11 +86,17 @@ class Database:
 
     async def connect(self) -> None:
         self._lock = asyncio.Lock()
+        # Reserved ids belong to one connection's life: the sequence may have been reset since.
+        self._ids.clear()
+        self._id_locks.clear()
         await self._db.connect()
         if self.is_sqlite:
             await self._db.execute("PRAGMA journal_mode=WAL")
 
     async def disconnect(self) -> None:
+        for task in list(self._id_refills.values()):
+            task.cancel()
+        self._ids.clear()
         await self._db.disconnect()
 
     @property
@@ -165,11 +172,17 @@ class Database:
         ids = self._ids.setdefault(table, [])
         if not ids:
             await self._refill_ids(table, block)
-        elif len(ids) == block // 4 and table not in self._id_refills:
+        elif len(ids) <= block // 4 and table not in self._id_refills:
             task = asyncio.get_running_loop().create_task(self._refill_ids(table, block))
             self._id_refills[table] = task
-            task.add_done_callback(lambda _task: self._id_refills.pop(table, None))
+            task.add_done_callback(lambda done: self._refilled(table, done))
         return ids.pop()
+
+    def _refilled(self, table: str, task: asyncio.Task[None]) -> None:
+        self._id_refills.pop(table, None)
+        if not task.cancelled() and task.exception() is not None:
+            # The next request that finds no id left tries again, in the foreground.
+            log.warning("reserving ids for %s failed: %s", table, type(task.exception()).__name__)
 
     async def _refill_ids(self, table: str, block: int) -> None:
         lock = self._id_locks.setdefault(table, asyncio.Lock())
