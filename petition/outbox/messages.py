@@ -27,6 +27,19 @@ def render_email(env: jinja2.Environment, name: str, language: str, context: dic
     return " ".join(subject.split()), text, html
 
 
+def queued_subject(env: jinja2.Environment, row: Row) -> str:
+    """An outbox row's subject: as sent, or as it will be (the worker renders it when sending)."""
+    if row["subject"] or row["context"] is None:
+        return str(row["subject"])
+    try:
+        with i18n.language(row["language"]):
+            context = {**json.loads(row["context"]), "language": row["language"]}
+            subject = env.get_template(f"email/{row['kind']}/subject.txt").render(context)
+    except Exception:  # noqa: BLE001 - a row the worker cannot build either: it has no subject
+        return ""
+    return " ".join(subject.split())
+
+
 def new_message_id(settings: Settings) -> str:
     domain = settings.mail_from.rpartition("@")[2].strip("> ") or "petition.invalid"
     return f"<{uuid.uuid4().hex}@{domain}>"

@@ -82,22 +82,30 @@ async def mark_sent(db: Database, *, outbox_id: int, worker_id: str, subject: st
         )
 
 
-async def mark_retry(db: Database, *, outbox_id: int, worker_id: str, delay: float, error: str) -> None:
+def _subject(subject: str | None) -> dict[str, str]:
+    return {} if subject is None else {"subject": subject[:300]}
+
+
+async def mark_retry(db: Database, *, outbox_id: int, worker_id: str, delay: float, error: str,
+                     subject: str | None = None) -> None:
     async with db.write():
         await db.execute(
             outbox.update()
             .where(outbox.c.id == outbox_id, outbox.c.claimed_by == worker_id)
             .values(state=Q.QUEUED.value, claimed_at=None, claimed_by=None, last_error=error[:500],
-                    next_attempt_at=utcnow() + dt.timedelta(seconds=delay))
+                    next_attempt_at=utcnow() + dt.timedelta(seconds=delay), **_subject(subject))
         )
 
 
-async def mark_failed(db: Database, *, outbox_id: int, worker_id: str, error: str) -> None:
+async def mark_failed(db: Database, *, outbox_id: int, worker_id: str, error: str,
+                      subject: str | None = None) -> None:
     async with db.write():
         await db.execute(
             outbox.update()
             .where(outbox.c.id == outbox_id, outbox.c.claimed_by == worker_id)
-            .values(state=Q.FAILED.value, claimed_at=None, last_error=error[:500])
+            # Never to be sent: keep nothing that holds a signed link.
+            .values(state=Q.FAILED.value, claimed_at=None, last_error=error[:500], context=None, body_text="",
+                    body_html="", **_subject(subject))
         )
 
 

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import uuid
+from email.message import EmailMessage
 
 from petition.db import Database
 from petition.outbox import queries
@@ -46,26 +47,32 @@ class OutboxWorker(PollingWorker):
             await self._deliver(row)
         return len(rows)
 
-    async def _send(self, row: queries.Row) -> str:
-        """Render and send one email; its subject, kept for the contact's data export."""
+    def _build(self, row: queries.Row) -> EmailMessage:
+        """The email, rendered from its templates (PermanentFailure: this row can never be sent)."""
         try:
-            message = build_message(row, self.settings, self.env)
-        except Exception as exc:  # noqa: BLE001 - this row can never be sent as it is
+            return build_message(row, self.settings, self.env)
+        except Exception as exc:  # noqa: BLE001 - a broken row or a template that no longer fits it
             raise PermanentFailure(f"the message cannot be built ({type(exc).__name__})") from exc
+
+    async def _send(self, message: EmailMessage, row: queries.Row) -> None:
         try:
             await self.transport.send(message, kind=row["kind"])
         except (PermanentFailure, TemporaryFailure):
             raise
         except Exception as exc:  # noqa: BLE001 - unforeseen: counted, so it cannot loop forever
             raise TemporaryFailure(f"unexpected error ({type(exc).__name__})") from exc
-        return str(message["Subject"])
 
     async def _deliver(self, row: queries.Row) -> None:
+        # The subject is stored however the try ends: the contact's data export shows it.
+        subject: str | None = None
         try:
-            subject = await self._send(row)
+            message = self._build(row)
+            subject = str(message["Subject"])
+            await self._send(message, row)
         except PermanentFailure as exc:
             log.warning("outbox %s (%s) failed permanently: %s", row["id"], row["kind"], exc)
-            await queries.mark_failed(self.db, outbox_id=row["id"], worker_id=self.worker_id, error=str(exc))
+            await queries.mark_failed(self.db, outbox_id=row["id"], worker_id=self.worker_id, error=str(exc),
+                                      subject=subject)
         except TemporaryFailure as exc:
             attempts = row["attempts"]
             if not exc.counts:
@@ -73,7 +80,8 @@ class OutboxWorker(PollingWorker):
                 attempts -= 1
             if exc.counts and attempts >= self.settings.outbox_max_attempts:
                 log.warning("outbox %s (%s) gave up after %d attempts: %s", row["id"], row["kind"], attempts, exc)
-                await queries.mark_failed(self.db, outbox_id=row["id"], worker_id=self.worker_id, error=str(exc))
+                await queries.mark_failed(self.db, outbox_id=row["id"], worker_id=self.worker_id, error=str(exc),
+                                          subject=subject)
                 return
             cap = self.settings.outbox_max_backoff
             if exc.counts:
@@ -82,7 +90,8 @@ class OutboxWorker(PollingWorker):
                 delay = queries.outage_backoff_seconds(row["created_at"], cap)
             log.info("outbox %s (%s) will be retried in %.0f s: %s", row["id"], row["kind"], delay, exc)
             await queries.mark_retry(self.db, outbox_id=row["id"], worker_id=self.worker_id, delay=delay,
-                                     error=str(exc))
+                                     error=str(exc), subject=subject)
         else:
+            assert subject is not None
             await queries.mark_sent(self.db, outbox_id=row["id"], worker_id=self.worker_id, subject=subject)
             log.info("outbox %s (%s) sent", row["id"], row["kind"])

@@ -7,6 +7,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+import jinja2
 import sqlalchemy as sa
 
 from petition.abuse.limits import prune_rate_events
@@ -15,7 +16,7 @@ from petition.db import Database, Row
 from petition.endorsements.states import EndorsementState, can_transition
 from petition.endorsements.tables import endorsements
 from petition.organisers.tables import audit_log
-from petition.outbox.messages import Mailer
+from petition.outbox.messages import Mailer, queued_subject
 from petition.outbox.states import OutboxState
 from petition.outbox.tables import outbox
 from petition.schema import utcnow
@@ -99,7 +100,8 @@ def _value(value: Any) -> Any:
 _NOT_EXPORTED = {"token_nonce"}
 
 
-async def export_data(db: Database, *, endorsement_id: int, nonce: str) -> dict[str, Any] | None:
+async def export_data(db: Database, *, env: jinja2.Environment, endorsement_id: int,
+                      nonce: str) -> dict[str, Any] | None:
     """Everything stored about the endorsements made with this record's email address."""
     row = await endorsement_for_token(db, endorsement_id=endorsement_id, nonce=nonce)
     if row is None:
@@ -110,8 +112,8 @@ async def export_data(db: Database, *, endorsement_id: int, nonce: str) -> dict[
     ids = [r["id"] for r in rows]
     emails = await db.fetch_all(
         sa.select(outbox.c.endorsement_id, outbox.c.kind, outbox.c.to_addr, outbox.c.subject,
-                  outbox.c.language, outbox.c.state, outbox.c.attempts, outbox.c.created_at,
-                  outbox.c.sent_at)
+                  outbox.c.context, outbox.c.language, outbox.c.state, outbox.c.attempts,
+                  outbox.c.created_at, outbox.c.sent_at)
         .where(outbox.c.endorsement_id.in_(ids)).order_by(outbox.c.id))
     events = await db.fetch_all(
         sa.select(audit_log.c.target_id, audit_log.c.action, audit_log.c.created_at)
@@ -127,7 +129,9 @@ async def export_data(db: Database, *, endorsement_id: int, nonce: str) -> dict[
                                   ("withdrawn", "withdrawn_at"))
             if r[column] is not None
         ]
-        record["emails"] = [{k: _value(m[k]) for k in m.keys() if k != "endorsement_id"}
+        # Not what a queued email says in full: that holds its signed link, the subject tells it.
+        record["emails"] = [{**{k: _value(m[k]) for k in m.keys() if k not in ("endorsement_id", "context")},
+                             "subject": queued_subject(env, m)}
                             for m in emails if m["endorsement_id"] == r["id"]]
         record["events"] = [{"action": ev["action"], "at": _value(ev["created_at"])}
                             for ev in events if ev["target_id"] == r["id"]]

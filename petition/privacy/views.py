@@ -118,7 +118,8 @@ async def data_download(request: Request) -> Response:
         return render(request, "privacy/data_expired.html", {}, status=410, token_page=True)
     except InvalidToken:
         return render(request, "confirmation/invalid.html", {}, status=400, token_page=True)
-    data = await export_data(svc.db, endorsement_id=claims.endorsement_id, nonce=claims.nonce)
+    data = await export_data(svc.db, env=svc.templates.env, endorsement_id=claims.endorsement_id,
+                             nonce=claims.nonce)
     if data is None:
         return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
     body = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True)

@@ -161,6 +161,8 @@ def test_a_4xx_answer_is_retried_with_growing_backoff(make_site, smtp, clock, da
     [row] = outbox_rows(database_url)
     assert (row["state"], row["attempts"]) == ("queued", 1)
     assert "451" in row["last_error"]
+    assert queued["subject"] == "" and row["subject"]  # rendered by the worker; kept while it retries
+    assert row["context"] is not None  # still to be sent
     first_delay = delay_of(row, clock)
     assert 25 <= first_delay <= 35
 
@@ -219,6 +221,9 @@ def test_a_5xx_answer_marks_the_email_failed_and_it_is_not_retried(
     [row] = outbox_rows(database_url)
     assert (row["state"], row["attempts"]) == ("failed", 1)
     assert "554" in row["last_error"]
+    # Never to be sent: what it said (its signed link) is gone, its subject is kept.
+    assert row["context"] is None and row["body_text"] == "" and row["body_html"] == ""
+    assert row["subject"] and "\n" not in row["subject"]
     smtp.sink.refuse_with = None
     clock.advance(7 * 86400)
     assert run_passes(settings, passes=2) == [0, 0]
@@ -285,6 +290,23 @@ def test_an_unforeseen_error_is_counted_and_ends_failed_instead_of_looping(make_
     assert asyncio.run(one_pass()) == 1
     [row] = outbox_rows(database_url)
     assert (row["state"], row["attempts"]) == ("failed", 2)
+
+
+def test_an_email_queued_before_the_worker_rendered_emails_is_sent_as_it_was_stored(
+        make_site, smtp, clock, database_url):
+    from tests.support import run_sql
+
+    site, settings = make_site()
+    site.endorse(contact_email=EMAIL)
+    # As a row of the release before migration 0007 holds it: rendered, no context.
+    run_sql(database_url, "UPDATE outbox SET context = NULL, subject = 'Stored subject', "
+                          "body_text = 'Stored text', body_html = '<p>Stored html</p>'")
+    assert run_passes(settings) == [1]
+    [message] = smtp.messages
+    assert message["Subject"] == "Stored subject"
+    assert message.get_body(("plain",)).get_content().strip() == "Stored text"
+    [row] = outbox_rows(database_url)
+    assert (row["state"], row["subject"]) == ("sent", "Stored subject")
 
 
 def test_a_message_that_cannot_be_built_is_marked_failed_at_once(make_site, smtp, clock, database_url):

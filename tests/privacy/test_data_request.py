@@ -6,7 +6,7 @@ import json
 import time
 
 from tests.conftest import BASE_URL
-from tests.support import csrf_from, links, run_sql, wait_for_mail
+from tests.support import csrf_from, db_rows, links, run_sql, wait_for_mail
 
 SLUG = "protect-deserters"
 
@@ -82,3 +82,29 @@ def test_data_requests_are_capped(site, smtp, client, database_url):
     time.sleep(0.5)
     assert len(smtp.sink.to("bombed@subject.example")) == 4  # the confirmation and three copies
     assert len(run_sql(database_url, "SELECT id FROM outbox WHERE kind = 'data_request'")) == 3
+
+
+def test_the_export_names_an_email_not_sent_yet_by_its_subject(site, smtp, database_url):
+    import asyncio
+
+    from petition.db import Database
+    from petition.privacy.queries import export_data
+    from petition.templating import make_environment
+
+    smtp.stop()  # the confirmation stays queued: the worker renders an email only to send it
+    site.endorse(contact_email="waiting@subject.example", lang="de")
+    [row] = db_rows(database_url, "SELECT id, token_nonce FROM endorsements")
+
+    async def export():
+        db = Database(database_url)
+        await db.connect()
+        try:
+            return await export_data(db, env=make_environment(), endorsement_id=row["id"], nonce=row["token_nonce"])
+        finally:
+            await db.disconnect()
+
+    [item] = asyncio.run(export())["endorsements"]
+    [email] = item["emails"]
+    assert email["kind"] == "confirm" and email["state"] in ("queued", "sending")  # not sent
+    assert "bestätigen" in email["subject"].lower()  # in the language it will be sent in
+    assert "context" not in email  # what it says in full holds its signed link
