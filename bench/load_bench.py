@@ -327,6 +327,18 @@ def main() -> int:
         print(f"bare endpoint:           {bare_rps:8.1f} req/s  p99 {bare_p99:7.1f} ms")
         print(f"sign path:               {sign_rps:8.1f} req/s  p99 {sign_p99:7.1f} ms")
         print(f"sign / bare:             {ratio:.2f} (target >= 0.5)")
+
+        async def sign_states() -> dict[str, int]:
+            conn = await asyncpg.connect(database_url)
+            try:
+                rows = await conn.fetch("SELECT state, count(*) AS n FROM endorsements "
+                                        "WHERE email_canonical LIKE 'sign%' GROUP BY state")
+                return {row["state"]: int(row["n"]) for row in rows}
+            finally:
+                await conn.close()
+
+        # A held (quarantined) submission queues no email: many would flatter the sign path.
+        print(f"sign path stored:        {asyncio.run(sign_states())}")
     finally:
         for process in processes:
             if process.poll() is None:

@@ -84,3 +84,19 @@ def test_the_schema_matches_the_tables_after_migrating(tmp_path: Path):
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_downgrading_past_0007_refuses_while_emails_wait_to_be_rendered(tmp_path: Path):
+    from tests.support import run_sql
+
+    url = f"sqlite:///{tmp_path / 'queued.db'}"
+    upgrade(url)
+    run_sql(url, "INSERT INTO outbox (kind, to_addr, context, subject, body_text, body_html, language, message_id,"
+                 " state, attempts, next_attempt_at, created_at) VALUES ('confirm', 'a@b.example', '{}', '', '', '',"
+                 " 'en', '<m1@x>', 'queued', 0, '2026-12-01 00:00:00', '2026-12-01 00:00:00')")
+    with pytest.raises(RuntimeError, match="queued emails"):
+        downgrade(url, "0004")
+    # Nothing was lost: the email is still there for this release's worker to send.
+    assert [r["kind"] for r in db_rows(url, "SELECT kind FROM outbox")] == ["confirm"]
+    run_sql(url, "UPDATE outbox SET state = 'sent', context = NULL")
+    downgrade(url, "0004")

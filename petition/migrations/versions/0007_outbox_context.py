@@ -21,5 +21,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The release before this one sends the stored subject and bodies, which are empty for an
+    # email still waiting to be rendered: it would send them blank and lose the signed link.
+    waiting = op.get_bind().execute(sa.text(
+        "SELECT count(*) FROM outbox WHERE context IS NOT NULL AND state IN ('queued', 'sending')")).scalar()
+    if waiting:
+        raise RuntimeError(f"{waiting} queued emails are rendered only by this release's workers: "
+                           "let `petition worker` send them (or purge them) before downgrading")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_column("context")
