@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -96,20 +96,19 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
 MAX_FIELD_BYTES = 1024 * 1024
 
 
-def _is_utf8_form(body: bytes, content_type: str) -> bool:
-    """Starlette decodes bytes that are not UTF-8 as U+FFFD (urlencoded) or as Latin-1
-    (multipart), which would store mojibake as an organisation's name: refuse them instead."""
-    if content_type.startswith("multipart/"):
-        # No file uploads are accepted, so every byte of a well-formed body is UTF-8 text.
-        candidates = [body]
-    else:
-        candidates = [unquote_to_bytes(part.replace(b"+", b" ")) for part in body.split(b"&")]
-    try:
-        for candidate in candidates:
-            candidate.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+URLENCODED = "application/x-www-form-urlencoded"
+
+
+def parse_urlencoded(body: bytes, *, max_fields: int) -> FormData:
+    """An urlencoded body as form data, strictly UTF-8 (ValueError or UnicodeDecodeError otherwise).
+
+    Starlette would decode bytes that are not UTF-8 as U+FFFD and store mojibake as an
+    organisation's name. One pass of the standard library's parser also costs a fraction
+    of python-multipart's, which matters on the sign path.
+    """
+    pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict",
+                      max_num_fields=max_fields)
+    return FormData(pairs)
 
 
 async def read_form(request: Request, *, check_csrf: bool = True, max_fields: int = 60) -> FormData:
@@ -117,12 +116,18 @@ async def read_form(request: Request, *, check_csrf: bool = True, max_fields: in
 
     `max_fields` is raised only by forms that carry many values (bulk moderation).
     """
-    # Read (and size-check) the body first; request.form() then parses this copy.
+    # Read (and size-check) the body first; the parsers then read this copy.
     body = await request.body()
-    if not _is_utf8_form(body, request.headers.get("content-type", "").lower()):
-        raise HTTPException(400, "malformed form")
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     try:
-        form = await request.form(max_files=0, max_fields=max_fields, max_part_size=MAX_FIELD_BYTES)
+        if content_type == URLENCODED:
+            form = parse_urlencoded(body, max_fields=max_fields)
+        else:
+            if content_type.startswith("multipart/"):
+                # No file uploads are accepted, so every byte of a well-formed body is UTF-8 text
+                # (Starlette would read other bytes as Latin-1).
+                body.decode("utf-8")
+            form = await request.form(max_files=0, max_fields=max_fields, max_part_size=MAX_FIELD_BYTES)
     except (MultiPartException, UnicodeDecodeError, ValueError) as exc:
         raise HTTPException(400, "malformed form") from exc
     if check_csrf:
