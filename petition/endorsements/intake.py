@@ -7,8 +7,9 @@ their rate-limit events, counts each rule's window, inserts the endorsements (pe
 or quarantined where a limit is exceeded) and the confirmation emails of the pending
 ones. One round trip and one commit carry many signatures (group commit); a lone
 submission goes at once, as a group of one. Each endorsement's id is reserved
-beforehand (`Database.reserve_id`), so its email's signed link exists before the
-statement runs; the worker renders the email.
+beforehand (`Database.reserve_id`): it ties a submission to its row and its email
+in the statement, and orders the group by arrival. The worker renders the email and
+signs its link.
 
 An address already known for its appeal (the INSERT meets the unique constraint and
 does nothing) then takes the general path, `queries.submit_endorsement`, with the
@@ -169,8 +170,7 @@ class Intake:
         nonce = new_nonce()
         email = outbox_values(self.settings, name="confirm", to=data["contact_email"], language=language,
                               endorsement_id=endorsement_id,
-                              context=confirmation_context(mailer=self.mailer, tokens=self.tokens, title=text["title"],
-                                                           endorsement_id=endorsement_id, nonce=nonce,
+                              context=confirmation_context(mailer=self.mailer, title=text["title"], nonce=nonce,
                                                            organisation_name=data["organisation_name"],
                                                            language=language))
         record = {**data, "id": endorsement_id, "appeal_id": appeal["id"], "language": language,

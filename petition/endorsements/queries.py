@@ -10,7 +10,7 @@ from petition.appeals.tables import appeals
 from petition.db import INTEGRITY_ERRORS, Database, Row
 from petition.endorsements.states import EndorsementState, listed_states
 from petition.endorsements.tables import endorsements
-from petition.outbox.messages import Mailer
+from petition.outbox.messages import Mailer, signed_link
 from petition.schema import UTCDateTime, utcnow
 from petition.tokens import Purpose, Tokens
 
@@ -123,12 +123,11 @@ async def _submit(db: Database, *, mailer: Mailer, tokens: Tokens, appeal: Row, 
     return outcome
 
 
-def confirmation_context(*, mailer: Mailer, tokens: Tokens, title: str, endorsement_id: int, nonce: str,
-                         organisation_name: str, language: str) -> dict[str, object]:
+def confirmation_context(*, mailer: Mailer, title: str, nonce: str, organisation_name: str,
+                         language: str) -> dict[str, object]:
     """What the confirmation email says; its one link is bound to the record and its nonce."""
-    token = tokens.make(Purpose.CONFIRM, endorsement_id=endorsement_id, nonce=nonce)
     return {
-        "confirm_url": mailer.settings.url_for_path(f"/confirm/{token}?lang={language}"),
+        "confirm_url": signed_link(Purpose.CONFIRM, f"/confirm/{{token}}?lang={language}", nonce=nonce),
         "title": title,
         "organisation_name": organisation_name,
         "valid_days": max(1, mailer.settings.confirm_max_age // 86400),
@@ -138,8 +137,8 @@ def confirmation_context(*, mailer: Mailer, tokens: Tokens, title: str, endorsem
 async def queue_confirmation(db: Database, *, mailer: Mailer, tokens: Tokens, appeal: Row, title: str,
                              endorsement_id: int, nonce: str, to: str, organisation_name: str,
                              language: str) -> None:
-    context = confirmation_context(mailer=mailer, tokens=tokens, title=title, endorsement_id=endorsement_id,
-                                   nonce=nonce, organisation_name=organisation_name, language=language)
+    context = confirmation_context(mailer=mailer, title=title, nonce=nonce, organisation_name=organisation_name,
+                                   language=language)
     await mailer.queue(db, name="confirm", to=to, language=language, endorsement_id=endorsement_id,
                        context=context)
 
@@ -204,10 +203,8 @@ async def confirm_endorsement(db: Database, *, mailer: Mailer, endorsement_id: i
                 "anonymous": row["visibility"] == "anonymous",
                 "list_url": mailer.settings.url_for_path(
                     f"/appeals/{row['slug']}/signatories?lang={row['language']}"),
-                "withdraw_url": mailer.settings.url_for_path(
-                    "/withdraw/" + Tokens(str(mailer.settings.secret_key)).make(
-                        Purpose.WITHDRAW, endorsement_id=row["id"], nonce=row["token_nonce"])
-                    + f"?lang={row['language']}"),
+                "withdraw_url": signed_link(Purpose.WITHDRAW, f"/withdraw/{{token}}?lang={row['language']}",
+                                            nonce=row["token_nonce"]),
             },
         )
     mailer.notify()

@@ -7,6 +7,7 @@ import json
 import uuid
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
 import jinja2
 
@@ -16,6 +17,29 @@ from petition.outbox.states import OutboxState
 from petition.outbox.tables import outbox
 from petition.schema import utcnow
 from petition.settings import Settings
+from petition.tokens import Purpose, Tokens
+
+
+def signed_link(purpose: Purpose, path: str, *, nonce: str) -> dict[str, str]:
+    """A link the worker signs when it renders the email: `path` with `{token}` in it.
+
+    The outbox then never holds a usable signed link, and a link's validity counts from
+    when the email is sent (a relay outage does not eat into it).
+    """
+    return {"sign": purpose.value, "path": path, "nonce": nonce}
+
+
+def resolve_links(context: dict[str, Any], *, settings: Settings, tokens: Tokens,
+                  endorsement_id: int | None) -> dict[str, Any]:
+    """The context with each `signed_link` turned into its URL under BASE_URL."""
+    resolved = dict(context)
+    for name, value in context.items():
+        if isinstance(value, dict) and "sign" in value:
+            if endorsement_id is None:
+                raise ValueError("a signed link needs the email's endorsement")
+            token = tokens.make(Purpose(value["sign"]), endorsement_id=endorsement_id, nonce=value["nonce"])
+            resolved[name] = settings.url_for_path(value["path"].replace("{token}", token))
+    return resolved
 
 
 def render_email(env: jinja2.Environment, name: str, language: str, context: dict[str, object]) -> tuple[str, str, str]:
@@ -33,7 +57,7 @@ def queued_subject(env: jinja2.Environment, row: Row) -> str:
         return str(row["subject"])
     try:
         with i18n.language(row["language"]):
-            context = {**json.loads(row["context"]), "language": row["language"]}
+            context = {**json.loads(row["context"]), "language": row["language"]}  # links unsigned: a subject has none
             subject = env.get_template(f"email/{row['kind']}/subject.txt").render(context)
     except Exception:  # noqa: BLE001 - a row the worker cannot build either: it has no subject
         return ""
@@ -82,10 +106,12 @@ async def enqueue_email(
     return int(await db.execute(outbox.insert().values(**values)))
 
 
-def build_message(row: Row, settings: Settings, env: jinja2.Environment) -> EmailMessage:
+def build_message(row: Row, settings: Settings, env: jinja2.Environment, tokens: Tokens) -> EmailMessage:
     """The email of an outbox row, rendered from its templates in the row's language."""
     if row["context"] is not None:
-        subject, text, html = render_email(env, row["kind"], row["language"], json.loads(row["context"]))
+        context = resolve_links(json.loads(row["context"]), settings=settings, tokens=tokens,
+                                endorsement_id=row["endorsement_id"])
+        subject, text, html = render_email(env, row["kind"], row["language"], context)
     else:  # queued before emails were rendered by the worker
         subject, text, html = row["subject"], row["body_text"], row["body_html"]
     message = EmailMessage()

@@ -14,6 +14,7 @@ from petition.outbox.messages import build_message
 from petition.outbox.transports import PermanentFailure, TemporaryFailure, Transport
 from petition.polling import PollingWorker
 from petition.settings import Settings
+from petition.tokens import Tokens
 
 log = logging.getLogger("petition.outbox")
 
@@ -28,6 +29,7 @@ class OutboxWorker(PollingWorker):
         super().__init__(settings.worker_poll_interval)
         self.db = db
         self.env = make_environment()
+        self.tokens = Tokens(str(settings.secret_key))
         self.settings = settings
         self.transport = transport
         self.batch = batch
@@ -50,7 +52,7 @@ class OutboxWorker(PollingWorker):
     def _build(self, row: queries.Row) -> EmailMessage:
         """The email, rendered from its templates (PermanentFailure: this row can never be sent)."""
         try:
-            return build_message(row, self.settings, self.env)
+            return build_message(row, self.settings, self.env, self.tokens)
         except Exception as exc:  # noqa: BLE001 - a broken row or a template that no longer fits it
             raise PermanentFailure(f"the message cannot be built ({type(exc).__name__})") from exc
 

@@ -16,11 +16,11 @@ from petition.db import Database, Row
 from petition.endorsements.states import EndorsementState, can_transition
 from petition.endorsements.tables import endorsements
 from petition.organisers.tables import audit_log
-from petition.outbox.messages import Mailer, queued_subject
+from petition.outbox.messages import Mailer, queued_subject, signed_link
 from petition.outbox.states import OutboxState
 from petition.outbox.tables import outbox
 from petition.schema import utcnow
-from petition.tokens import Purpose, Tokens
+from petition.tokens import Purpose
 
 S = EndorsementState
 e = endorsements
@@ -65,8 +65,7 @@ async def withdraw_endorsement(db: Database, *, endorsement_id: int, nonce: str)
     return WithdrawOutcome.WITHDRAWN
 
 
-async def request_data_copy(db: Database, *, mailer: Mailer, tokens: Tokens, email_canonical: str,
-                            language: str) -> bool:
+async def request_data_copy(db: Database, *, mailer: Mailer, email_canonical: str, language: str) -> bool:
     """Email a download link to the address, if any endorsement has it; True when one was queued.
 
     The email goes to the stored address, never to what was typed, so only its owner
@@ -77,10 +76,10 @@ async def request_data_copy(db: Database, *, mailer: Mailer, tokens: Tokens, ema
             e.select().where(e.c.email_canonical == email_canonical).order_by(e.c.id).limit(1))
         if row is None:
             return False
-        token = tokens.make(Purpose.DATA_REQUEST, endorsement_id=row["id"], nonce=row["token_nonce"])
         await mailer.queue(
             db, name="data_request", to=row["contact_email"], language=language, endorsement_id=row["id"],
-            context={"download_url": mailer.settings.url_for_path(f"/privacy/data/{token}?lang={language}"),
+            context={"download_url": signed_link(Purpose.DATA_REQUEST, f"/privacy/data/{{token}}?lang={language}",
+                                                 nonce=row["token_nonce"]),
                      "valid_days": max(1, mailer.settings.confirm_max_age // 86400)},
         )
     mailer.notify()

@@ -100,7 +100,7 @@ async def data_request(request: Request) -> Response:
     email = canonical_email(checked.normalized)
     # Known or not, capped or not: the same answer, so the form tells nobody who signed.
     if await data_request_allowed(svc.db, svc.settings, ip=client_ip(request), email_canonical=email):
-        await request_data_copy(svc.db, mailer=svc.mailer, tokens=svc.tokens, email_canonical=email,
+        await request_data_copy(svc.db, mailer=svc.mailer, email_canonical=email,
                                 language=i18n.get_language())
     return RedirectResponse(page_url(request, "/privacy/data/sent"), status_code=303)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -107,6 +108,9 @@ def test_smtp_down_then_up_delivers_once_with_the_same_message_id(
     assert db_count(database_url, "endorsements") == 1
     [queued] = outbox_rows(database_url)
     assert queued["state"] == "queued"
+    # The outbox holds no usable link: the worker signs it when it sends the email.
+    assert "/confirm/{token}" in queued["context"]
+    assert re.search(r"/confirm/(?!\{token\})", queued["context"]) is None
 
     assert run_passes(settings) == [1]
     [row] = outbox_rows(database_url)
