@@ -50,6 +50,16 @@ def is_trusted(settings: Settings, ip: str | None) -> bool:
     return any(address in network for network in settings.trusted_ips)
 
 
+def hashed_rules(secret: str, rules: list[Rule]) -> list[tuple[Rule, str]]:
+    """Each rule with its key's HMAC."""
+    return [(rule, key_hash(secret, rule.bucket, rule.key)) for rule in rules]
+
+
+def events_of(hashed: list[tuple[Rule, str]]) -> list[tuple[str, str]]:
+    """The (bucket, key hash) events that one hit records: one per key, whatever its rules."""
+    return sorted({(rule.bucket, digest) for rule, digest in hashed})
+
+
 async def hit(db: Database, *, secret: str, rules: list[Rule]) -> bool:
     """Record one event under each rule's bucket and key; False when any limit is now exceeded.
 
@@ -59,8 +69,7 @@ async def hit(db: Database, *, secret: str, rules: list[Rule]) -> bool:
     if not rules:
         return True
     now = utcnow()
-    keys = {(rule.bucket, key_hash(secret, rule.bucket, rule.key)) for rule in rules}
-    hashed = [(rule, key_hash(secret, rule.bucket, rule.key)) for rule in rules]
+    hashed = hashed_rules(secret, rules)
     r = rate_events.c
     # Each count stops at the limit: the cost stays bounded however long a flood goes on.
     counts = [
@@ -76,7 +85,7 @@ async def hit(db: Database, *, secret: str, rules: list[Rule]) -> bool:
         # Insert first: on SQLite the transaction then holds the write lock from its start, and
         # another process's write cannot make it fail ("database is locked") at the upgrade.
         await db.execute(rate_events.insert().values(
-            [{"bucket": bucket, "key_hash": digest, "created_at": now} for bucket, digest in sorted(keys)]))
+            [{"bucket": bucket, "key_hash": digest, "created_at": now} for bucket, digest in events_of(hashed)]))
         row = await db.fetch_one(query)
     assert row is not None
     return all(int(row[f"n{i}"]) <= rule.limit for i, (rule, _d) in enumerate(hashed))

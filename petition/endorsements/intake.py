@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from petition.abuse.limits import endorsement_allowed, endorsement_rules, key_hash
+from petition.abuse.limits import Rule, endorsement_allowed, endorsement_rules, events_of, hashed_rules
 from petition.appeals.queries import get_appeal_by_id
 from petition.appeals.states import AppealStatus
 from petition.db import Database, Row
@@ -120,8 +120,7 @@ def _naive(value: dt.datetime) -> dt.datetime:
 @dataclass
 class _Submission:
     record: dict[str, Any]
-    events: list[tuple[str, str]]
-    rules: list[tuple[str, str, dt.datetime, int]]  # bucket, key hash, window start, limit
+    rules: list[tuple[Rule, str]]  # each with its key's hash
     done: asyncio.Future[Row] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -177,15 +176,8 @@ class Intake:
                   "text_language": text["language"], "text_hash": text["content_hash"], "token_nonce": nonce,
                   "created_at": _naive(now), "updated_at": _naive(now),
                   "mail_context": email["context"], "mail_message_id": email["message_id"]}
-        secret = str(self.settings.secret_key)
         rules = endorsement_rules(self.settings, ip=ip, email_canonical=data["email_canonical"])
-        hashed = [(rule, key_hash(secret, rule.bucket, rule.key)) for rule in rules]
-        return _Submission(
-            record=record,
-            events=sorted({(rule.bucket, digest) for rule, digest in hashed}),
-            rules=[(rule.bucket, digest, _naive(now - dt.timedelta(seconds=rule.window)), rule.limit)
-                   for rule, digest in hashed],
-        )
+        return _Submission(record=record, rules=hashed_rules(str(self.settings.secret_key), rules))
 
     def _start_writing(self) -> None:
         if self._in_flight >= MAX_IN_FLIGHT:
@@ -250,15 +242,18 @@ class Intake:
 
     async def _run(self, group: list[_Submission]) -> list[Row]:
         columns = [[s.record[name] for s in group] for name, _type in _COLUMNS]
-        events = [event for s in group for event in s.events]
-        at = [s.record["created_at"] for s in group for _event in s.events]
-        rules = []
+        events, at, rules = [], [], []
         seen: dict[tuple[int, str, str], int] = {}  # (rule's place, bucket, key) → earlier in this group
         for s in group:
-            for place, (bucket, key, since, limit) in enumerate(s.rules):
-                before = seen.get((place, bucket, key), 0)
-                seen[(place, bucket, key)] = before + 1
-                rules.append((s.record["id"], bucket, key, since, limit, before))
+            created_at = s.record["created_at"]  # naive UTC
+            for event in events_of(s.rules):
+                events.append(event)
+                at.append(created_at)
+            for place, (rule, key) in enumerate(s.rules):
+                before = seen.get((place, rule.bucket, key), 0)
+                seen[(place, rule.bucket, key)] = before + 1
+                since = created_at - dt.timedelta(seconds=rule.window)
+                rules.append((s.record["id"], rule.bucket, key, since, rule.limit, before))
         return list(await self.db.fetch_all_raw(
             SUBMIT_SQL, *columns,
             [bucket for bucket, _key in events], [key for _bucket, key in events], at,

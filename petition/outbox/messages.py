@@ -42,13 +42,20 @@ def resolve_links(context: dict[str, Any], *, settings: Settings, tokens: Tokens
     return resolved
 
 
+def render_subject(env: jinja2.Environment, name: str, language: str, context: dict[str, object]) -> str:
+    """One line, whatever the template's line breaks."""
+    with i18n.language(language):
+        subject = env.get_template(f"email/{name}/subject.txt").render({**context, "language": language})
+    return " ".join(subject.split())
+
+
 def render_email(env: jinja2.Environment, name: str, language: str, context: dict[str, object]) -> tuple[str, str, str]:
+    subject = render_subject(env, name, language, context)
     with i18n.language(language):
         context = {**context, "language": language}
-        subject = env.get_template(f"email/{name}/subject.txt").render(context)
         text = env.get_template(f"email/{name}/body.txt").render(context)
         html = env.get_template(f"email/{name}/body.html").render(context)
-    return " ".join(subject.split()), text, html
+    return subject, text, html
 
 
 def queued_subject(env: jinja2.Environment, row: Row) -> str:
@@ -56,12 +63,10 @@ def queued_subject(env: jinja2.Environment, row: Row) -> str:
     if row["subject"] or row["context"] is None:
         return str(row["subject"])
     try:
-        with i18n.language(row["language"]):
-            context = {**json.loads(row["context"]), "language": row["language"]}  # links unsigned: a subject has none
-            subject = env.get_template(f"email/{row['kind']}/subject.txt").render(context)
+        # Links stay unsigned: a subject has none.
+        return render_subject(env, row["kind"], row["language"], json.loads(row["context"]))
     except Exception:  # noqa: BLE001 - a row the worker cannot build either: it has no subject
         return ""
-    return " ".join(subject.split())
 
 
 def new_message_id(settings: Settings) -> str:
