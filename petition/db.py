@@ -163,10 +163,10 @@ class Database:
     async def reserve_id(self, table: str, block: int = 256) -> int:
         """An id from the table's PostgreSQL sequence, known before the INSERT that uses it.
 
-        Taken a block at a time, so a row and what refers to it — a signed link in its
-        email — can be written by one statement. The next block is fetched in the
-        background when a quarter of this one is left, so no request waits for it under
-        load. Ids a process did not use when it stops are gaps, as after a rollback.
+        Taken a block at a time, so a row and what refers to it — its email — can be
+        written by one statement. The next block is fetched in the background when a
+        quarter of this one is left, so no request waits for it under load. Ids a process
+        did not use when it stops are gaps, as after a rollback.
         """
         assert not self.is_sqlite, "sequences are PostgreSQL's"
         ids = self._ids.setdefault(table, [])

@@ -11,8 +11,9 @@ outbox = sa.Table(
               nullable=True),
     sa.Column("to_addr", sa.String(254), nullable=False),
     # What the email says (JSON: the template's values), rendered by the worker that sends it,
-    # so a request never pays for rendering templates. Subject and bodies stay empty until
-    # then. Both may hold signed links: they are blanked once the message is sent.
+    # so a request never pays for rendering templates; its links are signed then too (see
+    # outbox.messages.signed_link). Bodies stay empty (rows queued before migration 0007 hold
+    # them rendered, signed links included); both are blanked once the message is sent.
     sa.Column("context", sa.Text, nullable=True),
     sa.Column("subject", sa.String(300), nullable=False),
     sa.Column("body_text", sa.Text, nullable=False),
