@@ -4,6 +4,8 @@ and each still gets exactly what it would have got alone."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -31,21 +33,27 @@ def submit_together(settings: Settings, forms: list[dict[str, str]], ip: str = "
     return take_together(settings, [data_of(form) for form in forms], ip)
 
 
+@contextlib.asynccontextmanager
+async def demo_intake(settings: Settings) -> AsyncIterator[tuple[Intake, dict[str, Any], dict[str, Any]]]:
+    """An Intake on the test database, with the demo appeal and its English text as read now."""
+    db = Database(settings.database_url)
+    await db.connect()
+    try:
+        await ensure_demo_appeal(db)
+        appeal = dict(await get_appeal(db, slug=DEMO_SLUG))
+        text = dict(await current_text(db, appeal=appeal, language="en"))
+        yield Intake(db, settings, Mailer(settings), Tokens(str(settings.secret_key))), appeal, text
+    finally:
+        await db.disconnect()
+
+
 def take_together(settings: Settings, datas: list[dict[str, Any]], ip: str) -> list[Any]:
 
     async def go() -> list[Any]:
-        db = Database(settings.database_url)
-        await db.connect()
-        try:
-            await ensure_demo_appeal(db)
-            appeal = dict(await get_appeal(db, slug=DEMO_SLUG))
-            text = dict(await current_text(db, appeal=appeal, language="en"))
-            intake = Intake(db, settings, Mailer(settings), Tokens(str(settings.secret_key)))
+        async with demo_intake(settings) as (intake, appeal, text):
             return await asyncio.gather(
                 *(intake.take(appeal=appeal, text=text, data=data, language="en", ip=ip) for data in datas),
                 return_exceptions=True)
-        finally:
-            await db.disconnect()
 
     return asyncio.run(go())
 
@@ -160,19 +168,11 @@ def test_an_appeal_paused_since_it_was_read_takes_nothing(roomy_settings, databa
     from tests.support import run_sql
 
     async def go() -> list[Any]:
-        db = Database(database_url)
-        await db.connect()
-        try:
-            await ensure_demo_appeal(db)
-            appeal = dict(await get_appeal(db, slug=DEMO_SLUG))  # read while open, as the page cache does
-            text = dict(await current_text(db, appeal=appeal, language="en"))
+        async with demo_intake(roomy_settings) as (intake, appeal, text):  # read while open, as the cache does
             await asyncio.to_thread(run_sql, database_url, "UPDATE appeals SET status = 'paused'")
-            intake = Intake(db, roomy_settings, Mailer(roomy_settings), Tokens(str(roomy_settings.secret_key)))
             forms = [valid_form(contact_email=f"late{i}@paused.example") for i in range(3)]
             return await asyncio.gather(*(intake.take(appeal=appeal, text=text, data=data_of(f), language="en",
                                                       ip="198.51.100.9") for f in forms))
-        finally:
-            await db.disconnect()
 
     assert asyncio.run(go()) == [SubmitOutcome.CLOSED] * 3
     assert db_rows(database_url, "SELECT id FROM endorsements") == []
@@ -185,13 +185,7 @@ def test_requests_waiting_for_a_write_that_is_cancelled_do_not_hang(roomy_settin
         pytest.skip("SQLite writes each submission in its own request; this runs in the PostgreSQL pass")
 
     async def go() -> list[Any]:
-        db = Database(database_url)
-        await db.connect()
-        try:
-            await ensure_demo_appeal(db)
-            appeal = dict(await get_appeal(db, slug=DEMO_SLUG))
-            text = dict(await current_text(db, appeal=appeal, language="en"))
-            intake = Intake(db, roomy_settings, Mailer(roomy_settings), Tokens(str(roomy_settings.secret_key)))
+        async with demo_intake(roomy_settings) as (intake, appeal, text):
             takes = [asyncio.create_task(intake.take(appeal=appeal, text=text, language="en", ip="198.51.100.9",
                                                      data=data_of(valid_form(contact_email=f"c{i}@stop.example"))))
                      for i in range(20)]
@@ -203,8 +197,6 @@ def test_requests_waiting_for_a_write_that_is_cancelled_do_not_hang(roomy_settin
             for writer in list(intake._writers):
                 writer.cancel()  # as when the event loop shuts down
             return await asyncio.wait_for(asyncio.gather(*takes, return_exceptions=True), 10)
-        finally:
-            await db.disconnect()
 
     outcomes = asyncio.run(go())
     assert len(outcomes) == 20
