@@ -156,11 +156,17 @@ def test_the_same_address_twice_at_the_limit_keeps_the_first_and_holds_the_secon
                              rate_limit_ip_sustained=1000, rate_limit_email=1)
     forms = [valid_form(contact_email="once@limit.example", organisation_name="First"),
              valid_form(contact_email="once@limit.example", organisation_name="Second")]
-    # As one after the other: the first is stored and mailed, the second (over the address's
-    # limit) leaves the known record alone.
-    assert submit_together(settings, forms) == [SubmitOutcome.NEW, SubmitOutcome.HELD]
+    # As one after the other: one is stored and mailed, the other (over the address's limit)
+    # leaves the known record alone.
+    outcomes = submit_together(settings, forms)
+    if not database_url.startswith("sqlite"):
+        # One group on PostgreSQL, in arrival order: the first submission is the one kept.
+        assert outcomes == [SubmitOutcome.NEW, SubmitOutcome.HELD]
+    # (On SQLite each goes on its own; concurrent requests reach the limits in no set order.)
+    assert sorted(outcomes) == sorted([SubmitOutcome.NEW, SubmitOutcome.HELD])
+    kept = ["First", "Second"][outcomes.index(SubmitOutcome.NEW)]
     [row] = db_rows(database_url, "SELECT state, organisation_name FROM endorsements")
-    assert (row["state"], row["organisation_name"]) == ("pending", "First")
+    assert (row["state"], row["organisation_name"]) == ("pending", kept)
     assert len(db_rows(database_url, "SELECT id FROM outbox")) == 1
 
 
