@@ -2,8 +2,12 @@
 
 Keys (an IP address, an email address, a domain, an endorsement) are stored as an
 HMAC with SECRET_KEY: the table can tell repeats apart but names nobody. Over a
-limit nothing fails loudly: the caller holds the endorsement (quarantine) or skips
-the email, and answers exactly as it would otherwise, so a bot learns nothing.
+limit nothing fails loudly, and the caller answers exactly as it would otherwise,
+so a bot learns nothing. For endorsements the limits hold back the sender, never
+the owner of the address: over a sender's limit (per client address, per email
+domain) the submission is still emailed to its address, and once confirmed it waits
+for an organiser instead of being listed; only the per-address cap, which protects
+a mailbox from a flood of emails, stores and sends nothing.
 """
 
 from __future__ import annotations
@@ -61,13 +65,18 @@ def events_of(hashed: list[tuple[Rule, str]]) -> list[tuple[str, str]]:
 
 
 async def hit(db: Database, *, secret: str, rules: list[Rule]) -> bool:
-    """Record one event under each rule's bucket and key; False when any limit is now exceeded.
+    """Record one event under each rule's bucket and key; False when any limit is now exceeded."""
+    return not await exceeded(db, secret=secret, rules=rules)
+
+
+async def exceeded(db: Database, *, secret: str, rules: list[Rule]) -> set[str]:
+    """Record one event under each rule's bucket and key; the buckets whose limit is now exceeded.
 
     One INSERT records the events, one SELECT counts every rule's window (this event included). Events over
     the limit are recorded too, so a bot that keeps going stays held.
     """
     if not rules:
-        return True
+        return set()
     now = utcnow()
     hashed = hashed_rules(secret, rules)
     r = rate_events.c
@@ -88,7 +97,7 @@ async def hit(db: Database, *, secret: str, rules: list[Rule]) -> bool:
             [{"bucket": bucket, "key_hash": digest, "created_at": now} for bucket, digest in events_of(hashed)]))
         row = await db.fetch_one(query)
     assert row is not None
-    return all(int(row[f"n{i}"]) <= rule.limit for i, (rule, _d) in enumerate(hashed))
+    return {rule.bucket for i, (rule, _d) in enumerate(hashed) if int(row[f"n{i}"]) > rule.limit}
 
 
 def _ip_rules(settings: Settings, bucket: str, ip: str) -> list[Rule]:
@@ -106,9 +115,26 @@ def endorsement_rules(settings: Settings, *, ip: str | None, email_canonical: st
             Rule("form.domain", domain, settings.rate_limit_domain, HOUR)]
 
 
-async def endorsement_allowed(db: Database, settings: Settings, *, ip: str | None, email_canonical: str) -> bool:
-    return await hit(db, secret=str(settings.secret_key),
-                     rules=endorsement_rules(settings, ip=ip, email_canonical=email_canonical))
+#: The one endorsement limit that protects the owner of an address rather than holding back a sender.
+MAILBOX_BUCKET = "form.email"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the limits make of one submission."""
+
+    mailbox_ok: bool  # False: the address had its share of emails lately; store and send nothing
+    hold_reason: str | None  # the sender's limits it exceeded: confirmed, it waits for an organiser
+
+    @classmethod
+    def of(cls, exceeded_buckets: set[str] | list[str]) -> Verdict:
+        held = sorted(set(exceeded_buckets) - {MAILBOX_BUCKET})
+        return cls(mailbox_ok=MAILBOX_BUCKET not in exceeded_buckets, hold_reason=held[0] if held else None)
+
+
+async def endorsement_verdict(db: Database, settings: Settings, *, ip: str | None, email_canonical: str) -> Verdict:
+    return Verdict.of(await exceeded(db, secret=str(settings.secret_key),
+                                     rules=endorsement_rules(settings, ip=ip, email_canonical=email_canonical)))
 
 
 async def resend_allowed(db: Database, settings: Settings, *, ip: str | None, endorsement_id: int) -> bool:

@@ -7,16 +7,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from petition import i18n
 from petition.abuse.limits import resend_allowed
-from petition.appeals.queries import get_appeal_by_id
+from petition.appeals.queries import current_text, get_appeal_by_id
 from petition.endorsements.forms import ORGANISATION_TYPE_LABELS
 from petition.endorsements.queries import (
     ConfirmOutcome,
     confirm_endorsement,
     get_endorsement,
+    link_target,
     resend_confirmation,
 )
-from petition.endorsements.states import EndorsementState
+from petition.endorsements.states import HELD, EndorsementState
 from petition.publish.cache import listed_changed
 from petition.templating import page_url
 from petition.tokens import ExpiredToken, InvalidToken, Purpose, TokenClaims
@@ -41,16 +43,19 @@ async def confirm_page(request: Request) -> Response:
     if isinstance(claims, Response):
         return claims
     svc = services(request)
-    endorsement = await get_endorsement(svc.db, endorsement_id=claims.endorsement_id)
-    if endorsement is None or endorsement["token_nonce"] != claims.nonce:
+    target = await link_target(svc.db, endorsement_id=claims.endorsement_id, nonce=claims.nonce)
+    if target is None:
         return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
-    appeal = await get_appeal_by_id(svc.db, appeal_id=endorsement["appeal_id"])
+    appeal = await get_appeal_by_id(svc.db, appeal_id=target.endorsement["appeal_id"])
     assert appeal is not None
-    context = {"endorsement": endorsement, "appeal": appeal, "token": token,
-               "organisation_types": ORGANISATION_TYPE_LABELS}
-    if endorsement["state"] == S.PENDING:
+    text = await current_text(svc.db, appeal=appeal, language=i18n.get_language())
+    # What this link confirms: exactly what its email showed, with the appeal it endorses.
+    context = {"endorsement": target.shown, "appeal": appeal, "title": text["title"] if text else appeal["slug"],
+               "token": token, "organisation_types": ORGANISATION_TYPE_LABELS,
+               "state": target.endorsement["state"], "held": target.endorsement["state"] == HELD}
+    if target.confirmable:
         return render(request, "confirmation/confirm.html", context, token_page=True)
-    if endorsement["state"] in (S.CONFIRMED, S.APPROVED):
+    if target.version_id is None and target.endorsement["state"] in (S.CONFIRMED, S.APPROVED, HELD):
         return render(request, "confirmation/done.html", context, token_page=True)
     return render(request, "confirmation/gone.html", context, status=410, token_page=True)
 
@@ -66,7 +71,7 @@ async def confirm(request: Request) -> Response:
                                               nonce=claims.nonce)
     if outcome is ConfirmOutcome.GONE and _row is None:
         return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
-    if outcome is ConfirmOutcome.CONFIRMED and _row is not None:
+    if outcome in (ConfirmOutcome.CONFIRMED, ConfirmOutcome.HELD) and _row is not None:
         listed_changed(request, _row["appeal_id"])
     # Post/redirect/get: the page shows the state, so a reload or a second POST changes nothing.
     return RedirectResponse(page_url(request, f"/confirm/{token}"), status_code=303)

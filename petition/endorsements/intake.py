@@ -4,12 +4,12 @@ This is the platform's hottest write — thousands a minute when an appeal goes 
 so on PostgreSQL new addresses are written in groups: submissions that arrive while
 a write is under way wait for it and then go together in one statement, which records
 their rate-limit events, counts each rule's window, inserts the endorsements (pending,
-or quarantined where a limit is exceeded) and the confirmation emails of the pending
-ones. One round trip and one commit carry many signatures (group commit); a lone
-submission goes at once, as a group of one. Each endorsement's id is reserved
-beforehand (`Database.reserve_id`): it ties a submission to its row and its email
-in the statement, and orders the group by arrival. The worker renders the email and
-signs its link.
+with the limit it exceeded as its hold reason) and their confirmation emails. One
+round trip and one commit carry many signatures (group commit); a lone submission
+goes at once, as a group of one. Each endorsement's id is reserved beforehand
+(`Database.reserve_id`): it ties a submission to its row and its email in the
+statement, and orders the group by arrival. The worker renders the email and signs
+its link.
 
 An address already known for its appeal (the INSERT meets the unique constraint and
 does nothing) then takes the general path, `queries.submit_endorsement`, with the
@@ -25,7 +25,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from petition.abuse.limits import Rule, endorsement_allowed, endorsement_rules, events_of, hashed_rules
+from petition.abuse.limits import (
+    MAILBOX_BUCKET,
+    Rule,
+    endorsement_rules,
+    endorsement_verdict,
+    events_of,
+    hashed_rules,
+)
 from petition.appeals.queries import get_appeal_by_id
 from petition.appeals.states import AppealStatus
 from petition.db import Database, Row
@@ -60,6 +67,9 @@ _RULE_IDS, _RULE_BUCKETS, _RULE_KEYS, _RULE_SINCE, _RULE_LIMITS, _RULE_BEFORE = 
 # same group have its key (`before`, counted in Python), and a rule allows a submission while
 # fewer than `limit` events came before it — the verdict of counting after inserting, one
 # submission at a time: a bot's hundred parallel requests are held like a hundred in a row.
+# The verdict is `abuse.limits.Verdict`'s: over the mailbox's cap nothing is stored or sent;
+# over a sender's limit the endorsement is stored with that limit as its hold reason and
+# emailed all the same (confirmed, it waits for an organiser).
 # Each count stops at the limit, so a flood costs no more to count than a trickle. Rows are
 # inserted in key order, so two groups that share addresses take their locks in the same
 # order and cannot deadlock; an address twice in one group goes in arrival order (ids are
@@ -71,35 +81,38 @@ WITH events AS (
     INSERT INTO rate_events (bucket, key_hash, created_at)
     SELECT * FROM unnest(${_EVENT_BUCKETS}::text[], ${_EVENT_KEYS}::text[], ${_EVENT_AT}::timestamp[])
 ), verdict AS (
-    SELECT r.sid, bool_and(r.before + (SELECT count(*) FROM (
-            SELECT 1 FROM rate_events e
-            WHERE e.bucket = r.bucket AND e.key_hash = r.key_hash AND e.created_at >= r.since
-            LIMIT r.lim) AS s) < r.lim) AS allowed
-    FROM unnest(${_RULE_IDS}::int[], ${_RULE_BUCKETS}::text[], ${_RULE_KEYS}::text[],
-                ${_RULE_SINCE}::timestamp[], ${_RULE_LIMITS}::int[], ${_RULE_BEFORE}::int[])
-         AS r(sid, bucket, key_hash, since, lim, before)
+    SELECT r.sid,
+           bool_and(r.bucket <> '{MAILBOX_BUCKET}' OR r.ok) AS mailbox_ok,
+           min(CASE WHEN r.bucket <> '{MAILBOX_BUCKET}' AND NOT r.ok THEN r.bucket END) AS held
+    FROM (SELECT r.sid, r.bucket, r.before + (SELECT count(*) FROM (
+                SELECT 1 FROM rate_events e
+                WHERE e.bucket = r.bucket AND e.key_hash = r.key_hash AND e.created_at >= r.since
+                LIMIT r.lim) AS s) < r.lim AS ok
+          FROM unnest(${_RULE_IDS}::int[], ${_RULE_BUCKETS}::text[], ${_RULE_KEYS}::text[],
+                      ${_RULE_SINCE}::timestamp[], ${_RULE_LIMITS}::int[], ${_RULE_BEFORE}::int[])
+               AS r(sid, bucket, key_hash, since, lim, before)) AS r
     GROUP BY r.sid
 ), sub AS (
     SELECT * FROM unnest({", ".join(f"${i}::{kind}[]" for i, (_n, kind) in enumerate(_COLUMNS, start=1))})
         AS s({", ".join(name for name, _type in _COLUMNS)})
 ), ins AS (
-    INSERT INTO endorsements ({", ".join(_RECORD)}, state)
-    SELECT {", ".join(f"s.{name}" for name in _RECORD)},
-           CASE WHEN coalesce(v.allowed, true) THEN '{S.PENDING.value}' ELSE '{S.QUARANTINED.value}' END
+    INSERT INTO endorsements ({", ".join(_RECORD)}, state, hold_reason)
+    SELECT {", ".join(f"s.{name}" for name in _RECORD)}, '{S.PENDING.value}', v.held
     FROM sub s LEFT JOIN verdict v ON v.sid = s.id
     JOIN appeals a ON a.id = s.appeal_id AND a.status = '{AppealStatus.OPEN.value}'
+    WHERE coalesce(v.mailbox_ok, true)
     ORDER BY s.appeal_id, s.email_canonical, s.id
     ON CONFLICT (appeal_id, email_canonical) DO NOTHING
-    RETURNING id, state
+    RETURNING id
 ), mail AS (
     INSERT INTO outbox (kind, endorsement_id, to_addr, context, subject, body_text, body_html, language,
                         message_id, state, attempts, next_attempt_at, created_at)
     SELECT 'confirm', s.id, s.contact_email, s.mail_context, '', '', '', s.language,
            s.mail_message_id, 'queued', 0, s.created_at, s.created_at
     FROM ins JOIN sub s ON s.id = ins.id
-    WHERE ins.state = '{S.PENDING.value}'
 )
-SELECT s.id, coalesce(v.allowed, true) AS allowed, ins.state, a.status AS appeal_status
+SELECT s.id, coalesce(v.mailbox_ok, true) AS mailbox_ok, v.held, ins.id IS NOT NULL AS inserted,
+       a.status AS appeal_status
 FROM sub s LEFT JOIN verdict v ON v.sid = s.id LEFT JOIN ins ON ins.id = s.id
      LEFT JOIN appeals a ON a.id = s.appeal_id
 """  # noqa: S608 - every interpolated name is a constant of this module
@@ -144,23 +157,25 @@ class Intake:
             current = await get_appeal_by_id(self.db, appeal_id=appeal["id"])
             if current is None or current["status"] != AppealStatus.OPEN:
                 return SubmitOutcome.CLOSED
-            allowed = await endorsement_allowed(self.db, self.settings, ip=ip, email_canonical=data["email_canonical"])
+            verdict = await endorsement_verdict(self.db, self.settings, ip=ip,
+                                                email_canonical=data["email_canonical"])
             return await submit_endorsement(self.db, mailer=self.mailer, tokens=self.tokens, appeal=appeal,
-                                            text=text, data=data, language=language, hold=not allowed)
+                                            text=text, data=data, language=language, mailbox_ok=verdict.mailbox_ok,
+                                            hold_reason=verdict.hold_reason)
         submission = await self._prepare(appeal=appeal, text=text, data=data, language=language, ip=ip)
         self._waiting.append(submission)
         self._start_writing()
         row = await asyncio.shield(submission.done)
         if row["appeal_status"] != AppealStatus.OPEN:
             return SubmitOutcome.CLOSED
-        if row["state"] == S.PENDING:
+        if not row["mailbox_ok"]:
+            return SubmitOutcome.CAPPED
+        if row["inserted"]:
             self.mailer.notify()
             return SubmitOutcome.NEW
-        if row["state"] == S.QUARANTINED:
-            return SubmitOutcome.HELD
         # A known address: its events are counted already, the general path does the rest.
         return await submit_endorsement(self.db, mailer=self.mailer, tokens=self.tokens, appeal=appeal, text=text,
-                                        data=data, language=language, hold=not row["allowed"])
+                                        data=data, language=language, hold_reason=row["held"])
 
     async def _prepare(self, *, appeal: Row, text: Row, data: dict[str, Any], language: str,
                        ip: str | None) -> _Submission:
@@ -170,8 +185,7 @@ class Intake:
         email = outbox_values(self.settings, name="confirm", to=data["contact_email"], language=language,
                               endorsement_id=endorsement_id,
                               context=confirmation_context(mailer=self.mailer, title=text["title"], nonce=nonce,
-                                                           organisation_name=data["organisation_name"],
-                                                           language=language))
+                                                           facts=data, language=language))
         record = {**data, "id": endorsement_id, "appeal_id": appeal["id"], "language": language,
                   "text_language": text["language"], "text_hash": text["content_hash"], "token_nonce": nonce,
                   "created_at": _naive(now), "updated_at": _naive(now),

@@ -1,15 +1,25 @@
 from __future__ import annotations
 
 import enum
+import json
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from petition.appeals.tables import appeals
 from petition.db import INTEGRITY_ERRORS, Database, Row
-from petition.endorsements.states import EndorsementState, listed_states
-from petition.endorsements.tables import endorsements
+from petition.endorsements.states import (
+    HELD,
+    MAILBOX_CONFIRMED,
+    RESUBMITTABLE,
+    EndorsementState,
+    HoldReason,
+    Visibility,
+    listed_states,
+)
+from petition.endorsements.tables import endorsement_versions, endorsements
 from petition.outbox.messages import Mailer, signed_link
 from petition.schema import UTCDateTime, utcnow
 from petition.tokens import Purpose, Tokens
@@ -19,16 +29,25 @@ S = EndorsementState
 
 class SubmitOutcome(enum.StrEnum):
     NEW = "new"  # a pending endorsement and its confirmation email
-    RESENT = "resent"  # still pending: details updated, confirmation sent again
+    VERSION = "version"  # a known mailbox: the submission waits beside its record, with its own email
     ALREADY = "already"  # confirmed before: an "already endorsed" email, nothing new
-    HELD = "held"  # quarantined: nothing sent
+    CAPPED = "capped"  # this mailbox was sent its share of emails lately: nothing stored or sent
     CLOSED = "closed"  # the appeal was paused or closed meanwhile: nothing stored
 
 
 class ConfirmOutcome(enum.StrEnum):
     CONFIRMED = "confirmed"
+    HELD = "held"  # confirmed, and waiting for an organiser (an anti-abuse limit held it back)
     ALREADY = "already"  # confirmed (or further) before: a second POST changes nothing
     GONE = "gone"  # withdrawn, rejected, or the link belongs to an earlier incarnation
+
+
+#: What a submission sets on a record; a version holds these until its link is confirmed.
+SUBMITTED_FIELDS = (
+    "organisation_name", "name_normalised", "country", "city", "organisation_type", "website",
+    "contact_name", "contact_role", "contact_email", "email_canonical", "authorised", "consent_version",
+    "visibility", "comment", "language", "text_language", "text_hash",
+)
 
 
 def new_nonce() -> str:
@@ -37,6 +56,39 @@ def new_nonce() -> str:
 
 async def get_endorsement(db: Database, *, endorsement_id: int) -> Row | None:
     return await db.fetch_one(endorsements.select().where(endorsements.c.id == endorsement_id))
+
+
+@dataclass(frozen=True)
+class LinkTarget:
+    """What a confirmation link names: the record, and what pressing Confirm would make of it."""
+
+    endorsement: Row
+    shown: dict[str, Any]  # the facts the link's email showed (the record's, or its version's)
+    version_id: int | None  # None: the link confirms the record as it is
+    hold_reason: str | None  # the anti-abuse limit that held this submission back, if any
+
+    @property
+    def confirmable(self) -> bool:
+        if self.version_id is not None:
+            return self.endorsement["state"] in RESUBMITTABLE
+        return self.endorsement["state"] == S.PENDING
+
+
+async def link_target(db: Database, *, endorsement_id: int, nonce: str) -> LinkTarget | None:
+    """The record a signed link names, with the submission it stands for; None for a link that
+    belongs to nothing any more (an earlier incarnation, or a submission another one replaced)."""
+    row = await get_endorsement(db, endorsement_id=endorsement_id)
+    if row is None:
+        return None
+    if row["token_nonce"] == nonce:
+        return LinkTarget(endorsement=row, shown={name: row[name] for name in SUBMITTED_FIELDS}, version_id=None,
+                          hold_reason=row["hold_reason"])
+    version = await db.fetch_one(endorsement_versions.select().where(
+        endorsement_versions.c.endorsement_id == endorsement_id, endorsement_versions.c.token_nonce == nonce))
+    if version is None:
+        return None
+    return LinkTarget(endorsement=row, shown=json.loads(version["data"]), version_id=int(version["id"]),
+                      hold_reason=version["hold_reason"])
 
 
 async def submit_endorsement(
@@ -48,18 +100,22 @@ async def submit_endorsement(
     text: Row,
     data: dict[str, Any],
     language: str,
-    hold: bool = False,
+    mailbox_ok: bool = True,
+    hold_reason: str | None = None,
 ) -> SubmitOutcome:
     """Record an endorsement and queue its email in one transaction.
 
     Whatever is already known about the email address, the caller shows the same
-    page: only the email differs. With `hold` (an anti-abuse limit was exceeded) a new
-    endorsement is stored quarantined with no email, and a known one is left alone.
+    page: only the email differs. A submission never changes a record that exists:
+    it waits beside it (`endorsement_versions`) until its own email's link is confirmed.
+    Over a sender's limit (`hold_reason`) the email still goes out, and confirming it
+    leads to the organisers' queue; over the mailbox's own cap (`mailbox_ok` false)
+    nothing is stored or sent, which is what protects a mailbox from a flood.
     """
     for attempt in range(2):
         try:
-            outcome = await _submit(db, mailer=mailer, tokens=tokens, appeal=appeal, text=text,
-                                    data=data, language=language, hold=hold)
+            outcome = await _submit(db, mailer=mailer, appeal=appeal, text=text, data=data, language=language,
+                                    mailbox_ok=mailbox_ok, hold_reason=hold_reason)
         except INTEGRITY_ERRORS:
             # Two submissions with one address raced on PostgreSQL: the second sees the first.
             if attempt:
@@ -70,45 +126,37 @@ async def submit_endorsement(
     raise AssertionError("unreachable")
 
 
-async def _submit(db: Database, *, mailer: Mailer, tokens: Tokens, appeal: Row, text: Row,
-                  data: dict[str, Any], language: str, hold: bool = False) -> SubmitOutcome:
+def _submitted(data: dict[str, Any], *, text: Row, language: str) -> dict[str, Any]:
+    fields = {**data, "language": language, "text_language": text["language"], "text_hash": text["content_hash"]}
+    return {name: fields[name] for name in SUBMITTED_FIELDS}
+
+
+async def _submit(db: Database, *, mailer: Mailer, appeal: Row, text: Row, data: dict[str, Any], language: str,
+                  mailbox_ok: bool, hold_reason: str | None) -> SubmitOutcome:
     now = utcnow()
-    fields = {
-        **data,
-        "appeal_id": appeal["id"],
-        "language": language,
-        "text_language": text["language"],
-        "text_hash": text["content_hash"],
-        "updated_at": now,
-    }
+    submitted = _submitted(data, text=text, language=language)
     async with db.write():
+        if not mailbox_ok:
+            return SubmitOutcome.CAPPED
         existing = await db.fetch_one(
             endorsements.select().where(
                 endorsements.c.appeal_id == appeal["id"],
                 endorsements.c.email_canonical == data["email_canonical"],
             )
         )
-        if hold:
-            # Held silently: nothing is sent and a known record is not touched.
-            if existing is None:
-                await db.execute(endorsements.insert().values(
-                    **fields, state=S.QUARANTINED.value, token_nonce=new_nonce(), created_at=now))
-            return SubmitOutcome.HELD
+        nonce = new_nonce()
         if existing is None:
-            nonce = new_nonce()
             endorsement_id = int(await db.execute(endorsements.insert().values(
-                **fields, state=S.PENDING.value, token_nonce=nonce, created_at=now)))
+                **submitted, appeal_id=appeal["id"], state=S.PENDING.value, token_nonce=nonce,
+                hold_reason=hold_reason, created_at=now, updated_at=now)))
             outcome = SubmitOutcome.NEW
-        elif existing["state"] == S.QUARANTINED:
-            return SubmitOutcome.HELD
-        elif existing["state"] in (S.PENDING, S.WITHDRAWN):
+        elif existing["state"] in RESUBMITTABLE:
+            # The record stays as it is, and so does what its links confirm.
             endorsement_id = existing["id"]
-            # A withdrawn endorsement starts over: links of its earlier life stop working.
-            nonce = existing["token_nonce"] if existing["state"] == S.PENDING else new_nonce()
-            await db.execute(endorsements.update().where(endorsements.c.id == endorsement_id).values(
-                **fields, state=S.PENDING.value, token_nonce=nonce, confirmed_at=None,
-                withdrawn_at=None, listed_at=None, moderated_at=None))
-            outcome = SubmitOutcome.RESENT if existing["state"] == S.PENDING else SubmitOutcome.NEW
+            await db.execute(endorsement_versions.insert().values(
+                endorsement_id=endorsement_id, token_nonce=nonce, hold_reason=hold_reason, created_at=now,
+                data=json.dumps(submitted, ensure_ascii=False, separators=(",", ":"))))
+            outcome = SubmitOutcome.VERSION
         else:
             await mailer.queue(
                 db, name="already_endorsed", to=data["contact_email"], language=language,
@@ -117,98 +165,106 @@ async def _submit(db: Database, *, mailer: Mailer, tokens: Tokens, appeal: Row, 
                          "title": text["title"]},
             )
             return SubmitOutcome.ALREADY
-        await queue_confirmation(db, mailer=mailer, tokens=tokens, appeal=appeal, title=text["title"],
-                                 endorsement_id=endorsement_id, nonce=nonce, to=data["contact_email"],
-                                 organisation_name=data["organisation_name"], language=language)
+        await mailer.queue(db, name="confirm", to=data["contact_email"], language=language,
+                           endorsement_id=endorsement_id,
+                           context=confirmation_context(mailer=mailer, title=text["title"], nonce=nonce,
+                                                        facts=submitted, language=language))
     return outcome
 
 
-def confirmation_context(*, mailer: Mailer, title: str, nonce: str, organisation_name: str,
+def confirmation_context(*, mailer: Mailer, title: str, nonce: str, facts: dict[str, Any],
                          language: str) -> dict[str, object]:
-    """What the confirmation email says; its one link is bound to the record and its nonce."""
+    """What the confirmation email says: the facts its one link confirms, and that link, bound to
+    the record and the nonce of exactly this submission."""
     return {
         "confirm_url": signed_link(Purpose.CONFIRM, f"/confirm/{{token}}?lang={language}", nonce=nonce),
         "title": title,
-        "organisation_name": organisation_name,
+        "organisation_name": facts["organisation_name"],
+        "country": facts["country"],
+        "anonymous": facts["visibility"] == Visibility.ANONYMOUS,
         "valid_days": max(1, mailer.settings.confirm_max_age // 86400),
     }
 
 
-async def queue_confirmation(db: Database, *, mailer: Mailer, tokens: Tokens, appeal: Row, title: str,
-                             endorsement_id: int, nonce: str, to: str, organisation_name: str,
-                             language: str) -> None:
-    context = confirmation_context(mailer=mailer, title=title, nonce=nonce, organisation_name=organisation_name,
-                                   language=language)
-    await mailer.queue(db, name="confirm", to=to, language=language, endorsement_id=endorsement_id,
-                       context=context)
-
-
 async def resend_confirmation(db: Database, *, mailer: Mailer, tokens: Tokens, endorsement_id: int,
                               nonce: str) -> bool:
-    """A fresh confirmation email for a still-pending endorsement whose link expired."""
-    async with db.write():
-        row = await db.fetch_one(
-            sa.select(endorsements, appeals.c.slug, appeals.c.moderation)
-            .join(appeals, appeals.c.id == endorsements.c.appeal_id)
-            .where(endorsements.c.id == endorsement_id, endorsements.c.token_nonce == nonce)
-        )
-        if row is None or row["state"] != S.PENDING:
-            return False
-        from petition.appeals.queries import current_text
+    """A fresh confirmation email, with the same facts, for a submission whose link expired."""
+    from petition.appeals.queries import current_text
 
-        appeal = {"id": row["appeal_id"], "slug": row["slug"]}
-        text = await current_text(db, appeal={**appeal, "default_language": row["text_language"]},
-                                  language=row["language"])
-        await queue_confirmation(db, mailer=mailer, tokens=tokens, appeal=appeal,
-                                 title=text["title"] if text else row["slug"],
-                                 endorsement_id=row["id"], nonce=row["token_nonce"],
-                                 to=row["contact_email"], organisation_name=row["organisation_name"],
-                                 language=row["language"])
+    async with db.write():
+        target = await link_target(db, endorsement_id=endorsement_id, nonce=nonce)
+        if target is None or not target.confirmable:
+            return False
+        row = target.endorsement
+        appeal = await db.fetch_one(appeals.select().where(appeals.c.id == row["appeal_id"]))
+        assert appeal is not None
+        shown = target.shown
+        text = await current_text(db, appeal={"id": appeal["id"], "default_language": shown["text_language"]},
+                                  language=shown["language"])
+        await mailer.queue(db, name="confirm", to=shown["contact_email"], language=shown["language"],
+                           endorsement_id=row["id"],
+                           context=confirmation_context(mailer=mailer, title=text["title"] if text else appeal["slug"],
+                                                        nonce=nonce, facts=shown, language=shown["language"]))
     mailer.notify()
     return True
 
 
 async def confirm_endorsement(db: Database, *, mailer: Mailer, endorsement_id: int,
                               nonce: str) -> tuple[ConfirmOutcome, Row | None]:
-    """Pending → confirmed, once; the state, not the token, makes it single use."""
+    """Pending → confirmed (or held), once; the state, not the token, makes it single use.
+
+    A link confirms exactly the submission its email showed: the record as first submitted,
+    or a later submission that waited beside it, which then replaces the record's details.
+    Every other waiting submission of the record is dropped, and with it its link.
+    """
     now = utcnow()
     async with db.write():
-        row = await db.fetch_one(
-            sa.select(endorsements, appeals.c.slug, appeals.c.moderation)
-            .join(appeals, appeals.c.id == endorsements.c.appeal_id)
-            .where(endorsements.c.id == endorsement_id, endorsements.c.token_nonce == nonce)
-        )
-        if row is None:
+        target = await link_target(db, endorsement_id=endorsement_id, nonce=nonce)
+        if target is None:
             return ConfirmOutcome.GONE, None
-        if row["state"] in (S.CONFIRMED, S.APPROVED):
+        row = target.endorsement
+        if target.version_id is None and row["state"] in MAILBOX_CONFIRMED:
             return ConfirmOutcome.ALREADY, row
-        if row["state"] != S.PENDING:
+        if not target.confirmable:
             return ConfirmOutcome.GONE, row
-        listed_now = row["moderation"] == "post"
+        appeal = await db.fetch_one(appeals.select().where(appeals.c.id == row["appeal_id"]))
+        assert appeal is not None
+        hold = target.hold_reason
+        if target.version_id is not None and row["state"] == HELD:
+            hold = row["hold_reason"] or HoldReason.LEGACY.value
+        elif row["state"] == S.REJECTED and row["confirmed_at"] is not None:
+            # An organiser turned this mailbox's endorsement down: they look at the new one first.
+            hold = HoldReason.REJECTED_BEFORE.value
+        target_state = HELD if hold else S.CONFIRMED
+        listed_now = target_state == S.CONFIRMED and appeal["moderation"] == "post"
+        shown = target.shown
         updated = await db.fetch_one(
             endorsements.update()
-            .where(endorsements.c.id == endorsement_id, endorsements.c.state == S.PENDING.value)
-            .values(state=S.CONFIRMED.value, confirmed_at=now, updated_at=now,
-                    listed_at=now if listed_now else None)
+            .where(endorsements.c.id == endorsement_id, endorsements.c.state == row["state"],
+                   endorsements.c.token_nonce == row["token_nonce"])
+            .values(**shown, state=target_state.value, hold_reason=hold, token_nonce=nonce, confirmed_at=now,
+                    updated_at=now, moderated_at=None, withdrawn_at=None, listed_at=now if listed_now else None)
             .returning(endorsements.c.id)
         )
         if updated is None:
             return ConfirmOutcome.ALREADY, row
+        await db.execute(endorsement_versions.delete().where(endorsement_versions.c.endorsement_id == endorsement_id))
         await mailer.queue(
-            db, name="thank_you", to=row["contact_email"], language=row["language"],
+            db, name="thank_you", to=shown["contact_email"], language=shown["language"],
             endorsement_id=row["id"],
             context={
-                "organisation_name": row["organisation_name"],
+                "organisation_name": shown["organisation_name"],
                 "listed_now": listed_now,
-                "anonymous": row["visibility"] == "anonymous",
+                "anonymous": shown["visibility"] == Visibility.ANONYMOUS,
                 "list_url": mailer.settings.url_for_path(
-                    f"/appeals/{row['slug']}/signatories?lang={row['language']}"),
-                "withdraw_url": signed_link(Purpose.WITHDRAW, f"/withdraw/{{token}}?lang={row['language']}",
-                                            nonce=row["token_nonce"]),
+                    f"/appeals/{appeal['slug']}/signatories?lang={shown['language']}"),
+                "withdraw_url": signed_link(Purpose.WITHDRAW, f"/withdraw/{{token}}?lang={shown['language']}",
+                                            nonce=nonce),
             },
         )
+        confirmed = await get_endorsement(db, endorsement_id=endorsement_id)
     mailer.notify()
-    return ConfirmOutcome.CONFIRMED, row
+    return (ConfirmOutcome.HELD if hold else ConfirmOutcome.CONFIRMED), confirmed
 
 
 async def approve_all_confirmed(db: Database, *, appeal_id: int) -> int:

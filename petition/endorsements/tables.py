@@ -37,6 +37,9 @@ endorsements = sa.Table(
     sa.Column("withdrawn_at", UTCDateTime, nullable=True),
     # When it entered a publicly listed state: the public "endorsed" date.
     sa.Column("listed_at", UTCDateTime, nullable=True),
+    # Set when an anti-abuse limit held the submission back (a HoldReason): confirming it then
+    # leads to the organisers' queue, not to the public list.
+    sa.Column("hold_reason", sa.String(32), nullable=True),
     sa.UniqueConstraint("appeal_id", "email_canonical", name="uq_endorsements_appeal_email"),
 )
 
@@ -51,3 +54,22 @@ sa.Index("ix_endorsements_newest", endorsements.c.appeal_id, endorsements.c.visi
          endorsements.c.listed_at, endorsements.c.id)
 sa.Index("ix_endorsements_by_country_name", endorsements.c.appeal_id, endorsements.c.visibility,
          endorsements.c.country, endorsements.c.name_normalised, endorsements.c.id)
+
+# A later submission for a mailbox that already has a record the submission must not change
+# (pending, withdrawn, rejected or held): it waits here with a nonce and an email of its own,
+# and only pressing Confirm on that email's link applies it to the record. So whatever a link
+# confirms is exactly what its email showed, and nobody but the mailbox owner decides.
+endorsement_versions = sa.Table(
+    "endorsement_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("endorsement_id", sa.Integer, sa.ForeignKey("endorsements.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("token_nonce", sa.String(32), nullable=False),
+    # The submitted fields (as endorsements columns), JSON: what its email shows and Confirm applies.
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("hold_reason", sa.String(32), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("endorsement_id", "token_nonce", name="uq_endorsement_versions_nonce"),
+)
+sa.Index("ix_endorsement_versions_created", endorsement_versions.c.created_at)

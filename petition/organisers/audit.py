@@ -24,6 +24,7 @@ class AuditAction(enum.StrEnum):
     LOGOUT = "logout"
     APPROVE = "endorsement.approve"
     REJECT = "endorsement.reject"
+    RELEASE = "endorsement.release"
     EDIT = "endorsement.edit"
     EXPORT = "export"
     DOSSIER_BUILD = "dossier.build"

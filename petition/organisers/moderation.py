@@ -1,8 +1,9 @@
 """What moderators work with: finding endorsements, hints, state changes, typo fixes.
 
 State changes are set-based (one UPDATE for a whole selection) and go through
-`petition.endorsements.states.can_transition`: the UPDATE only touches rows in a
-state from which the target state may be reached.
+`petition.endorsements.states.organiser_sources`: the UPDATE only touches rows in a
+state from which an organiser may reach the target state, and never lists a record
+whose mailbox did not confirm it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from petition.appeals.states import Moderation
 from petition.appeals.tables import appeals
 from petition.db import Database, Row
 from petition.endorsements.forms import parse_endorsement_form
-from petition.endorsements.states import EndorsementState, can_transition
+from petition.endorsements.states import HELD, MAILBOX_CONFIRMED, EndorsementState, organiser_sources
 from petition.endorsements.tables import endorsements
 from petition.organisers.audit import AuditAction, record, record_many
 from petition.schema import UTCDateTime, utcnow
@@ -33,13 +34,17 @@ MAX_BULK = 5000
 
 
 
-DECISIONS: dict[str, EndorsementState] = {"approve": S.APPROVED, "reject": S.REJECTED}
-DECISION_AUDIT = {S.APPROVED: AuditAction.APPROVE, S.REJECTED: AuditAction.REJECT}
+DECISIONS: dict[str, EndorsementState] = {"approve": S.APPROVED, "reject": S.REJECTED, "release": S.CONFIRMED}
+DECISION_AUDIT = {S.APPROVED: AuditAction.APPROVE, S.REJECTED: AuditAction.REJECT, S.CONFIRMED: AuditAction.RELEASE}
 
 
-def sources_for(target: EndorsementState) -> list[str]:
-    """Every state from which `target` may be reached (from the one transition table)."""
-    return [state.value for state in S if can_transition(state, target)]
+def decision_condition(target: EndorsementState) -> sa.ColumnElement[bool]:
+    """The rows an organiser's decision may move (from the one transition table): in a state the
+    decision may leave, and — for a state that counts or may come to — confirmed by their mailbox."""
+    condition = e.c.state.in_(organiser_sources(target))
+    if target in MAILBOX_CONFIRMED:
+        condition = sa.and_(condition, e.c.confirmed_at.is_not(None))
+    return condition
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,14 @@ class Filters:
     state: str | None = None
     country: str | None = None
     search: str | None = None
-    queue: bool = False  # confirmed endorsements of pre-moderated appeals
+    queue: bool = False  # held endorsements, and confirmed ones of pre-moderated appeals
 
 
 def _where(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
     if filters.queue:
-        query = query.where(e.c.state == S.CONFIRMED.value, appeals.c.moderation == Moderation.PRE.value)
+        query = query.where(sa.or_(
+            sa.and_(e.c.state == S.CONFIRMED.value, appeals.c.moderation == Moderation.PRE.value),
+            e.c.state == HELD.value))
     if filters.appeal_id is not None:
         query = query.where(e.c.appeal_id == filters.appeal_id)
     if filters.state:
@@ -162,8 +169,9 @@ async def hints_for(db: Database, *, rows: Sequence[Row]) -> dict[int, Hints]:
 async def decide(db: Database, *, ids: Sequence[int], target: EndorsementState, organiser_id: int) -> list[int]:
     """Approve or reject many endorsements in one UPDATE; returns the ids that changed.
 
-    Rows whose state does not allow the transition are left alone. Approval sets the
-    public "endorsed" date once; rejection takes the endorsement off every public list.
+    Rows whose state does not allow the transition are left alone, and so is every row its
+    mailbox never confirmed. Approval sets the public "endorsed" date once; release lists a
+    held endorsement where confirmation alone lists; rejection takes it off every public list.
     """
     if target not in DECISION_AUDIT:
         raise ValueError(f"not a moderation decision: {target}")
@@ -172,14 +180,19 @@ async def decide(db: Database, *, ids: Sequence[int], target: EndorsementState, 
         return []
     now = utcnow()
     values: dict[str, Any] = {"state": target.value, "moderated_at": now, "updated_at": now}
+    # Typed, so the aware datetime is stored as naive UTC like every other (asyncpg insists).
+    stamp = sa.literal(now, type_=UTCDateTime())
     if target == S.APPROVED:
-        # Typed, so the aware datetime is stored as naive UTC like every other (asyncpg insists).
-        values["listed_at"] = sa.func.coalesce(e.c.listed_at, sa.literal(now, type_=UTCDateTime()))
+        values["listed_at"] = sa.func.coalesce(e.c.listed_at, stamp)
+    elif target == S.CONFIRMED:
+        post = sa.select(appeals.c.moderation).where(appeals.c.id == e.c.appeal_id).scalar_subquery() == "post"
+        values["listed_at"] = sa.case((post, stamp), else_=sa.null())
+        values["hold_reason"] = None
     else:
         values["listed_at"] = None
     async with db.write():
         changed = await db.fetch_all(
-            e.update().where(e.c.id.in_(unique), e.c.state.in_(sources_for(target)))
+            e.update().where(e.c.id.in_(unique), decision_condition(target))
             .values(**values).returning(e.c.id)
         )
         changed_ids = sorted(int(row["id"]) for row in changed)

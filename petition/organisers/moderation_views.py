@@ -12,7 +12,7 @@ from starlette.routing import Route
 from petition import countries
 from petition.appeals.queries import list_appeals
 from petition.endorsements.forms import ORGANISATION_TYPE_LABELS
-from petition.endorsements.states import EndorsementState, can_transition
+from petition.endorsements.states import HOLD_LABELS, EndorsementState, organiser_may
 from petition.i18n import get_language, ngettext
 from petition.i18n import gettext as _
 from petition.organisers.auth import admin_route, organiser
@@ -34,6 +34,7 @@ from petition.publish.cache import listed_changed, public_cache
 from petition.web import read_form, render, services
 
 S = EndorsementState
+_RESULT_KEYS = {S.APPROVED: "approved", S.REJECTED: "rejected", S.CONFIRMED: "released"}
 PAGE_SIZES = (50, 100, 500, 1000)
 
 
@@ -64,6 +65,12 @@ def _done_message(request: Request) -> str | None:
         rejected = int(params.get("rejected", ""))
     except ValueError:
         rejected = -1
+    try:
+        released = int(params.get("released", ""))
+    except ValueError:
+        released = -1
+    if released >= 0:
+        return ngettext("%(num)s endorsement released.", "%(num)s endorsements released.", released)
     if approved >= 0:
         return ngettext("%(num)s endorsement approved.", "%(num)s endorsements approved.", approved)
     if rejected >= 0:
@@ -98,6 +105,7 @@ async def _list(request: Request, *, queue: bool) -> Response:
         "states": [s.value for s in S],
         "countries": countries.choices(get_language()),
         "organisation_types": ORGANISATION_TYPE_LABELS,
+        "hold_labels": HOLD_LABELS,
         "here": here,
         "message": _done_message(request),
     }, private=True)
@@ -121,7 +129,7 @@ def _back(value: object, fallback: str) -> str:
 def _with(url: str, **params: object) -> str:
     base, _sep, query = url.partition("?")
     kept = [part for part in query.split("&") if part and part.split("=")[0] not in
-            {"approved", "rejected", "saved", *params}]
+            {"approved", "rejected", "released", "saved", *params}]
     return base + "?" + "&".join([*kept, urlencode(params)])
 
 
@@ -137,7 +145,7 @@ async def bulk_decide(request: Request) -> Response:
         ids.append(int(raw))
     changed = await decide(services(request).db, ids=ids, target=decision, organiser_id=organiser(request)["id"])
     public_cache(request).invalidate()
-    key = "approved" if decision == S.APPROVED else "rejected"
+    key = _RESULT_KEYS[decision]
     return RedirectResponse(_with(_back(form.get("next"), "/admin/moderation"), **{key: len(changed)}),
                             status_code=303)
 
@@ -158,8 +166,9 @@ async def _detail(request: Request, row: dict[str, object], *, values: dict[str,
         "hints": hints[row["id"]],  # type: ignore[index]
         "values": values or {name: row[name] for name in EDITABLE_FIELDS},
         "errors": errors or {},
-        "can_approve": can_transition(str(row["state"]), S.APPROVED),
-        "can_reject": can_transition(str(row["state"]), S.REJECTED),
+        **{f"can_{name}": organiser_may(str(row["state"]), target, mailbox_confirmed=row["confirmed_at"] is not None)
+           for name, target in DECISIONS.items()},
+        "hold_labels": HOLD_LABELS,
         "countries": countries.choices(get_language()),
         "organisation_types": ORGANISATION_TYPE_LABELS,
         "message": _done_message(request),
@@ -191,7 +200,7 @@ async def endorsement_decide(request: Request) -> Response:
     changed = await decide(services(request).db, ids=[int(str(row["id"]))], target=decision,
                            organiser_id=organiser(request)["id"])
     listed_changed(request, int(str(row["appeal_id"])))
-    key = "approved" if decision == S.APPROVED else "rejected"
+    key = _RESULT_KEYS[decision]
     return RedirectResponse(f"/admin/endorsements/{row['id']}?{key}={len(changed)}", status_code=303)
 
 

@@ -1,4 +1,9 @@
-"""Bots and floods: over a limit an endorsement is held silently, never sent, counted or listed."""
+"""Bots and floods: limits hold back the sender, never the owner of an address.
+
+Over a sender's limit (per client address, per email domain) a submission is still
+emailed to its address; once its owner confirms it, it waits for an organiser and is
+never counted or listed meanwhile. Only the per-address cap stores and sends nothing.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,11 @@ def states(database_url: str) -> dict[str, str]:
             for r in run_sql(database_url, "SELECT email_canonical, state FROM endorsements")}
 
 
+def holds(database_url: str) -> dict[str, tuple[str, str | None]]:
+    return {r["email_canonical"]: (r["state"], r["hold_reason"])
+            for r in run_sql(database_url, "SELECT email_canonical, state, hold_reason FROM endorsements")}
+
+
 def public_text(site) -> str:
     c = site.client
     return "\n".join([
@@ -29,45 +39,50 @@ def public_text(site) -> str:
     ])
 
 
-def test_ip_burst_holds_the_extra_submissions_silently(make_site, smtp, database_url):
+def test_ip_burst_holds_the_extra_submissions_for_review_and_still_emails_their_owners(make_site, smtp, database_url):
     site = make_site(rate_limit_ip_burst=3)
     answers = [site.endorse(contact_email=f"contact@org{i}.example", organisation_name=f"Burst Org {i}")
                for i in range(5)]
     # Every submission gets the same answer: a bot cannot tell it was held.
     assert {(r.status_code, r.headers["location"]) for r in answers} == {
         (303, f"/appeals/{SLUG}/check-email")}
-    wait_for(lambda: len(smtp.messages) >= 3)
-    seen = states(database_url)
-    assert [seen[f"contact@org{i}.example"] for i in range(5)] == ["pending"] * 3 + ["quarantined"] * 2
-    # No email for the held ones, even after the worker had time to send.
-    wait_for_mail(smtp, "contact@org2.example")
-    assert smtp.sink.to("contact@org3.example") == [] and smtp.sink.to("contact@org4.example") == []
+    seen = holds(database_url)
+    assert [seen[f"contact@org{i}.example"] for i in range(5)] == [("pending", None)] * 3 + [
+        ("pending", "form.ip")] * 2
+    # The owner of every address hears of the submission made with it.
+    for i in range(5):
+        wait_for_mail(smtp, f"contact@org{i}.example")
 
 
 def test_ip_sustained_limit(make_site, database_url):
     site = make_site(rate_limit_ip_burst=100, rate_limit_ip_sustained=2)
     for i in range(3):
         assert site.endorse(contact_email=f"a@sustained{i}.example").status_code == 303
-    assert states(database_url)["a@sustained2.example"] == "quarantined"
+    assert holds(database_url)["a@sustained2.example"] == ("pending", "form.ip")
 
 
-def test_quarantined_endorsement_never_appears_publicly_even_once_others_confirm(make_site, smtp, database_url):
+def test_held_endorsement_never_appears_publicly_even_once_confirmed(make_site, smtp, database_url):
     site = make_site(rate_limit_ip_burst=1)
     assert site.endorse(contact_email="first@good.example", organisation_name="Good Peace Group").status_code == 303
     assert site.endorse(contact_email="bot@spam.example", organisation_name="Spam Flood Ltd",
                         country="FR").status_code == 303
-    [message] = wait_for_mail(smtp, "first@good.example")
-    [link] = links(message, BASE_URL)
-    assert site.confirm(link).status_code == 303
+    for address in ("first@good.example", "bot@spam.example"):
+        [message] = wait_for_mail(smtp, address)
+        [link] = links(message, BASE_URL)
+        assert site.confirm(link).status_code == 303
     text = public_text(site)
     assert "Good Peace Group" in text
     assert "Spam Flood Ltd" not in text
-    assert site.client.get(f"/api/appeals/{SLUG}").json()["counts"] == {"total": 1, "by_country": {"DE": 1}}
+    counts = site.client.get(f"/api/appeals/{SLUG}").json()["counts"]
+    assert counts["total"] == 1 and counts["by_country"] == {"DE": 1}
     rows = list(csv.DictReader(io.StringIO(site.client.get(f"/appeals/{SLUG}/endorsements.csv").text)))
     assert [r["organisation_name"] for r in rows] == ["Good Peace Group"]
-    # Organisers still find it: stored, with its state.
-    [held] = run_sql(database_url, "SELECT organisation_name, state FROM endorsements WHERE country = 'FR'")
-    assert held == {"organisation_name": "Spam Flood Ltd", "state": "quarantined"}
+    # Organisers find it in their queue: confirmed by its mailbox, held, with the reason.
+    [held] = run_sql(database_url, "SELECT organisation_name, state, hold_reason, confirmed_at FROM endorsements "
+                                   "WHERE country = 'FR'")
+    assert (held["organisation_name"], held["state"], held["hold_reason"]) == (
+        "Spam Flood Ltd", "quarantined", "form.ip")
+    assert held["confirmed_at"] is not None
 
 
 def test_per_email_limit_stops_resending_to_one_address(make_site, smtp, database_url):
@@ -75,7 +90,7 @@ def test_per_email_limit_stops_resending_to_one_address(make_site, smtp, databas
     for _ in range(4):
         assert site.endorse(contact_email="target@victim.example").status_code == 303
     wait_for_mail(smtp, "target@victim.example", count=2)
-    # A known record is left alone when held: still pending, never re-sent past the limit.
+    # The mailbox's own cap: past it nothing is stored or sent, and the record is left alone.
     assert states(database_url)["target@victim.example"] == "pending"
     import time
 
@@ -87,8 +102,9 @@ def test_per_domain_limit(make_site, database_url):
     site = make_site(rate_limit_domain=2)
     for i in range(3):
         site.endorse(contact_email=f"person{i}@one-domain.example")
-    seen = states(database_url)
-    assert [seen[f"person{i}@one-domain.example"] for i in range(3)] == ["pending", "pending", "quarantined"]
+    seen = holds(database_url)
+    assert [seen[f"person{i}@one-domain.example"] for i in range(3)] == [
+        ("pending", None), ("pending", None), ("pending", "form.domain")]
 
 
 def test_trusted_networks_are_exempt(make_site, database_url):
@@ -105,7 +121,7 @@ def test_limits_are_counted_across_processes_and_store_no_addresses(make_site, d
     first.endorse(contact_email="one@multi.example")
     second.endorse(contact_email="two@multi.example")
     first.endorse(contact_email="three@multi.example")
-    assert states(database_url)["three@multi.example"] == "quarantined", run_sql(
+    assert holds(database_url)["three@multi.example"] == ("pending", "form.ip"), run_sql(
         database_url, "SELECT bucket, key_hash, created_at FROM rate_events")
     dump = str(run_sql(database_url, "SELECT bucket, key_hash FROM rate_events"))
     assert "198.51.100.9" not in dump and "multi.example" not in dump and "one@" not in dump
@@ -115,8 +131,11 @@ def test_emails_are_canonicalised_for_duplicate_checks(make_site, smtp, database
     site = make_site()
     site.endorse(contact_email="Office+Petition@Example.ORG")
     site.endorse(contact_email="office@example.org", organisation_name="Same Mailbox e.V.")
+    # One mailbox, one record: the second submission waits beside it and changes nothing.
     rows = run_sql(database_url, "SELECT organisation_name, email_canonical FROM endorsements")
-    assert rows == [{"organisation_name": "Same Mailbox e.V.", "email_canonical": "office@example.org"}]
+    assert rows == [{"organisation_name": "Connection e.V.", "email_canonical": "office@example.org"}]
+    [version] = run_sql(database_url, "SELECT data FROM endorsement_versions")
+    assert "Same Mailbox e.V." in version["data"]
     assert canonical_email("J.Doe+x@GoogleMail.com") == canonical_email("jdoe@gmail.com")
     assert canonical_email("a.b@example.org") != canonical_email("ab@example.org")
 

@@ -67,11 +67,12 @@ def roomy_settings(database_url, tmp_path) -> Settings:
 def test_forty_submissions_at_once_are_all_stored_each_with_its_confirmation(roomy_settings, database_url):
     forms = [valid_form(contact_email=f"office{i}@group{i % 7}.example", organisation_name=f"Group {i}")
              for i in range(40)]
-    # The same address twice in one go: one endorsement, and the confirmation sent again.
+    # The same address twice in one go: one endorsement, the later submission waits beside it
+    # with an email of its own.
     forms += [valid_form(contact_email="twice@group.example"), valid_form(contact_email="Twice@Group.example")]
     outcomes = submit_together(roomy_settings, forms)
 
-    assert sorted(outcomes) == sorted([SubmitOutcome.NEW] * 41 + [SubmitOutcome.RESENT])
+    assert sorted(outcomes) == sorted([SubmitOutcome.NEW] * 41 + [SubmitOutcome.VERSION])
     rows = db_rows(database_url, "SELECT id, state, organisation_name, email_canonical FROM endorsements")
     assert len(rows) == 41 and {r["state"] for r in rows} == {"pending"}
     assert {r["organisation_name"] for r in rows} >= {f"Group {i}" for i in range(40)}
@@ -82,7 +83,7 @@ def test_forty_submissions_at_once_are_all_stored_each_with_its_confirmation(roo
     assert all(by_id[m["endorsement_id"]]["email_canonical"] == m["to_addr"].lower() for m in mails)
 
 
-def test_over_the_limit_in_a_crowd_is_held_silently(database_url, tmp_path):
+def test_over_the_limit_in_a_crowd_is_held_for_review_and_still_emailed(database_url, tmp_path):
     settings = make_settings(database_url, tmp_path / "data", None, rate_limit_ip_burst=1000,
                              rate_limit_ip_sustained=1000, rate_limit_domain=3)
     first = submit_together(settings, [valid_form(contact_email=f"a{i}@one-domain.example") for i in range(3)])
@@ -90,13 +91,14 @@ def test_over_the_limit_in_a_crowd_is_held_silently(database_url, tmp_path):
     # The domain's three are used up: whoever comes next from it is held, the others are not.
     later = submit_together(settings, [valid_form(contact_email="b@one-domain.example"),
                                        valid_form(contact_email="c@another-domain.example")])
-    assert later == [SubmitOutcome.HELD, SubmitOutcome.NEW]
-    states = {r["email_canonical"]: r["state"] for r in db_rows(
-        database_url, "SELECT email_canonical, state FROM endorsements")}
-    assert states["b@one-domain.example"] == "quarantined"
-    assert states["c@another-domain.example"] == "pending"
-    held = db_rows(database_url, "SELECT count(*) AS n FROM outbox WHERE to_addr = 'b@one-domain.example'")
-    assert held[0]["n"] == 0
+    assert later == [SubmitOutcome.NEW, SubmitOutcome.NEW]
+    holds = {r["email_canonical"]: r["hold_reason"] for r in db_rows(
+        database_url, "SELECT email_canonical, hold_reason FROM endorsements WHERE state = 'pending'")}
+    assert holds["b@one-domain.example"] == "form.domain"
+    assert holds["c@another-domain.example"] is None
+    # Held back, not silenced: the owner of the address is asked all the same.
+    mailed = db_rows(database_url, "SELECT count(*) AS n FROM outbox WHERE to_addr = 'b@one-domain.example'")
+    assert mailed[0]["n"] == 1
 
 
 def test_a_burst_of_parallel_requests_from_one_address_is_held_past_the_limit(database_url, tmp_path):
@@ -104,11 +106,11 @@ def test_a_burst_of_parallel_requests_from_one_address_is_held_past_the_limit(da
                              rate_limit_ip_sustained=1000)
     forms = [valid_form(contact_email=f"bot{i}@d{i}.example") for i in range(30)]
     outcomes = submit_together(settings, forms, ip="192.0.2.66")
-    # As if they had come one after another: ten pass, the rest are held.
-    assert sorted(outcomes) == sorted([SubmitOutcome.NEW] * 10 + [SubmitOutcome.HELD] * 20)
-    states = [r["state"] for r in db_rows(database_url, "SELECT state FROM endorsements")]
-    assert sorted(states) == ["pending"] * 10 + ["quarantined"] * 20
-    assert len(db_rows(database_url, "SELECT id FROM outbox")) == 10
+    # As if they had come one after another: ten pass, the rest are held for review once confirmed.
+    assert outcomes == [SubmitOutcome.NEW] * 30
+    holds = [r["hold_reason"] for r in db_rows(database_url, "SELECT hold_reason FROM endorsements")]
+    assert sorted(holds, key=str) == sorted([None] * 10 + ["form.ip"] * 20, key=str)
+    assert len(db_rows(database_url, "SELECT id FROM outbox")) == 30
 
 
 def test_one_submission_the_database_refuses_does_not_fail_the_others(roomy_settings, database_url, caplog):
@@ -151,19 +153,19 @@ def test_reserved_ids_stay_unique_across_blocks_and_processes(database_url):
     assert a == sorted(a) and b == sorted(b)  # each process hands its ids out in order
 
 
-def test_the_same_address_twice_at_the_limit_keeps_the_first_and_holds_the_second(database_url, tmp_path):
+def test_the_same_address_twice_at_the_limit_keeps_the_first_and_caps_the_second(database_url, tmp_path):
     settings = make_settings(database_url, tmp_path / "data", None, rate_limit_ip_burst=1000,
                              rate_limit_ip_sustained=1000, rate_limit_email=1)
     forms = [valid_form(contact_email="once@limit.example", organisation_name="First"),
              valid_form(contact_email="once@limit.example", organisation_name="Second")]
-    # As one after the other: one is stored and mailed, the other (over the address's limit)
-    # leaves the known record alone.
+    # As one after the other: one is stored and mailed, the other (over the address's own cap)
+    # leaves the known record alone and sends nothing.
     outcomes = submit_together(settings, forms)
     if not database_url.startswith("sqlite"):
         # One group on PostgreSQL, in arrival order: the first submission is the one kept.
-        assert outcomes == [SubmitOutcome.NEW, SubmitOutcome.HELD]
+        assert outcomes == [SubmitOutcome.NEW, SubmitOutcome.CAPPED]
     # (On SQLite each goes on its own; concurrent requests reach the limits in no set order.)
-    assert sorted(outcomes) == sorted([SubmitOutcome.NEW, SubmitOutcome.HELD])
+    assert sorted(outcomes) == sorted([SubmitOutcome.NEW, SubmitOutcome.CAPPED])
     kept = ["First", "Second"][outcomes.index(SubmitOutcome.NEW)]
     [row] = db_rows(database_url, "SELECT state, organisation_name FROM endorsements")
     assert (row["state"], row["organisation_name"]) == ("pending", kept)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from petition.appeals.states import Moderation
-from petition.endorsements.states import EndorsementState
-from petition.organisers.moderation import domain_match, sources_for
+from petition.endorsements.states import EndorsementState, organiser_sources
+from petition.organisers.moderation import domain_match
 from petition.schema import utcnow
 from tests.organisers.support import (
     add_endorsements,
@@ -85,9 +85,10 @@ def test_rejection_takes_a_listed_endorsement_off_every_public_list(client):
 
 
 def test_decisions_follow_the_transition_table():
-    assert sorted(sources_for(EndorsementState.APPROVED)) == ["confirmed", "rejected"]
-    assert "pending" not in sources_for(EndorsementState.APPROVED)
-    assert "withdrawn" not in sources_for(EndorsementState.REJECTED)
+    assert sorted(organiser_sources(EndorsementState.APPROVED)) == ["confirmed", "quarantined", "rejected"]
+    assert "pending" not in organiser_sources(EndorsementState.APPROVED)
+    assert "withdrawn" not in organiser_sources(EndorsementState.REJECTED)
+    assert organiser_sources(EndorsementState.CONFIRMED) == ["quarantined"]  # release, never confirm
 
 
 def test_a_withdrawn_endorsement_cannot_be_approved(client):

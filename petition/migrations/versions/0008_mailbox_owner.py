@@ -1,0 +1,86 @@
+"""only the mailbox owner speaks for an organisation: submissions beside a record, holds after
+confirmation, mailbox identities in IDNA 2008, no raw addresses for failed logins
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-02
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0008"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _canonical_email(value: str) -> str:
+    """`petition.endorsements.forms.canonical_email` as of this revision (a migration must not
+    change when that function does later)."""
+    import idna
+
+    local, _, domain = value.strip().rpartition("@")
+    if not local:
+        return value.strip().lower()
+    domain = domain.rstrip(".")
+    try:
+        domain = idna.encode(domain, uts46=True, transitional=False).decode("ascii")
+    except idna.IDNAError:
+        domain = domain.lower()
+    local = local.lower()
+    if "+" in local[1:]:
+        local = local[0] + local[1:].split("+", 1)[0]
+    if domain in ("gmail.com", "googlemail.com"):
+        local = local.replace(".", "")
+        domain = "gmail.com"
+    return f"{local}@{domain}"
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("endorsements", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("hold_reason", sa.String(32), nullable=True))
+    op.create_table(
+        "endorsement_versions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("endorsement_id", sa.Integer(), nullable=False),
+        sa.Column("token_nonce", sa.String(32), nullable=False),
+        sa.Column("data", sa.Text(), nullable=False),
+        sa.Column("hold_reason", sa.String(32), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["endorsement_id"], ["endorsements.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("endorsement_id", "token_nonce", name="uq_endorsement_versions_nonce"),
+    )
+    op.create_index("ix_endorsement_versions_created", "endorsement_versions", ["created_at"], unique=False)
+    bind = op.get_bind()
+    # Quarantined records of earlier releases were never emailed nor confirmed: they become
+    # unconfirmed submissions (purged like any other), and `quarantined` now means "confirmed, held".
+    bind.execute(sa.text("UPDATE endorsements SET state = 'pending', hold_reason = 'legacy' "
+                         "WHERE state = 'quarantined'"))
+    # Mailbox identities: IDNA 2008 / UTS 46 keeps ß/ss and ς/σ apart (the old codec merged them).
+    # The new form only splits what the old one merged, so no two rows can meet.
+    rows = bind.execute(sa.text("SELECT id, contact_email, email_canonical FROM endorsements")).fetchall()
+    for row_id, contact_email, stored in rows:
+        canonical = _canonical_email(contact_email)
+        if canonical != stored:
+            bind.execute(sa.text("UPDATE endorsements SET email_canonical = :c WHERE id = :id"),
+                         {"c": canonical, "id": row_id})
+    # Failed logins now keep a keyed hash of the client address; the rows hold raw addresses and
+    # matter for 15 minutes at most.
+    bind.execute(sa.text("DELETE FROM login_failures"))
+
+
+def downgrade() -> None:
+    bind = op.get_bind()
+    waiting = bind.execute(sa.text("SELECT count(*) FROM endorsements WHERE state = 'quarantined'")).scalar()
+    if waiting:
+        raise RuntimeError(f"{waiting} confirmed endorsements are held for review: release or reject them "
+                           "before downgrading (the release before this one would treat them as unconfirmed)")
+    bind.execute(sa.text("UPDATE endorsements SET state = 'quarantined' "
+                         "WHERE state = 'pending' AND hold_reason = 'legacy'"))
+    op.drop_index("ix_endorsement_versions_created", table_name="endorsement_versions")
+    op.drop_table("endorsement_versions")
+    with op.batch_alter_table("endorsements", schema=None) as batch_op:
+        batch_op.drop_column("hold_reason")
