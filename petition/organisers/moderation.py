@@ -167,7 +167,7 @@ async def hints_for(db: Database, *, rows: Sequence[Row]) -> dict[int, Hints]:
 
 
 async def decide(db: Database, *, ids: Sequence[int], target: EndorsementState, organiser_id: int) -> list[int]:
-    """Approve or reject many endorsements in one UPDATE; returns the ids that changed.
+    """Approve, reject or release many endorsements at once, set-based; returns the ids that changed.
 
     Rows whose state does not allow the transition are left alone, and so is every row its
     mailbox never confirmed. Approval sets the public "endorsed" date once; release lists a
@@ -182,19 +182,24 @@ async def decide(db: Database, *, ids: Sequence[int], target: EndorsementState, 
     values: dict[str, Any] = {"state": target.value, "moderated_at": now, "updated_at": now}
     # Typed, so the aware datetime is stored as naive UTC like every other (asyncpg insists).
     stamp = sa.literal(now, type_=UTCDateTime())
+    # One UPDATE per value of listed_at: (extra condition, listed_at).
+    updates: list[tuple[sa.ColumnElement[bool], Any]]
     if target == S.APPROVED:
-        values["listed_at"] = sa.func.coalesce(e.c.listed_at, stamp)
+        updates = [(sa.true(), sa.func.coalesce(e.c.listed_at, stamp))]
     elif target == S.CONFIRMED:
-        post = sa.select(appeals.c.moderation).where(appeals.c.id == e.c.appeal_id).scalar_subquery() == "post"
-        values["listed_at"] = sa.case((post, stamp), else_=sa.null())
+        # Released: listed at once where confirmation alone lists, else it joins the approval queue.
+        post = e.c.appeal_id.in_(sa.select(appeals.c.id).where(appeals.c.moderation == Moderation.POST.value))
+        updates = [(post, stamp), (sa.not_(post), None)]
         values["hold_reason"] = None
     else:
-        values["listed_at"] = None
+        updates = [(sa.true(), None)]
     async with db.write():
-        changed = await db.fetch_all(
-            e.update().where(e.c.id.in_(unique), decision_condition(target))
-            .values(**values).returning(e.c.id)
-        )
+        changed = []
+        for condition, listed_at in updates:
+            changed += await db.fetch_all(
+                e.update().where(e.c.id.in_(unique), decision_condition(target), condition)
+                .values(**values, listed_at=listed_at).returning(e.c.id)
+            )
         changed_ids = sorted(int(row["id"]) for row in changed)
         await record_many(db, organiser_id=organiser_id, action=DECISION_AUDIT[target],
                           target_type="endorsement", target_ids=changed_ids)
