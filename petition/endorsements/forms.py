@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import idna
 from email_validator import EmailNotValidError, validate_email
 
 from petition import countries
@@ -77,30 +78,42 @@ def normalise_name(value: str) -> str:
     return _SPACES.sub(" ", kept).strip()[:200]
 
 
-#: Mail providers known to ignore dots in the local part.
+#: Mail providers known to ignore dots in the local part (as A-labels, which they are).
 _DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
 
 def canonical_email(value: str) -> str:
-    """One spelling per mailbox, for duplicate checks and rate limits (never for sending).
+    """One spelling per mailbox, for duplicate checks, rate limits and data requests (never for sending).
 
-    Case folded, the domain in its IDNA form, a "+tag" dropped (every large provider
-    delivers name+tag@ to name@), and dots dropped where the provider ignores them:
-    "Office+Petition@Example.ORG" and "office@example.org" are one mailbox.
+    Folds only what reaches the same mailbox (docs/canonical-email.md): letter case, a
+    trailing dot, the domain's spellings (compared as IDNA 2008 / UTS 46 A-labels, so
+    "Straße.de" and "xn--strae-oqa.de" are one domain and "strasse.de" another), a
+    "+tag", and dots where the provider ignores them: "Office+Petition@Example.ORG" and
+    "office@example.org" are one mailbox. Idempotent: canonical_email(canonical_email(x))
+    == canonical_email(x).
+
+    Pure and self-contained on purpose (only `re`, `idna` and `_DOTLESS_DOMAINS`): migrations that
+    recompute the stored forms copy this function as it is; change their copy with it.
     """
     local, _, domain = value.strip().rpartition("@")
     if not local:
         return value.strip().lower()
-    domain = domain.rstrip(".").lower()
+    domain = re.sub(r"[\s.]+$", "", domain)  # "example.org." is example.org
     try:
-        domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        pass
+        # Never the standard library's "idna" codec: that is IDNA 2003, which maps ß to ss and
+        # ς to σ and so merges different domains, and so different people's mailboxes.
+        domain = idna.encode(domain, uts46=True, transitional=False).decode("ascii").rstrip(".")
+    except UnicodeError:  # idna.IDNAError is one
+        # No domain mail can reach (the form refuses it): kept as it is but for ASCII case.
+        # UTS 46 folds ASCII case too, so this never equals the A-label of a real domain,
+        # and a second pass fails the same way and changes nothing.
+        domain = "".join(ch.lower() if ch.isascii() else ch for ch in domain)
+    # str.lower, not casefold: casefold would make "ß" "ss" and "ς" "σ" here too.
     local = local.lower()
     if "+" in local[1:]:
         local = local[0] + local[1:].split("+", 1)[0]
     if domain in _DOTLESS_DOMAINS:
-        local = local.replace(".", "")
+        local = local.replace(".", "").strip()  # strip: ". x" would lose its space on the next pass
         domain = "gmail.com"
     return f"{local}@{domain}"
 
@@ -124,9 +137,16 @@ def normalise_website(raw: str) -> str:
         raise WebsiteError
     if parts.username or parts.password or not parts.hostname:
         raise WebsiteError
-    host = parts.hostname.rstrip(".")
+    # The host as typed: `parts.hostname` lowercases with str.lower, which makes a final
+    # capital Σ "ς" where UTS 46 (and so every browser) makes it "σ": another domain.
+    host = parts.netloc.rpartition("@")[2]
+    if host.startswith("["):  # an IPv6 address, not a host name
+        raise WebsiteError
+    host = host.partition(":")[0]
     try:
-        ascii_host = host.encode("idna").decode("ascii").lower()
+        # IDNA 2008 / UTS 46 as browsers resolve it; the standard library's codec is IDNA 2003.
+        ascii_host = idna.encode(host, uts46=True, transitional=False).decode("ascii").rstrip(".")
+        host = idna.uts46_remap(host, std3_rules=False, transitional=False).rstrip(".")
     except UnicodeError as exc:
         raise WebsiteError from exc
     # A host name, not an address: the last label of 10.0.0.12 is all digits.
@@ -136,7 +156,7 @@ def normalise_website(raw: str) -> str:
         port = parts.port
     except ValueError as exc:
         raise WebsiteError from exc
-    netloc = host.lower() + (f":{port}" if port and port != 443 else "")
+    netloc = host + (f":{port}" if port and port != 443 else "")  # lower case already (UTS 46)
     path = parts.path if parts.path not in ("", "/") else ""
     return urlunsplit(("https", netloc, path, parts.query, ""))
 
@@ -223,9 +243,12 @@ def parse_endorsement_form(form: Any) -> EndorsementForm:
         errors["consent"] = _("Please agree to how we use your data, or we cannot record your endorsement.")
     data["consent_version"] = CONSENT_VERSION
 
-    visibility = values["visibility"] or Visibility.PUBLIC.value
+    # No default, ever: naming an organisation that did not choose it can put people at risk.
+    visibility = values["visibility"]
     if visibility not in (Visibility.PUBLIC.value, Visibility.ANONYMOUS.value):
         errors["visibility"] = _("Please choose whether your organisation may be named publicly.")
+        visibility = ""
     data["visibility"] = visibility
-    result.values["visibility"] = visibility[:2000]
+    # The re-rendered form keeps a valid choice, and shows no option chosen otherwise.
+    result.values["visibility"] = visibility
     return result

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from email.errors import MessageError
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
+import idna
 import jinja2
 
 from petition import i18n
@@ -111,6 +114,44 @@ async def enqueue_email(
     return int(await db.execute(outbox.insert().values(**values)))
 
 
+def ascii_domain(domain: str) -> str:
+    """A domain as the relay and an ASCII header take it: "straße.de" → "xn--strae-oqa.de".
+
+    IDNA 2008 / UTS 46 (the standard library's codec is IDNA 2003 and would make it
+    "strasse.de", someone else's domain). An ASCII domain is left exactly as it is.
+    Raises UnicodeError for a domain that has no A-label form.
+    """
+    if domain.isascii():
+        return domain
+    return idna.encode(domain, uts46=True, transitional=False).decode("ascii")
+
+
+def header_addresses(value: str) -> str | tuple[Address, ...]:
+    """What an address header (From, To) carries for `value`, one address or several.
+
+    An address with an ASCII local part gets its domain as A-labels: plain RFC 5322 that
+    every relay and mail program takes (the email package would otherwise write an RFC 2047
+    encoded word into the domain, which nobody can deliver or reply to). One with a
+    non-ASCII local part can only travel with SMTPUTF8 (RFC 6531, 6532): it stays in
+    Unicode, and the transport sends it that way or fails at once. A value that does not
+    parse, or a domain with no A-label form, is kept as it is for the transport to refuse.
+    """
+    if value.isascii():
+        return value
+    try:
+        parsed = EmailMessage()
+        parsed["To"] = value
+        addresses = parsed["To"].addresses
+        if not addresses or not all(a.username and a.domain for a in addresses):
+            return value
+        return tuple(
+            Address(display_name=a.display_name, username=a.username,
+                    domain=ascii_domain(a.domain) if a.username.isascii() else a.domain)
+            for a in addresses)
+    except (ValueError, IndexError, MessageError):  # UnicodeError is a ValueError; IndexError: email's parser
+        return value
+
+
 def build_message(row: Row, settings: Settings, env: jinja2.Environment, tokens: Tokens) -> EmailMessage:
     """The email of an outbox row, rendered from its templates in the row's language."""
     if row["context"] is not None:
@@ -120,8 +161,8 @@ def build_message(row: Row, settings: Settings, env: jinja2.Environment, tokens:
     else:  # queued before emails were rendered by the worker
         subject, text, html = row["subject"], row["body_text"], row["body_html"]
     message = EmailMessage()
-    message["From"] = settings.mail_from
-    message["To"] = row["to_addr"]
+    message["From"] = header_addresses(settings.mail_from)
+    message["To"] = header_addresses(row["to_addr"])
     message["Subject"] = subject
     message["Message-ID"] = row["message_id"]
     message["Date"] = format_datetime(row["created_at"])

@@ -14,7 +14,7 @@ from petition.abuse.limits import prune_rate_events
 from petition.appeals.tables import appeals
 from petition.db import Database, Row
 from petition.endorsements.states import EndorsementState, can_transition
-from petition.endorsements.tables import endorsements
+from petition.endorsements.tables import endorsement_versions, endorsements
 from petition.organisers.tables import audit_log
 from petition.outbox.messages import Mailer, queued_subject, signed_link
 from petition.outbox.states import OutboxState
@@ -41,8 +41,9 @@ async def endorsement_for_token(db: Database, *, endorsement_id: int, nonce: str
 async def withdraw_endorsement(db: Database, *, endorsement_id: int, nonce: str) -> WithdrawOutcome:
     """Takes the endorsement out of lists, counts, open data and future dossiers, at once.
 
-    Those all read only listed states; this makes the record `withdrawn` and clears
-    its public date in the same statement.
+    Those all read only listed states; this makes the record `withdrawn`, clears its public
+    date and deletes what the privacy page says a withdrawal deletes (`BLANKED_ON_WITHDRAWAL`)
+    in the same statement. The rest goes with the purge, `retention_days` later.
     """
     now = utcnow()
     async with db.write():
@@ -55,7 +56,8 @@ async def withdraw_endorsement(db: Database, *, endorsement_id: int, nonce: str)
             return WithdrawOutcome.GONE
         await db.execute(
             e.update().where(e.c.id == endorsement_id, e.c.state == row["state"])
-            .values(state=S.WITHDRAWN.value, withdrawn_at=now, listed_at=None, updated_at=now))
+            .values(state=S.WITHDRAWN.value, withdrawn_at=now, listed_at=None, updated_at=now,
+                    **BLANKED_ON_WITHDRAWAL))
         # Unsent emails about it (a confirmation still queued) are no longer wanted.
         await db.execute(outbox.delete().where(outbox.c.endorsement_id == endorsement_id,
                                                outbox.c.state == OutboxState.QUEUED.value))
@@ -69,11 +71,15 @@ async def request_data_copy(db: Database, *, mailer: Mailer, email_canonical: st
     """Email a download link to the address, if any endorsement has it; True when one was queued.
 
     The email goes to the stored address, never to what was typed, so only its owner
-    can open the link.
+    can open the link; and only to an address of that very mailbox: a row stored under an
+    older canonical form (IDNA 2003 made "straße.de" "strasse.de") belongs to another one.
     """
+    from petition.endorsements.forms import canonical_email
+
     async with db.write():
-        row = await db.fetch_one(
-            e.select().where(e.c.email_canonical == email_canonical).order_by(e.c.id).limit(1))
+        candidates = await db.fetch_all(
+            e.select().where(e.c.email_canonical == email_canonical).order_by(e.c.id))
+        row = next((r for r in candidates if canonical_email(r["contact_email"]) == email_canonical), None)
         if row is None:
             return False
         await mailer.queue(
@@ -101,13 +107,24 @@ _NOT_EXPORTED = {"token_nonce"}
 
 async def export_data(db: Database, *, env: jinja2.Environment, endorsement_id: int,
                       nonce: str) -> dict[str, Any] | None:
-    """Everything stored about the endorsements made with this record's email address."""
+    """Everything stored about the endorsements made with this record's mailbox, and nothing else.
+
+    The mailbox is the one the link was sent to: this record's stored address. Rows are found
+    by their stored canonical form (this record's, and the current one of its address) and
+    then kept only if their own address is that mailbox, so a row stored under an older
+    canonical form that merged two mailboxes (IDNA 2003: "straße.de" = "strasse.de") never
+    shows one organisation's record to the other.
+    """
+    from petition.endorsements.forms import canonical_email
+
     row = await endorsement_for_token(db, endorsement_id=endorsement_id, nonce=nonce)
     if row is None:
         return None
-    rows = await db.fetch_all(
+    mailbox = canonical_email(row["contact_email"])
+    found = await db.fetch_all(
         sa.select(e, appeals.c.slug.label("appeal_slug")).join(appeals, appeals.c.id == e.c.appeal_id)
-        .where(e.c.email_canonical == row["email_canonical"]).order_by(e.c.id))
+        .where(e.c.email_canonical.in_([row["email_canonical"], mailbox])).order_by(e.c.id))
+    rows = [r for r in found if canonical_email(r["contact_email"]) == mailbox]
     ids = [r["id"] for r in rows]
     emails = await db.fetch_all(
         sa.select(outbox.c.endorsement_id, outbox.c.kind, outbox.c.to_addr, outbox.c.subject,
@@ -141,28 +158,50 @@ async def export_data(db: Database, *, env: jinja2.Environment, endorsement_id: 
 
 @dataclass(frozen=True)
 class PurgeResult:
-    endorsements: int
+    endorsements: int  # never confirmed
     emails: int
     rate_events: int
+    withdrawn: int = 0
+    submissions: int = 0  # later submissions for a known address, never confirmed
 
 
-UNCONFIRMED = (S.PENDING.value, S.QUARANTINED.value)
+#: Never confirmed by the mailbox owner. Held records were confirmed: they wait for organisers, not for this.
+UNCONFIRMED = (S.PENDING.value,)
 
 
 async def purge_unconfirmed(db: Database, *, retention_days: int, now: dt.datetime | None = None) -> PurgeResult:
-    """Delete endorsements never confirmed within `retention_days` of their last change, their
-    emails, delivered emails older than that, and expired rate-limit counters."""
+    """Delete endorsements never confirmed within `retention_days` of their last change, and
+    withdrawn ones `retention_days` after the withdrawal, with their emails; later submissions
+    never confirmed; delivered emails older than that; and expired rate-limit counters."""
     cutoff = (now or utcnow()) - dt.timedelta(days=retention_days)
-    stale = sa.and_(e.c.state.in_(UNCONFIRMED), e.c.updated_at < cutoff)
+    v = endorsement_versions
+    # A submission still waiting beside a record may yet be confirmed onto it: the record stays.
+    waiting = sa.exists().where(v.c.endorsement_id == e.c.id, v.c.created_at >= cutoff)
+    # Withdrawal sets `updated_at`: whatever touches the record later can only postpone this.
+    stale = sa.and_(e.c.state.in_(PURGED_STATES), e.c.updated_at < cutoff, ~waiting)
     async with db.write():
-        ids = [r["id"] for r in await db.fetch_all(sa.select(e.c.id).where(stale))]
+        # Withdrawn before withdrawals blanked anything: make the privacy page true for them too.
+        await db.execute(e.update().where(e.c.state == S.WITHDRAWN.value, _holds_withdrawn_details())
+                         .values(**BLANKED_ON_WITHDRAWAL))
+        old_submissions = v.c.created_at < cutoff
+        submissions = int(await db.fetch_val(
+            sa.select(sa.func.count()).select_from(v).where(old_submissions)) or 0)
+        if submissions:
+            await db.execute(v.delete().where(old_submissions))
+        # Locked (on PostgreSQL): a submission for one of them waits, fails on the gone record and
+        # is retried as a new one (`submit_endorsement`).
+        rows = await db.fetch_all(sa.select(e.c.id, e.c.state).where(stale).with_for_update())
+        ids = [r["id"] for r in rows]
+        withdrawn = sum(1 for r in rows if r["state"] == S.WITHDRAWN.value)
         emails = 0
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             emails += int(await db.fetch_val(
                 sa.select(sa.func.count()).select_from(outbox).where(outbox.c.endorsement_id.in_(chunk))) or 0)
             await db.execute(outbox.delete().where(outbox.c.endorsement_id.in_(chunk)))
-            await db.execute(e.delete().where(e.c.id.in_(chunk), e.c.state.in_(UNCONFIRMED)))
+            # SQLite enforces no foreign keys here: no cascade to count on.
+            await db.execute(v.delete().where(v.c.endorsement_id.in_(chunk)))
+            await db.execute(e.delete().where(e.c.id.in_(chunk), stale))
         # Delivered or given-up emails keep an address: no longer needed after the same time.
         done = sa.and_(outbox.c.state.in_((OutboxState.SENT.value, OutboxState.FAILED.value)),
                        outbox.c.created_at < cutoff)
@@ -170,4 +209,22 @@ async def purge_unconfirmed(db: Database, *, retention_days: int, now: dt.dateti
         if old:
             await db.execute(outbox.delete().where(done))
     pruned = await prune_rate_events(db)
-    return PurgeResult(endorsements=len(ids), emails=emails + old, rate_events=pruned)
+    return PurgeResult(endorsements=len(ids) - withdrawn, emails=emails + old, rate_events=pruned,
+                       withdrawn=withdrawn, submissions=submissions)
+
+
+# --- what a withdrawal keeps (the privacy page, "For how long", says the same) ---------------
+
+#: Deleted at once on withdrawal. The organisation's name, country and type, its visibility, the
+#: contact address and the dates stay until the purge: the withdrawal can be checked, the
+#: address keeps the record unique per appeal, and endorsing again finds the record (confirming
+#: a new submission writes every one of these fields anew).
+BLANKED_ON_WITHDRAWAL: dict[str, str] = {
+    "contact_name": "", "contact_role": "", "city": "", "website": "", "comment": ""}
+
+#: Deleted with their emails `retention_days` after their last change.
+PURGED_STATES = (*UNCONFIRMED, S.WITHDRAWN.value)
+
+
+def _holds_withdrawn_details() -> sa.ColumnElement[bool]:
+    return sa.or_(*(e.c[name] != "" for name in BLANKED_ON_WITHDRAWAL))

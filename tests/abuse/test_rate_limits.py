@@ -13,7 +13,7 @@ import io
 from petition.endorsements.forms import canonical_email
 from petition.tokens import Purpose, Tokens
 from tests.conftest import BASE_URL, TEST_SECRET
-from tests.support import links, run_sql, wait_for, wait_for_mail
+from tests.support import links, run_sql, wait_for_mail
 
 SLUG = "protect-deserters"
 

@@ -19,21 +19,23 @@ depends_on: str | Sequence[str] | None = None
 def _canonical_email(value: str) -> str:
     """`petition.endorsements.forms.canonical_email` as of this revision (a migration must not
     change when that function does later)."""
+    import re
+
     import idna
 
     local, _, domain = value.strip().rpartition("@")
     if not local:
         return value.strip().lower()
-    domain = domain.rstrip(".")
+    domain = re.sub(r"[\s.]+$", "", domain)
     try:
-        domain = idna.encode(domain, uts46=True, transitional=False).decode("ascii")
-    except idna.IDNAError:
-        domain = domain.lower()
+        domain = idna.encode(domain, uts46=True, transitional=False).decode("ascii").rstrip(".")
+    except UnicodeError:
+        domain = "".join(ch.lower() if ch.isascii() else ch for ch in domain)
     local = local.lower()
     if "+" in local[1:]:
         local = local[0] + local[1:].split("+", 1)[0]
     if domain in ("gmail.com", "googlemail.com"):
-        local = local.replace(".", "")
+        local = local.replace(".", "").strip()
         domain = "gmail.com"
     return f"{local}@{domain}"
 
