@@ -35,7 +35,7 @@ from petition.privacy import views as privacy_views
 from petition.privacy.housekeeping import Housekeeper
 from petition.publish import views as publish_views
 from petition.security import CSRF, BodySizeLimitMiddleware, SecurityHeadersMiddleware
-from petition.settings import Settings, load_settings
+from petition.settings import Settings, load_settings, private_directory
 from petition.templating import make_templates
 from petition.tokens import Tokens
 from petition.web import Services, render
@@ -140,7 +140,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
         if settings.is_sqlite:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            private_directory(settings.data_dir)
             await upgrade_async(settings.database_url)
         await services.db.connect()
         if settings.create_demo:

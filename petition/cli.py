@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import click
 
-from petition.settings import Settings, SettingsError, load_settings
+from petition.settings import Settings, SettingsError, load_settings, private_directory, write_private_file
 
 T = TypeVar("T")
 
@@ -131,7 +131,10 @@ def db_upgrade(revision: str) -> None:
 
     settings = _settings()
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        from petition.db import create_sqlite_file
+
+        private_directory(settings.data_dir)
+        create_sqlite_file(settings.database_url)  # 0600 before Alembic makes it
     upgrade(settings.database_url, revision)
     click.echo("database is up to date" if revision == "head" else f"database at {revision}")
 
@@ -186,7 +189,8 @@ def purge(days: int | None) -> None:
         return await purge_unconfirmed(database, retention_days=retention)  # type: ignore[arg-type]
 
     result = asyncio.run(_with_db(settings, action))
-    click.echo(f"purged {result.endorsements} unconfirmed endorsement(s), {result.emails} email(s), "
+    click.echo(f"purged {result.endorsements} unconfirmed endorsement(s), {result.withdrawn} withdrawn "
+               f"endorsement(s), {result.submissions} unconfirmed later submission(s), {result.emails} email(s), "
                f"{result.rate_events} rate-limit record(s)")
 
 
@@ -311,8 +315,6 @@ def dossier() -> None:
               help="Where to write the signed PDF.")
 def dossier_build(slug: str, country: str, out: Path) -> None:
     """Build, sign and record one country's dossier (also kept in DATA_DIR/dossiers)."""
-    import shutil
-
     from petition.appeals.queries import get_appeal
     from petition.countries import is_country
     from petition.dossiers.jobs import Built, build, new_worker_id, start_build
@@ -343,8 +345,8 @@ def dossier_build(slug: str, country: str, out: Path) -> None:
                                progress=advance)
 
     built = asyncio.run(_with_db(settings, action))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(built.path, out)
+    private_directory(out.parent)
+    write_private_file(out, built.path.read_bytes())  # 0600, as the stored copy
     click.echo(f"{out}: {built.named_count} named, {built.anonymous_count} not named, {built.pages} pages")
     click.echo(f"PDF SHA-256:  {built.pdf_sha256}")
     click.echo(f"list SHA-256: {built.list_sha256}")

@@ -12,11 +12,14 @@ import contextvars
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import databases
 import sqlalchemy as sa
 from sqlalchemy.sql import ClauseElement
+
+from petition.settings import PRIVATE_FILE_MODE, create_private_file, private_directory
 
 Row = Mapping[str, Any]
 log = logging.getLogger("petition.db")
@@ -65,11 +68,44 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a sqlite:/// DATABASE_URL; None for an in-memory database."""
+    path = url[len("sqlite:///"):].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path)
+
+
+def create_sqlite_file(url: str) -> None:
+    """Create the SQLite database file, and its directory, for the service's user only.
+
+    SQLite (and Alembic, which runs first) would create a missing file 0644 less the umask; it
+    gives the -wal, -shm and journal files the database file's own mode. So the file is made
+    0600 here before either opens it. A file from before this rule is narrowed to 0600 once.
+    """
+    path = sqlite_file(url)
+    if path is None:
+        return
+    private_directory(path.parent)
+    if create_private_file(path):
+        return
+    for name in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
+        try:
+            if name.stat().st_mode & 0o077:
+                name.chmod(PRIVATE_FILE_MODE)
+                log.warning("%s could be read by other users of this machine: now mode 600", name)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # not ours to change: say so, and carry on
+            log.warning("%s can be read by other users of this machine: %s", name, exc.strerror)
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
+            create_sqlite_file(url)
             _sqlite_transactions_begin_immediate()
             # Wait for another process's writer instead of failing at once.
             self._db = databases.Database(url, timeout=30)

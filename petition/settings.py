@@ -54,6 +54,8 @@ class Settings:
     rate_limit_data_request: int = 3  # data-request emails per address per day
     intake_paused: bool = False  # stops every appeal's intake with a 503 page
     purge_interval: float = 3600.0  # seconds between the worker's purge runs
+    # A country's anonymous count below this is not attributed to it in public (petition.publish.queries).
+    anonymous_count_threshold: int = 3
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -90,7 +92,7 @@ def _secret_from_data_dir(data_dir: Path) -> str:
     """Generate SECRET_KEY once for the embedded default and keep it in the data directory."""
     path = data_dir / "secret_key"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(data_dir)
         # Written whole under a private name, then linked into place: `serve` and a
         # `worker` starting together must not crash on, or read, a half-written file.
         tmp = data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
@@ -174,6 +176,10 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
             return value
         return str(value).strip().lower() in ("1", "true", "yes", "on")
 
+    anonymous_count_threshold = as_int("ANONYMOUS_COUNT_THRESHOLD", 3)
+    if anonymous_count_threshold < 1:
+        raise SettingsError("ANONYMOUS_COUNT_THRESHOLD must be at least 1")
+
     smtp_password = get("SMTP_PASSWORD", None)
     p12 = get("SIGNING_P12", None)
     p12_password = get("SIGNING_P12_PASSWORD", None)
@@ -211,4 +217,54 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         rate_limit_data_request=as_int("RATE_LIMIT_DATA_REQUEST", 3),
         intake_paused=as_bool("INTAKE_PAUSED", False),
         purge_interval=as_float("PURGE_INTERVAL", 3600.0),
+        anonymous_count_threshold=anonymous_count_threshold,
     )
+
+
+# --- files under DATA_DIR: the service's user only ---------------------------------------------
+# The database, emails (.eml), dossiers, the secret key and the signing key name people or let
+# someone act as the service. Each is created with its mode, so no other user of the machine can
+# open it even for a moment, whatever the process umask.
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def private_directory(path: Path) -> Path:
+    """Create `path` and any missing parent as 0700; a directory that exists keeps its mode."""
+    missing = []
+    for candidate in (path, *path.parents):
+        if candidate.is_dir():
+            break
+        missing.append(candidate)
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:  # another process was first
+            if not directory.is_dir():
+                raise
+    return path
+
+
+def create_private_file(path: Path) -> bool:
+    """Create `path` empty as 0600 if it does not exist yet; True when this call created it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write `path` whole as 0600: under a private temporary name created with that mode, then
+    renamed into place, so a reader never sees half a file (and nobody else any of it)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

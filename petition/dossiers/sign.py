@@ -19,7 +19,7 @@ from io import BytesIO
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from petition.settings import Settings
+from petition.settings import Settings, private_directory
 
 SELF_SIGNED_NAME = "organiser-signing.p12"
 SIGNATURE_FIELD = "OrganiserSignature"
@@ -59,13 +59,12 @@ def ensure_self_signed(settings: Settings) -> Path:
     path = self_signed_path(settings)
     if path.exists():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_directory(path.parent)  # DATA_DIR too, when this comes first
     data = _generate_p12(_organisation_name(settings))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".p12-")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".p12-")  # created 0600
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o600)
         try:
             os.link(tmp, path)  # fails if another process got there first: keep theirs
         except FileExistsError:

@@ -105,6 +105,11 @@ def account_key(secret: str, email: str) -> str:
     return hmac.new(secret.encode(), b"login:" + canonical_login(email).encode(), hashlib.sha256).hexdigest()
 
 
+def address_key(secret: str, ip: str) -> str:
+    """A keyed hash of the client's network address: throttles per address without storing it."""
+    return hmac.new(secret.encode(), b"login-ip:" + ip.encode(), hashlib.sha256).hexdigest()
+
+
 @dataclass(frozen=True)
 class Throttle:
     account_failures: int
@@ -118,6 +123,7 @@ class Throttle:
 
 
 async def login_throttle(db: Database, *, account_key: str, ip: str, ip_exempt: bool = False) -> Throttle:
+    """`account_key` and `ip` are keyed hashes (`account_key()`, `address_key()`), as stored."""
     since = utcnow() - WINDOW
     failures = sa.select(sa.func.count()).select_from(login_failures).where(login_failures.c.created_at > since)
     by_account = await db.fetch_val(failures.where(login_failures.c.account_key == account_key))
@@ -126,6 +132,7 @@ async def login_throttle(db: Database, *, account_key: str, ip: str, ip_exempt: 
 
 
 async def record_login_failure(db: Database, *, account_key: str, ip: str) -> None:
+    """`account_key` and `ip` are keyed hashes (`account_key()`, `address_key()`): no address is stored."""
     now = utcnow()
     async with db.write():
         await db.execute(login_failures.delete().where(login_failures.c.created_at < now - WINDOW))

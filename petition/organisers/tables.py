@@ -36,8 +36,9 @@ sa.Index("ix_audit_log_created", audit_log.c.created_at)
 sa.Index("ix_audit_log_action_created", audit_log.c.action, audit_log.c.created_at)
 
 # Failed logins, for throttling per account and per address across web processes.
-# `account_key` is a keyed hash of the submitted address (known or not), never the
-# address itself; rows older than the throttling window are deleted as new ones come.
+# `account_key` is a keyed hash of the submitted address (known or not) and `ip` one of the
+# client's address, never the addresses themselves; rows older than the throttling window
+# are deleted as new ones come.
 login_failures = sa.Table(
     "login_failures",
     metadata,

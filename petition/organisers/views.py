@@ -34,6 +34,7 @@ from petition.organisers.passwords import (
 from petition.organisers.queries import (
     OrganiserExists,
     account_key,
+    address_key,
     count_active_admins,
     create_organiser,
     end_sessions,
@@ -90,7 +91,8 @@ async def login(request: Request) -> Response:
     # uvicorn's --proxy-headers (FORWARDED_ALLOW_IPS) rewrites the address behind a trusted proxy.
     ip = client_ip(request) or "unknown"
     key = account_key(str(svc.settings.secret_key), email)
-    throttle = await login_throttle(db, account_key=key, ip=ip, ip_exempt=is_trusted(svc.settings, ip))
+    ip_key = address_key(str(svc.settings.secret_key), ip)
+    throttle = await login_throttle(db, account_key=key, ip=ip_key, ip_exempt=is_trusted(svc.settings, ip))
     if throttle.blocked:
         # No audit row per throttled try: a flood must not flood the log too.
         log.warning("organiser login throttled")
@@ -103,7 +105,7 @@ async def login(request: Request) -> Response:
     # An unknown or inactive account costs the same hashing as a wrong password.
     ok = await verify_password_async(row["password_hash"] if row is not None and usable else None, password)
     if not ok or row is None:
-        await record_login_failure(db, account_key=key, ip=ip)
+        await record_login_failure(db, account_key=key, ip=ip_key)
         reason = "unknown account" if row is None else ("inactive account" if not usable else "wrong password")
         await record(db, organiser_id=row["id"] if row is not None else None, action=AuditAction.LOGIN_FAILED,
                      target_type="organiser" if row is not None else None,

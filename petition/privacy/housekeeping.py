@@ -1,4 +1,5 @@
-"""The purge run periodically by every worker (in-process and `petition worker`)."""
+"""The purge run periodically by every worker (in-process and `petition worker`): unconfirmed and
+withdrawn endorsements past the retention period, old emails, expired rate-limit counters."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ class Housekeeper:
             except Exception:  # the database may be restarting: try again next time
                 log.exception("purge failed; retrying later")
             else:
-                if result.endorsements or result.emails:
-                    log.info("purged %d unconfirmed endorsement(s) and %d email(s)",
-                             result.endorsements, result.emails)
+                if result.endorsements or result.withdrawn or result.submissions or result.emails:
+                    log.info("purged %d unconfirmed and %d withdrawn endorsement(s), %d unconfirmed later "
+                             "submission(s) and %d email(s)", result.endorsements, result.withdrawn,
+                             result.submissions, result.emails)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.settings.purge_interval)

@@ -63,10 +63,11 @@ def test_worker_purges_periodically(site, smtp, database_url, tmp_path):
     assert emails(database_url) == {"new@pending.example", "old@confirmed.example"}
 
 
-def test_quarantined_endorsements_are_purged_too(make_site, database_url):
+def test_unconfirmed_submissions_held_back_by_a_limit_are_purged_too(make_site, database_url):
     site = make_site(rate_limit_ip_burst=0)
     site.endorse(contact_email="held@bot.example")
-    assert run_sql(database_url, "SELECT state FROM endorsements") == [{"state": "quarantined"}]
+    assert run_sql(database_url, "SELECT state, hold_reason FROM endorsements") == [
+        {"state": "pending", "hold_reason": "form.ip"}]
     age(database_url, "held@bot.example", 40)
     import asyncio
 
@@ -83,3 +84,29 @@ def test_quarantined_endorsements_are_purged_too(make_site, database_url):
 
     assert asyncio.run(go()).endorsements == 1
     assert emails(database_url) == set()
+
+
+def test_held_endorsements_confirmed_by_their_mailbox_are_kept_for_the_organisers(make_site, smtp, database_url):
+    from tests.conftest import BASE_URL
+    from tests.support import links, wait_for_mail
+
+    site = make_site(rate_limit_ip_burst=0)
+    site.endorse(contact_email="real@held-group.example")
+    [link] = links(wait_for_mail(smtp, "real@held-group.example")[0], BASE_URL)
+    site.confirm(link)
+    age(database_url, "real@held-group.example", 40)
+    import asyncio
+
+    from petition.db import Database
+    from petition.privacy.queries import purge_unconfirmed
+
+    async def go():
+        db = Database(database_url)
+        await db.connect()
+        try:
+            return await purge_unconfirmed(db, retention_days=30)
+        finally:
+            await db.disconnect()
+
+    assert asyncio.run(go()).endorsements == 0
+    assert run_sql(database_url, "SELECT state FROM endorsements") == [{"state": "quarantined"}]
