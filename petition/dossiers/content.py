@@ -2,7 +2,11 @@
 
 Only listed endorsements count (`listed_states` of the appeal's moderation mode);
 only `public` ones are named. Anonymous ones leave this module as a number, never
-as a row. The canonical list (see docs/dossiers.md) is what the digest covers.
+as a row, and only as the number the public may see for the country
+(`petition.publish.queries.attributable_anonymous`): fewer than
+ANONYMOUS_COUNT_THRESHOLD are not attributed to the country, so the dossier, its
+canonical list (which the digest covers, see docs/dossiers.md) and its stored
+counts say nothing about them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from petition.endorsements.queries import listed_condition
 from petition.endorsements.states import Visibility
 from petition.endorsements.tables import endorsements
 from petition.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from petition.publish.queries import DEFAULT_ANONYMOUS_COUNT_THRESHOLD, attributable_anonymous
 from petition.schema import utcnow
 
 e = endorsements
@@ -68,7 +73,7 @@ class DossierContent:
     language: str
     texts: tuple[AppealText, ...]  # the country's language first, then English
     signatories: tuple[Signatory, ...]  # in the reader's collation order
-    anonymous_count: int
+    anonymous_count: int  # attributable to the country (0 below the threshold)
     generated_at: dt.datetime
     canonical_list: bytes = field(repr=False)
     list_sha256: str
@@ -111,7 +116,9 @@ def canonical_list(
     """The exact bytes the list digest covers (format in docs/dossiers.md).
 
     Lines are sorted by code point, not by the reader's collation, so anyone can
-    rebuild the list from the open data with `LC_ALL=C sort`.
+    rebuild the list from the open data with `LC_ALL=C sort`. `anonymous_count` is the
+    attributable one (`attributable_anonymous`), as the open data gives it: a smaller
+    count would otherwise be one of few guesses away from a published digest.
     """
     lines = sorted(canonical_line(s) for s in signatories)
     head = [
@@ -161,9 +168,17 @@ async def _texts(db: Database, *, appeal_id: int, language: str) -> tuple[Appeal
 
 
 async def gather_content(
-    db: Database, *, appeal: Row, country: str, now: dt.datetime | None = None
+    db: Database,
+    *,
+    appeal: Row,
+    country: str,
+    now: dt.datetime | None = None,
+    anonymous_threshold: int = DEFAULT_ANONYMOUS_COUNT_THRESHOLD,
 ) -> DossierContent:
-    """Everything one country's dossier shows, read in one consistent pass."""
+    """Everything one country's dossier shows, read in one consistent pass.
+
+    `anonymous_threshold` is ANONYMOUS_COUNT_THRESHOLD: pass the configured one.
+    """
     country = country.upper()
     if not countries.is_country(country):
         raise ValueError(f"not an ISO 3166-1 alpha-2 country code: {country!r}")
@@ -178,13 +193,16 @@ async def gather_content(
             e.c.organisation_name, e.c.city, e.c.organisation_type, e.c.website, e.c.listed_at
         ).where(listed, e.c.visibility == Visibility.PUBLIC.value)
     )
-    anonymous = int(
-        await db.fetch_val(
-            sa.select(sa.func.count())
-            .select_from(e)
-            .where(listed, e.c.visibility != Visibility.PUBLIC.value)
-        )
-        or 0
+    anonymous = attributable_anonymous(
+        int(
+            await db.fetch_val(
+                sa.select(sa.func.count())
+                .select_from(e)
+                .where(listed, e.c.visibility != Visibility.PUBLIC.value)
+            )
+            or 0
+        ),
+        threshold=anonymous_threshold,
     )
     raw = [
         Signatory(

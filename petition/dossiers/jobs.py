@@ -36,7 +36,7 @@ from petition.dossiers.states import DossierState
 from petition.dossiers.tables import dossiers
 from petition.polling import PollingWorker
 from petition.schema import utcnow
-from petition.settings import Settings
+from petition.settings import Settings, private_directory, write_private_file
 
 log = logging.getLogger("petition.dossiers")
 
@@ -264,7 +264,8 @@ async def _build(
         if appeal is None:
             raise ValueError(f"dossier {dossier_id}: its appeal is gone")
         await report(2)
-        content = await gather_content(db, appeal=appeal, country=dossier["country"])
+        content = await gather_content(db, appeal=appeal, country=dossier["country"],
+                                       anonymous_threshold=settings.anonymous_count_threshold)
         await report(5)
     finally:
         await starting
@@ -339,13 +340,10 @@ async def _quiet_progress(db: Database, dossier_id: int, worker_id: str, value: 
 
 
 def _store(settings: Settings, dossier_id: int, content: DossierContent, data: bytes) -> Path:
-    directory = dossier_dir(settings)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private_directory(dossier_dir(settings))
     stamp = content.generated_at.strftime("%Y%m%d")
     path = directory / f"{content.appeal_slug}-{content.country}-{stamp}-{dossier_id}.pdf"
-    tmp = path.with_suffix(".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_private_file(path, data)
     return path
 
 

@@ -3,7 +3,9 @@
 The signature check runs pyHanko's `async_validate_pdf_signature` in a pool process
 (parsing a large PDF is CPU work). "Ours" means the signing certificate's SHA-256
 fingerprint is this platform's; "issued" means the file's SHA-256 (or a digest a
-person typed) is in the `dossiers` table.
+person typed) is in the `dossiers` table. The issued dossiers' anonymous counts are shown
+as the public may see them (`attributable_anonymous`): a dossier stored before the
+threshold, or under a lower one, does not attribute a few anonymous ones here either.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sqlalchemy as sa
 from petition.db import Database, Row
 from petition.dossiers.render import LIST_DIGEST_KEY, pool
 from petition.dossiers.tables import dossiers
+from petition.publish.queries import DEFAULT_ANONYMOUS_COUNT_THRESHOLD, attributable_anonymous
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -107,32 +110,42 @@ def normalise_digest(raw: str) -> str | None:
     return text if DIGEST_RE.match(text) else None
 
 
-async def find_issued(db: Database, *, digest: str) -> list[Row]:
-    """Finished dossiers whose PDF or list has this SHA-256, newest first."""
+async def find_issued(
+    db: Database, *, digest: str, anonymous_threshold: int = DEFAULT_ANONYMOUS_COUNT_THRESHOLD
+) -> list[Row]:
+    """Finished dossiers whose PDF or list has this SHA-256, newest first, with the anonymous
+    count the public may see (0 below `anonymous_threshold`, ANONYMOUS_COUNT_THRESHOLD)."""
     from petition.appeals.tables import appeals
 
-    return list(
-        await db.fetch_all(
-            sa.select(
-                dossiers.c.id,
-                dossiers.c.country,
-                dossiers.c.signatory_count,
-                dossiers.c.anonymous_count,
-                dossiers.c.pdf_sha256,
-                dossiers.c.list_sha256,
-                dossiers.c.finished_at,
-                appeals.c.slug.label("appeal_slug"),
-                appeals.c.id.label("appeal_id"),
-            )
-            .join(appeals, appeals.c.id == dossiers.c.appeal_id)
-            .where(
-                dossiers.c.state == "done",
-                sa.or_(dossiers.c.pdf_sha256 == digest, dossiers.c.list_sha256 == digest),
-            )
-            .order_by(dossiers.c.finished_at.desc(), dossiers.c.id.desc())
-            .limit(20)
+    rows = await db.fetch_all(
+        sa.select(
+            dossiers.c.id,
+            dossiers.c.country,
+            dossiers.c.signatory_count,
+            dossiers.c.anonymous_count,
+            dossiers.c.pdf_sha256,
+            dossiers.c.list_sha256,
+            dossiers.c.finished_at,
+            appeals.c.slug.label("appeal_slug"),
+            appeals.c.id.label("appeal_id"),
         )
+        .join(appeals, appeals.c.id == dossiers.c.appeal_id)
+        .where(
+            dossiers.c.state == "done",
+            sa.or_(dossiers.c.pdf_sha256 == digest, dossiers.c.list_sha256 == digest),
+        )
+        .order_by(dossiers.c.finished_at.desc(), dossiers.c.id.desc())
+        .limit(20)
     )
+    return [
+        dict(
+            row,
+            anonymous_count=attributable_anonymous(
+                row["anonymous_count"], threshold=anonymous_threshold
+            ),
+        )
+        for row in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -145,19 +158,30 @@ class Verdict:
 
 
 async def verify_file(
-    db: Database, *, data: bytes, fingerprint: str, trust_root_der: bytes | None
+    db: Database,
+    *,
+    data: bytes,
+    fingerprint: str,
+    trust_root_der: bytes | None,
+    anonymous_threshold: int = DEFAULT_ANONYMOUS_COUNT_THRESHOLD,
 ) -> Verdict:
     file_sha256 = hashlib.sha256(data).hexdigest()
     check = await check_signature_async(data, trust_root_der)
     ours = bool(check.valid and check.signer_fingerprint == fingerprint)
     issued = [
-        row for row in await find_issued(db, digest=file_sha256) if row["pdf_sha256"] == file_sha256
+        row
+        for row in await find_issued(
+            db, digest=file_sha256, anonymous_threshold=anonymous_threshold
+        )
+        if row["pdf_sha256"] == file_sha256
     ]
     return Verdict(file_sha256, check, ours, issued, None)
 
 
-async def verify_digest(db: Database, *, digest: str) -> Verdict:
-    issued = await find_issued(db, digest=digest)
+async def verify_digest(
+    db: Database, *, digest: str, anonymous_threshold: int = DEFAULT_ANONYMOUS_COUNT_THRESHOLD
+) -> Verdict:
+    issued = await find_issued(db, digest=digest, anonymous_threshold=anonymous_threshold)
     kind = None
     if issued:
         kind = "pdf" if any(row["pdf_sha256"] == digest for row in issued) else "list"

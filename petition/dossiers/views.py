@@ -97,7 +97,8 @@ async def verify_page(request: Request) -> Response:
     digest = normalise_digest(raw)
     if digest is None:
         return _page(request, fingerprint=fingerprint, status=400, digest=raw[:200], error="digest")
-    verdict = await verify_digest(services(request).db, digest=digest)
+    verdict = await verify_digest(services(request).db, digest=digest,
+                                  anonymous_threshold=services(request).settings.anonymous_count_threshold)
     return _page(request, fingerprint=fingerprint, verdict=verdict, digest=digest)
 
 
@@ -132,7 +133,8 @@ async def verify_submit(request: Request) -> Response:
                     filename=upload.filename[:200],
                 )
             verdict: Verdict = await verify_file(
-                services(request).db, data=data, fingerprint=fingerprint, trust_root_der=der
+                services(request).db, data=data, fingerprint=fingerprint, trust_root_der=der,
+                anonymous_threshold=services(request).settings.anonymous_count_threshold,
             )
             return _page(
                 request, fingerprint=fingerprint, verdict=verdict, filename=upload.filename[:200]
@@ -143,7 +145,8 @@ async def verify_submit(request: Request) -> Response:
                 return _page(
                     request, fingerprint=fingerprint, status=400, error="digest", digest=typed[:200]
                 )
-            verdict = await verify_digest(services(request).db, digest=digest)
+            verdict = await verify_digest(services(request).db, digest=digest,
+                                  anonymous_threshold=services(request).settings.anonymous_count_threshold)
             return _page(request, fingerprint=fingerprint, verdict=verdict, digest=digest)
         return _page(request, fingerprint=fingerprint, status=400, error="nothing")
     finally:

@@ -8,6 +8,9 @@ cost one count per process per few seconds. When this process changes an endorse
 just confirmed sees themselves counted; other processes catch up within the TTL.
 
 Concurrent readers of an expired entry share one load instead of all querying at once.
+
+What is cached here is what the public may see, so the cache carries the one setting that
+decides it, ANONYMOUS_COUNT_THRESHOLD: `cached.listed_counts` keeps public counts only.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from starlette.requests import Request
+
+from petition.publish.queries import DEFAULT_ANONYMOUS_COUNT_THRESHOLD
 
 T = TypeVar("T")
 
@@ -35,8 +40,10 @@ class _Entry:
 
 class PublicCache:
     def __init__(self, ttl: float = DEFAULT_TTL, clock: Callable[[], float] = time.monotonic,
-                 max_entries: int = MAX_ENTRIES) -> None:
+                 max_entries: int = MAX_ENTRIES, *,
+                 anonymous_count_threshold: int = DEFAULT_ANONYMOUS_COUNT_THRESHOLD) -> None:
         self.ttl = ttl
+        self.anonymous_count_threshold = anonymous_count_threshold
         self.max_entries = max_entries
         self._clock = clock
         self._entries: dict[Hashable, _Entry] = {}
@@ -94,10 +101,12 @@ class PublicCache:
 
 def public_cache(request: Request) -> PublicCache:
     """The cache of this application (one per process, kept with the services)."""
-    extras: dict[str, Any] = request.state.services.extras
+    services = request.state.services
+    extras: dict[str, Any] = services.extras
     cache = extras.get("public_cache")
     if cache is None:
-        cache = extras["public_cache"] = PublicCache()
+        threshold = services.settings.anonymous_count_threshold
+        cache = extras["public_cache"] = PublicCache(anonymous_count_threshold=threshold)
     return cache  # type: ignore[no-any-return]
 
 

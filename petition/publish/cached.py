@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from petition.appeals.queries import current_text, get_appeal
 from petition.db import Database, Row
 from petition.publish.cache import PublicCache
-from petition.publish.queries import Counts, count_listed, list_named
+from petition.publish.queries import Counts, count_public, list_named
 
 NEWEST = 10
 
@@ -33,7 +33,9 @@ async def appeal_text(cache: PublicCache, db: Database, *, appeal: Row, language
 
 
 async def listed_counts(cache: PublicCache, db: Database, *, appeal: Row) -> Counts:
-    return await cache.get((appeal["id"], "counts"), lambda: count_listed(db, appeal=appeal))
+    """The public counts (`public_counts`, with the cache's ANONYMOUS_COUNT_THRESHOLD)."""
+    return await cache.get((appeal["id"], "counts"),
+                           lambda: count_public(db, appeal=appeal, threshold=cache.anonymous_count_threshold))
 
 
 async def newest_named(cache: PublicCache, db: Database, *, appeal: Row) -> Sequence[Row]:

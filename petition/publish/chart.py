@@ -4,6 +4,9 @@ Only geometry is computed here; `templates/publish/_country_chart.html` draws it
 so labels go through Jinja's escaping and the colours come from `static/css`.
 No JavaScript: the chart is an image with a title and a description for screen
 readers, and the page shows the same numbers as a table.
+
+The counts are the public ones: anonymous endorsements that are not attributed to
+their country (`Counts.unattributed`) are drawn as one last bar, "Other countries".
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from petition import countries
-from petition.i18n import ngettext
+from petition.i18n import _, ngettext
 from petition.publish.queries import Counts
 
 WIDTH = 640
@@ -58,15 +61,22 @@ def _shorten(name: str) -> str:
 
 
 def country_chart(counts: Counts, language: str, *, max_bars: int = MAX_BARS) -> CountryChart | None:
-    """Bars for the countries with most endorsements; the rest share one "other" bar."""
-    if not counts.by_country:
+    """Bars for the countries with most endorsements; the rest share one "other" bar.
+
+    Unattributed endorsements go into a last bar, "Other countries", with the countries that
+    did not fit (it then names no number of countries: the unattributed ones come from some).
+    """
+    if not counts.by_country and not counts.unattributed:
         return None
     ranked = sorted(counts.by_country.items(),
                     key=lambda kv: (-kv[1], countries.name(kv[0], language)))
-    shown = ranked if len(ranked) <= max_bars else ranked[: max_bars - 1]
+    room = max_bars - 1 if counts.unattributed else max_bars
+    shown = ranked if len(ranked) <= room else ranked[: max_bars - 1]
     rows: list[tuple[str | None, str, int]] = [(code, countries.name(code, language), n) for code, n in shown]
     rest = ranked[len(shown):]
-    if rest:
+    if counts.unattributed:
+        rows.append((None, _("Other countries"), counts.unattributed + sum(n for _code, n in rest)))
+    elif rest:
         other = ngettext("%(num)s other country", "%(num)s other countries", len(rest))
         rows.append((None, other, sum(n for _code, n in rest)))
     largest = max(n for _code, _name, n in rows)

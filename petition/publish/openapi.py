@@ -71,9 +71,23 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 "slug": {"type": "string"}, "title": {"type": "string"},
                 "status": {"type": "string", "enum": ["open", "paused", "closed"]},
                 "moderation": {"type": "string", "enum": ["pre", "post"]},
-                "counts": {"type": "object", "required": ["total", "by_country"], "properties": {
-                    "total": {"type": "integer", "minimum": 0},
-                    "by_country": {"type": "object", "additionalProperties": {"type": "integer"}}}}}},
+                "counts": {
+                    "type": "object", "required": ["total", "by_country", "unattributed"],
+                    "description": "Listed endorsements, anonymous ones included. A country's anonymous "
+                                   "endorsements count towards it only when there are at least "
+                                   "ANONYMOUS_COUNT_THRESHOLD of them (default 3); fewer are counted in "
+                                   "`unattributed` instead, so that a small count cannot point at anyone. "
+                                   "`total` is the sum of `by_country` and `unattributed`.",
+                    "properties": {
+                        "total": {"type": "integer", "minimum": 0},
+                        "by_country": {
+                            "type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
+                            "description": "ISO 3166-1 alpha-2 code: named endorsements, plus the "
+                                           "anonymous ones when they reach the threshold"},
+                        "unattributed": {
+                            "type": "integer", "minimum": 0,
+                            "description": "Anonymous endorsements from countries with fewer than the "
+                                           "threshold, attributed to no country (\"other countries\")"}}}}},
             "Endorsement": {"type": "object", "required": [
                 "organisation_name", "country", "city", "organisation_type", "website", "endorsed_at"],
                 "properties": {

@@ -11,8 +11,12 @@ from petition.db import Database, Row
 from petition.endorsements.queries import listed_condition
 from petition.endorsements.states import Visibility
 from petition.endorsements.tables import endorsements
+from petition.settings import Settings
 
 e = endorsements
+
+#: ANONYMOUS_COUNT_THRESHOLD's default, for code that is not handed the configured value.
+DEFAULT_ANONYMOUS_COUNT_THRESHOLD: int = Settings.anonymous_count_threshold
 
 #: The public columns; nothing else of an endorsement leaves the organisers' area.
 PUBLIC_COLUMNS = (e.c.id, e.c.organisation_name, e.c.country, e.c.city, e.c.organisation_type,
@@ -21,16 +25,56 @@ PUBLIC_COLUMNS = (e.c.id, e.c.organisation_name, e.c.country, e.c.city, e.c.orga
 
 @dataclass(frozen=True)
 class Counts:
+    """Listed endorsements per country; `unattributed` ones count in the total but in no country.
+
+    `count_listed` gives the raw counts (for organisers); `public_counts` turns them into what
+    the public may see, the only kind the public side reads.
+    """
+
     total: int
-    by_country: dict[str, int]
+    by_country: dict[str, int]  # named and anonymous
     anonymous_by_country: dict[str, int]
+    unattributed: int = 0  # anonymous, from countries with fewer than the threshold
 
     @property
     def anonymous_total(self) -> int:
-        return sum(self.anonymous_by_country.values())
+        return sum(self.anonymous_by_country.values()) + self.unattributed
+
+
+def attributable_anonymous(count: int, *, threshold: int) -> int:
+    """How many anonymous endorsements may be attributed to their country in public: all or none.
+
+    One anonymous organisation from Belarus is easy to guess; "a few from other countries" is
+    not. Below the threshold (ANONYMOUS_COUNT_THRESHOLD) a country's anonymous ones are not
+    attributed to it anywhere public: not in counts, the chart, open data, dossiers or /verify.
+    """
+    return count if count >= threshold else 0
+
+
+def public_counts(raw: Counts, *, threshold: int) -> Counts:
+    """The counts the public sees: every listed endorsement in the total, but a country's
+    anonymous ones in `by_country` only when there are at least `threshold` of them."""
+    by_country: dict[str, int] = {}
+    anonymous: dict[str, int] = {}
+    unattributed = raw.unattributed
+    for country, n in raw.by_country.items():
+        hidden = raw.anonymous_by_country.get(country, 0)
+        shown = attributable_anonymous(hidden, threshold=threshold)
+        unattributed += hidden - shown
+        if shown:
+            anonymous[country] = shown
+        if n - hidden + shown:
+            by_country[country] = n - hidden + shown
+    return Counts(total=sum(by_country.values()) + unattributed, by_country=_ranked(by_country),
+                  anonymous_by_country=dict(sorted(anonymous.items())), unattributed=unattributed)
+
+
+def _ranked(by_country: dict[str, int]) -> dict[str, int]:
+    return dict(sorted(by_country.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 async def count_listed(db: Database, *, appeal: Row) -> Counts:
+    """The raw counts, every anonymous one in its country: for the organisers' area only."""
     rows = await db.fetch_all(
         sa.select(e.c.country, e.c.visibility, sa.func.count().label("n"))
         .where(e.c.appeal_id == appeal["id"], listed_condition(appeal["moderation"]))
@@ -43,9 +87,12 @@ async def count_listed(db: Database, *, appeal: Row) -> Counts:
         by_country[row["country"]] = by_country.get(row["country"], 0) + n
         if row["visibility"] == Visibility.ANONYMOUS:
             anonymous[row["country"]] = anonymous.get(row["country"], 0) + n
-    ordered = dict(sorted(by_country.items(), key=lambda kv: (-kv[1], kv[0])))
-    return Counts(total=sum(by_country.values()), by_country=ordered,
+    return Counts(total=sum(by_country.values()), by_country=_ranked(by_country),
                   anonymous_by_country=dict(sorted(anonymous.items())))
+
+
+async def count_public(db: Database, *, appeal: Row, threshold: int) -> Counts:
+    return public_counts(await count_listed(db, appeal=appeal), threshold=threshold)
 
 
 def _named(appeal: Row, *, country: str | None, organisation_type: str | None,
@@ -91,7 +138,11 @@ async def count_named(db: Database, *, appeal: Row, country: str | None = None,
 
 
 def named_total(counts: Counts, *, country: str | None = None) -> int:
-    """Named organisations, from the counts (listed minus anonymous): no second count query."""
+    """Named organisations, from the counts (listed minus anonymous): no second count query.
+
+    Public counts give the same answer: below-threshold anonymous ones leave a country's count
+    and its anonymous count alike, and `anonymous_total` includes the unattributed ones.
+    """
     if country is not None:
         return counts.by_country.get(country, 0) - counts.anonymous_by_country.get(country, 0)
     return counts.total - counts.anonymous_total

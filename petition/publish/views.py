@@ -102,11 +102,19 @@ async def signatories(request: Request) -> Response:
         for row in rows:
             groups.setdefault(row["country"], []).append(row)
         ordered_groups = sorted(groups.items(), key=lambda kv: countries.name(kv[0], language))
+        # Counted, never named: per country where there are enough of them, else "other countries".
+        anonymous: list[tuple[str, int]] = []
+        unattributed = 0
+        if not kind and not search:
+            anonymous = [(code, n) for code, n in counts.anonymous_by_country.items() if country in (None, code)]
+            unattributed = counts.unattributed if country is None else 0
         return render(request, "publish/signatories.html", {
             "appeal": appeal,
             "text": await appeal_text(cache, db, appeal=appeal, language=language),
             "groups": ordered_groups,
             "counts": counts,
+            "anonymous": anonymous,
+            "unattributed": unattributed,
             "total": total,
             "page": page,
             "pages": pages,
@@ -142,7 +150,7 @@ async def api_appeal(request: Request) -> Response:
         "title": text["title"] if text else appeal["slug"],
         "status": appeal["status"],
         "moderation": appeal["moderation"],
-        "counts": {"total": counts.total, "by_country": counts.by_country},
+        "counts": {"total": counts.total, "by_country": counts.by_country, "unattributed": counts.unattributed},
     }, headers={"Vary": "Accept-Language"})
     return revalidatable(request, response)
 

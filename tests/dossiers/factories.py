@@ -78,8 +78,12 @@ def seed(url: str, orgs: Sequence[Org]) -> int:
     return asyncio.run(_seed(url, orgs))
 
 
-async def _recompute(url: str, country: str) -> str:
-    """The list digest as docs/dossiers.md defines it, computed independently of petition.dossiers."""
+async def _recompute(url: str, country: str, threshold: int) -> str:
+    """The list digest as docs/dossiers.md defines it, computed independently of petition.dossiers.
+
+    Anonymous endorsements count only when the country has at least `threshold` of them
+    (ANONYMOUS_COUNT_THRESHOLD), as in the open data.
+    """
     db = Database(url)
     await db.connect()
     try:
@@ -101,6 +105,9 @@ async def _recompute(url: str, country: str) -> str:
         )
 
     named = [r for r in rows if r["visibility"] == "public"]
+    anonymous = len(rows) - len(named)
+    if anonymous < threshold:
+        anonymous = 0
     lines = sorted(
         "\t".join(
             esc(v)
@@ -121,7 +128,7 @@ async def _recompute(url: str, country: str) -> str:
                 f"appeal\t{DEMO_SLUG}",
                 f"country\t{country}",
                 f"named\t{len(named)}",
-                f"anonymous\t{len(rows) - len(named)}",
+                f"anonymous\t{anonymous}",
                 *lines,
             ]
         )
@@ -130,8 +137,8 @@ async def _recompute(url: str, country: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def recompute_list_digest(url: str, country: str) -> str:
-    return asyncio.run(_recompute(url, country))
+def recompute_list_digest(url: str, country: str, threshold: int = 3) -> str:
+    return asyncio.run(_recompute(url, country, threshold))
 
 
 def run(*args: str | Path) -> str:

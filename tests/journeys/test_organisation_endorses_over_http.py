@@ -45,7 +45,7 @@ def test_cyrillic_organisation_endorses_confirms_and_is_listed(site, smtp, clien
     assert NAME in client.get("/appeals/protect-deserters").text
     assert NAME in client.get("/appeals/protect-deserters/signatories").text
     appeal = client.get("/api/appeals/protect-deserters").json()
-    assert appeal["counts"] == {"total": 1, "by_country": {"RU": 1}}
+    assert appeal["counts"] == {"total": 1, "by_country": {"RU": 1}, "unattributed": 0}
     items = client.get("/api/appeals/protect-deserters/endorsements").json()["items"]
     assert [i["organisation_name"] for i in items] == [NAME]
     assert items[0]["website"] == "https://soldiers-mothers.example/about"
