@@ -55,7 +55,7 @@ async def appeal_page(request: Request, appeal: Row, *, values: dict[str, str] |
         "counts": counts,
         "chart": country_chart(counts, language),
         "newest": await newest_named(cache, db, appeal=appeal),
-        "values": values or {"visibility": "public"},
+        "values": values or {},
         "errors": errors or {},
         "countries": countries.choices(language),
         "organisation_types": ORGANISATION_TYPE_LABELS,

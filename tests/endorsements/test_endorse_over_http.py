@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 
@@ -186,6 +187,55 @@ def test_unknown_visibility_is_refused(site, client, smtp, database_url):
     assert_refused(client, smtp, database_url, response, "visibility", MESSAGES["visibility"], form)
 
 
+def _radios(page: str) -> dict[str, str]:
+    """The visibility radios of a page, each as its whole <input …> tag."""
+    return {m.group(1): m.group(0) for m in re.finditer(r'<input type="radio"[^>]*value="(\w+)"[^>]*>', page)}
+
+
+def test_no_visibility_option_is_preselected(client):
+    page = client.get(f"/appeals/{SLUG}").text
+    radios = _radios(page)
+    assert set(radios) == {"public", "anonymous"}
+    for value, tag in radios.items():
+        assert " checked" not in tag, value
+        # Each option says what is shown where, tied to its radio for screen readers.
+        hint = f"f-visibility-{value}-hint"
+        assert f'aria-describedby="{hint}"' in tag
+        assert f'id="{hint}"' in page
+    assert "visibility" not in form_values(page)
+
+
+@pytest.mark.parametrize("how", ["absent", "empty"])
+def test_post_without_visibility_is_answered_with_the_form_and_an_error(site, client, smtp, database_url, how):
+    visibility = None if how == "absent" else ""
+    form, response = post(site, visibility=visibility, comment="Solidarity from Vilnius.")  # type: ignore[arg-type]
+    assert_refused(client, smtp, database_url, response, "visibility", MESSAGES["visibility"], form)
+    page = response.text
+    shown = form_values(page)
+    # Every other value is kept, and still no option is chosen for the person.
+    assert "visibility" not in shown
+    assert all(" checked" not in tag for tag in _radios(page).values())
+    for name in ("organisation_name", "city", "contact_name", "contact_role", "contact_email", "comment"):
+        assert shown[name] == form[name], name
+    assert shown["country"] == "DE" and shown["organisation_type"] == "peace"
+    assert shown["authorised"] == shown["consent"] == "yes"
+    # The summary's link leads to the question, whose error is read with each option.
+    assert '<a href="#f-visibility">' in page and 'id="f-visibility"' in page
+    for tag in _radios(page).values():
+        assert 'aria-describedby="f-visibility-error ' in tag
+
+
+@pytest.mark.parametrize("chosen", ["public", "anonymous"])
+def test_the_chosen_visibility_stays_chosen_after_another_error(site, database_url, chosen):
+    _form, response = post(site, visibility=chosen, contact_email="not-an-email")
+    assert response.status_code == 400
+    radios = _radios(response.text)
+    assert " checked" in radios[chosen]
+    assert [v for v, tag in radios.items() if " checked" in tag] == [chosen]
+    assert form_values(response.text)["visibility"] == chosen
+    assert db_count(database_url, "endorsements") == 0
+
+
 def test_all_errors_at_once_are_listed_together(site, client, smtp, database_url):
     response = client.post(ENDORSE, data={"csrf_token": site.csrf()}, follow_redirects=False)
     assert response.status_code == 400
@@ -198,6 +248,7 @@ def test_all_errors_at_once_are_listed_together(site, client, smtp, database_url
         "contact_email_missing",
         "authorised",
         "consent",
+        "visibility",
     ):
         assert MESSAGES[key] in page
     assert db_count(database_url, "endorsements") == 0

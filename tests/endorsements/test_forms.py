@@ -74,3 +74,23 @@ def test_values_that_are_not_text_count_as_missing():
     form["organisation_name"] = ["a", "b"]  # type: ignore[assignment]
     parsed = parse_endorsement_form(form)
     assert "organisation_name" in parsed.errors
+
+
+@pytest.mark.parametrize("sent", [None, "", "  ", "PUBLIC", "everyone"])
+def test_visibility_is_never_assumed(sent):
+    form = valid_form()
+    if sent is None:
+        del form["visibility"]
+    else:
+        form["visibility"] = sent
+    parsed = parse_endorsement_form(form)
+    assert parsed.errors == {"visibility": "Please choose whether your organisation may be named publicly."}
+    assert parsed.data["visibility"] == ""
+    assert parsed.values["visibility"] == ""  # the re-rendered form shows no option chosen
+
+
+@pytest.mark.parametrize("chosen", ["public", "anonymous"])
+def test_the_chosen_visibility_is_kept_when_another_field_is_refused(chosen):
+    parsed = parse_endorsement_form(valid_form(visibility=chosen, organisation_name=""))
+    assert set(parsed.errors) == {"organisation_name"}
+    assert parsed.values["visibility"] == chosen

@@ -54,6 +54,8 @@ def test_endorsing_and_confirming_by_keyboard_alone(live_server, smtp, page, sho
     keyboard.type("Kim")
     tab_to("#f-contact_email")
     keyboard.type("kim@keyboard.example")
+    tab_to("#f-visibility-public")  # nothing is chosen for the person: Space chooses
+    keyboard.press("Space")
     tab_to("#f-authorised")
     keyboard.press("Space")
     tab_to("#f-consent")
