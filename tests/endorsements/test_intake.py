@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -210,3 +211,25 @@ def test_requests_waiting_for_a_write_that_is_cancelled_do_not_hang(roomy_settin
     assert len(outcomes) == 20
     assert all(o is SubmitOutcome.NEW or isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
     assert any(isinstance(o, asyncio.CancelledError) for o in outcomes)
+
+
+def test_a_twin_in_the_same_group_waits_beside_the_record_and_changes_nothing(roomy_settings, database_url):
+    """The rewrite attack through the grouped intake: the owner's anonymous submission and a +tag
+    twin's public one arrive in one group; the record keeps the first, the twin's waits apart."""
+    forms = [valid_form(contact_email="office@exile.example", organisation_name="Exile Group", visibility="anonymous"),
+             valid_form(contact_email="Office+x@exile.example", organisation_name="Named By Someone Else",
+                        visibility="public", website="attacker.example")]
+    outcomes = submit_together(roomy_settings, forms)
+    assert sorted(outcomes) == sorted([SubmitOutcome.NEW, SubmitOutcome.VERSION])
+    if not database_url.startswith("sqlite"):
+        assert outcomes == [SubmitOutcome.NEW, SubmitOutcome.VERSION]  # one group, in arrival order
+        [row] = db_rows(database_url, "SELECT organisation_name, visibility, website, token_nonce FROM endorsements")
+        assert (row["organisation_name"], row["visibility"], row["website"]) == (
+            "Exile Group", "anonymous", "https://connection-ev.org")
+    [version] = db_rows(database_url, "SELECT token_nonce, data FROM endorsement_versions")
+    [record] = db_rows(database_url, "SELECT token_nonce FROM endorsements")
+    # Two emails, two nonces: neither link can confirm the other's facts.
+    assert version["token_nonce"] != record["token_nonce"]
+    mails = db_rows(database_url, "SELECT context FROM outbox WHERE kind = 'confirm' ORDER BY id")
+    assert len(mails) == 2 and {version["token_nonce"], record["token_nonce"]} == {
+        json.loads(m["context"])["confirm_url"]["nonce"] for m in mails}
