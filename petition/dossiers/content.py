@@ -242,12 +242,15 @@ def _sorted_and_canonical(
     )
 
 
-async def countries_with_signatories(db: Database, *, appeal: Row) -> list[str]:
-    """Countries that have at least one listed endorsement (named or not)."""
+async def countries_with_signatories(db: Database, *, appeal: Row, anonymous_threshold: int) -> list[str]:
+    """Countries a dossier can be made for: a named organisation, or enough anonymous ones to be
+    attributed (a dossier of nothing but a withheld count would itself say the country signed)."""
     rows = await db.fetch_all(
-        sa.select(e.c.country)
+        sa.select(e.c.country, e.c.visibility, sa.func.count().label("n"))
         .where(e.c.appeal_id == appeal["id"], listed_condition(appeal["moderation"]))
-        .group_by(e.c.country)
-        .order_by(e.c.country)
+        .group_by(e.c.country, e.c.visibility)
     )
-    return [row["country"] for row in rows]
+    shown = {row["country"] for row in rows
+             if row["visibility"] != Visibility.ANONYMOUS
+             or attributable_anonymous(int(row["n"]), threshold=anonymous_threshold)}
+    return sorted(shown)

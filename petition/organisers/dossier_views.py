@@ -53,7 +53,8 @@ async def dossiers_page(request: Request) -> Response:
     titles = await current_titles(db, language=get_language())
     chosen = request.query_params.get("appeal", "")
     appeal = next((a for a in appeals if str(a["id"]) == chosen), appeals[0] if appeals else None)
-    available = await countries_with_signatories(db, appeal=appeal) if appeal else []
+    available = await countries_with_signatories(
+        db, appeal=appeal, anonymous_threshold=services(request).settings.anonymous_count_threshold) if appeal else []
     history = await list_dossiers(db, appeal_id=appeal["id"] if appeal else None, limit=200)
     working = any(r["state"] in (D.QUEUED, D.BUILDING) for r in history)
     fingerprint = await asyncio.to_thread(certificate_fingerprint, svc.settings)
@@ -82,7 +83,8 @@ async def dossiers_build(request: Request) -> Response:
     if appeal is None:
         raise HTTPException(404, "no such appeal")
     wanted = text(form, "country", 3).upper()
-    available = await countries_with_signatories(db, appeal=appeal)
+    available = await countries_with_signatories(
+        db, appeal=appeal, anonymous_threshold=services(request).settings.anonymous_count_threshold)
     if wanted == "ALL":
         chosen = available
     elif wanted in available:

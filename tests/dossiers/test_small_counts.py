@@ -130,3 +130,31 @@ def test_the_verify_page_does_not_attribute_a_small_stored_anonymous_count(clien
     assert "Belarus" in belarus and "<td>5</td><td>0</td>" in belarus and "<td>2</td>" not in belarus
     ukraine = client.get(f"/verify?digest={enough}").text
     assert "Ukraine" in ukraine and "<td>5</td><td>3</td>" in ukraine
+
+
+def test_no_dossier_is_offered_for_a_country_whose_only_signatories_are_a_withheld_count(
+    client: TestClient, database_url: str
+) -> None:
+    """A Belarus dossier of nothing but "0 named" would itself say that Belarusian groups signed."""
+    from tests.organisers.support import add_organiser, csrf, login
+
+    appeal_id = seed(database_url, [Org("Deutsche Friedensgruppe", country="DE"),
+                                    Org("Тихая группа Минск", country="BY", visibility="anonymous")])
+    add_organiser(client, "mod@petition.example", "moderator")
+    login(client, "mod@petition.example")
+    page = client.get("/admin/dossiers").text
+    assert 'value="DE"' in page and 'value="BY"' not in page
+    answer = client.post("/admin/dossiers", data={"csrf_token": csrf(client, "/admin/"), "appeal": str(appeal_id),
+                                                  "country": "ALL"}, follow_redirects=False)
+    assert answer.status_code == 303
+    built = [r["country"] for r in asyncio.run(_queued(database_url))]
+    assert built == ["DE"]
+
+
+async def _queued(url: str) -> list:
+    db = Database(url)
+    await db.connect()
+    try:
+        return list(await db.fetch_all(dossiers.select()))
+    finally:
+        await db.disconnect()
