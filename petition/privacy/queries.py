@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +136,11 @@ async def export_data(db: Database, *, env: jinja2.Environment, endorsement_id: 
         sa.select(audit_log.c.target_id, audit_log.c.action, audit_log.c.created_at)
         .where(audit_log.c.target_type == "endorsement", audit_log.c.target_id.in_(ids))
         .order_by(audit_log.c.id))
+    # Later submissions made with this mailbox that wait, unconfirmed, beside its records.
+    waiting = await db.fetch_all(
+        sa.select(endorsement_versions.c.endorsement_id, endorsement_versions.c.data,
+                  endorsement_versions.c.hold_reason, endorsement_versions.c.created_at)
+        .where(endorsement_versions.c.endorsement_id.in_(ids)).order_by(endorsement_versions.c.id))
     items = []
     for r in rows:
         record = {name: _value(r[name]) for name in r.keys() if name not in _NOT_EXPORTED}
@@ -151,6 +157,9 @@ async def export_data(db: Database, *, env: jinja2.Environment, endorsement_id: 
                             for m in emails if m["endorsement_id"] == r["id"]]
         record["events"] = [{"action": ev["action"], "at": _value(ev["created_at"])}
                             for ev in events if ev["target_id"] == r["id"]]
+        record["waiting_submissions"] = [
+            {"submitted_at": _value(w["created_at"]), "hold_reason": w["hold_reason"], **json.loads(w["data"])}
+            for w in waiting if w["endorsement_id"] == r["id"]]
         items.append(record)
     return {"generated_at": _value(utcnow()), "endorsements": items,
             "note": "Rate-limit counters hold only keyed hashes of addresses and are kept at most one day."}

@@ -108,3 +108,19 @@ def test_the_export_names_an_email_not_sent_yet_by_its_subject(site, smtp, datab
     assert email["kind"] == "confirm" and email["state"] in ("queued", "sending")  # not sent
     assert "bestätigen" in email["subject"].lower()  # in the language it will be sent in
     assert "context" not in email  # what it says in full holds its signed link
+
+
+def test_the_export_holds_the_submissions_that_wait_unconfirmed_beside_the_record(site, smtp, client):
+    email = "waiting@subject.example"
+    site.endorse(contact_email=email, organisation_name="First Name Org")
+    site.endorse(contact_email="Waiting+later@subject.example", organisation_name="Later Name Org",
+                 visibility="anonymous")
+    wait_for_mail(smtp, email)
+    ask(client, email)
+    message = [m for m in wait_for_mail(smtp, email, count=2) if "/privacy/data/" in str(links(m, BASE_URL))][0]
+    [link] = links(message, BASE_URL)
+    [item] = json.loads(client.get(link.replace(BASE_URL, "")).text)["endorsements"]
+    assert item["organisation_name"] == "First Name Org"
+    [waiting] = item["waiting_submissions"]
+    assert waiting["organisation_name"] == "Later Name Org" and waiting["visibility"] == "anonymous"
+    assert waiting["submitted_at"].endswith("Z") and "token_nonce" not in waiting
