@@ -237,15 +237,16 @@ def main() -> int:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": SECRET, "BASE_URL": f"http://127.0.0.1:{port}",
            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(relay.port), "DATA_DIR": str(tmp), "RUN_WORKER": "false",
-           "OUTBOX_MAX_BACKOFF": "20", "WORKER_POLL_INTERVAL": "0.5", "SMTP_TIMEOUT": "5"}
+           "OUTBOX_MAX_BACKOFF": "20", "WORKER_POLL_INTERVAL": "0.5", "SMTP_TIMEOUT": "5",
+           "PROXY_IPS": "127.0.0.1"}
     # The default rate limits apply: each submission comes from its own address (X-Forwarded-For,
-    # trusted from loopback with --proxy-headers), as from many people behind a reverse proxy.
+    # trusted from loopback through PROXY_IPS), as from many people behind a reverse proxy.
     exit_code = 0
     try:
         subprocess.run([str(BIN / "petition"), "db", "upgrade"], env=env, cwd=tmp, check=True,
                        stdout=subprocess.DEVNULL)
         log = (tmp / "serve.log").open("wb")
-        command = [str(BIN / "petition"), "serve", "--port", str(port), "--proxy-headers"]
+        command = [str(BIN / "petition"), "serve", "--port", str(port)]
         processes.append(subprocess.Popen(command, env=env, cwd=tmp,
                                           stdout=log, stderr=log))
         workers = [subprocess.Popen([str(BIN / "petition"), "worker"], env=env, cwd=tmp,

@@ -34,7 +34,7 @@ from petition.outbox.worker import OutboxWorker
 from petition.privacy import views as privacy_views
 from petition.privacy.housekeeping import Housekeeper
 from petition.publish import views as publish_views
-from petition.security import CSRF, BodySizeLimitMiddleware, SecurityHeadersMiddleware
+from petition.security import CSRF, BodySizeLimitMiddleware, PathGuardMiddleware, SecurityHeadersMiddleware
 from petition.settings import Settings, load_settings, private_directory
 from petition.templating import make_templates
 from petition.tokens import Tokens
@@ -184,8 +184,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     middleware = [
         Middleware(SecurityHeadersMiddleware, settings=settings),
+        Middleware(PathGuardMiddleware),
         Middleware(UploadLimitMiddleware),
-        Middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY),
+        Middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY, read_timeout=settings.request_read_timeout),
         Middleware(LanguageMiddleware),
         Middleware(ErrorPageMiddleware),
     ]

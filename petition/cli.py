@@ -58,9 +58,7 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
-@click.option("--proxy-headers/--no-proxy-headers", default=False,
-              help="Trust X-Forwarded-For from the addresses in FORWARDED_ALLOW_IPS.")
-def serve(host: str, port: int, proxy_headers: bool) -> None:
+def serve(host: str, port: int) -> None:
     """Run the web application (migrates the database first; runs the outbox worker in-process)."""
     import uvicorn
 
@@ -79,8 +77,9 @@ def serve(host: str, port: int, proxy_headers: bool) -> None:
     # of the collector's sight, every collection under load has that much less to scan.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, proxy_headers=proxy_headers,
-                log_level="info", access_log=False, server_header=False)
+    from petition.server import uvicorn_config
+
+    uvicorn.Server(uvicorn_config(app, settings, host=host, port=port, log_level="info")).run()
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -98,11 +99,14 @@ class SecurityHeadersMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuses request bodies over a limit with 413 before anything parses them."""
+    """Refuses request bodies over a limit with 413 before anything parses them, and bodies whose
+    next part does not arrive within `read_timeout` seconds with 408 (a slow client must not hold
+    a request open for ever: petition.server gives the headers the same deadline)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout: float = 10.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -122,7 +126,10 @@ class BodySizeLimitMiddleware:
 
         async def limited_receive() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout)
+            except TimeoutError:
+                raise HTTPException(408, "Request body too slow") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
@@ -137,3 +144,29 @@ async def _plain(send: Send, status: int, body: bytes) -> None:
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+class PathGuardMiddleware:
+    """Paths no page has, answered before any code reads them.
+
+    A NUL byte in the path or query is refused with 400: PostgreSQL refuses it in text, and
+    would turn a lookup into a 500. Leading slashes are folded to one, so that `//host/`
+    cannot become a protocol-relative link to another site in the page's own links (the
+    language switcher and the pager repeat the path).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if "\x00" in path or b"%00" in scope.get("query_string", b"").lower():
+            await _plain(send, 400, b"Bad request")
+            return
+        if path.startswith("//"):
+            raw = scope.get("raw_path") or path.encode()
+            scope = {**scope, "path": "/" + path.lstrip("/"), "raw_path": b"/" + raw.lstrip(b"/")}
+        await self.app(scope, receive, send)

@@ -37,6 +37,10 @@ class Settings:
     timestamp_url: str | None = None  # RFC 3161 server: dossiers become PAdES B-T
     dossier_lease_seconds: float = 1800.0
     trusted_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Reverse proxies whose X-Forwarded-For names the visitor (petition.server); unset: none.
+    proxy_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Seconds a client has to send a request's headers, and then each part of its body.
+    request_read_timeout: float = 10.0
     confirm_max_age: int = 7 * 24 * 3600
     unconfirmed_retention_days: int = 30
     run_worker: bool = True
@@ -201,6 +205,8 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         timestamp_url=_timestamp_url(get("TIMESTAMP_URL", None)),
         dossier_lease_seconds=as_float("DOSSIER_LEASE_SECONDS", 1800.0),
         trusted_ips=_parse_networks(str(get("TRUSTED_IPS", "") or "")),
+        proxy_ips=_parse_networks(str(get("PROXY_IPS", "") or "")),
+        request_read_timeout=as_float("REQUEST_READ_TIMEOUT", 10.0),
         confirm_max_age=as_int("CONFIRM_MAX_AGE", 7 * 24 * 3600),
         unconfirmed_retention_days=as_int("UNCONFIRMED_RETENTION_DAYS", 30),
         run_worker=as_bool("RUN_WORKER", True),

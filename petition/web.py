@@ -66,7 +66,7 @@ class _LazyCSRFToken:
 
 
 def client_ip(request: Request) -> str | None:
-    """The visitor's address (behind a proxy: uvicorn's --proxy-headers puts the real one here)."""
+    """The visitor's address (behind a proxy listed in PROXY_IPS, the one it forwards: petition.server)."""
     return request.client.host if request.client else None
 
 

@@ -227,13 +227,15 @@ class LiveServer:
         import uvicorn
 
         from petition.app import create_app
+        from petition.server import uvicorn_config
 
         self.settings = settings
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False, lifespan="on")
+        # The configuration `petition serve` runs (read deadlines, the reverse proxy setting).
+        config = uvicorn_config(self.app, settings, host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
 

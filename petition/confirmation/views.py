@@ -10,6 +10,7 @@ from starlette.routing import Route
 from petition import i18n
 from petition.abuse.limits import resend_allowed
 from petition.appeals.queries import current_text, get_appeal_by_id
+from petition.appeals.states import AppealStatus
 from petition.endorsements.forms import ORGANISATION_TYPE_LABELS
 from petition.endorsements.queries import (
     ConfirmOutcome,
@@ -53,6 +54,8 @@ async def confirm_page(request: Request) -> Response:
     context = {"endorsement": target.shown, "appeal": appeal, "title": text["title"] if text else appeal["slug"],
                "token": token, "organisation_types": ORGANISATION_TYPE_LABELS,
                "state": target.endorsement["state"], "held": target.endorsement["state"] == HELD}
+    if target.confirmable and appeal["status"] == AppealStatus.CLOSED:
+        return render(request, "appeals/closed.html", context, status=410, token_page=True)
     if target.confirmable:
         return render(request, "confirmation/confirm.html", context, token_page=True)
     if target.version_id is None and target.endorsement["state"] in (S.CONFIRMED, S.APPROVED, HELD):
@@ -71,6 +74,9 @@ async def confirm(request: Request) -> Response:
                                               nonce=claims.nonce)
     if outcome is ConfirmOutcome.GONE and _row is None:
         return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
+    if outcome is ConfirmOutcome.CLOSED and _row is not None:
+        appeal = await get_appeal_by_id(svc.db, appeal_id=_row["appeal_id"])
+        return render(request, "appeals/closed.html", {"appeal": appeal}, status=410, token_page=True)
     if outcome in (ConfirmOutcome.CONFIRMED, ConfirmOutcome.HELD) and _row is not None:
         listed_changed(request, _row["appeal_id"])
     # Post/redirect/get: the page shows the state, so a reload or a second POST changes nothing.

@@ -38,8 +38,10 @@ from petition.appeals.states import AppealStatus
 from petition.db import Database, Row
 from petition.endorsements.queries import SubmitOutcome, confirmation_context, new_nonce, submit_endorsement
 from petition.endorsements.states import EndorsementState as S
+from petition.endorsements.states import HoldReason
 from petition.outbox.messages import Mailer, outbox_values
 from petition.schema import utcnow
+from petition.server import hint_proxy_setting
 from petition.settings import Settings
 from petition.tokens import Tokens
 
@@ -159,6 +161,8 @@ class Intake:
                 return SubmitOutcome.CLOSED
             verdict = await endorsement_verdict(self.db, self.settings, ip=ip,
                                                 email_canonical=data["email_canonical"])
+            if verdict.hold_reason == HoldReason.IP:
+                hint_proxy_setting(self.settings, ip)
             return await submit_endorsement(self.db, mailer=self.mailer, tokens=self.tokens, appeal=appeal,
                                             text=text, data=data, language=language, mailbox_ok=verdict.mailbox_ok,
                                             hold_reason=verdict.hold_reason)
@@ -168,6 +172,8 @@ class Intake:
         row = await asyncio.shield(submission.done)
         if row["appeal_status"] != AppealStatus.OPEN:
             return SubmitOutcome.CLOSED
+        if row["held"] == HoldReason.IP:
+            hint_proxy_setting(self.settings, ip)
         if not row["mailbox_ok"]:
             return SubmitOutcome.CAPPED
         if row["inserted"]:

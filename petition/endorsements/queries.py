@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from petition.appeals.states import AppealStatus
 from petition.appeals.tables import appeals
 from petition.db import INTEGRITY_ERRORS, Database, Row
 from petition.endorsements.states import (
@@ -40,6 +41,7 @@ class ConfirmOutcome(enum.StrEnum):
     HELD = "held"  # confirmed, and waiting for an organiser (an anti-abuse limit held it back)
     ALREADY = "already"  # confirmed (or further) before: a second POST changes nothing
     GONE = "gone"  # withdrawn, rejected, or the link belongs to an earlier incarnation
+    CLOSED = "closed"  # the appeal closed before the link was used: nothing changes
 
 
 #: What a submission sets on a record; a version holds these until its link is confirmed.
@@ -229,6 +231,9 @@ async def confirm_endorsement(db: Database, *, mailer: Mailer, endorsement_id: i
             return ConfirmOutcome.GONE, row
         appeal = await db.fetch_one(appeals.select().where(appeals.c.id == row["appeal_id"]))
         assert appeal is not None
+        if appeal["status"] == AppealStatus.CLOSED:
+            # A closed appeal's list is final: what it hands to parliaments must not grow after.
+            return ConfirmOutcome.CLOSED, row
         hold = target.hold_reason
         if target.version_id is not None and row["state"] == HELD:
             hold = row["hold_reason"] or HoldReason.LEGACY.value

@@ -88,7 +88,7 @@ async def login(request: Request) -> Response:
     email = text(form, "email", 254)
     password = _password(form, "password")
     next_url = safe_next(form.get("next"))
-    # uvicorn's --proxy-headers (FORWARDED_ALLOW_IPS) rewrites the address behind a trusted proxy.
+    # Behind a proxy in PROXY_IPS, uvicorn has put the forwarded address here (petition.server).
     ip = client_ip(request) or "unknown"
     key = account_key(str(svc.settings.secret_key), email)
     ip_key = address_key(str(svc.settings.secret_key), ip)

@@ -1,0 +1,98 @@
+"""How `petition serve` runs uvicorn, in one place: read deadlines and the reverse proxy.
+
+uvicorn closes idle keep-alive connections, but waits without end for a request's
+headers that trickle in a byte at a time (slowloris): a few hundred such connections
+hold a process's sockets. `TimedH11Protocol` gives every request's headers a deadline
+(`REQUEST_READ_TIMEOUT`); `security.BodySizeLimitMiddleware` gives its body the same.
+
+Behind a reverse proxy every visitor arrives from the proxy's address, so rate limits
+would count them all as one. `PROXY_IPS` names the proxies whose `X-Forwarded-For`
+is believed; nothing else turns proxy headers on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from petition.settings import Settings
+
+log = logging.getLogger("petition.server")
+
+
+class TimedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request's headers."""
+
+    header_timeout: float = 10.0
+    _deadline: asyncio.TimerHandle | None = None
+    _timed_cycle: object | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm()  # the first bytes of the next request on a kept-alive connection
+        super().data_received(data)
+        if self.cycle is not None and self.cycle is not self._timed_cycle:
+            # A new request's headers are complete: the body has the application's deadline.
+            self._timed_cycle = self.cycle
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.header_timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            self.transport.close()
+
+
+def protocol_class(settings: Settings) -> type[H11Protocol]:
+    return type("PetitionH11Protocol", (TimedH11Protocol,), {"header_timeout": settings.request_read_timeout})
+
+
+def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int, **extra: Any) -> uvicorn.Config:
+    """The one uvicorn configuration, for `petition serve` and the tests' live servers."""
+    proxies = ",".join(str(network) for network in settings.proxy_ips)
+    return uvicorn.Config(
+        app, host=host, port=port, http=protocol_class(settings), access_log=False, server_header=False,
+        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None, **extra)
+
+
+_hinted = False
+
+
+def hint_proxy_setting(settings: Settings, ip: str | None) -> None:
+    """Say once, when a limit holds back many submissions from one private or loopback address
+    and PROXY_IPS is unset, that a reverse proxy is probably making every visitor look alike."""
+    global _hinted
+    if _hinted or settings.proxy_ips or not ip:
+        return
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return
+    if address.is_private or address.is_loopback:
+        _hinted = True
+        log.warning("Many submissions arrive from one private or loopback address and are held back by the "
+                    "per-address limits. If petition runs behind a reverse proxy, set PROXY_IPS to the "
+                    "proxy's address (comma-separated addresses or networks), so that each visitor is "
+                    "counted on their own.")
