@@ -100,3 +100,74 @@ def test_downgrading_past_0007_refuses_while_emails_wait_to_be_rendered(tmp_path
     assert [r["kind"] for r in db_rows(url, "SELECT kind FROM outbox")] == ["confirm"]
     run_sql(url, "UPDATE outbox SET state = 'sent', context = NULL")
     downgrade(url, "0004")
+
+
+def _fresh_database(tmp_path: Path, name: str):
+    """A fresh database of this run's backend: a SQLite file, or a new PostgreSQL database."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def made():
+        backend = _backend()
+        if not backend.startswith("postgresql://"):
+            yield f"sqlite:///{tmp_path / (name + '.db')}"
+            return
+        db_name = f"petition_{name}_{uuid.uuid4().hex[:10]}"
+        asyncio.run(_admin(backend, f'CREATE DATABASE "{db_name}"'))
+        try:
+            yield _with_database(backend, db_name)
+        finally:
+            asyncio.run(_admin(backend, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+
+    return made()
+
+
+def _insert(url: str, row_id: int, email: str, canonical: str, state: str) -> None:
+    from tests.support import run_sql
+
+    run_sql(url, "INSERT INTO endorsements (id, appeal_id, organisation_name, name_normalised, country, city, "
+                 "organisation_type, website, contact_name, contact_role, contact_email, email_canonical, authorised, "
+                 "consent_version, visibility, comment, language, text_language, text_hash, state, token_nonce, "
+                 "created_at, updated_at) VALUES (:id, 1, 'Org', 'org', 'DE', '', 'peace', '', 'C', '', :email, "
+                 ":canonical, true, '2026-11', 'anonymous', '', 'en', 'en', 'h', :state, :nonce, "
+                 "'2026-12-01 00:00:00', '2026-12-01 00:00:00')",
+            id=row_id, email=email, canonical=canonical, state=state, nonce=f"{row_id:032x}")
+
+
+def test_0008_gives_eszett_mailboxes_their_own_identity_and_unconfirmed_holds_back(tmp_path: Path):
+    from tests.support import run_sql
+
+    with _fresh_database(tmp_path, "m0008") as url:
+        upgrade(url, "0007")
+        run_sql(url, "INSERT INTO appeals (id, slug, status, moderation, default_language, addressees, created_at) "
+                     "VALUES (1, 'a', 'open', 'post', 'en', '', '2026-12-01 00:00:00')")
+        # As the release before stored them: IDNA 2003 merged straße.de into strasse.de.
+        _insert(url, 1, "info@straße.de", "info@strasse.de", "confirmed")
+        _insert(url, 2, "held@bot.example", "held@bot.example", "quarantined")
+        run_sql(url, "INSERT INTO login_failures (account_key, ip, created_at) "
+                     "VALUES ('k', '198.51.100.7', '2026-12-01 00:00:00')")
+        upgrade(url, "0008")
+        rows = {r["id"]: r for r in db_rows(url, "SELECT id, email_canonical, state, hold_reason FROM endorsements")}
+        assert rows[1]["email_canonical"] == "info@xn--strae-oqa.de"
+        assert (rows[2]["state"], rows[2]["hold_reason"]) == ("pending", "legacy")
+        assert db_rows(url, "SELECT count(*) AS n FROM login_failures") == [{"n": 0}]
+        # Down again: the release before finds its records under the forms it computes.
+        downgrade(url, "0007")
+        rows = {r["id"]: r for r in db_rows(url, "SELECT id, email_canonical, state FROM endorsements")}
+        assert rows[1]["email_canonical"] == "info@strasse.de" and rows[2]["state"] == "quarantined"
+
+
+def test_downgrading_past_0008_refuses_when_two_mailboxes_would_become_one(tmp_path: Path):
+    with _fresh_database(tmp_path, "m0008twins") as url:
+        upgrade(url)
+        from tests.support import run_sql
+
+        run_sql(url, "INSERT INTO appeals (id, slug, status, moderation, default_language, addressees, created_at) "
+                     "VALUES (1, 'a', 'open', 'post', 'en', '', '2026-12-01 00:00:00')")
+        _insert(url, 1, "info@straße.de", "info@xn--strae-oqa.de", "confirmed")
+        _insert(url, 2, "info@strasse.de", "info@strasse.de", "confirmed")
+        with pytest.raises(RuntimeError, match="would become one mailbox"):
+            downgrade(url, "0007")
+        # Nothing was changed: both mailboxes keep their own identity.
+        assert sorted(r["email_canonical"] for r in db_rows(url, "SELECT email_canonical FROM endorsements")) == [
+            "info@strasse.de", "info@xn--strae-oqa.de"]

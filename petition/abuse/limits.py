@@ -105,18 +105,26 @@ def _ip_rules(settings: Settings, bucket: str, ip: str) -> list[Rule]:
             Rule(bucket, ip, settings.rate_limit_ip_sustained, HOUR)]
 
 
+#: How many senders' shares of RATE_LIMIT_EMAIL one mailbox may receive in all, per hour.
+MAILBOX_SENDERS = 4
+
+
 def endorsement_rules(settings: Settings, *, ip: str | None, email_canonical: str) -> list[Rule]:
-    """Per IP (burst and sustained), per email address and per email domain; none for a trusted IP."""
+    """Per IP (burst and sustained), per email domain, and per email address — each client's
+    share of an address (RATE_LIMIT_EMAIL), and all clients' together (MAILBOX_SENDERS shares):
+    one client using up its share for someone's address leaves that address's owner its own.
+    None for a trusted IP."""
     if is_trusted(settings, ip):
         return []
     domain = email_canonical.rpartition("@")[2]
     return [*_ip_rules(settings, "form.ip", ip or "-"),
-            Rule("form.email", email_canonical, settings.rate_limit_email, HOUR),
+            Rule("form.email", f"{email_canonical}\x00{ip or '-'}", settings.rate_limit_email, HOUR),
+            Rule("form.mailbox", email_canonical, settings.rate_limit_email * MAILBOX_SENDERS, HOUR),
             Rule("form.domain", domain, settings.rate_limit_domain, HOUR)]
 
 
-#: The one endorsement limit that protects the owner of an address rather than holding back a sender.
-MAILBOX_BUCKET = "form.email"
+#: The endorsement limits that protect the owner of an address rather than hold back a sender.
+MAILBOX_BUCKETS = ("form.email", "form.mailbox")
 
 
 @dataclass(frozen=True)
@@ -128,8 +136,8 @@ class Verdict:
 
     @classmethod
     def of(cls, exceeded_buckets: set[str] | list[str]) -> Verdict:
-        held = sorted(set(exceeded_buckets) - {MAILBOX_BUCKET})
-        return cls(mailbox_ok=MAILBOX_BUCKET not in exceeded_buckets, hold_reason=held[0] if held else None)
+        held = sorted(set(exceeded_buckets) - set(MAILBOX_BUCKETS))
+        return cls(mailbox_ok=not set(MAILBOX_BUCKETS) & set(exceeded_buckets), hold_reason=held[0] if held else None)
 
 
 async def endorsement_verdict(db: Database, settings: Settings, *, ip: str | None, email_canonical: str) -> Verdict:

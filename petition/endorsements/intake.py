@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from petition.abuse.limits import (
-    MAILBOX_BUCKET,
+    MAILBOX_BUCKETS,
     Rule,
     endorsement_rules,
     endorsement_verdict,
@@ -64,6 +64,8 @@ _EVENT_BUCKETS, _EVENT_KEYS, _EVENT_AT = _N + 1, _N + 2, _N + 3
 _RULE_IDS, _RULE_BUCKETS, _RULE_KEYS, _RULE_SINCE, _RULE_LIMITS, _RULE_BEFORE = (
     _N + 4, _N + 5, _N + 6, _N + 7, _N + 8, _N + 9)
 
+_MAILBOX = ", ".join(f"'{bucket}'" for bucket in MAILBOX_BUCKETS)
+
 # A data-modifying WITH runs against one snapshot: the counts see the events of earlier
 # statements, not this one's. So each rule also brings how many submissions earlier in the
 # same group have its key (`before`, counted in Python), and a rule allows a submission while
@@ -84,8 +86,8 @@ WITH events AS (
     SELECT * FROM unnest(${_EVENT_BUCKETS}::text[], ${_EVENT_KEYS}::text[], ${_EVENT_AT}::timestamp[])
 ), verdict AS (
     SELECT r.sid,
-           bool_and(r.bucket <> '{MAILBOX_BUCKET}' OR r.ok) AS mailbox_ok,
-           min(CASE WHEN r.bucket <> '{MAILBOX_BUCKET}' AND NOT r.ok THEN r.bucket END) AS held
+           bool_and(r.bucket NOT IN ({_MAILBOX}) OR r.ok) AS mailbox_ok,
+           min(CASE WHEN r.bucket NOT IN ({_MAILBOX}) AND NOT r.ok THEN r.bucket END) AS held
     FROM (SELECT r.sid, r.bucket, r.before + (SELECT count(*) FROM (
                 SELECT 1 FROM rate_events e
                 WHERE e.bucket = r.bucket AND e.key_hash = r.key_hash AND e.created_at >= r.since

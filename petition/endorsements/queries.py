@@ -237,8 +237,10 @@ async def confirm_endorsement(db: Database, *, mailer: Mailer, endorsement_id: i
         hold = target.hold_reason
         if target.version_id is not None and row["state"] == HELD:
             hold = row["hold_reason"] or HoldReason.LEGACY.value
-        elif row["state"] == S.REJECTED and row["confirmed_at"] is not None:
-            # An organiser turned this mailbox's endorsement down: they look at the new one first.
+        elif target.version_id is not None and (
+                row["state"] == S.REJECTED or row["hold_reason"] == HoldReason.REJECTED_BEFORE):
+            # Organisers turned this mailbox's endorsement down (even if it withdrew since): they
+            # look at the new one before it is listed.
             hold = HoldReason.REJECTED_BEFORE.value
         target_state = HELD if hold else S.CONFIRMED
         listed_now = target_state == S.CONFIRMED and appeal["moderation"] == "post"
@@ -260,6 +262,7 @@ async def confirm_endorsement(db: Database, *, mailer: Mailer, endorsement_id: i
             context={
                 "organisation_name": shown["organisation_name"],
                 "listed_now": listed_now,
+                "held": bool(hold),
                 "anonymous": shown["visibility"] == Visibility.ANONYMOUS,
                 "list_url": mailer.settings.url_for_path(
                     f"/appeals/{appeal['slug']}/signatories?lang={shown['language']}"),

@@ -8,6 +8,7 @@ whose mailbox did not confirm it.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +20,9 @@ from petition.appeals.states import Moderation
 from petition.appeals.tables import appeals
 from petition.db import Database, Row
 from petition.endorsements.forms import parse_endorsement_form
-from petition.endorsements.states import HELD, MAILBOX_CONFIRMED, EndorsementState, organiser_sources
+from petition.endorsements.states import HELD, MAILBOX_CONFIRMED, EndorsementState, HoldReason, organiser_sources
 from petition.endorsements.tables import endorsements
+from petition.i18n import gettext as _
 from petition.organisers.audit import AuditAction, record, record_many
 from petition.schema import UTCDateTime, utcnow
 
@@ -166,12 +168,15 @@ async def hints_for(db: Database, *, rows: Sequence[Row]) -> dict[int, Hints]:
 # --- decisions and corrections ------------------------------------------------------------------
 
 
-async def decide(db: Database, *, ids: Sequence[int], target: EndorsementState, organiser_id: int) -> list[int]:
+async def decide(db: Database, *, ids: Sequence[int], target: EndorsementState, organiser_id: int,
+                 seen_at: dt.datetime | None = None) -> list[int]:
     """Approve, reject or release many endorsements at once, set-based; returns the ids that changed.
 
     Rows whose state does not allow the transition are left alone, and so is every row its
-    mailbox never confirmed. Approval sets the public "endorsed" date once; release lists a
-    held endorsement where confirmation alone lists; rejection takes it off every public list.
+    mailbox never confirmed, and every row changed after `seen_at` (when the organiser's page
+    was made: its owner may have confirmed other facts since, which nobody has looked at).
+    Approval sets the public "endorsed" date once; release lists a held endorsement where
+    confirmation alone lists; rejection takes it off every public list.
     """
     if target not in DECISION_AUDIT:
         raise ValueError(f"not a moderation decision: {target}")
@@ -184,18 +189,22 @@ async def decide(db: Database, *, ids: Sequence[int], target: EndorsementState, 
     stamp = sa.literal(now, type_=UTCDateTime())
     # One UPDATE per value of listed_at: (extra condition, listed_at).
     updates: list[tuple[sa.ColumnElement[bool], Any]]
+    # A rejection is remembered (a later endorsement from the mailbox comes back to organisers);
+    # approving or releasing is the organisers' answer to any hold.
+    values["hold_reason"] = HoldReason.REJECTED_BEFORE.value if target == S.REJECTED else None
     if target == S.APPROVED:
         updates = [(sa.true(), sa.func.coalesce(e.c.listed_at, stamp))]
     elif target == S.CONFIRMED:
         # Released: listed at once where confirmation alone lists, else it joins the approval queue.
         post = e.c.appeal_id.in_(sa.select(appeals.c.id).where(appeals.c.moderation == Moderation.POST.value))
         updates = [(post, stamp), (sa.not_(post), None)]
-        values["hold_reason"] = None
     else:
         updates = [(sa.true(), None)]
     async with db.write():
         changed = []
         for condition, listed_at in updates:
+            if seen_at is not None:
+                condition = sa.and_(condition, e.c.updated_at <= sa.literal(seen_at, type_=UTCDateTime()))
             changed += await db.fetch_all(
                 e.update().where(e.c.id.in_(unique), decision_condition(target), condition)
                 .values(**values, listed_at=listed_at).returning(e.c.id)
@@ -230,24 +239,37 @@ def _as_form(row: Row, submitted: Mapping[str, Any]) -> dict[str, str]:
 
 
 async def correct_endorsement(db: Database, *, row: Row, submitted: Mapping[str, Any],
-                              organiser_id: int) -> Correction:
-    """Fix typos in public fields, validated exactly as the public form validates them."""
+                              organiser_id: int, seen_at: dt.datetime | None = None) -> Correction:
+    """Fix typos in public fields, validated exactly as the public form validates them.
+
+    Refused when the record changed after `seen_at` (the organiser's form would put back what
+    its owner has since changed); only the fields the organiser changed are written.
+    """
     parsed = parse_endorsement_form(_as_form(row, submitted))
     errors = {name: message for name, message in parsed.errors.items() if name in EDITABLE_FIELDS}
     values = {name: parsed.values.get(name, "") for name in EDITABLE_FIELDS}
+    if seen_at is not None and _as_utc(row["updated_at"]) > seen_at:
+        errors["organisation_name"] = _("This endorsement changed since you opened it. Please check it again.")
+        return Correction({name: row[name] for name in EDITABLE_FIELDS}, errors, [])
     if errors:
         return Correction(values, errors, [])
     new = {name: parsed.data[name] for name in EDITABLE_FIELDS}
     changed = [name for name in EDITABLE_FIELDS if new[name] != row[name]]
     if not changed:
         return Correction(values, {}, [])
+    written = {name: new[name] for name in changed}
+    if "organisation_name" in changed:
+        written["name_normalised"] = parsed.data["name_normalised"]
     async with db.write():
-        await db.execute(e.update().where(e.c.id == row["id"]).values(
-            **new, name_normalised=parsed.data["name_normalised"], updated_at=utcnow()))
+        await db.execute(e.update().where(e.c.id == row["id"]).values(**written, updated_at=utcnow()))
         # Field names only: the values may name an organisation that asked not to be named.
         await record(db, organiser_id=organiser_id, action=AuditAction.EDIT, target_type="endorsement",
                      target_id=row["id"], detail="fields: " + ", ".join(changed))
     return Correction(values, {}, changed)
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 # --- dashboard -----------------------------------------------------------------------------------

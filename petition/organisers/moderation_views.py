@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
@@ -31,11 +32,24 @@ from petition.organisers.moderation import (
 from petition.organisers.params import optional_id, page_number, text
 from petition.organisers.roles import Role
 from petition.publish.cache import listed_changed, public_cache
+from petition.schema import utcnow
 from petition.web import read_form, render, services
 
 S = EndorsementState
 _RESULT_KEYS = {S.APPROVED: "approved", S.REJECTED: "rejected", S.CONFIRMED: "released"}
 PAGE_SIZES = (50, 100, 500, 1000)
+
+
+def _seen_at(form: object) -> dt.datetime | None:
+    """When the organiser's page was made (a hidden field): decisions skip what changed since."""
+    raw = form.get("seen_at") if hasattr(form, "get") else None  # type: ignore[union-attr]
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise HTTPException(400, "seen_at") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _page_size(request: Request) -> int:
@@ -108,6 +122,7 @@ async def _list(request: Request, *, queue: bool) -> Response:
         "hold_labels": HOLD_LABELS,
         "here": here,
         "message": _done_message(request),
+        "seen_at": utcnow().isoformat(),
     }, private=True)
 
 
@@ -143,7 +158,8 @@ async def bulk_decide(request: Request) -> Response:
         if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 12:
             raise HTTPException(400, "ids must be whole numbers")
         ids.append(int(raw))
-    changed = await decide(services(request).db, ids=ids, target=decision, organiser_id=organiser(request)["id"])
+    changed = await decide(services(request).db, ids=ids, target=decision, organiser_id=organiser(request)["id"],
+                           seen_at=_seen_at(form))
     public_cache(request).invalidate()
     key = _RESULT_KEYS[decision]
     return RedirectResponse(_with(_back(form.get("next"), "/admin/moderation"), **{key: len(changed)}),
@@ -172,6 +188,7 @@ async def _detail(request: Request, row: dict[str, object], *, values: dict[str,
         "countries": countries.choices(get_language()),
         "organisation_types": ORGANISATION_TYPE_LABELS,
         "message": _done_message(request),
+        "seen_at": utcnow().isoformat(),
     }, status=status, private=True)
 
 
@@ -183,7 +200,7 @@ async def endorsement_edit(request: Request) -> Response:
     form = await read_form(request)
     row = await _endorsement_or_404(request)
     result = await correct_endorsement(services(request).db, row=row, submitted=form,  # type: ignore[arg-type]
-                                       organiser_id=organiser(request)["id"])
+                                       organiser_id=organiser(request)["id"], seen_at=_seen_at(form))
     if result.errors:
         return await _detail(request, row, values=result.values, errors=result.errors, status=400)
     listed_changed(request, int(str(row["appeal_id"])))
@@ -198,7 +215,7 @@ async def endorsement_decide(request: Request) -> Response:
     if decision is None:
         raise HTTPException(400, "unknown decision")
     changed = await decide(services(request).db, ids=[int(str(row["id"]))], target=decision,
-                           organiser_id=organiser(request)["id"])
+                           organiser_id=organiser(request)["id"], seen_at=_seen_at(form))
     listed_changed(request, int(str(row["appeal_id"])))
     key = _RESULT_KEYS[decision]
     return RedirectResponse(f"/admin/endorsements/{row['id']}?{key}={len(changed)}", status_code=303)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from petition.abuse.limits import prune_rate_events
 from petition.appeals.tables import appeals
 from petition.db import Database, Row
-from petition.endorsements.states import EndorsementState, can_transition
+from petition.endorsements.states import EndorsementState, HoldReason, can_transition
 from petition.endorsements.tables import endorsement_versions, endorsements
 from petition.organisers.tables import audit_log
 from petition.outbox.messages import Mailer, queued_subject, signed_link
@@ -30,7 +30,7 @@ e = endorsements
 class WithdrawOutcome(enum.StrEnum):
     WITHDRAWN = "withdrawn"
     ALREADY = "already"  # withdrawn before: a second POST changes nothing
-    GONE = "gone"  # no such record, or it cannot be withdrawn (rejected, held)
+    GONE = "gone"  # no such record, or it cannot be withdrawn (rejected)
 
 
 async def endorsement_for_token(db: Database, *, endorsement_id: int, nonce: str) -> Row | None:
@@ -48,17 +48,27 @@ async def withdraw_endorsement(db: Database, *, endorsement_id: int, nonce: str)
     """
     now = utcnow()
     async with db.write():
-        row = await db.fetch_one(e.select().where(e.c.id == endorsement_id, e.c.token_nonce == nonce))
-        if row is None:
-            return WithdrawOutcome.GONE
-        if row["state"] == S.WITHDRAWN:
-            return WithdrawOutcome.ALREADY
-        if not can_transition(row["state"], S.WITHDRAWN):
-            return WithdrawOutcome.GONE
-        await db.execute(
-            e.update().where(e.c.id == endorsement_id, e.c.state == row["state"])
-            .values(state=S.WITHDRAWN.value, withdrawn_at=now, listed_at=None, updated_at=now,
-                    **BLANKED_ON_WITHDRAWAL))
+        for _attempt in range(3):
+            row = await db.fetch_one(e.select().where(e.c.id == endorsement_id, e.c.token_nonce == nonce))
+            if row is None:
+                return WithdrawOutcome.GONE
+            if row["state"] == S.WITHDRAWN:
+                return WithdrawOutcome.ALREADY
+            if not can_transition(row["state"], S.WITHDRAWN):
+                return WithdrawOutcome.GONE
+            withdrawn = await db.fetch_one(
+                e.update().where(e.c.id == endorsement_id, e.c.state == row["state"], e.c.token_nonce == nonce)
+                .values(state=S.WITHDRAWN.value, withdrawn_at=now, listed_at=None, updated_at=now,
+                        **BLANKED_ON_WITHDRAWAL)
+                .returning(e.c.id))
+            if withdrawn is not None:
+                break
+            # An organiser's decision moved it between the read and the write (PostgreSQL): again.
+        else:
+            raise RuntimeError("the endorsement kept changing while it was being withdrawn")
+        # Submissions waiting beside it go too: they hold contact details, and an old link of one
+        # must not list the organisation again after it withdrew.
+        await db.execute(endorsement_versions.delete().where(endorsement_versions.c.endorsement_id == endorsement_id))
         # Unsent emails about it (a confirmation still queued) are no longer wanted.
         await db.execute(outbox.delete().where(outbox.c.endorsement_id == endorsement_id,
                                                outbox.c.state == OutboxState.QUEUED.value))
@@ -187,7 +197,11 @@ async def purge_unconfirmed(db: Database, *, retention_days: int, now: dt.dateti
     # A submission still waiting beside a record may yet be confirmed onto it: the record stays.
     waiting = sa.exists().where(v.c.endorsement_id == e.c.id, v.c.created_at >= cutoff)
     # Withdrawal sets `updated_at`: whatever touches the record later can only postpone this.
-    stale = sa.and_(e.c.state.in_(PURGED_STATES), e.c.updated_at < cutoff, ~waiting)
+    # A withdrawn record that organisers had rejected stays (its details blanked): purged, its
+    # mailbox could start afresh and be listed without the organisers seeing it again.
+    rejected_before = sa.and_(e.c.state == S.WITHDRAWN.value,
+                              sa.func.coalesce(e.c.hold_reason, "") == HoldReason.REJECTED_BEFORE.value)
+    stale = sa.and_(e.c.state.in_(PURGED_STATES), e.c.updated_at < cutoff, ~waiting, ~rejected_before)
     async with db.write():
         # Withdrawn before withdrawals blanked anything: make the privacy page true for them too.
         await db.execute(e.update().where(e.c.state == S.WITHDRAWN.value, _holds_withdrawn_details())

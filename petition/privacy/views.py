@@ -12,7 +12,7 @@ from starlette.routing import Route
 from petition import i18n
 from petition.abuse.limits import data_request_allowed
 from petition.endorsements.forms import CONSENT_VERSION, canonical_email
-from petition.endorsements.states import EndorsementState
+from petition.endorsements.states import EndorsementState, can_transition
 from petition.i18n import gettext as _
 from petition.privacy.queries import (
     WithdrawOutcome,
@@ -58,7 +58,7 @@ async def withdraw_page(request: Request) -> Response:
     context = {"endorsement": row, "token": token}
     if row["state"] == S.WITHDRAWN:
         return render(request, "privacy/withdrawn.html", context, token_page=True)
-    if row["state"] not in (S.PENDING, S.CONFIRMED, S.APPROVED):
+    if not can_transition(row["state"], S.WITHDRAWN):
         return render(request, "confirmation/gone.html", {**context, "appeal": {"slug": row["slug"]}},
                       status=410, token_page=True)
     return render(request, "privacy/withdraw.html", context, token_page=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import re
 
 from starlette.testclient import TestClient
 
@@ -267,3 +268,110 @@ def test_no_path_through_the_state_machine_lists_what_its_mailbox_did_not_confir
     assert not organiser_may(S.REJECTED, S.APPROVED, mailbox_confirmed=False)
     assert not organiser_may(S.PENDING, S.CONFIRMED, mailbox_confirmed=False)
     assert not organiser_may(S.WITHDRAWN, S.CONFIRMED, mailbox_confirmed=True)  # only its owner re-endorses
+
+
+# --- found in review: the long way round -------------------------------------------------------
+
+
+def _withdraw(site, smtp, address: str, count: int) -> None:
+    from tests.support import csrf_from
+
+    messages = wait_for_mail(smtp, address, count=count)
+    [withdraw] = [link for m in messages for link in links(m, BASE_URL) if "/withdraw/" in link][-1:]
+    page = site.client.get(withdraw.replace(BASE_URL, ""))
+    assert page.status_code == 200, page.status_code  # the form, whatever the state it withdraws from
+    answer = site.client.post(withdraw.replace(BASE_URL, ""), data={"csrf_token": csrf_from(page.text)},
+                              follow_redirects=False)
+    assert answer.status_code == 303
+
+
+def test_a_rejected_organisation_cannot_list_itself_by_withdrawing_and_endorsing_again(make_site, smtp, database_url):
+    site = make_site(ip="198.51.100.30")
+    site.endorse(contact_email="fake@front.example", organisation_name="Front Organisation")
+    site.confirm(only_link(smtp, "fake@front.example"))
+    [row] = run_sql(database_url, "SELECT id FROM endorsements")
+    organiser = organiser_client(make_site)
+    decide(organiser, row["id"], "reject")
+    # Endorse again → held for the organisers; withdraw the held one; endorse once more.
+    site.endorse(contact_email="fake@front.example", organisation_name="Front Organisation")
+    site.confirm(only_link(smtp, "fake@front.example", count=3))
+    assert run_sql(database_url, "SELECT state FROM endorsements") == [{"state": "quarantined"}]
+    _withdraw(site, smtp, "fake@front.example", count=4)
+    site.endorse(contact_email="fake@front.example", organisation_name="Front Organisation")
+    site.confirm(only_link(smtp, "fake@front.example", count=5))
+    [after] = run_sql(database_url, "SELECT state, hold_reason FROM endorsements")
+    assert after == {"state": "quarantined", "hold_reason": "rejected_before"}
+    assert "Front Organisation" not in public_outputs(organiser.client)
+
+
+def test_a_held_endorsement_can_be_withdrawn_from_its_email(make_site, smtp, database_url):
+    site = make_site(rate_limit_ip_burst=1)
+    site.endorse(contact_email="other@first.example")
+    site.endorse(contact_email="board@held-group.example", organisation_name="Held Group")
+    site.confirm(only_link(smtp, "board@held-group.example"))
+    assert run_sql(database_url, "SELECT state FROM endorsements WHERE organisation_name = 'Held Group'") == [
+        {"state": "quarantined"}]
+    _withdraw(site, smtp, "board@held-group.example", count=2)
+    assert run_sql(database_url, "SELECT state FROM endorsements WHERE organisation_name = 'Held Group'") == [
+        {"state": "withdrawn"}]
+
+
+def test_a_client_using_up_its_share_of_an_address_does_not_silence_the_owner(make_site, smtp, database_url):
+    attacker = make_site(ip="203.0.113.80", rate_limit_email=2)
+    owner = make_site(ip="198.51.100.31", rate_limit_email=2)
+    for i in range(6):
+        attacker.endorse(contact_email=f"office+{i}@target-ngo.example", organisation_name=f"Not Them {i}")
+    owner.endorse(contact_email="office@target-ngo.example", organisation_name="Target NGO")
+    messages = wait_for_mail(smtp, "office@target-ngo.example")
+    assert "Target NGO" in text_body(messages[0])
+    assert owner.confirm(links(messages[0], BASE_URL)[0]).status_code == 303
+    [row] = run_sql(database_url, "SELECT organisation_name, state FROM endorsements")
+    assert row == {"organisation_name": "Target NGO", "state": "confirmed"}
+
+
+def test_withdrawing_drops_the_submissions_waiting_beside_it(make_site, smtp, database_url):
+    site = make_site(ip="198.51.100.32")
+    site.endorse(contact_email="desk@quiet.example", organisation_name="Quiet Group", visibility="anonymous")
+    site.confirm(only_link(smtp, "desk@quiet.example"))
+    _withdraw(site, smtp, "desk@quiet.example", count=2)
+    site.endorse(contact_email="desk@quiet.example", organisation_name="Quiet Group Named", visibility="public")
+    old_link = only_link(smtp, "desk@quiet.example", count=3)
+    # Withdrawn again (the record is still withdrawn): the waiting submission goes with it.
+    assert run_sql(database_url, "SELECT count(*) AS n FROM endorsement_versions") == [{"n": 1}]
+    from petition.privacy.queries import withdraw_endorsement
+    from tests.organisers.support import run
+
+    [row] = run_sql(database_url, "SELECT id, token_nonce, state FROM endorsements")
+    run_sql(database_url, "UPDATE endorsements SET state = 'confirmed' WHERE id = :id", id=row["id"])
+    run(site.client, withdraw_endorsement, endorsement_id=row["id"], nonce=row["token_nonce"])
+    assert run_sql(database_url, "SELECT count(*) AS n FROM endorsement_versions") == [{"n": 0}]
+    assert site.client.get(old_link.replace(BASE_URL, "")).status_code == 404
+
+
+def test_a_decision_from_a_page_opened_before_the_owner_changed_its_facts_changes_nothing(
+        make_site, smtp, database_url):
+    site = make_site(ip="198.51.100.33", rate_limit_ip_burst=1)
+    site.endorse(contact_email="x@elsewhere.example")
+    site.endorse(contact_email="team@changing.example", organisation_name="Changing Group", visibility="anonymous",
+                 city="Minsk")
+    site.confirm(only_link(smtp, "team@changing.example"))
+    [row] = run_sql(database_url, "SELECT id FROM endorsements WHERE organisation_name = 'Changing Group'")
+    organiser = organiser_client(make_site)
+    page = organiser.client.get(f"/admin/endorsements/{row['id']}").text
+    seen_at = re.search(r'name="seen_at" value="([^"]+)"', page).group(1)
+    # Meanwhile the owner confirms other facts: named now.
+    again = make_site(ip="198.51.100.34")
+    again.endorse(contact_email="team@changing.example", organisation_name="Changing Group", visibility="public",
+                  city="")
+    again.confirm(only_link(smtp, "team@changing.example", count=3))
+    token = csrf(organiser.client, "/admin/")
+    answer = organiser.client.post(f"/admin/endorsements/{row['id']}/decision",
+                                   data={"csrf_token": token, "decision": "release", "seen_at": seen_at},
+                                   follow_redirects=False)
+    assert "released=0" in answer.headers["location"]
+    stale_edit = organiser.client.post(f"/admin/endorsements/{row['id']}", data={
+        "csrf_token": token, "seen_at": seen_at, "organisation_name": "Changing Group", "country": "DE",
+        "city": "Minsk", "organisation_type": "peace", "website": "", "comment": ""})
+    assert stale_edit.status_code == 400
+    [after] = run_sql(database_url, "SELECT state, city, visibility FROM endorsements WHERE id = :id", id=row["id"])
+    assert after == {"state": "quarantined", "city": "", "visibility": "public"}
