@@ -19,8 +19,11 @@ PAGE_SIZE = 50
 
 
 class AuditAction(enum.StrEnum):
+    """Every action value the audit log stores (the audit page filters by these)."""
+
     LOGIN = "login"
     LOGIN_FAILED = "login.failed"
+    LOGIN_RECOVERY_CODE = "login.recovery_code"
     LOGOUT = "logout"
     APPROVE = "endorsement.approve"
     REJECT = "endorsement.reject"
@@ -38,6 +41,10 @@ class AuditAction(enum.StrEnum):
     ORGANISER_ACTIVATE = "organiser.activate"
     ORGANISER_ROLE = "organiser.role"
     ORGANISER_PASSWORD = "organiser.password"  # noqa: S105 - an action name, not a secret
+    TOTP_ENROL = "organiser.totp.enrol"
+    TOTP_RESET = "organiser.totp.reset"
+    # Written by the contact's own withdrawal (petition.privacy.queries), with no organiser.
+    WITHDRAW = "withdraw"
 
 
 async def record(db: Database, *, organiser_id: int | None, action: AuditAction | str,

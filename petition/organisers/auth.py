@@ -4,6 +4,10 @@ Every organiser route is built with `admin_route(...)`, which wraps the endpoint
 `require(role)`: no valid session → a GET goes to the login page and anything else
 gets 403; a valid session without the role → 403. The role a route needs is kept
 on the endpoint (`required_role`) so one test can check every route.
+
+An organiser who must use two-step login and has not enrolled yet (an admin on an https
+site) can open only the routes marked `during_enrolment` (enrolment itself, logout): any
+other GET goes to the enrolment page, anything else gets 403.
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from petition.db import Row
+from petition.organisers.devices import DeviceCookies
 from petition.organisers.queries import get_organiser
 from petition.organisers.roles import Role, has_role
-from petition.organisers.sessions import COOKIE_NAME, SessionClaims, Sessions
+from petition.organisers.sessions import COOKIE_NAME, PendingLogins, SessionClaims, Sessions
+from petition.organisers.totp import must_enrol
 from petition.web import render, services
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 LOGIN_PATH = "/admin/login"
+ENROL_PATH = "/admin/account/two-step"
 
 
 def sessions(request: Request) -> Sessions:
@@ -32,6 +39,22 @@ def sessions(request: Request) -> Sessions:
     found = svc.extras.get("organiser_sessions")
     if found is None:
         found = svc.extras["organiser_sessions"] = Sessions(svc.settings)
+    return found  # type: ignore[no-any-return]
+
+
+def devices(request: Request) -> DeviceCookies:
+    svc = services(request)
+    found = svc.extras.get("organiser_devices")
+    if found is None:
+        found = svc.extras["organiser_devices"] = DeviceCookies(svc.settings)
+    return found  # type: ignore[no-any-return]
+
+
+def pending_logins(request: Request) -> PendingLogins:
+    svc = services(request)
+    found = svc.extras.get("organiser_pending_logins")
+    if found is None:
+        found = svc.extras["organiser_pending_logins"] = PendingLogins(svc.settings)
     return found  # type: ignore[no-any-return]
 
 
@@ -58,7 +81,7 @@ async def session_organiser(request: Request) -> tuple[Row | None, SessionClaims
     return row, claims
 
 
-def require(role: Role) -> Callable[[Endpoint], Endpoint]:
+def require(role: Role, *, during_enrolment: bool = False) -> Callable[[Endpoint], Endpoint]:
     def decorator(endpoint: Endpoint) -> Endpoint:
         @functools.wraps(endpoint)
         async def guarded(request: Request) -> Response:
@@ -75,6 +98,14 @@ def require(role: Role) -> Callable[[Endpoint], Endpoint]:
                     sessions(request).clear(response)
                 return response
             request.state.organiser = row
+            request.state.must_enrol = must_enrol(row, services(request).settings)
+            if request.state.must_enrol and not during_enrolment:
+                if request.method in ("GET", "HEAD"):
+                    response = RedirectResponse(ENROL_PATH, status_code=303)
+                else:
+                    response = render(request, "admin/two_step_required.html", status=403, private=True)
+                response.headers["Cache-Control"] = "no-store"
+                return response
             if not has_role(row["role"], role):
                 return render(request, "admin/forbidden.html", {"reason": "role"}, status=403, private=True)
             response = await endpoint(request)
@@ -87,11 +118,13 @@ def require(role: Role) -> Callable[[Endpoint], Endpoint]:
             return response
 
         guarded.required_role = role  # type: ignore[attr-defined]
+        guarded.during_enrolment = during_enrolment  # type: ignore[attr-defined]
         return guarded
 
     return decorator
 
 
 def admin_route(path: str, endpoint: Endpoint, *, role: Role, methods: Sequence[str] = ("GET",),
-                name: str | None = None) -> Route:
-    return Route("/admin" + path, require(role)(endpoint), methods=list(methods), name=name)
+                name: str | None = None, during_enrolment: bool = False) -> Route:
+    return Route("/admin" + path, require(role, during_enrolment=during_enrolment)(endpoint),
+                 methods=list(methods), name=name)

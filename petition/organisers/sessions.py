@@ -68,3 +68,41 @@ class Sessions:
     def clear(self, response: Response) -> None:
         response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH, secure=self._secure, httponly=True,
                                samesite="lax")
+
+
+#: Seconds between a right password and the second-factor code it waits for.
+PENDING_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class PendingLogin:
+    organiser_id: int
+    version: int
+    next_url: str
+
+
+class PendingLogins:
+    """The second step of a login: a short-lived signed token in the code form, never the password.
+
+    It names the organiser whose password was right and their session version, so a password
+    change or a reset of the second factor in between voids it. Holding it is worth nothing
+    without a code, and every code tried counts against the login throttle.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._serializer = URLSafeTimedSerializer(str(settings.secret_key), salt="petition.organiser-login-pending")
+
+    def make(self, *, organiser_id: int, version: int, next_url: str) -> str:
+        return self._serializer.dumps([organiser_id, version, next_url])
+
+    def read(self, token: object) -> PendingLogin | None:
+        if not isinstance(token, str) or not token or len(token) > 1000:
+            return None
+        try:
+            payload = self._serializer.loads(token, max_age=PENDING_SECONDS)
+        except (SignatureExpired, BadSignature, UnicodeError, ValueError):
+            return None
+        if not (isinstance(payload, list) and len(payload) == 3 and type(payload[0]) is int
+                and type(payload[1]) is int and isinstance(payload[2], str)):
+            return None
+        return PendingLogin(payload[0], payload[1], payload[2])

@@ -1,7 +1,7 @@
-"""The organiser area under /admin/: login, dashboard, audit log, organisers, own password.
+"""The organiser area under /admin/: dashboard, audit log, organisers, own password.
 
-Moderation, appeals and the private export live in their own modules; `routes`
-below is every /admin/ route, each (but the login form) behind `admin_route`.
+Login, two-step login, moderation, appeals and the private export live in their own modules;
+`routes` below is every /admin/ route, each (but the two login steps) behind `admin_route`.
 """
 
 from __future__ import annotations
@@ -14,45 +14,36 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from petition.abuse.limits import is_trusted
 from petition.appeals.queries import current_titles, list_appeals
 from petition.endorsements.states import EndorsementState
 from petition.i18n import get_language
 from petition.i18n import gettext as _
-from petition.organisers import appeal_views, dossier_views, export, moderation_views
+from petition.organisers import appeal_views, dossier_views, export, login_views, moderation_views, two_step_views
 from petition.organisers.audit import AuditAction, count_audit, list_audit, record
-from petition.organisers.auth import admin_route, organiser, safe_next, session_organiser, sessions
+from petition.organisers.auth import admin_route, organiser, sessions
 from petition.organisers.moderation import count_waiting, counts_by_appeal_and_state
 from petition.organisers.params import page_number, text
 from petition.organisers.passwords import (
     PasswordPolicyError,
     check_policy,
     hash_password_async,
-    needs_rehash,
     verify_password_async,
 )
 from petition.organisers.queries import (
     OrganiserExists,
-    account_key,
-    address_key,
     count_active_admins,
     create_organiser,
     end_sessions,
-    find_organiser,
     get_organiser,
     list_organisers,
-    login_throttle,
-    mark_login,
-    record_login_failure,
-    rehash_password,
     set_active,
     set_password,
     set_role,
 )
-from petition.organisers.roles import Role
+from petition.organisers.roles import Role, has_role
 from petition.outbox.queries import outbox_health
 from petition.publish.queries import count_listed
-from petition.web import client_ip, read_form, render, services
+from petition.web import read_form, render, services
 
 log = logging.getLogger("petition.organisers")
 
@@ -64,64 +55,7 @@ def _password(form: object, name: str) -> str:
     return value[:MAX_PASSWORD] if isinstance(value, str) else ""
 
 
-# --- login / logout ------------------------------------------------------------------------------
-
-
-def _login_page(request: Request, *, email: str = "", next_url: str = "/admin/", error: str | None = None,
-                status: int = 200) -> Response:
-    return render(request, "admin/login.html", {"values": {"email": email}, "error": error, "next": next_url},
-                  status=status, private=True)
-
-
-async def login_page(request: Request) -> Response:
-    next_url = safe_next(request.query_params.get("next"))
-    row, _claims = await session_organiser(request)
-    if row is not None:
-        return RedirectResponse(next_url, status_code=303)
-    return _login_page(request, next_url=next_url)
-
-
-async def login(request: Request) -> Response:
-    svc = services(request)
-    db = svc.db
-    form = await read_form(request)
-    email = text(form, "email", 254)
-    password = _password(form, "password")
-    next_url = safe_next(form.get("next"))
-    # Behind a proxy in PROXY_IPS, uvicorn has put the forwarded address here (petition.server).
-    ip = client_ip(request) or "unknown"
-    key = account_key(str(svc.settings.secret_key), email)
-    ip_key = address_key(str(svc.settings.secret_key), ip)
-    throttle = await login_throttle(db, account_key=key, ip=ip_key, ip_exempt=is_trusted(svc.settings, ip))
-    if throttle.blocked:
-        # No audit row per throttled try: a flood must not flood the log too.
-        log.warning("organiser login throttled")
-        response = _login_page(request, email=email, next_url=next_url, status=429, error=_(
-            "Too many failed attempts. Please wait a quarter of an hour and try again."))
-        response.headers["Retry-After"] = "900"
-        return response
-    row = await find_organiser(db, email=email) if email else None
-    usable = row is not None and row["active"]
-    # An unknown or inactive account costs the same hashing as a wrong password.
-    ok = await verify_password_async(row["password_hash"] if row is not None and usable else None, password)
-    if not ok or row is None:
-        await record_login_failure(db, account_key=key, ip=ip_key)
-        reason = "unknown account" if row is None else ("inactive account" if not usable else "wrong password")
-        await record(db, organiser_id=row["id"] if row is not None else None, action=AuditAction.LOGIN_FAILED,
-                     target_type="organiser" if row is not None else None,
-                     target_id=row["id"] if row is not None else None, detail=reason)
-        return _login_page(request, email=email, next_url=next_url, status=400,
-                           error=_("The email address or the password is not right."))
-    if needs_rehash(row["password_hash"]):
-        await rehash_password(db, organiser_id=row["id"], old_hash=row["password_hash"],
-                              new_hash=await hash_password_async(password))
-    await mark_login(db, organiser_id=row["id"], account_key=key)
-    await record(db, organiser_id=row["id"], action=AuditAction.LOGIN, target_type="organiser",
-                 target_id=row["id"])
-    response = RedirectResponse(next_url, status_code=303)
-    sessions(request).set(response, organiser_id=row["id"], version=row["session_version"])
-    response.headers["Cache-Control"] = "no-store"
-    return response
+# --- logout ---------------------------------------------------------------------------------------
 
 
 async def logout(request: Request) -> Response:
@@ -153,7 +87,8 @@ async def dashboard(request: Request) -> Response:
         "state_names": [state.value for state in EndorsementState],
         "listed": listed,
         "waiting": await count_waiting(db),
-        "recent": await list_audit(db, page_size=10),
+        # The audit log is the admins' (its page needs the admin role): moderators see none of it.
+        "recent": await list_audit(db, page_size=10) if has_role(organiser(request)["role"], Role.ADMIN) else None,
         "outbox": await outbox_health(db),
     }, private=True)
 
@@ -322,9 +257,10 @@ M = Role.MODERATOR
 A = Role.ADMIN
 
 routes = [
-    Route("/admin/login", login_page, methods=["GET"], name="admin_login"),
-    Route("/admin/login", login, methods=["POST"], name="admin_login_post"),
-    admin_route("/logout", logout, role=M, methods=["POST"], name="admin_logout"),
+    Route("/admin/login", login_views.login_page, methods=["GET"], name="admin_login"),
+    Route("/admin/login", login_views.login, methods=["POST"], name="admin_login_post"),
+    Route("/admin/login/code", login_views.login_code, methods=["POST"], name="admin_login_code"),
+    admin_route("/logout", logout, role=M, methods=["POST"], name="admin_logout", during_enrolment=True),
     admin_route("/", dashboard, role=M, name="admin_dashboard"),
     admin_route("/account/password", password_page, role=M, name="admin_password"),
     admin_route("/account/password", password_change, role=M, methods=["POST"]),
@@ -335,6 +271,7 @@ routes = [
     admin_route("/organisers", organiser_create, role=A, methods=["POST"]),
     admin_route("/organisers/{organiser_id:int}/role", organiser_role, role=A, methods=["POST"]),
     admin_route("/organisers/{organiser_id:int}/active", organiser_active, role=A, methods=["POST"]),
+    *two_step_views.routes(M, A),
     *appeal_views.routes(A),
     *export.routes(A),
 ]

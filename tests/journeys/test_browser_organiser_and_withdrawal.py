@@ -125,3 +125,87 @@ def test_withdrawal_link_removes_the_organisation_from_the_list(live_server, smt
     assert page.get_by_text("Quäker Hilfe Kassel").count() == 0
     response = page.request.get(f"{live_server.url}/api/appeals/protect-deserters")
     assert response.json()["counts"]["total"] == 0
+
+
+def test_an_organiser_turns_on_two_step_login_and_logs_in_with_a_code(live_server, smtp, page, shots, javascript):
+    import pyotp
+
+    from tests.journeys.conftest import axe_violations
+
+    async def setup(db):
+        await create_organiser(db, email="totp@petition.example", password_hash=hash_password(PASSWORD),
+                               role=Role.MODERATOR)
+        await create_organiser(db, email="admin@petition.example", password_hash=hash_password(PASSWORD),
+                               role=Role.ADMIN)
+
+    run(live_server, setup)
+    blocked = []
+    page.on("console", lambda message: blocked.append(message.text)
+            if "Content Security Policy" in message.text else None)
+
+    def log_in(email: str = "totp@petition.example") -> None:
+        page.goto(f"{live_server.url}/admin/")
+        assert "/admin/login" in page.url
+        page.fill("input[name=email]", email)
+        page.fill("input[name=password]", PASSWORD)
+        with page.expect_navigation():
+            page.click("main button[type=submit]")
+
+    log_in()
+    page.click("nav.admin-nav a[href='/admin/account/two-step']")
+    page.wait_for_url("**/admin/account/two-step")
+    shots("two-step-setup")
+    secret = page.inner_text("#totp-secret").replace(" ", "")
+    qr = page.locator("main img")
+    assert qr.get_attribute("src").startswith("data:image/svg+xml;base64,") and qr.get_attribute("alt")
+    if javascript:
+        assert page.evaluate("document.querySelector('main img').naturalWidth") > 0  # the CSP let it load
+        assert axe_violations(page) == []
+    page.fill("#f-code", pyotp.TOTP(secret).now())
+    with page.expect_navigation():
+        page.click("form[action='/admin/account/two-step'] button[type=submit]")
+    shots("recovery-codes")
+    codes = page.locator("main li code").all_inner_texts()
+    assert len(codes) == 10
+    with page.expect_navigation():
+        page.click("nav.admin-nav .logout button")
+
+    # The password alone now leads to the code form, not into the organiser area.
+    log_in()
+    assert "/admin/login" in page.url and page.locator("#f-code").count() == 1
+    assert page.locator("input[type=password]").count() == 0
+    shots("code-step")
+    if javascript:
+        assert axe_violations(page) == []
+    page.fill("#f-code", pyotp.TOTP(secret).at(time.time() + 30))  # the enrolment used this step's code
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    assert page.url.rstrip("/").endswith("/admin")
+    assert page.locator("h1", has_text="Dashboard").count() == 1
+    shots("dashboard-after-code")
+
+    # And a recovery code works instead of the app, once.
+    with page.expect_navigation():
+        page.click("nav.admin-nav .logout button")
+    log_in()
+    page.fill("#f-code", codes[0])
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    assert page.url.rstrip("/").endswith("/admin")
+
+    # The phone is lost after all: an admin resets the moderator's two-step login.
+    with page.expect_navigation():
+        page.click("nav.admin-nav .logout button")
+    log_in("admin@petition.example")
+    page.goto(f"{live_server.url}/admin/organisers/two-step")
+    if javascript:
+        assert axe_violations(page) == []
+    with page.expect_navigation():
+        page.click("main table button[type=submit]")  # the one organiser with two-step login on
+    shots("two-step-reset")
+    assert page.locator(".notice", has_text="was reset").count() == 1
+    with page.expect_navigation():
+        page.click("nav.admin-nav .logout button")
+    log_in()
+    assert page.url.rstrip("/").endswith("/admin")  # the password alone again
+    assert blocked == []

@@ -9,6 +9,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from starlette.responses import Response
 
 from petition.organisers import queries as organiser_queries
+from petition.organisers import throttle
 from petition.organisers.sessions import ABSOLUTE_SECONDS, COOKIE_NAME, IDLE_SECONDS, Sessions
 from tests.conftest import TEST_SECRET, make_settings
 from tests.organisers.support import PASSWORD, add_organiser, audit_rows, csrf, login, run
@@ -73,13 +74,13 @@ def test_unknown_account_and_wrong_password_get_the_same_answer(client):
 
 def test_after_too_many_failures_the_account_is_throttled_even_with_the_right_password(client):
     add_organiser(client, "cleo@organisers.example", "admin")
-    for _ in range(organiser_queries.ACCOUNT_LIMIT):
+    for _ in range(throttle.ACCOUNT_LIMIT):
         login(client, "cleo@organisers.example", "wrong password guess", expect=400)
     blocked = login(client, "cleo@organisers.example", PASSWORD, expect=429)
     assert blocked.headers["Retry-After"]
     assert COOKIE_NAME not in blocked.headers.get("set-cookie", "")
     # An unknown account is throttled the same way: nothing tells them apart.
-    for _ in range(organiser_queries.ACCOUNT_LIMIT):
+    for _ in range(throttle.ACCOUNT_LIMIT):
         login(client, "ghost@organisers.example", "wrong password guess", expect=400)
     assert _error(login(client, "ghost@organisers.example", PASSWORD, expect=429)) == _error(blocked)
     # Another account from the same address still works.
@@ -89,7 +90,7 @@ def test_after_too_many_failures_the_account_is_throttled_even_with_the_right_pa
 
 def test_many_failures_from_one_address_throttle_every_account(client):
     add_organiser(client, "emil@organisers.example", "admin")
-    for n in range(organiser_queries.IP_LIMIT):
+    for n in range(throttle.IP_LIMIT):
         login(client, f"guess{n}@organisers.example", "wrong password guess", expect=400)
     login(client, "emil@organisers.example", PASSWORD, expect=429)
 
@@ -97,16 +98,16 @@ def test_many_failures_from_one_address_throttle_every_account(client):
 def test_trusted_addresses_are_exempt_from_the_address_limit_not_the_account_limit(client):
     async def check(db):
         ip = "10.1.2.3"
-        for n in range(organiser_queries.IP_LIMIT):
-            await organiser_queries.record_login_failure(db, account_key=f"k{n}", ip=ip)
-        other = await organiser_queries.login_throttle(db, account_key="fresh", ip=ip, ip_exempt=True)
-        assert not other.blocked
-        assert (await organiser_queries.login_throttle(db, account_key="fresh", ip=ip)).blocked
-        for _ in range(organiser_queries.ACCOUNT_LIMIT):
-            await organiser_queries.record_login_failure(db, account_key="k0", ip="10.9.9.9")
-        assert (await organiser_queries.login_throttle(db, account_key="k0", ip="10.7.7.7", ip_exempt=True)).blocked
-
-    client.portal.call(check, client.app.state.services.db)
+        for n in range(throttle.IP_LIMIT):
+            assert (await throttle.reserve_attempt(db, throttle.Attempt(account_key=f"k{n}", ip=ip))).row_id
+        exempt = throttle.Attempt(account_key="fresh", ip=ip, ip_exempt=True)
+        assert (await throttle.reserve_attempt(db, exempt)).refused is None
+        refused = await throttle.reserve_attempt(db, throttle.Attempt(account_key="fresh2", ip=ip))
+        assert refused.refused == throttle.Refusal.ADDRESS
+        for _ in range(throttle.ACCOUNT_LIMIT - 1):
+            await throttle.reserve_attempt(db, throttle.Attempt(account_key="k0", ip="10.9.9.9"))
+        blocked = await throttle.reserve_attempt(db, throttle.Attempt(account_key="k0", ip="10.7.7.7", ip_exempt=True))
+        assert blocked.refused == throttle.Refusal.ACCOUNT
 
 
 def test_the_login_redirects_only_inside_the_organiser_area(client):

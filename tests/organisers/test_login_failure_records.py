@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from petition.organisers.queries import IP_LIMIT
+from petition.organisers.throttle import IP_LIMIT
 from tests.organisers.support import add_organiser, login
 from tests.support import db_rows
 
