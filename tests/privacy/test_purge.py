@@ -63,12 +63,8 @@ def test_worker_purges_periodically(site, smtp, database_url, tmp_path):
     assert emails(database_url) == {"new@pending.example", "old@confirmed.example"}
 
 
-def test_unconfirmed_submissions_held_back_by_a_limit_are_purged_too(make_site, database_url):
-    site = make_site(rate_limit_ip_burst=0)
-    site.endorse(contact_email="held@bot.example")
-    assert run_sql(database_url, "SELECT state, hold_reason FROM endorsements") == [
-        {"state": "pending", "hold_reason": "form.ip"}]
-    age(database_url, "held@bot.example", 40)
+def purge(database_url: str, retention_days: int = 30):
+    """One purge run, as the worker's housekeeping makes it."""
     import asyncio
 
     from petition.db import Database
@@ -78,11 +74,20 @@ def test_unconfirmed_submissions_held_back_by_a_limit_are_purged_too(make_site, 
         db = Database(database_url)
         await db.connect()
         try:
-            return await purge_unconfirmed(db, retention_days=30)
+            return await purge_unconfirmed(db, retention_days=retention_days)
         finally:
             await db.disconnect()
 
-    assert asyncio.run(go()).endorsements == 1
+    return asyncio.run(go())
+
+
+def test_unconfirmed_submissions_held_back_by_a_limit_are_purged_too(make_site, database_url):
+    site = make_site(rate_limit_ip_burst=0)
+    site.endorse(contact_email="held@bot.example")
+    assert run_sql(database_url, "SELECT state, hold_reason FROM endorsements") == [
+        {"state": "pending", "hold_reason": "form.ip"}]
+    age(database_url, "held@bot.example", 40)
+    assert purge(database_url).endorsements == 1
     assert emails(database_url) == set()
 
 
@@ -95,18 +100,5 @@ def test_held_endorsements_confirmed_by_their_mailbox_are_kept_for_the_organiser
     [link] = links(wait_for_mail(smtp, "real@held-group.example")[0], BASE_URL)
     site.confirm(link)
     age(database_url, "real@held-group.example", 40)
-    import asyncio
-
-    from petition.db import Database
-    from petition.privacy.queries import purge_unconfirmed
-
-    async def go():
-        db = Database(database_url)
-        await db.connect()
-        try:
-            return await purge_unconfirmed(db, retention_days=30)
-        finally:
-            await db.disconnect()
-
-    assert asyncio.run(go()).endorsements == 0
+    assert purge(database_url).endorsements == 0
     assert run_sql(database_url, "SELECT state FROM endorsements") == [{"state": "quarantined"}]
