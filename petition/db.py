@@ -148,6 +148,15 @@ class Database:
     async def fetch_val(self, query: ClauseElement | str, values: dict[str, Any] | None = None) -> Any:
         return await self._db.fetch_val(query, values)
 
+    async def fetch_values(self, query: ClauseElement) -> list[tuple[Any, ...]]:
+        """The rows of a query as plain tuples, in the order of its columns: for reads of many rows.
+
+        Each `row["col"]` on a `databases` record looks the column's type up again, which is
+        most of the cost of streaming a long list; here each row becomes a tuple once. The
+        values are those `row["col"]` gives (datetimes: aware on SQLite, naive UTC on PostgreSQL).
+        """
+        return [tuple(record.values()) for record in await self._db.fetch_all(query)]
+
     async def execute(self, query: ClauseElement | str, values: dict[str, Any] | None = None) -> Any:
         return await self._db.execute(query, values)
 

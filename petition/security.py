@@ -124,8 +124,14 @@ class BodySizeLimitMiddleware:
                     return
         received = 0
 
+        body_done = False
+
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_done
+            if body_done:
+                # The body is in: what comes now is a disconnect, which a streamed response
+                # waits for as long as it streams. No deadline for that.
+                return await receive()
             try:
                 message = await asyncio.wait_for(receive(), self.read_timeout)
             except TimeoutError:
@@ -134,6 +140,9 @@ class BodySizeLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise HTTPException(413, "Request body too large")
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         await self.app(scope, limited_receive, send)

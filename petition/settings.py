@@ -56,6 +56,7 @@ class Settings:
     rate_limit_domain: int = 50  # submissions per email domain per hour
     rate_limit_resend: int = 3  # confirmation emails re-sent per endorsement per day
     rate_limit_data_request: int = 3  # data-request emails per address per day
+    rate_limit_export: int = 6  # large open-data downloads (the CSV) per client address per minute
     intake_paused: bool = False  # stops every appeal's intake with a 503 page
     purge_interval: float = 3600.0  # seconds between the worker's purge runs
     # A country's anonymous count below this is not attributed to it in public (petition.publish.queries).
@@ -221,6 +222,7 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         rate_limit_domain=as_int("RATE_LIMIT_DOMAIN", 50),
         rate_limit_resend=as_int("RATE_LIMIT_RESEND", 3),
         rate_limit_data_request=as_int("RATE_LIMIT_DATA_REQUEST", 3),
+        rate_limit_export=as_int("RATE_LIMIT_EXPORT", 6),
         intake_paused=as_bool("INTAKE_PAUSED", False),
         purge_interval=as_float("PURGE_INTERVAL", 3600.0),
         anonymous_count_threshold=anonymous_count_threshold,

@@ -161,6 +161,20 @@ async def data_request_allowed(db: Database, settings: Settings, *, ip: str | No
     return await hit(db, secret=str(settings.secret_key), rules=rules)
 
 
+#: The window of the open-data download limit: a client over it may try again after this long.
+EXPORT_WINDOW = MINUTE
+
+
+async def export_allowed(db: Database, settings: Settings, *, ip: str | None) -> bool:
+    """A full open-data download (the CSV of a list): RATE_LIMIT_EXPORT per minute per client
+    address, none counted for a trusted one. Only downloads count: a revalidation answered
+    304 never reaches this."""
+    if is_trusted(settings, ip):
+        return True
+    return await hit(db, secret=str(settings.secret_key),
+                     rules=[Rule("export.ip", ip or "-", settings.rate_limit_export, EXPORT_WINDOW)])
+
+
 async def prune_rate_events(db: Database, *, older_than: float = LONGEST_WINDOW) -> int:
     cutoff = utcnow() - dt.timedelta(seconds=older_than)
     old = rate_events.c.created_at < cutoff

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from petition.appeals.queries import current_text, get_appeal
 from petition.db import Database, Row
 from petition.publish.cache import PublicCache
-from petition.publish.queries import Counts, count_public, list_named
+from petition.publish.queries import Counts, ListVersion, count_public, list_named, named_version
 
 NEWEST = 10
 
@@ -43,3 +43,11 @@ async def newest_named(cache: PublicCache, db: Database, *, appeal: Row) -> Sequ
         return [dict(r) for r in await list_named(db, appeal=appeal, limit=NEWEST)]
 
     return await cache.get((appeal["id"], "newest"), load)
+
+
+async def list_version(cache: PublicCache, db: Database, *, appeal: Row, country: str | None,
+                       organisation_type: str | None) -> ListVersion:
+    """The version of a named list (what its ETags are made of), as fresh as the counts."""
+    return await cache.get((appeal["id"], "version", country, organisation_type),
+                           lambda: named_version(db, appeal=appeal, country=country,
+                                                 organisation_type=organisation_type))

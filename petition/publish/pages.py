@@ -9,13 +9,17 @@ can submit can contain it.
 
 Only requests whose query parameters are all in `params` are served from the cache:
 anything else (a form that came back with errors, an unexpected parameter) is
-rendered fresh, so the cache cannot be filled with variants.
+rendered fresh, so the cache cannot be filled with variants. Nor can spellings of one
+page fill it: the key holds the language actually served (an unknown `?lang=zz` is
+the page in the negotiated language, `?lang=DE` the German one) rather than the raw
+`lang`, and the caller's parsed `variant` of the other parameters (`?page=01` is
+page 1) where it gives one.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Hashable
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -39,12 +43,20 @@ class StoredPage:
 
 
 async def cached_page(request: Request, *, appeal_id: int, params: Collection[str],
-                      build: Callable[[str | None], Awaitable[Response]]) -> Response:
-    """`build(csrf_token)` renders the page; None means "use the request's own token"."""
+                      build: Callable[[str | None], Awaitable[Response]], variant: Hashable = None) -> Response:
+    """`build(csrf_token)` renders the page; None means "use the request's own token".
+
+    `variant`: the page's parameters other than `lang` as the handler parsed them; without
+    it, their raw values (in a fixed order) tell the pages apart.
+    """
     if request.method != "GET" or any(name not in params for name in request.query_params):
         return await build(None)
     scope = request.scope
-    key = (appeal_id, "page", scope["path"], scope["query_string"], i18n.get_language(),
+    if variant is None:
+        variant = tuple(sorted((k, v) for k, v in request.query_params.multi_items() if k != "lang"))
+    # What `lang` changes in the page is the language it is in, and whether its links keep
+    # `?lang=` (lang_explicit): with both in the key, its raw value must not be.
+    key = (appeal_id, "page", scope["path"], variant, i18n.get_language(),
            bool(scope["state"].get("lang_explicit")))
 
     async def render_once() -> StoredPage:

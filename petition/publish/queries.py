@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -95,17 +96,17 @@ async def count_public(db: Database, *, appeal: Row, threshold: int) -> Counts:
     return public_counts(await count_listed(db, appeal=appeal), threshold=threshold)
 
 
-def _named(appeal: Row, *, country: str | None, organisation_type: str | None,
-           search: str | None) -> sa.Select[tuple[object, ...]]:
-    query = sa.select(*PUBLIC_COLUMNS).where(
+def _named_conditions(appeal: Row, *, country: str | None, organisation_type: str | None,
+                      search: str | None) -> list[sa.ColumnElement[bool]]:
+    conditions = [
         e.c.appeal_id == appeal["id"],
         listed_condition(appeal["moderation"]),
         e.c.visibility == Visibility.PUBLIC.value,
-    )
+    ]
     if country:
-        query = query.where(e.c.country == country)
+        conditions.append(e.c.country == country)
     if organisation_type:
-        query = query.where(e.c.organisation_type == organisation_type)
+        conditions.append(e.c.organisation_type == organisation_type)
     if search:
         from petition.endorsements.forms import normalise_name
 
@@ -114,8 +115,20 @@ def _named(appeal: Row, *, country: str | None, organisation_type: str | None,
         squeezed = sa.func.replace(e.c.name_normalised, " ", "")
         for word in normalise_name(search).split()[:10]:
             escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(squeezed.like(f"%{escaped}%", escape="\\"))
-    return query
+            conditions.append(squeezed.like(f"%{escaped}%", escape="\\"))
+    return conditions
+
+
+def _named(appeal: Row, *, country: str | None, organisation_type: str | None,
+           search: str | None) -> sa.Select[tuple[object, ...]]:
+    return sa.select(*PUBLIC_COLUMNS).where(
+        *_named_conditions(appeal, country=country, organisation_type=organisation_type, search=search))
+
+
+def _newest_first(query: sa.Select[tuple[object, ...]]) -> sa.Select[tuple[object, ...]]:
+    # Every listed endorsement has its listed_at (set when it became listed); saying so lets
+    # the backward scan of ix_endorsements_newest skip the unlisted rows, whose NULLs come first.
+    return query.where(e.c.listed_at.is_not(None)).order_by(e.c.listed_at.desc(), e.c.id.desc())
 
 
 async def list_named(db: Database, *, appeal: Row, country: str | None = None,
@@ -123,12 +136,73 @@ async def list_named(db: Database, *, appeal: Row, country: str | None = None,
                      offset: int = 0, limit: int = 50, newest_first: bool = True) -> Sequence[Row]:
     query = _named(appeal, country=country, organisation_type=organisation_type, search=search)
     if newest_first:
-        # Every listed endorsement has its listed_at (set when it became listed); saying so lets
-        # the backward scan of ix_endorsements_newest skip the unlisted rows, whose NULLs come first.
-        query = query.where(e.c.listed_at.is_not(None)).order_by(e.c.listed_at.desc(), e.c.id.desc())
+        query = _newest_first(query)
     else:
         query = query.order_by(e.c.country, e.c.name_normalised, e.c.id)
     return await db.fetch_all(query.offset(offset).limit(limit))
+
+
+#: Rows per query when a whole list is streamed (the CSV): what one download holds in memory at
+#: a time. Fewer rows per query cost more queries; more, a longer turn of the event loop for
+#: `databases` to wrap them (the CSV itself is encoded in smaller slices: views.ENCODE_SLICE).
+STREAM_CHUNK = 250
+
+
+async def stream_named(db: Database, *, appeal: Row, country: str | None = None,
+                       organisation_type: str | None = None,
+                       chunk: int = STREAM_CHUNK) -> AsyncIterator[Sequence[Row]]:
+    """Every named organisation, newest first (as `list_named`), `chunk` rows per query.
+
+    Keyset pagination down ix_endorsements_newest: each query starts below the last row
+    of the one before, so none reads more than its chunk whatever the list's length, no
+    connection is held between chunks (a slow client holds none of the pool), and a row
+    listed or withdrawn meanwhile is neither repeated nor makes another one skipped.
+    `listed_at <= t` is the bound both backends' planners use to start the backward scan
+    there; the `id` condition only sorts out the rows that share that instant.
+    """
+    query = _newest_first(_named(appeal, country=country, organisation_type=organisation_type, search=None))
+    names = [column.name for column in PUBLIC_COLUMNS]
+    last: Row | None = None
+    while True:
+        page = query
+        if last is not None:
+            at, below = aware_utc(last["listed_at"]), last["id"]
+            page = query.where(e.c.listed_at <= at, sa.or_(e.c.listed_at < at, e.c.id < below))
+        rows = [dict(zip(names, values, strict=True)) for values in await db.fetch_values(page.limit(chunk))]
+        if rows:
+            yield rows
+        if len(rows) < chunk:
+            return
+        last = rows[-1]
+
+
+def aware_utc(when: dt.datetime) -> dt.datetime:
+    """A stored time as an aware UTC datetime: `databases` hands PostgreSQL's back naive
+    (it skips the column type's result processing there), SQLite's aware."""
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class ListVersion:
+    """What changes whenever the named list of a filter changes: known without reading the list.
+
+    Every change to an endorsement sets its `updated_at`; one that leaves the list changes
+    the count and the sum of ids, one that joins it (or is edited) the latest `updated_at`.
+    """
+
+    count: int
+    id_sum: int
+    last_change: str
+
+
+async def named_version(db: Database, *, appeal: Row, country: str | None = None,
+                        organisation_type: str | None = None) -> ListVersion:
+    row = await db.fetch_one(
+        sa.select(sa.func.count().label("n"), sa.func.sum(e.c.id).label("ids"),
+                  sa.func.max(e.c.updated_at).label("changed"))
+        .where(*_named_conditions(appeal, country=country, organisation_type=organisation_type, search=None)))
+    assert row is not None
+    return ListVersion(count=int(row["n"] or 0), id_sum=int(row["ids"] or 0), last_change=str(row["changed"]))
 
 
 async def count_named(db: Database, *, appeal: Row, country: str | None = None,

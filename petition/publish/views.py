@@ -2,33 +2,57 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from petition import countries, i18n
+from petition.abuse.limits import EXPORT_WINDOW, export_allowed
 from petition.appeals.queries import current_titles, list_appeals
 from petition.appeals.states import AppealStatus
 from petition.db import Row
 from petition.endorsements.forms import ORGANISATION_TYPE_LABELS
 from petition.endorsements.states import ORGANISATION_TYPES
 from petition.publish.cache import public_cache
-from petition.publish.cached import appeal_by_slug, appeal_text, listed_counts
-from petition.publish.http import PublicJSONResponse, revalidatable
+from petition.publish.cached import appeal_by_slug, appeal_text, list_version, listed_counts
+from petition.publish.http import Download, PublicJSONResponse, etag_of, not_modified, revalidatable, tagged
 from petition.publish.openapi import openapi_document
 from petition.publish.pages import cached_page
-from petition.publish.queries import count_named, list_named, named_total
-from petition.web import render, services
+from petition.publish.queries import (
+    ListVersion,
+    aware_utc,
+    count_named,
+    list_named,
+    named_total,
+    stream_named,
+)
+from petition.settings import Settings
+from petition.web import client_ip, render, services
 
 API_PAGE_SIZE = 100
 HTML_PAGE_SIZE = 50
+#: Cells a spreadsheet would run as a formula (OWASP, CSV injection), checked after NFKC folding, which
+#: turns the full-width and small forms (＝ ＋ － ＠, ﹦ ﹢ ﹣ ﹫) into these.
 CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST = frozenset(CSV_FORMULA_PREFIXES)
+CSV_COLUMNS = ("organisation_name", "country", "city", "organisation_type", "website", "endorsed_at")
+#: A CSV of at most this many rows costs about what a few JSON pages do: its downloads are not
+#: counted against RATE_LIMIT_EXPORT (which would cost a write each).
+UNLIMITED_DOWNLOAD_ROWS = 1000
+#: Part of every open-data ETag: a change of what the bytes look like must change the tags.
+OPEN_DATA_FORMAT = 2
+#: Rows encoded between two turns of the event loop while a CSV streams (a slice is well under a
+#: millisecond of work, so /healthz and the pages wait for little however many downloads run).
+ENCODE_SLICE = 50
 #: Query parameters of the signatory list that may be served from the page cache (not searches).
 LIST_PAGE_PARAMS = frozenset({"lang", "page", "country", "type"})
 
@@ -66,13 +90,15 @@ def _type_filter(request: Request) -> str | None:
 
 
 def public_item(row: Row) -> dict[str, Any]:
+    listed_at = row["listed_at"]
     return {
         "organisation_name": row["organisation_name"],
         "country": row["country"],
         "city": row["city"],
         "organisation_type": row["organisation_type"],
         "website": row["website"],
-        "endorsed_at": row["listed_at"].isoformat().replace("+00:00", "Z") if row["listed_at"] else None,
+        # UTC with its "Z" on both backends (PostgreSQL's came back naive, and went out without one).
+        "endorsed_at": aware_utc(listed_at).isoformat().replace("+00:00", "Z") if listed_at else None,
     }
 
 
@@ -125,7 +151,8 @@ async def signatories(request: Request) -> Response:
             **({"csrf_token": csrf_token} if csrf_token is not None else {}),
         })
 
-    response = await cached_page(request, appeal_id=appeal["id"], params=LIST_PAGE_PARAMS, build=build)
+    response = await cached_page(request, appeal_id=appeal["id"], params=LIST_PAGE_PARAMS, build=build,
+                                 variant=(country, kind, page))
     return revalidatable(request, response)
 
 
@@ -155,45 +182,103 @@ async def api_appeal(request: Request) -> Response:
     return revalidatable(request, response)
 
 
+async def _open_data_version(request: Request, appeal: Row, *parts: object, country: str | None,
+                             kind: str | None) -> tuple[str, ListVersion]:
+    """The ETag of a named list as JSON or CSV (and the list's version it is made from): no row is read."""
+    version = await list_version(public_cache(request), services(request).db, appeal=appeal, country=country,
+                                 organisation_type=kind)
+    return etag_of(OPEN_DATA_FORMAT, appeal["id"], country, kind, version, *parts), version
+
+
+def _api_page_url(settings: Settings, appeal: Row, *, country: str | None, kind: str | None, page: int) -> str:
+    """A page of the JSON list under BASE_URL: a public cache keeps the answer for everyone,
+    whatever Host header the request that filled it carried."""
+    query = urlencode({name: value for name, value in (("country", country), ("type", kind), ("page", page))
+                       if value is not None})
+    return settings.url_for_path(f"/api/appeals/{quote(appeal['slug'])}/endorsements?{query}")
+
+
 async def api_endorsements(request: Request) -> Response:
     appeal = await _appeal_or_404(request)
     country = _country_filter(request)
     kind = _type_filter(request)
     page = _page_number(request)
+    settings = services(request).settings
+    etag, _version = await _open_data_version(request, appeal, "json", page, settings.base_url, country=country,
+                                              kind=kind)
+    if (unchanged := not_modified(request, etag)) is not None:
+        return unchanged
     rows = await list_named(services(request).db, appeal=appeal, country=country, organisation_type=kind,
                             offset=(page - 1) * API_PAGE_SIZE, limit=API_PAGE_SIZE + 1)
     next_url = None
     if len(rows) > API_PAGE_SIZE:
-        params = dict(request.query_params)
-        params["page"] = str(page + 1)
-        next_url = str(request.url.include_query_params(**params))
-    response = PublicJSONResponse({"items": [public_item(r) for r in rows[:API_PAGE_SIZE]], "next": next_url})
-    return revalidatable(request, response)
+        next_url = _api_page_url(settings, appeal, country=country, kind=kind, page=page + 1)
+    return tagged(PublicJSONResponse({"items": [public_item(r) for r in rows[:API_PAGE_SIZE]], "next": next_url}),
+                  etag)
+
+
+def _looks_like_formula(text: str) -> bool:
+    first = text[:1]
+    if first in _FORMULA_FIRST:
+        return True
+    if first.isascii() and not first.isspace():
+        return False  # most cells (and empty ones): folding cannot turn a letter or digit into a prefix
+    # Only the start matters. NFKC folds the look-alikes (＝ to =), and a spreadsheet that
+    # trims leading spaces on import would still see the = behind them.
+    folded = unicodedata.normalize("NFKC", text[:32])
+    return any(start.startswith(CSV_FORMULA_PREFIXES) for start in (folded, folded.lstrip(), text.lstrip()))
 
 
 def _csv_cell(value: object) -> str:
     text = "" if value is None else str(value)
     # Spreadsheets run cells that start like formulas; a leading ' makes them text.
-    return "'" + text if text.startswith(CSV_FORMULA_PREFIXES) else text
+    return "'" + text if _looks_like_formula(text) else text
+
+
+def _csv_records(rows: Iterable[Sequence[object]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+async def _csv_body(request: Request, appeal: Row, *, country: str | None, kind: str | None) -> AsyncIterator[bytes]:
+    """The header, then one chunk of records per query: never the whole list in memory."""
+    yield _csv_records([CSV_COLUMNS])
+    async for rows in stream_named(services(request).db, appeal=appeal, country=country, organisation_type=kind):
+        parts = []
+        for first in range(0, len(rows), ENCODE_SLICE):
+            items = (public_item(row) for row in rows[first:first + ENCODE_SLICE])
+            parts.append(_csv_records([_csv_cell(item[c]) for c in CSV_COLUMNS] for item in items))
+            await asyncio.sleep(0)  # other requests run between slices, whatever the network's pace
+        yield b"".join(parts)
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator
 
 
 async def endorsements_csv(request: Request) -> Response:
     appeal = await _appeal_or_404(request)
     country = _country_filter(request)
     kind = _type_filter(request)
-    rows = await list_named(services(request).db, appeal=appeal, country=country, organisation_type=kind,
-                            offset=0, limit=10_000_000, newest_first=True)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    columns = ["organisation_name", "country", "city", "organisation_type", "website", "endorsed_at"]
-    writer.writerow(columns)
-    for row in rows:
-        item = public_item(row)
-        writer.writerow([_csv_cell(item[c]) for c in columns])
+    etag, version = await _open_data_version(request, appeal, "csv", country=country, kind=kind)
+    if (unchanged := not_modified(request, etag)) is not None:
+        return unchanged  # a revalidation: no row read, no download counted
     filename = f"{appeal['slug']}-endorsements{'-' + country if country else ''}.csv"
-    response = Response(buffer.getvalue(), media_type="text/csv; charset=utf-8; header=present",
-                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-    return revalidatable(request, response)
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    media_type = "text/csv; charset=utf-8; header=present"
+    if request.method == "HEAD":
+        return tagged(Download(_nothing(), headers=headers, media_type=media_type), etag)
+    svc = services(request)
+    large = version.count > UNLIMITED_DOWNLOAD_ROWS
+    if large and not await export_allowed(svc.db, svc.settings, ip=client_ip(request)):
+        return PlainTextResponse(
+            "Too many downloads of this list from your address: please wait a minute. "
+            "A client that sends If-None-Match with the ETag it holds is answered 304 without limit.\n",
+            status_code=429, headers={"Retry-After": str(int(EXPORT_WINDOW)), "Cache-Control": "no-store"})
+    return tagged(Download(_csv_body(request, appeal, country=country, kind=kind), headers=headers,
+                           media_type=media_type), etag)
 
 
 async def openapi(request: Request) -> Response:
