@@ -23,6 +23,8 @@ from petition.confirmation import views as confirmation_views
 from petition.db import Database
 from petition.dossiers import views as dossier_views
 from petition.dossiers.jobs import DossierWorker
+from petition.dossiers.render import shutdown_pool as shutdown_render_pool
+from petition.dossiers.verify_pool import VerifyPool
 from petition.dossiers.views import UploadLimitMiddleware
 from petition.endorsements.intake import Intake
 from petition.i18n_middleware import LanguageMiddleware
@@ -143,6 +145,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             private_directory(settings.data_dir)
             await upgrade_async(settings.database_url)
         await services.db.connect()
+        # Uploads to /verify are checked in a process of their own (started on first use).
+        services.extras["verify_pool"] = VerifyPool(timeout=settings.verify_timeout)
         if settings.create_demo:
             await ensure_demo_appeal(services.db)
         worker_task = None
@@ -171,6 +175,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 services.extras.pop("dossier_worker").stop()
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(dossier_task, 30)
+            # Both process pools end with the app: none of their processes outlives it.
+            for failed in await asyncio.gather(asyncio.to_thread(services.extras.pop("verify_pool").close),
+                                               asyncio.to_thread(shutdown_render_pool), return_exceptions=True):
+                if failed is not None:
+                    log.error("stopping a process pool failed: %r", failed)
             await services.db.disconnect()
 
     routes = [

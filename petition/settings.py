@@ -61,6 +61,10 @@ class Settings:
     purge_interval: float = 3600.0  # seconds between the worker's purge runs
     # A country's anonymous count below this is not attributed to it in public (petition.publish.queries).
     anonymous_count_threshold: int = 3
+    # /verify: files checked per client address per hour, and the seconds (of waiting and of
+    # CPU time) one check may take before the file is called too complex (petition.dossiers.verify_pool).
+    rate_limit_verify: int = 10
+    verify_timeout: float = 20.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -226,6 +230,8 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         intake_paused=as_bool("INTAKE_PAUSED", False),
         purge_interval=as_float("PURGE_INTERVAL", 3600.0),
         anonymous_count_threshold=anonymous_count_threshold,
+        rate_limit_verify=as_int("RATE_LIMIT_VERIFY", 10),
+        verify_timeout=as_float("VERIFY_TIMEOUT", 20.0),
     )
 
 

@@ -183,3 +183,31 @@ async def prune_rate_events(db: Database, *, older_than: float = LONGEST_WINDOW)
         if count:
             await db.execute(rate_events.delete().where(old))
     return count
+
+
+#: The window of the verification page's upload limit.
+VERIFY_WINDOW = HOUR
+
+
+async def verify_upload_wait(db: Database, settings: Settings, *, ip: str | None) -> int | None:
+    """A file uploaded to /verify to be checked: RATE_LIMIT_VERIFY per hour per client address,
+    none counted for a trusted one. None when this upload may go ahead; else the seconds after
+    which the next one may (for Retry-After), counting this refused one as events over a limit count."""
+    if is_trusted(settings, ip):
+        return None
+    secret = str(settings.secret_key)
+    rule = Rule("verify.ip", ip or "-", settings.rate_limit_verify, VERIFY_WINDOW)
+    if not await exceeded(db, secret=secret, rules=[rule]):
+        return None
+    r = rate_events.c
+    # The next upload is allowed once the limit-th newest event has left the window.
+    row = await db.fetch_one(
+        sa.select(r.created_at)
+        .where(r.bucket == rule.bucket, r.key_hash == key_hash(secret, rule.bucket, rule.key))
+        .order_by(r.created_at.desc()).offset(max(0, rule.limit - 1)).limit(1))
+    if row is None:
+        return int(rule.window)
+    at = row["created_at"]
+    at = at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at  # asyncpg hands it back naive
+    remaining = (at + dt.timedelta(seconds=rule.window) - utcnow()).total_seconds()
+    return max(1, min(int(rule.window), int(remaining) + 1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -13,6 +14,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from petition import i18n
+from petition.abuse.limits import verify_upload_wait
 from petition.dossiers.sign import (
     fingerprint_hex,
     format_fingerprint,
@@ -21,12 +24,13 @@ from petition.dossiers.sign import (
 )
 from petition.dossiers.verify import (
     MAX_UPLOAD_BYTES,
-    Verdict,
+    DigestAnswer,
     normalise_digest,
     verify_digest,
     verify_file,
 )
-from petition.web import render, services
+from petition.dossiers.verify_pool import CheckerBusy, VerifyPool
+from petition.web import client_ip, render, services
 
 VERIFY_PATH = "/verify"
 #: Room for the form's other fields and the multipart framing around the file.
@@ -76,17 +80,37 @@ async def _certificate(request: Request) -> tuple[str, bytes]:
     return await asyncio.to_thread(load)
 
 
-def _page(request: Request, *, fingerprint: str, status: int = 200, **context: Any) -> Response:
+def _page(
+    request: Request,
+    *,
+    fingerprint: str,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> Response:
     values: dict[str, Any] = {
         "fingerprint": format_fingerprint(fingerprint),
         "max_mb": MAX_UPLOAD_BYTES // (1024 * 1024),
         "verdict": None,
+        "answer": None,
         "error": None,
         "digest": "",
         "filename": None,
+        "format_fingerprint": format_fingerprint,
     }
     values.update(context)
-    return render(request, "dossiers/verify.html", values, status=status, private=True)
+    response = render(request, "dossiers/verify.html", values, status=status, private=True)
+    response.headers.update(headers or {})
+    return response
+
+
+async def _answer(request: Request, digest: str) -> DigestAnswer:
+    return await verify_digest(
+        services(request).db,
+        digest=digest,
+        language=i18n.get_language(),
+        anonymous_threshold=services(request).settings.anonymous_count_threshold,
+    )
 
 
 async def verify_page(request: Request) -> Response:
@@ -97,9 +121,8 @@ async def verify_page(request: Request) -> Response:
     digest = normalise_digest(raw)
     if digest is None:
         return _page(request, fingerprint=fingerprint, status=400, digest=raw[:200], error="digest")
-    verdict = await verify_digest(services(request).db, digest=digest,
-                                  anonymous_threshold=services(request).settings.anonymous_count_threshold)
-    return _page(request, fingerprint=fingerprint, verdict=verdict, digest=digest)
+    answer = await _answer(request, digest)
+    return _page(request, fingerprint=fingerprint, answer=answer, digest=digest)
 
 
 async def verify_submit(request: Request) -> Response:
@@ -119,38 +142,56 @@ async def verify_submit(request: Request) -> Response:
         upload = form.get("dossier")
         typed = str(form.get("digest") or "").strip()
         if isinstance(upload, UploadFile) and upload.filename:
-            data = await upload.read(MAX_UPLOAD_BYTES + 1)
-            if len(data) > MAX_UPLOAD_BYTES:
-                return _page(request, fingerprint=fingerprint, status=413, error="too_large")
-            if not data:
-                return _page(request, fingerprint=fingerprint, status=400, error="empty")
-            if not data.lstrip()[:5] == b"%PDF-":
-                return _page(
-                    request,
-                    fingerprint=fingerprint,
-                    status=400,
-                    error="not_pdf",
-                    filename=upload.filename[:200],
-                )
-            verdict: Verdict = await verify_file(
-                services(request).db, data=data, fingerprint=fingerprint, trust_root_der=der,
-                anonymous_threshold=services(request).settings.anonymous_count_threshold,
-            )
-            return _page(
-                request, fingerprint=fingerprint, verdict=verdict, filename=upload.filename[:200]
-            )
+            return await _check_upload(request, upload, fingerprint=fingerprint, der=der)
         if typed:
             digest = normalise_digest(typed)
             if digest is None:
-                return _page(
-                    request, fingerprint=fingerprint, status=400, error="digest", digest=typed[:200]
-                )
-            verdict = await verify_digest(services(request).db, digest=digest,
-                                  anonymous_threshold=services(request).settings.anonymous_count_threshold)
-            return _page(request, fingerprint=fingerprint, verdict=verdict, digest=digest)
+                return _page(request, fingerprint=fingerprint, status=400, error="digest", digest=typed[:200])
+            answer = await _answer(request, digest)
+            return _page(request, fingerprint=fingerprint, answer=answer, digest=digest)
         return _page(request, fingerprint=fingerprint, status=400, error="nothing")
     finally:
         await form.close()
+
+
+async def _check_upload(request: Request, upload: UploadFile, *, fingerprint: str, der: bytes) -> Response:
+    """Guards, then the check in the verification pool, then the verdict."""
+    svc = services(request)
+    filename = (upload.filename or "")[:200]
+    wait = await verify_upload_wait(svc.db, svc.settings, ip=client_ip(request))
+    if wait is not None:
+        return _page(
+            request,
+            fingerprint=fingerprint,
+            status=429,
+            error="too_many",
+            retry_minutes=max(1, math.ceil(wait / 60)),
+            headers={"Retry-After": str(wait)},
+        )
+    data = await upload.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        return _page(request, fingerprint=fingerprint, status=413, error="too_large")
+    if not data:
+        return _page(request, fingerprint=fingerprint, status=400, error="empty")
+    if not data.lstrip()[:5] == b"%PDF-":
+        return _page(request, fingerprint=fingerprint, status=400, error="not_pdf", filename=filename)
+    checker: VerifyPool | None = svc.extras.get("verify_pool")
+    busy_retry = str(math.ceil(svc.settings.verify_timeout) + 1)
+    if checker is None:
+        return _page(request, fingerprint=fingerprint, status=503, error="busy", headers={"Retry-After": busy_retry})
+    try:
+        check = await checker.check(data, der)
+    except CheckerBusy:
+        return _page(request, fingerprint=fingerprint, status=503, error="busy", headers={"Retry-After": busy_retry})
+    verdict = await verify_file(
+        svc.db,
+        data=data,
+        check=check,
+        fingerprint=fingerprint,
+        language=i18n.get_language(),
+        anonymous_threshold=svc.settings.anonymous_count_threshold,
+    )
+    return _page(request, fingerprint=fingerprint, verdict=verdict, filename=filename)
 
 
 routes = [
