@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -26,36 +27,35 @@ from petition.organisers.queries import get_organiser
 from petition.organisers.roles import Role, has_role
 from petition.organisers.sessions import COOKIE_NAME, PendingLogins, SessionClaims, Sessions
 from petition.organisers.totp import must_enrol
+from petition.settings import Settings
 from petition.web import render, services
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
 
 LOGIN_PATH = "/admin/login"
 ENROL_PATH = "/admin/account/two-step"
 
 
-def sessions(request: Request) -> Sessions:
+def _per_app(request: Request, name: str, make: Callable[[Settings], T]) -> T:
+    """One `make(settings)` per application, made on first use and kept in its services."""
     svc = services(request)
-    found = svc.extras.get("organiser_sessions")
+    found = svc.extras.get(name)
     if found is None:
-        found = svc.extras["organiser_sessions"] = Sessions(svc.settings)
+        found = svc.extras[name] = make(svc.settings)
     return found  # type: ignore[no-any-return]
+
+
+def sessions(request: Request) -> Sessions:
+    return _per_app(request, "organiser_sessions", Sessions)
 
 
 def devices(request: Request) -> DeviceCookies:
-    svc = services(request)
-    found = svc.extras.get("organiser_devices")
-    if found is None:
-        found = svc.extras["organiser_devices"] = DeviceCookies(svc.settings)
-    return found  # type: ignore[no-any-return]
+    return _per_app(request, "organiser_devices", DeviceCookies)
 
 
 def pending_logins(request: Request) -> PendingLogins:
-    svc = services(request)
-    found = svc.extras.get("organiser_pending_logins")
-    if found is None:
-        found = svc.extras["organiser_pending_logins"] = PendingLogins(svc.settings)
-    return found  # type: ignore[no-any-return]
+    return _per_app(request, "organiser_pending_logins", PendingLogins)
 
 
 def organiser(request: Request) -> Row:
