@@ -251,7 +251,7 @@ async def confirm_endorsement(db: Database, *, mailer: Mailer, endorsement_id: i
                    endorsements.c.token_nonce == row["token_nonce"])
             .values(**shown, state=target_state.value, hold_reason=hold, token_nonce=nonce, confirmed_at=now,
                     updated_at=now, moderated_at=None, withdrawn_at=None, listed_at=now if listed_now else None)
-            .returning(endorsements.c.id)
+            .returning(*endorsements.c)
         )
         if updated is None:
             return ConfirmOutcome.ALREADY, row
@@ -270,9 +270,8 @@ async def confirm_endorsement(db: Database, *, mailer: Mailer, endorsement_id: i
                                             nonce=nonce),
             },
         )
-        confirmed = await get_endorsement(db, endorsement_id=endorsement_id)
     mailer.notify()
-    return (ConfirmOutcome.HELD if hold else ConfirmOutcome.CONFIRMED), confirmed
+    return (ConfirmOutcome.HELD if hold else ConfirmOutcome.CONFIRMED), updated
 
 
 async def approve_all_confirmed(db: Database, *, appeal_id: int) -> int:
