@@ -46,13 +46,16 @@ class MailSink:
 class SMTPServer:
     """A real SMTP server on loopback that can be stopped and started again on its port."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, smtputf8: bool = False) -> None:
         self.sink = MailSink()
         self.port = free_port()
         self.controller: Controller | None = None
+        #: Offer the SMTPUTF8 extension (most relays do; aiosmtpd does not by default).
+        self.smtputf8 = smtputf8
 
     def start(self) -> None:
-        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port,
+                                     enable_SMTPUTF8=self.smtputf8)
         self.controller.start()
 
     def stop(self) -> None:
@@ -63,6 +66,25 @@ class SMTPServer:
     @property
     def messages(self) -> list[EmailMessage]:
         return self.sink.messages
+
+
+def mailbox_key(address: str) -> str:
+    """One spelling per address for finding its mail, whether the To header has U- or A-labels."""
+    import idna
+
+    local, _, domain = address.rpartition("@")
+    return f"{local.lower()}@{idna.encode(domain, uts46=True).decode('ascii')}"
+
+
+def mail_to(smtp: SMTPServer, address: str, count: int = 1) -> list[EmailMessage]:
+    """The messages that reached `address` however its domain was written, once `count` have."""
+
+    def found() -> list[EmailMessage] | None:
+        with smtp.sink.lock:
+            ms = [m for m in smtp.sink.messages if mailbox_key(str(m["To"])) == mailbox_key(address)]
+        return ms if len(ms) >= count else None
+
+    return wait_for(found)  # type: ignore[no-any-return]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from petition.db import Database
@@ -53,14 +52,8 @@ class RelayServer(SMTPServer):
     """The test suite's SMTP server, recording envelopes, offering SMTPUTF8 or not."""
 
     def __init__(self, *, smtputf8: bool) -> None:
-        super().__init__()
+        super().__init__(smtputf8=smtputf8)
         self.sink = EnvelopeSink()
-        self.smtputf8 = smtputf8
-
-    def start(self) -> None:
-        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port,
-                                     enable_SMTPUTF8=self.smtputf8)
-        self.controller.start()
 
     @property
     def envelopes(self) -> list[Received]:
