@@ -11,6 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
 
 from petition.appeals.queries import DEMO_SLUG, ensure_demo_appeal, get_appeal
 from petition.db import Database
@@ -162,3 +167,29 @@ def flip_byte(data: bytes) -> bytes:
     """One byte changed inside a compressed content stream of the signed range."""
     start = data.index(b"stream\n", len(data) // 3) + len(b"stream\n") + 40
     return data[:start] + bytes([data[start] ^ 0x01]) + data[start + 1 :]
+
+
+def make_p12(path: Path, name: str, password: str | None = None) -> bytes:
+    """A throwaway self-signed signing certificate written as PKCS#12 (encrypted with `password`
+    if given); returns the certificate as DER."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    encryption = (serialization.BestAvailableEncryption(password.encode()) if password
+                  else serialization.NoEncryption())
+    path.write_bytes(pkcs12.serialize_key_and_certificates(b"test", key, cert, None, encryption))
+    return cert.public_bytes(serialization.Encoding.DER)

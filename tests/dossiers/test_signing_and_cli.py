@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import re
 import stat
@@ -11,43 +10,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
 
 from petition.cli import main
 from petition.dossiers.sign import certificate_fingerprint, self_signed_path
 from petition.dossiers.verify import check_signature
 from tests.conftest import TEST_SECRET, make_settings
-from tests.dossiers.factories import Org, pdfsig, pdftotext, seed
-
-
-def make_p12(path: Path, password: str, name: str) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    path.write_bytes(
-        pkcs12.serialize_key_and_certificates(
-            b"test", key, cert, None, serialization.BestAvailableEncryption(password.encode())
-        )
-    )
-    return cert.public_bytes(serialization.Encoding.DER)
+from tests.dossiers.factories import Org, make_p12, pdfsig, pdftotext, seed
 
 
 def test_cli_builds_a_dossier_signed_with_the_configured_p12(
@@ -62,7 +30,7 @@ def test_cli_builds_a_dossier_signed_with_the_configured_p12(
         ],
     )
     p12 = tmp_path / "organisers.p12"
-    cert_der = make_p12(p12, "s3cret-pass", "Test Organisers Signing")
+    cert_der = make_p12(p12, "Test Organisers Signing", "s3cret-pass")
     for name, value in {
         "DATABASE_URL": database_url,
         "DATA_DIR": str(tmp_path / "data"),
@@ -152,7 +120,7 @@ def test_a_wrong_p12_password_is_a_clear_error(database_url: str, tmp_path: Path
     from petition.dossiers.sign import SigningError
 
     p12 = tmp_path / "o.p12"
-    make_p12(p12, "right", "X")
+    make_p12(p12, "X", "right")
     settings = make_settings(
         database_url, tmp_path / "data", None, signing_p12=str(p12), signing_p12_password="wrong"
     )

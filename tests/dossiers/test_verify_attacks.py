@@ -18,11 +18,6 @@ from pathlib import Path
 
 import pytest
 from babel.dates import format_datetime
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
 from starlette.testclient import TestClient
 
 from petition.app import create_app
@@ -33,7 +28,7 @@ from petition.dossiers.sign import SigningConfig, format_fingerprint, sign_pdf_b
 from petition.dossiers.tables import dossiers
 from petition.i18n import translations
 from tests.conftest import BASE_URL, make_settings
-from tests.dossiers.factories import flip_byte
+from tests.dossiers.factories import flip_byte, make_p12
 from tests.support import csrf_from
 
 ISSUED_AT = dt.datetime(2026, 3, 14, 12, 0, tzinfo=dt.UTC)
@@ -44,29 +39,6 @@ TITLES = {
     "fr": "Protection et asile pour les déserteurs et objecteurs de conscience",
 }
 FINGERPRINT = re.compile(r"([0-9A-F]{2}:){31}[0-9A-F]{2}")
-
-
-def make_p12(path: Path, name: str) -> bytes:
-    """A throwaway self-signed signing certificate (no password); returns it as DER."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    path.write_bytes(pkcs12.serialize_key_and_certificates(b"test", key, cert, None, serialization.NoEncryption()))
-    return cert.public_bytes(serialization.Encoding.DER)
 
 
 @dataclass(frozen=True)
