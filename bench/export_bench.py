@@ -29,9 +29,7 @@ import csv
 import io
 import os
 import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,38 +44,18 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
-from bench.public_bench import SLUG, admin, free_port, load, with_database  # noqa: E402
+from bench.public_bench import (  # noqa: E402
+    SLUG,
+    admin,
+    free_port,
+    load,
+    start_server,
+    stop_server,
+    with_database,
+)
 
 CSV_PATH = f"/appeals/{SLUG}/endorsements.csv"
 JSON_PATH = f"/api/appeals/{SLUG}/endorsements"
-
-
-def start_server(app_dir: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        [sys.executable, "-m", "uvicorn", "petition.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log", "--log-level", "warning"],
-        cwd=app_dir, env={**env, "PYTHONPATH": str(app_dir)}, start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:  # noqa: S310
-                if r.status == 200:
-                    return process
-        except OSError:
-            time.sleep(0.2)
-    stop_server(process)
-    raise SystemExit(f"server on port {port} did not start")
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[float, int, bytes, Message]:
@@ -161,7 +139,9 @@ def measure(url: str, args: argparse.Namespace) -> None:
            # Every download still goes through the limit (one write each), but is never refused.
            "RATE_LIMIT_EXPORT": "100000"}
     expected = asyncio.run(expected_csv_rows(url))
-    server = start_server(Path(args.app_dir).resolve(), env, port)
+    app_dir = Path(args.app_dir).resolve()
+    server = start_server(["petition.app:create_app", "--factory"], {**env, "PYTHONPATH": str(app_dir)}, port,
+                          cwd=app_dir)
     process = psutil.Process(server.pid)
 
     def cpu() -> float:

@@ -161,11 +161,12 @@ async def explain(url: str) -> None:
         await conn.close()
 
 
-def start_server(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def start_server(args: list[str], env: dict[str, str], port: int, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+    """uvicorn serving `args` from `cwd` (another checkout, to compare), once /healthz answers."""
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         [sys.executable, "-m", "uvicorn", *args, "--host", "127.0.0.1", "--port", str(port),
          "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env=env, start_new_session=True,
+        cwd=cwd, env=env, start_new_session=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
