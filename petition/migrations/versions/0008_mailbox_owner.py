@@ -41,7 +41,9 @@ def _canonical_email(value: str) -> str:
 
 
 def _old_canonical_email(value: str) -> str:
-    """The form before this revision (IDNA 2003 through the standard library's codec)."""
+    """The form before this revision, for the downgrade only: the release before finds its
+    records under this spelling. It is IDNA 2003 through the standard library's codec, the
+    very merging of ß/ss that 0008 undoes, on purpose: it must compute what that release did."""
     local, _, domain = value.strip().rpartition("@")
     if not local:
         return value.strip().lower()
