@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
@@ -40,9 +41,9 @@ _RESULT_KEYS = {S.APPROVED: "approved", S.REJECTED: "rejected", S.CONFIRMED: "re
 PAGE_SIZES = (50, 100, 500, 1000)
 
 
-def _seen_at(form: object) -> dt.datetime | None:
+def _seen_at(form: Mapping[str, object]) -> dt.datetime | None:
     """When the organiser's page was made (a hidden field): decisions skip what changed since."""
-    raw = form.get("seen_at") if hasattr(form, "get") else None  # type: ignore[union-attr]
+    raw = form.get("seen_at")
     if not isinstance(raw, str) or not raw:
         return None
     try:
