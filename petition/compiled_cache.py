@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 from databases.backends.postgres import PostgresConnection
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.ddl import DDLElement
 
 _MAX_ENTRIES = 2000
@@ -36,7 +37,8 @@ def _compile(self: PostgresConnection, query: ClauseElement) -> tuple[str, list[
         if entry is not None:
             _cache.move_to_end(cache_key)
     if entry is None:
-        compiled = query.compile(dialect=self._dialect, cache_key=key)
+        # SQLCompiler, whose (private) binds, literal_execute_params and bind processors we read.
+        compiled = cast(SQLCompiler, query.compile(dialect=self._dialect, cache_key=key))
         if any(bind.expanding for bind in compiled.binds.values()) or compiled.literal_execute_params:
             return _original_compile(self, query)
         names = sorted(compiled.params)
@@ -48,7 +50,7 @@ def _compile(self: PostgresConnection, query: ClauseElement) -> tuple[str, list[
                 _cache.popitem(last=False)
     compiled, sql, names, result_columns = entry
     params = compiled.construct_params(extracted_parameters=key.bindparams)
-    processors = compiled._bind_processors
+    processors: dict[str, Any] = compiled._bind_processors  # type: ignore[assignment]  # a dict at run time
     args = [processors[name](params[name]) if name in processors else params[name] for name in names]
     return sql, args, result_columns
 

@@ -20,10 +20,15 @@ def name(code: str, language: str | None = None) -> str:
     return _names(language or get_language()).get(code, code)
 
 
+def _pycountry_name(code: str) -> str:
+    country = pycountry.countries.get(alpha_2=code)
+    return country.name if country is not None else code
+
+
 @cache
 def _names(language: str) -> dict[str, str]:
     territories = Locale.parse(language).territories
-    return {code: territories.get(code) or pycountry.countries.get(alpha_2=code).name for code in CODES}
+    return {code: territories.get(code) or _pycountry_name(code) for code in CODES}
 
 
 @cache

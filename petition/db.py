@@ -155,7 +155,8 @@ class Database:
         most of the cost of streaming a long list; here each row becomes a tuple once. The
         values are those `row["col"]` gives (datetimes: aware on SQLite, naive UTC on PostgreSQL).
         """
-        return [tuple(record.values()) for record in await self._db.fetch_all(query)]
+        # Both backends' records have values() (typed only as databases' abstract Record).
+        return [tuple(record.values()) for record in await self._db.fetch_all(query)]  # type: ignore[attr-defined]
 
     async def execute(self, query: ClauseElement | str, values: dict[str, Any] | None = None) -> Any:
         return await self._db.execute(query, values)

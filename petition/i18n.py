@@ -23,7 +23,7 @@ DEFAULT_LANGUAGE = "en"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 
 #: Each language named in itself, for the switcher.
-LANGUAGE_NAMES = {code: Locale.parse(code).get_display_name(code).capitalize() for code in LANGUAGES}
+LANGUAGE_NAMES = {code: (Locale.parse(code).get_display_name(code) or code).capitalize() for code in LANGUAGES}
 
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("petition_language", default=DEFAULT_LANGUAGE)
 

@@ -17,8 +17,10 @@ from petition.i18n import LANGUAGES, LOCALE_DIR
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 
 
-def _ids(message_id: str | tuple[str, ...]) -> tuple[str, ...]:
-    return message_id if isinstance(message_id, tuple) else (message_id,)
+def _ids(message_id: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    if message_id is None:
+        return ()
+    return tuple(message_id) if isinstance(message_id, tuple | list) else (message_id,)
 
 
 def problems(template_path: Path) -> list[str]:

@@ -131,7 +131,7 @@ def _timestamp_url(raw: object) -> str | None:
 
 def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides: object) -> Settings:
     """Read the settings; `overrides` (used by tests and the CLI) win over the environment."""
-    config = Config(env_file if env_file and Path(env_file).exists() else None)
+    config = Config(Path(env_file) if env_file and Path(env_file).exists() else None)
 
     def get(name: str, default: object = None) -> object:
         key = name.lower()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl
 
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
@@ -108,7 +108,7 @@ def parse_urlencoded(body: bytes, *, max_fields: int) -> FormData:
     """
     pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict",
                       max_num_fields=max_fields)
-    return FormData(pairs)
+    return FormData(cast("list[tuple[str, str | UploadFile]]", pairs))
 
 
 async def read_form(request: Request, *, check_csrf: bool = True, max_fields: int = 60) -> FormData:

@@ -108,7 +108,7 @@ async def _prune(db: Database, before: dt.datetime) -> None:
     await db.execute(login_failures.delete().where(login_failures.c.created_at < before))
 
 
-def _count(*conditions: sa.ColumnElement[bool]) -> sa.Select[tuple[int]]:
+def _count(*conditions: sa.ColumnElement[bool]) -> sa.Select[int]:
     return sa.select(sa.func.count()).select_from(login_failures).where(*conditions)
 
 

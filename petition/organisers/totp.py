@@ -120,7 +120,7 @@ def matching_step(secret: str, code: str, *, after: int | None, now: dt.datetime
 
 def new_recovery_codes() -> list[str]:
     """Ten codes of 16 base32 characters (80 bits), shown as xxxx-xxxx-xxxx-xxxx."""
-    codes = []
+    codes: list[str] = []
     while len(codes) < RECOVERY_CODE_COUNT:
         code = base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower()
         if code not in codes:

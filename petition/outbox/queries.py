@@ -52,7 +52,7 @@ async def claim_due(db: Database, *, worker_id: str, limit: int, lease_seconds: 
     candidates = sa.select(outbox.c.id).where(due).order_by(outbox.c.next_attempt_at, outbox.c.id).limit(limit)
     if db.is_sqlite:
         # One writer at a time (Database.write): a plain subquery is enough.
-        claimed = outbox.c.id.in_(candidates.scalar_subquery())
+        claimed: sa.ColumnElement[bool] = outbox.c.id.in_(candidates.scalar_subquery())
     else:
         # A MATERIALIZED CTE runs the locking SELECT once. As `id IN (subquery)` the planner
         # may pick a nested-loop semi-join that rescans the LIMIT … SKIP LOCKED subquery for

@@ -153,7 +153,10 @@ def _file_bytes(message: EmailMessage) -> bytes:
         utf8 = needs_smtputf8(*envelope(message))
     except PermanentFailure:  # a domain with no A-label form: written all the same
         utf8 = True
-    return message.as_bytes(policy=message.policy.clone(utf8=True)) if utf8 else bytes(message)
+    if not utf8:
+        return bytes(message)
+    # utf8 is a field of EmailPolicy, which typeshed's _PolicyBase.clone does not know.
+    return message.as_bytes(policy=message.policy.clone(utf8=True))  # type: ignore[call-arg]
 
 
 def make_transport(settings: Settings) -> Transport:

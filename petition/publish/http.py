@@ -44,7 +44,7 @@ class PublicJSONResponse(JSONResponse):
         return text.translate(_HTML_SENSITIVE).encode("utf-8")
 
 
-def _etag(body: bytes) -> str:
+def _etag(body: bytes | memoryview) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
 
