@@ -16,7 +16,6 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from petition import PROJECT_ROOT
 from petition.appeals import views as appeal_views
 from petition.appeals.queries import ensure_demo_appeal
 from petition.confirmation import views as confirmation_views
@@ -36,6 +35,7 @@ from petition.outbox.worker import OutboxWorker
 from petition.privacy import views as privacy_views
 from petition.privacy.housekeeping import Housekeeper
 from petition.publish import views as publish_views
+from petition.resources import package_path
 from petition.security import CSRF, BodySizeLimitMiddleware, PathGuardMiddleware, SecurityHeadersMiddleware
 from petition.settings import Settings, load_settings, private_directory
 from petition.templating import make_templates
@@ -189,7 +189,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *organiser_views.routes,
         *privacy_views.routes,
         *dossier_views.routes,
-        Mount("/static", app=StaticFiles(directory=str(PROJECT_ROOT / "static")), name="static"),
+        Mount("/static", app=StaticFiles(directory=str(package_path("static"))), name="static"),
     ]
     middleware = [
         Middleware(SecurityHeadersMiddleware, settings=settings),

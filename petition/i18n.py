@@ -11,16 +11,17 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from pathlib import Path
 
 from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
+from petition.resources import package_path
+
 LANGUAGES: tuple[str, ...] = ("en", "de", "ru", "uk", "fr")
 DEFAULT_LANGUAGE = "en"
-LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+LOCALE_DIR = package_path("locale")
 
 #: Each language named in itself, for the switcher.
 LANGUAGE_NAMES = {code: (Locale.parse(code).get_display_name(code) or code).capitalize() for code in LANGUAGES}

@@ -10,14 +10,15 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
-from petition import PROJECT_ROOT, countries, i18n
+from petition import countries, i18n
 from petition.formatting import format_date, format_datetime, format_number
 from petition.markdown import render_markdown
+from petition.resources import package_path
 
 
 def make_environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(PROJECT_ROOT / "templates")),
+        loader=jinja2.FileSystemLoader(str(package_path("templates"))),
         autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=True),
         extensions=["jinja2.ext.i18n"],
         undefined=jinja2.StrictUndefined,

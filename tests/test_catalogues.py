@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from petition import PROJECT_ROOT
 from petition.i18n import translations
 from petition.i18n_check import problems
+from tests.support import PROJECT_ROOT
 
 
 def test_every_catalogue_translates_every_string_with_the_same_placeholders(tmp_path: Path):

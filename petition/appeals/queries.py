@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -10,9 +9,10 @@ from petition.appeals.tables import appeal_texts, appeals
 from petition.appeals.textfile import AppealTextFile, content_hash, read_text_file
 from petition.db import Database, Row
 from petition.i18n import DEFAULT_LANGUAGE
+from petition.resources import package_path
 from petition.schema import utcnow
 
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_DIR = package_path("appeals", "demo")
 DEMO_SLUG = "protect-deserters"
 
 

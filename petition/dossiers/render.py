@@ -40,10 +40,11 @@ from markupsafe import Markup
 
 from petition import i18n
 from petition.dossiers.content import DossierContent, Signatory
+from petition.resources import package_path
 
 log = logging.getLogger("petition.dossiers")
 
-ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+ASSETS_DIR = package_path("dossiers", "assets")
 ASSETS_URL = ASSETS_DIR.as_uri() + "/"
 UA_STYLESHEET = ASSETS_DIR / "ua.css"
 CHUNK_ROWS = 1000

@@ -1,4 +1,8 @@
-"""Run Alembic from code (the CLI, `serve` at start-up, tests)."""
+"""Run Alembic from code (the CLI, `serve` at start-up, tests).
+
+The configuration is built here, not read from the repository's alembic.ini (that file is for
+developers running `alembic` in a checkout): an installed wheel has no alembic.ini beside it.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,15 @@ import asyncio
 from alembic import command
 from alembic.config import Config
 
-from petition import PROJECT_ROOT
+from petition.resources import package_path
 
 
 def alembic_config(database_url: str) -> Config:
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
-    cfg.set_main_option("sqlalchemy.url", database_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(package_path("migrations")))
+    cfg.set_main_option("path_separator", "os")
+    # Config options are interpolated: a percent-encoded password ("p%40ss") must stay as it is.
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     cfg.attributes["configure_logging"] = False
     return cfg
 

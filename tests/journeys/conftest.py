@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from petition import PROJECT_ROOT
 from tests.conftest import make_settings
-from tests.support import LiveServer, SMTPServer, free_port
+from tests.support import PROJECT_ROOT, LiveServer, SMTPServer, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 AXE = PROJECT_ROOT / ".venv" / "npm" / "node_modules" / "axe-core" / "axe.min.js"

@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from petition import PROJECT_ROOT
 from petition.organisers import passwords
 from petition.organisers.audit import AuditAction
 from petition.organisers.sessions import COOKIE_NAME
@@ -20,7 +19,7 @@ from petition.organisers.tables import audit_log
 from petition.schema import utcnow
 from tests.conftest import BASE_URL
 from tests.organisers.support import PASSWORD, add_organiser, audit_rows, csrf, db_of, login, login_as
-from tests.support import db_rows, text_body, wait_for_mail
+from tests.support import PROJECT_ROOT, db_rows, text_body, wait_for_mail
 
 WRONG = "not the password at all"
 
