@@ -17,7 +17,6 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from petition import PROJECT_ROOT
-from petition.appeals import views as appeal_views
 from petition.appeals.queries import ensure_demo_appeal
 from petition.confirmation import views as confirmation_views
 from petition.db import Database
@@ -35,6 +34,7 @@ from petition.outbox.transports import make_transport
 from petition.outbox.worker import OutboxWorker
 from petition.privacy import views as privacy_views
 from petition.privacy.housekeeping import Housekeeper
+from petition.publish import appeal_views
 from petition.publish import views as publish_views
 from petition.security import CSRF, BodySizeLimitMiddleware, PathGuardMiddleware, SecurityHeadersMiddleware
 from petition.settings import Settings, load_settings, private_directory

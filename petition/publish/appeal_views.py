@@ -1,3 +1,10 @@
+"""The public appeal pages: the list at /, an appeal with its form, the endorse POST, "check your email".
+
+The POST lives next to the page because a form with errors comes back as that page;
+what it submits is taken in by the endorsements domain (`endorsements.forms` validates,
+`endorsements.intake` records and queues the email).
+"""
+
 from __future__ import annotations
 
 from typing import Any
