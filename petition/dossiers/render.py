@@ -501,7 +501,7 @@ class Presentation:
 
 
 def _context(content: DossierContent, presentation: Presentation) -> dict[str, Any]:
-    from petition.endorsements.forms import ORGANISATION_TYPE_LABELS
+    from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
     from petition.i18n import country_name
 
     return {

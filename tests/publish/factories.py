@@ -14,8 +14,8 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from petition.appeals.queries import DEMO_SLUG, get_appeal
-from petition.endorsements.forms import normalise_name
 from petition.endorsements.tables import endorsements
+from petition.endorsements.vocabulary import normalise_name
 
 _serial = itertools.count(1)
 
