@@ -22,7 +22,7 @@ from petition.confirmation import views as confirmation_views
 from petition.db import Database
 from petition.dossiers import views as dossier_views
 from petition.dossiers.jobs import DossierWorker
-from petition.dossiers.render import shutdown_pool as shutdown_render_pool
+from petition.dossiers.render_pool import shutdown_pool as shutdown_render_pool
 from petition.dossiers.verify_pool import VerifyPool
 from petition.dossiers.views import UploadLimitMiddleware
 from petition.endorsements.intake import Intake
