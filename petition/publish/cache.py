@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from petition.publish.queries import DEFAULT_ANONYMOUS_COUNT_THRESHOLD
+from petition.web import services
 
 T = TypeVar("T")
 
@@ -101,13 +102,7 @@ class PublicCache:
 
 def public_cache(request: Request) -> PublicCache:
     """The cache of this application (one per process, kept with the services)."""
-    services = request.state.services
-    extras: dict[str, Any] = services.extras
-    cache = extras.get("public_cache")
-    if cache is None:
-        threshold = services.settings.anonymous_count_threshold
-        cache = extras["public_cache"] = PublicCache(anonymous_count_threshold=threshold)
-    return cache  # type: ignore[no-any-return]
+    return services(request).public_cache
 
 
 def listed_changed(request: Request, appeal_id: int) -> None:

@@ -50,9 +50,7 @@ def add_endorsement(client: TestClient, *, name: str, country: str = "DE", state
             )))
 
     endorsement_id = client.portal.call(insert)  # type: ignore[union-attr]
-    cache = services.extras.get("public_cache")
-    if cache is not None:
-        cache.invalidate()
+    services.public_cache.invalidate()
     return endorsement_id
 
 
