@@ -15,7 +15,6 @@ from starlette.templating import Jinja2Templates
 
 from petition import i18n
 from petition.db import Database
-from petition.outbox.messages import Mailer
 from petition.security import CSRF
 from petition.settings import Settings
 from petition.templating import switch_language_url
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from petition.endorsements.intake import Intake
     from petition.organisers.devices import DeviceCookies
     from petition.organisers.sessions import PendingLogins, Sessions
+    from petition.outbox.messages import Mailer
     from petition.outbox.worker import OutboxWorker
     from petition.publish.cache import PublicCache
 

@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from petition.publish.queries import DEFAULT_ANONYMOUS_COUNT_THRESHOLD
-from petition.web import services
 
 T = TypeVar("T")
 
@@ -102,7 +101,10 @@ class PublicCache:
 
 def public_cache(request: Request) -> PublicCache:
     """The cache of this application (one per process, kept with the services)."""
-    return services(request).public_cache
+    # Not through petition.web: the public reads (publish.cached) import this module, and the
+    # domain imports no web code (the contracts in pyproject.toml).
+    cache: PublicCache = request.state.services.public_cache
+    return cache
 
 
 def listed_changed(request: Request, appeal_id: int) -> None:
