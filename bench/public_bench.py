@@ -70,7 +70,7 @@ async def admin(url: str, sql: str) -> None:
 
 
 def endorsement_records(count: int, appeal_id: int, text_hash: str, seed: int = 7) -> list[tuple[object, ...]]:
-    from petition.endorsements.forms import normalise_name
+    from petition.endorsements.vocabulary import normalise_name
 
     rng = random.Random(seed)
     weights = [1.0 / (i + 1) ** 0.9 for i in range(len(COUNTRIES))]

@@ -16,25 +16,28 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from petition.appeals import views as appeal_views
 from petition.appeals.queries import ensure_demo_appeal
 from petition.confirmation import views as confirmation_views
 from petition.db import Database
 from petition.dossiers import views as dossier_views
 from petition.dossiers.jobs import DossierWorker
-from petition.dossiers.render import shutdown_pool as shutdown_render_pool
+from petition.dossiers.render_pool import shutdown_pool as shutdown_render_pool
 from petition.dossiers.verify_pool import VerifyPool
 from petition.dossiers.views import UploadLimitMiddleware
 from petition.endorsements.intake import Intake
 from petition.i18n_middleware import LanguageMiddleware
 from petition.migrations.runner import upgrade_async
 from petition.organisers import views as organiser_views
+from petition.organisers.devices import DeviceCookies
+from petition.organisers.sessions import PendingLogins, Sessions
 from petition.outbox.messages import Mailer
 from petition.outbox.transports import make_transport
 from petition.outbox.worker import OutboxWorker
 from petition.privacy import views as privacy_views
 from petition.privacy.housekeeping import Housekeeper
+from petition.publish import appeal_views
 from petition.publish import views as publish_views
+from petition.publish.cache import PublicCache
 from petition.resources import package_path
 from petition.security import CSRF, BodySizeLimitMiddleware, PathGuardMiddleware, SecurityHeadersMiddleware
 from petition.settings import Settings, load_settings, private_directory
@@ -137,6 +140,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         tokens=tokens,
         csrf=CSRF(settings),
         intake=Intake(db, settings, mailer, tokens),
+        public_cache=PublicCache(anonymous_count_threshold=settings.anonymous_count_threshold),
+        organiser_sessions=Sessions(settings),
+        organiser_devices=DeviceCookies(settings),
+        pending_logins=PendingLogins(settings),
     )
 
     @contextlib.asynccontextmanager
@@ -146,20 +153,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await upgrade_async(settings.database_url)
         await services.db.connect()
         # Uploads to /verify are checked in a process of their own (started on first use).
-        services.extras["verify_pool"] = VerifyPool(timeout=settings.verify_timeout)
+        verify_pool = services.verify_pool = VerifyPool(timeout=settings.verify_timeout)
         if settings.create_demo:
             await ensure_demo_appeal(services.db)
         worker_task = None
         housekeeper = Housekeeper(services.db, settings)
         housekeeping_task = None
+        dossier_task = None
         if settings.run_worker:
             services.worker = OutboxWorker(services.db, settings, make_transport(settings))
             services.mailer.on_queued(services.worker.notify)
             worker_task = asyncio.create_task(services.worker.run(), name="outbox-worker")
             housekeeping_task = asyncio.create_task(housekeeper.run(), name="housekeeping")
-            dossier_worker = DossierWorker(services.db, settings)
-            services.extras["dossier_worker"] = dossier_worker
-            dossier_task = asyncio.create_task(dossier_worker.run(), name="dossier-worker")
+            services.dossier_worker = DossierWorker(services.db, settings)
+            dossier_task = asyncio.create_task(services.dossier_worker.run(), name="dossier-worker")
         try:
             yield {"services": services}
         finally:
@@ -171,12 +178,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 services.worker.stop()
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(worker_task, 10)
-            if "dossier_worker" in services.extras:
-                services.extras.pop("dossier_worker").stop()
+            if services.dossier_worker is not None and dossier_task is not None:
+                services.dossier_worker.stop()
+                services.dossier_worker = None
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(dossier_task, 30)
             # Both process pools end with the app: none of their processes outlives it.
-            for failed in await asyncio.gather(asyncio.to_thread(services.extras.pop("verify_pool").close),
+            services.verify_pool = None
+            for failed in await asyncio.gather(asyncio.to_thread(verify_pool.close),
                                                asyncio.to_thread(shutdown_render_pool), return_exceptions=True):
                 if failed is not None:
                     log.error("stopping a process pool failed: %r", failed)

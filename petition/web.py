@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl
 
@@ -15,15 +15,20 @@ from starlette.templating import Jinja2Templates
 
 from petition import i18n
 from petition.db import Database
-from petition.outbox.messages import Mailer
 from petition.security import CSRF
 from petition.settings import Settings
 from petition.templating import switch_language_url
 from petition.tokens import Tokens
 
 if TYPE_CHECKING:
+    from petition.dossiers.jobs import DossierWorker
+    from petition.dossiers.verify_pool import VerifyPool
     from petition.endorsements.intake import Intake
+    from petition.organisers.devices import DeviceCookies
+    from petition.organisers.sessions import PendingLogins, Sessions
+    from petition.outbox.messages import Mailer
     from petition.outbox.worker import OutboxWorker
+    from petition.publish.cache import PublicCache
 
 
 @dataclass
@@ -35,8 +40,16 @@ class Services:
     tokens: Tokens
     csrf: CSRF
     intake: Intake
+    #: What every public page reads, kept for a few seconds (petition.publish.cache).
+    public_cache: PublicCache
+    #: The organiser area's signed cookies and login tokens (petition.organisers.auth).
+    organiser_sessions: Sessions
+    organiser_devices: DeviceCookies
+    pending_logins: PendingLogins
+    # Set while the application runs (its lifespan starts and stops them).
     worker: OutboxWorker | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    dossier_worker: DossierWorker | None = None
+    verify_pool: VerifyPool | None = None
 
 
 def services(request: Request) -> Services:

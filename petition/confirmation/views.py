@@ -11,7 +11,6 @@ from petition import i18n
 from petition.abuse.limits import resend_allowed
 from petition.appeals.queries import current_text, get_appeal_by_id
 from petition.appeals.states import AppealStatus
-from petition.endorsements.forms import ORGANISATION_TYPE_LABELS
 from petition.endorsements.queries import (
     ConfirmOutcome,
     confirm_endorsement,
@@ -20,6 +19,7 @@ from petition.endorsements.queries import (
     resend_confirmation,
 )
 from petition.endorsements.states import HELD, EndorsementState
+from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
 from petition.publish.cache import listed_changed
 from petition.templating import page_url
 from petition.tokens import ExpiredToken, InvalidToken, Purpose, TokenClaims

@@ -26,7 +26,9 @@ import sqlalchemy as sa
 from petition.appeals.queries import get_appeal_by_id
 from petition.db import Database, Row
 from petition.dossiers.content import DossierContent, gather_content
-from petition.dossiers.render import Presentation, pool, render_pdf, start_pool
+from petition.dossiers.presentation import Presentation
+from petition.dossiers.render import render_pdf
+from petition.dossiers.render_pool import pool, start_pool
 from petition.dossiers.sign import (
     certificate_fingerprint,
     sign_pdf_bytes,

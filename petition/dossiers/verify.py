@@ -38,7 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from petition.db import Database
-from petition.dossiers.render import LIST_DIGEST_KEY
+from petition.dossiers.join import LIST_DIGEST_KEY
 from petition.dossiers.tables import dossiers
 from petition.publish.queries import DEFAULT_ANONYMOUS_COUNT_THRESHOLD, attributable_anonymous
 

@@ -31,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from petition.dossiers.render import forkserver_context, stop_executor
+from petition.dossiers.render_pool import forkserver_context, stop_executor
 from petition.dossiers.verify import TOO_COMPLEX, SignatureCheck, check_signature
 
 log = logging.getLogger("petition.dossiers")

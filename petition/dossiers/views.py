@@ -29,7 +29,7 @@ from petition.dossiers.verify import (
     verify_digest,
     verify_file,
 )
-from petition.dossiers.verify_pool import CheckerBusy, VerifyPool
+from petition.dossiers.verify_pool import CheckerBusy
 from petition.web import client_ip, render, services
 
 VERIFY_PATH = "/verify"
@@ -175,7 +175,7 @@ async def _check_upload(request: Request, upload: UploadFile, *, fingerprint: st
         return _page(request, fingerprint=fingerprint, status=400, error="empty")
     if not data.lstrip()[:5] == b"%PDF-":
         return _page(request, fingerprint=fingerprint, status=400, error="not_pdf", filename=filename)
-    checker: VerifyPool | None = svc.extras.get("verify_pool")
+    checker = svc.verify_pool
     busy_retry = str(math.ceil(svc.settings.verify_timeout) + 1)
     if checker is None:
         return _page(request, fingerprint=fingerprint, status=503, error="busy", headers={"Retry-After": busy_retry})

@@ -1,4 +1,8 @@
-"""The endorsement form: parse, clean and validate, one message per field."""
+"""The endorsement form: parse, clean and validate, one message per field.
+
+What other packages share about the fields (type labels, consent version, canonical
+forms) is in `endorsements.vocabulary`.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,8 @@ from email_validator import EmailNotValidError, validate_email
 
 from petition import countries
 from petition.endorsements.states import ORGANISATION_TYPES, Visibility
+from petition.endorsements.vocabulary import CONSENT_VERSION, canonical_email, normalise_name
 from petition.i18n import gettext as _
-from petition.i18n import lazy_gettext as _l
-
-#: The current consent statement's version; stored with each endorsement.
-CONSENT_VERSION = "2026-11"
 
 FIELDS = (
     "organisation_name", "country", "city", "organisation_type", "website",
@@ -35,21 +36,6 @@ MAX_LENGTHS = {
     "contact_email": 254,
     "comment": 1000,
 }
-
-ORGANISATION_TYPE_LABELS = {
-    "ngo": _l("Non-governmental organisation"),
-    "human_rights": _l("Human rights organisation"),
-    "peace": _l("Peace or anti-war group"),
-    "union": _l("Trade union"),
-    "religious": _l("Church or religious community"),
-    "refugee_support": _l("Refugee or migrant support"),
-    "legal": _l("Legal aid or lawyers' association"),
-    "media": _l("Media or journalists' association"),
-    "political": _l("Political party or youth organisation"),
-    "academic": _l("Academic or research institution"),
-    "other": _l("Other"),
-}
-assert set(ORGANISATION_TYPE_LABELS) == set(ORGANISATION_TYPES)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 _SPACES = re.compile(r"\s+")
@@ -69,53 +55,6 @@ def clean_text(value: str) -> str:
     value = _CONTROL.sub("", value)
     lines = [_SPACES.sub(" ", line).strip() for line in value.split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def normalise_name(value: str) -> str:
-    """Casefolded letters and digits only: 'Amnesty  International e.V.' ~ 'amnesty international ev'."""
-    folded = unicodedata.normalize("NFKD", value.casefold())
-    kept = "".join(ch if ch.isalnum() else " " for ch in folded if not unicodedata.combining(ch))
-    return _SPACES.sub(" ", kept).strip()[:200]
-
-
-#: Mail providers known to ignore dots in the local part (as A-labels, which they are).
-_DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
-
-
-def canonical_email(value: str) -> str:
-    """One spelling per mailbox, for duplicate checks, rate limits and data requests (never for sending).
-
-    Folds only what reaches the same mailbox (docs/canonical-email.md): letter case, a
-    trailing dot, the domain's spellings (compared as IDNA 2008 / UTS 46 A-labels, so
-    "Straße.de" and "xn--strae-oqa.de" are one domain and "strasse.de" another), a
-    "+tag", and dots where the provider ignores them: "Office+Petition@Example.ORG" and
-    "office@example.org" are one mailbox. Idempotent: canonical_email(canonical_email(x))
-    == canonical_email(x).
-
-    Pure and self-contained on purpose (only `re`, `idna` and `_DOTLESS_DOMAINS`): migrations that
-    recompute the stored forms copy this function as it is; change their copy with it.
-    """
-    local, _, domain = value.strip().rpartition("@")
-    if not local:
-        return value.strip().lower()
-    domain = re.sub(r"[\s.]+$", "", domain)  # "example.org." is example.org
-    try:
-        # Never the standard library's "idna" codec: that is IDNA 2003, which maps ß to ss and
-        # ς to σ and so merges different domains, and so different people's mailboxes.
-        domain = idna.encode(domain, uts46=True, transitional=False).decode("ascii").rstrip(".")
-    except UnicodeError:  # idna.IDNAError is one
-        # No domain mail can reach (the form refuses it): kept as it is but for ASCII case.
-        # UTS 46 folds ASCII case too, so this never equals the A-label of a real domain,
-        # and a second pass fails the same way and changes nothing.
-        domain = "".join(ch.lower() if ch.isascii() else ch for ch in domain)
-    # str.lower, not casefold: casefold would make "ß" "ss" and "ς" "σ" here too.
-    local = local.lower()
-    if "+" in local[1:]:
-        local = local[0] + local[1:].split("+", 1)[0]
-    if domain in _DOTLESS_DOMAINS:
-        local = local.replace(".", "").strip()  # strip: ". x" would lose its space on the next pass
-        domain = "gmail.com"
-    return f"{local}@{domain}"
 
 
 class WebsiteError(ValueError):

@@ -25,6 +25,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
 from petition.abuse.limits import (
     MAILBOX_BUCKETS,
     Rule,
@@ -40,6 +43,7 @@ from petition.endorsements.queries import SubmitOutcome, confirmation_context, n
 from petition.endorsements.states import EndorsementState as S
 from petition.endorsements.states import HoldReason
 from petition.outbox.messages import Mailer, outbox_values
+from petition.outbox.tables import QUEUED_DEFAULTS, outbox
 from petition.schema import utcnow
 from petition.server import hint_proxy_setting
 from petition.settings import Settings
@@ -65,6 +69,31 @@ _RULE_IDS, _RULE_BUCKETS, _RULE_KEYS, _RULE_SINCE, _RULE_LIMITS, _RULE_BEFORE = 
     _N + 4, _N + 5, _N + 6, _N + 7, _N + 8, _N + 9)
 
 _MAILBOX = ", ".join(f"'{bucket}'" for bucket in MAILBOX_BUCKETS)
+
+#: The kind of email every new endorsement gets.
+_MAIL_KIND = "confirm"
+
+
+def _outbox_literal(column: str, value: object) -> str:
+    """`value` as SQL for the outbox's `column`, typed and quoted as that column takes it."""
+    literal = sa.literal(value, outbox.c[column].type)
+    return str(literal.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+
+
+#: The confirmation email's outbox row, as `outbox.messages.outbox_values` makes it: what differs
+#: per submission from the statement's arrays, what every new email starts with from the outbox's
+#: own defaults (tests/endorsements/test_intake.py compares the row with one enqueue_email writes).
+_MAIL_VALUES = {
+    "kind": _outbox_literal("kind", _MAIL_KIND),
+    "endorsement_id": "s.id",
+    "to_addr": "s.contact_email",
+    "context": "s.mail_context",
+    "language": "s.language",
+    "message_id": "s.mail_message_id",
+    "next_attempt_at": "s.created_at",
+    "created_at": "s.created_at",
+    **{column: _outbox_literal(column, value) for column, value in QUEUED_DEFAULTS.items()},
+}
 
 # A data-modifying WITH runs against one snapshot: the counts see the events of earlier
 # statements, not this one's. So each rule also brings how many submissions earlier in the
@@ -109,17 +138,15 @@ WITH events AS (
     ON CONFLICT (appeal_id, email_canonical) DO NOTHING
     RETURNING id
 ), mail AS (
-    INSERT INTO outbox (kind, endorsement_id, to_addr, context, subject, body_text, body_html, language,
-                        message_id, state, attempts, next_attempt_at, created_at)
-    SELECT 'confirm', s.id, s.contact_email, s.mail_context, '', '', '', s.language,
-           s.mail_message_id, 'queued', 0, s.created_at, s.created_at
+    INSERT INTO outbox ({", ".join(_MAIL_VALUES)})
+    SELECT {", ".join(_MAIL_VALUES.values())}
     FROM ins JOIN sub s ON s.id = ins.id
 )
 SELECT s.id, coalesce(v.mailbox_ok, true) AS mailbox_ok, v.held, ins.id IS NOT NULL AS inserted,
        a.status AS appeal_status
 FROM sub s LEFT JOIN verdict v ON v.sid = s.id LEFT JOIN ins ON ins.id = s.id
      LEFT JOIN appeals a ON a.id = s.appeal_id
-"""  # noqa: S608 - every interpolated name is a constant of this module
+"""  # noqa: S608 - every interpolated piece is a constant here or an outbox default quoted by SQLAlchemy
 
 #: Submissions written by one statement at most.
 MAX_GROUP = 100
@@ -190,7 +217,7 @@ class Intake:
         now = utcnow()
         endorsement_id = await self.db.reserve_id("endorsements")
         nonce = new_nonce()
-        email = outbox_values(self.settings, name="confirm", to=data["contact_email"], language=language,
+        email = outbox_values(self.settings, name=_MAIL_KIND, to=data["contact_email"], language=language,
                               endorsement_id=endorsement_id,
                               context=confirmation_context(mailer=self.mailer, title=text["title"], nonce=nonce,
                                                            facts=data, language=language))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -27,35 +26,24 @@ from petition.organisers.queries import get_organiser
 from petition.organisers.roles import Role, has_role
 from petition.organisers.sessions import COOKIE_NAME, PendingLogins, SessionClaims, Sessions
 from petition.organisers.totp import must_enrol
-from petition.settings import Settings
 from petition.web import render, services
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-T = TypeVar("T")
 
 LOGIN_PATH = "/admin/login"
 ENROL_PATH = "/admin/account/two-step"
 
 
-def _per_app(request: Request, name: str, make: Callable[[Settings], T]) -> T:
-    """One `make(settings)` per application, made on first use and kept in its services."""
-    svc = services(request)
-    found = svc.extras.get(name)
-    if found is None:
-        found = svc.extras[name] = make(svc.settings)
-    return found  # type: ignore[no-any-return]
-
-
 def sessions(request: Request) -> Sessions:
-    return _per_app(request, "organiser_sessions", Sessions)
+    return services(request).organiser_sessions
 
 
 def devices(request: Request) -> DeviceCookies:
-    return _per_app(request, "organiser_devices", DeviceCookies)
+    return services(request).organiser_devices
 
 
 def pending_logins(request: Request) -> PendingLogins:
-    return _per_app(request, "organiser_pending_logins", PendingLogins)
+    return services(request).pending_logins
 
 
 def organiser(request: Request) -> Row:

@@ -33,7 +33,7 @@ D = DossierState
 
 
 def _notify_worker(request: Request) -> None:
-    worker = services(request).extras.get("dossier_worker")
+    worker = services(request).dossier_worker
     if worker is not None:
         worker.notify()
 

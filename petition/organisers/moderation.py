@@ -22,6 +22,7 @@ from petition.db import Database, Row
 from petition.endorsements.forms import parse_endorsement_form
 from petition.endorsements.states import HELD, MAILBOX_CONFIRMED, EndorsementState, HoldReason, organiser_sources
 from petition.endorsements.tables import endorsements
+from petition.endorsements.vocabulary import canonical_email, normalise_name
 from petition.i18n import gettext as _
 from petition.organisers.audit import AuditAction, record, record_many
 from petition.schema import UTCDateTime, utcnow
@@ -70,8 +71,6 @@ def _where(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
     if filters.country:
         query = query.where(e.c.country == filters.country)
     if filters.search:
-        from petition.endorsements.forms import canonical_email, normalise_name
-
         text = filters.search.strip()
         number = text.removeprefix("#")
         if number.isdigit() and len(number) < 12:

@@ -13,8 +13,8 @@ from starlette.routing import Route
 
 from petition import countries
 from petition.appeals.queries import list_appeals
-from petition.endorsements.forms import ORGANISATION_TYPE_LABELS
 from petition.endorsements.states import HOLD_LABELS, EndorsementState, organiser_may
+from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
 from petition.i18n import get_language, ngettext
 from petition.i18n import gettext as _
 from petition.organisers.auth import admin_route, organiser

@@ -16,8 +16,7 @@ import jinja2
 
 from petition import i18n
 from petition.db import Database, Row
-from petition.outbox.states import OutboxState
-from petition.outbox.tables import outbox
+from petition.outbox.tables import QUEUED_DEFAULTS, outbox
 from petition.schema import utcnow
 from petition.settings import Settings
 from petition.tokens import Purpose, Tokens
@@ -86,15 +85,11 @@ def outbox_values(settings: Settings, *, name: str, to: str, language: str, cont
         "endorsement_id": endorsement_id,
         "to_addr": to,
         "context": json.dumps(context, ensure_ascii=False, separators=(",", ":")),
-        "subject": "",
-        "body_text": "",
-        "body_html": "",
         "language": language,
         "message_id": new_message_id(settings),
-        "state": OutboxState.QUEUED.value,
-        "attempts": 0,
         "next_attempt_at": now,
         "created_at": now,
+        **QUEUED_DEFAULTS,
     }
 
 

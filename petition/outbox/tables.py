@@ -1,5 +1,6 @@
 import sqlalchemy as sa
 
+from petition.outbox.states import OutboxState
 from petition.schema import UTCDateTime, metadata
 
 outbox = sa.Table(
@@ -33,3 +34,14 @@ outbox = sa.Table(
 )
 
 sa.Index("ix_outbox_due", outbox.c.state, outbox.c.next_attempt_at)
+
+#: What every email's row starts with, whichever statement inserts it (`messages.outbox_values`,
+#: and the grouped intake's SQL in `endorsements.intake`): queued, never tried, its bodies empty
+#: until the worker renders them from `context`.
+QUEUED_DEFAULTS: dict[str, str | int] = {
+    "subject": "",
+    "body_text": "",
+    "body_html": "",
+    "state": OutboxState.QUEUED.value,
+    "attempts": 0,
+}

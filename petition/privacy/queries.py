@@ -16,6 +16,7 @@ from petition.appeals.tables import appeals
 from petition.db import Database, Row
 from petition.endorsements.states import EndorsementState, HoldReason, can_transition
 from petition.endorsements.tables import endorsement_versions, endorsements
+from petition.endorsements.vocabulary import canonical_email
 from petition.organisers.tables import audit_log
 from petition.outbox.messages import Mailer, queued_subject, signed_link
 from petition.outbox.states import OutboxState
@@ -85,8 +86,6 @@ async def request_data_copy(db: Database, *, mailer: Mailer, email_canonical: st
     can open the link; and only to an address of that very mailbox: a row stored under an
     older canonical form (IDNA 2003 made "straße.de" "strasse.de") belongs to another one.
     """
-    from petition.endorsements.forms import canonical_email
-
     async with db.write():
         candidates = await db.fetch_all(
             e.select().where(e.c.email_canonical == email_canonical).order_by(e.c.id))
@@ -126,8 +125,6 @@ async def export_data(db: Database, *, env: jinja2.Environment, endorsement_id: 
     canonical form that merged two mailboxes (IDNA 2003: "straße.de" = "strasse.de") never
     shows one organisation's record to the other.
     """
-    from petition.endorsements.forms import canonical_email
-
     row = await endorsement_for_token(db, endorsement_id=endorsement_id, nonce=nonce)
     if row is None:
         return None

@@ -11,8 +11,8 @@ from starlette.routing import Route
 
 from petition import i18n
 from petition.abuse.limits import data_request_allowed
-from petition.endorsements.forms import CONSENT_VERSION, canonical_email
 from petition.endorsements.states import EndorsementState, can_transition
+from petition.endorsements.vocabulary import CONSENT_VERSION, canonical_email
 from petition.i18n import gettext as _
 from petition.privacy.queries import (
     WithdrawOutcome,

@@ -101,13 +101,10 @@ class PublicCache:
 
 def public_cache(request: Request) -> PublicCache:
     """The cache of this application (one per process, kept with the services)."""
-    services = request.state.services
-    extras: dict[str, Any] = services.extras
-    cache = extras.get("public_cache")
-    if cache is None:
-        threshold = services.settings.anonymous_count_threshold
-        cache = extras["public_cache"] = PublicCache(anonymous_count_threshold=threshold)
-    return cache  # type: ignore[no-any-return]
+    # Not through petition.web: the public reads (publish.cached) import this module, and the
+    # domain imports no web code (the contracts in pyproject.toml).
+    cache: PublicCache = request.state.services.public_cache
+    return cache
 
 
 def listed_changed(request: Request, appeal_id: int) -> None:

@@ -12,6 +12,7 @@ from petition.db import Database, Row
 from petition.endorsements.queries import listed_condition
 from petition.endorsements.states import Visibility
 from petition.endorsements.tables import endorsements
+from petition.endorsements.vocabulary import normalise_name
 from petition.settings import Settings
 
 e = endorsements
@@ -108,8 +109,6 @@ def _named_conditions(appeal: Row, *, country: str | None, organisation_type: st
     if organisation_type:
         conditions.append(e.c.organisation_type == organisation_type)
     if search:
-        from petition.endorsements.forms import normalise_name
-
         # Every word must occur, ignoring case, accents, punctuation and spaces:
         # "pro asyl" and "asyl" find "PRO ASYL", "ev" finds "Connection e.V.".
         squeezed = sa.func.replace(e.c.name_normalised, " ", "")

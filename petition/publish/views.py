@@ -20,8 +20,8 @@ from petition.abuse.limits import EXPORT_WINDOW, export_allowed
 from petition.appeals.queries import current_titles, list_appeals
 from petition.appeals.states import AppealStatus
 from petition.db import Row
-from petition.endorsements.forms import ORGANISATION_TYPE_LABELS
 from petition.endorsements.states import ORGANISATION_TYPES
+from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
 from petition.publish.cache import public_cache
 from petition.publish.cached import appeal_by_slug, appeal_text, list_version, listed_counts
 from petition.publish.http import Download, PublicJSONResponse, etag_of, not_modified, revalidatable, tagged

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 
-from petition.endorsements.forms import canonical_email
+from petition.endorsements.vocabulary import canonical_email
 from petition.tokens import Purpose, Tokens
 from tests.conftest import BASE_URL, TEST_SECRET
 from tests.support import links, run_sql, wait_for_mail

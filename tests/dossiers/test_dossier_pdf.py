@@ -91,7 +91,7 @@ def build_via_worker(client: TestClient, settings: Settings, appeal_id: int, cou
         return await jobs.queue_build(services.db, appeal_id=appeal_id, country=country)
 
     dossier_id = client.portal.call(queue)
-    services.extras["dossier_worker"].notify()
+    services.dossier_worker.notify()
 
     async def state() -> dict | None:
         row = await jobs.get_dossier(services.db, dossier_id=dossier_id)

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from weasyprint import HTML
 
-from petition.dossiers import render
+from petition.dossiers import typesetting
 from petition.dossiers.content import AppealText, DossierContent, Signatory, canonical_list
-from petition.dossiers.render import Presentation, direction, label_runs, render_pdf
+from petition.dossiers.presentation import Presentation, direction
+from petition.dossiers.render import label_runs, render_pdf
 from petition.i18n import translations
 from tests.dossiers.factories import run
 
@@ -137,11 +138,11 @@ def test_the_renderer_replaces_weasyprints_user_agent_stylesheet(tmp_path: Path)
     # weasyprint asks HTML._ua_stylesheets() for its user-agent sheets (no public API):
     # if a weasyprint release renames it, dossiers would silently lose the fast cascade.
     assert callable(getattr(HTML, "_ua_stylesheets", None))
-    document_class = render._html_class()
+    document_class = typesetting._html_class()
     assert issubclass(document_class, HTML)
     assert len(document_class(string="<p>x</p>")._ua_stylesheets()) == 1
     # What the dossier's markup needs from a user-agent sheet still holds with ours.
-    rendered = render.render_html(
+    rendered = typesetting.render_html(
         "<html><head><title>Kopf</title></head><body><h1>Titel</h1>"
         "<ul><li>Punkt</li></ul><p>Absatz <strong>fett</strong></p></body></html>",
         variant=None,
@@ -157,6 +158,6 @@ def test_the_renderer_replaces_weasyprints_user_agent_stylesheet(tmp_path: Path)
 def test_weasyprint_runs_on_a_stack_chunk_of_its_own() -> None:
     # CPython 3.11 mmaps and munmaps a 16 KiB stack chunk each time a call crosses a
     # chunk boundary: the render is called from a frame that makes the interpreter give
-    # it 1 MiB at once (render.on_roomy_stack explains the measurements).
-    assert render.on_roomy_stack.__code__.co_stacksize >= 1 << 16
-    assert render.on_roomy_stack(divmod, 7, 2) == (3, 1)
+    # it 1 MiB at once (typesetting.on_roomy_stack explains the measurements).
+    assert typesetting.on_roomy_stack.__code__.co_stacksize >= 1 << 16
+    assert typesetting.on_roomy_stack(divmod, 7, 2) == (3, 1)

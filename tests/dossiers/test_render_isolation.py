@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from petition.dossiers import render
-from petition.dossiers.render import ASSETS_DIR, asset_path, render_html
+from petition.dossiers import typesetting
+from petition.dossiers.typesetting import ASSETS_DIR, asset_path, render_html
 from tests.dossiers.test_dossier_pdf import Listener
 
 
@@ -24,7 +24,7 @@ def test_real_markup_that_points_outside_fetches_nothing(tmp_path: Path) -> None
         f'<p style="background: url(http://127.0.0.1:{listener.port}/bg)">text</p></body></html>'
     )
     seen: list[str] = []
-    fetcher = render.url_fetcher()
+    fetcher = typesetting.url_fetcher()
     original = type(fetcher).fetch
 
     def spy(self, url, headers=None):  # type: ignore[no-untyped-def]

@@ -23,7 +23,9 @@ from starlette.testclient import TestClient
 from petition.app import create_app
 from petition.appeals.queries import DEMO_SLUG, get_appeal
 from petition.dossiers.content import AppealText, DossierContent, Signatory, canonical_list
-from petition.dossiers.render import LIST_DIGEST_KEY, Presentation, render_pdf
+from petition.dossiers.join import LIST_DIGEST_KEY
+from petition.dossiers.presentation import Presentation
+from petition.dossiers.render import render_pdf
 from petition.dossiers.sign import SigningConfig, format_fingerprint, sign_pdf_bytes
 from petition.dossiers.tables import dossiers
 from petition.i18n import translations

@@ -13,7 +13,7 @@ import psutil
 from starlette.testclient import TestClient
 
 from petition.app import create_app
-from petition.dossiers import render
+from petition.dossiers import render_pool
 from petition.settings import Settings
 from tests.conftest import BASE_URL
 from tests.support import csrf_from, wait_for
@@ -65,8 +65,8 @@ def meet(directory: str, expected: int, wait: float) -> bool:
 
 def all_render_processes_free(directory: Path, wait: float = 2.5) -> bool:
     directory.mkdir()
-    workers = render.pool_workers()
-    futures = [render.pool().submit(meet, str(directory), workers, wait) for _ in range(workers)]
+    workers = render_pool.pool_workers()
+    futures = [render_pool.pool().submit(meet, str(directory), workers, wait) for _ in range(workers)]
     return all(future.result(timeout=60) for future in futures)
 
 
@@ -92,7 +92,7 @@ def test_verify_uploads_are_limited_per_client(make_site: Any) -> None:
 def test_a_slow_pdf_is_checked_in_its_own_pool_and_times_out(make_site: Any, tmp_path: Path) -> None:
     client = make_site(verify_timeout=1).client
     assert upload(client, SMALL).status_code == 200  # the checking process runs
-    render.start_pool()
+    render_pool.start_pool()
     assert all_render_processes_free(tmp_path / "before", wait=10)  # and ready
     slow = form_fields_pdf(60_000)  # 4.5 MB; about 5 s of CPU to parse
     token = csrf_from(client.get("/verify").text)
@@ -159,10 +159,11 @@ def test_no_pool_process_outlives_the_app(settings: Settings) -> None:
     me = psutil.Process()
     with TestClient(create_app(settings), base_url=BASE_URL) as client:
         assert upload(client, SMALL).status_code == 200  # the verification pool
-        render.start_pool()  # the dossier pool, one of its processes busy for a minute
-        busy = render.pool().submit(time.sleep, 60)
+        render_pool.start_pool()  # the dossier pool, one of its processes busy for a minute
+        busy = render_pool.pool().submit(time.sleep, 60)
         wait_for(busy.running)
-        processes = wait_for(lambda: (found := _pool_processes(me)) and len(found) >= render.pool_workers() and found)
+        processes = wait_for(
+            lambda: (found := _pool_processes(me)) and len(found) >= render_pool.pool_workers() and found)
         stopping = time.monotonic()
     assert time.monotonic() - stopping < 20  # the busy one was ended, not waited for
 

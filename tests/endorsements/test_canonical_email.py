@@ -15,7 +15,8 @@ from email.message import EmailMessage
 import pytest
 from email_validator import validate_email
 
-from petition.endorsements.forms import WebsiteError, canonical_email, normalise_website
+from petition.endorsements.forms import WebsiteError, normalise_website
+from petition.endorsements.vocabulary import canonical_email
 from tests.conftest import BASE_URL
 from tests.support import SMTPServer, csrf_from, db_rows, links, mail_to
 

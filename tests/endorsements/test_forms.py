@@ -6,12 +6,11 @@ import pytest
 
 from petition.endorsements.forms import (
     WebsiteError,
-    canonical_email,
     clean_line,
-    normalise_name,
     normalise_website,
     parse_endorsement_form,
 )
+from petition.endorsements.vocabulary import canonical_email, normalise_name
 from tests.support import valid_form
 
 

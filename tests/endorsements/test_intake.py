@@ -16,7 +16,8 @@ from petition.db import Database
 from petition.endorsements.forms import parse_endorsement_form
 from petition.endorsements.intake import Intake
 from petition.endorsements.queries import SubmitOutcome
-from petition.outbox.messages import Mailer
+from petition.outbox.messages import Mailer, enqueue_email
+from petition.outbox.tables import outbox
 from petition.settings import Settings
 from petition.tokens import Tokens
 from tests.conftest import make_settings
@@ -233,3 +234,27 @@ def test_a_twin_in_the_same_group_waits_beside_the_record_and_changes_nothing(ro
     mails = db_rows(database_url, "SELECT context FROM outbox WHERE kind = 'confirm' ORDER BY id")
     assert len(mails) == 2 and {version["token_nonce"], record["token_nonce"]} == {
         json.loads(m["context"])["confirm_url"]["nonce"] for m in mails}
+
+
+def test_the_grouped_intake_queues_the_row_enqueue_email_would(roomy_settings, database_url):
+    """On PostgreSQL the intake's own statement writes the confirmation email's outbox row: it must
+    be the row the outbox itself writes for that email, in every column but ids and times."""
+    assert submit_together(roomy_settings, [valid_form(contact_email="same@row.example")]) == [SubmitOutcome.NEW]
+    [taken] = db_rows(database_url, "SELECT * FROM outbox")
+
+    async def enqueue() -> None:
+        db = Database(roomy_settings.database_url)
+        await db.connect()
+        try:
+            async with db.write():
+                await enqueue_email(db, settings=roomy_settings, name=taken["kind"], to=taken["to_addr"],
+                                    language=taken["language"], context=json.loads(taken["context"]),
+                                    endorsement_id=taken["endorsement_id"])
+        finally:
+            await db.disconnect()
+
+    asyncio.run(enqueue())
+    [queued] = db_rows(database_url, "SELECT * FROM outbox WHERE id <> $1", taken["id"])
+    assert set(taken) == {column.name for column in outbox.c}  # a column added later is compared too
+    unique = {"id", "message_id", "next_attempt_at", "created_at"}
+    assert {k: v for k, v in taken.items() if k not in unique} == {k: v for k, v in queued.items() if k not in unique}

@@ -205,7 +205,7 @@ def dossier_text(database_url: str, country: str, *, anonymous_threshold: int) -
     from petition.appeals.queries import get_appeal
     from petition.db import Database
     from petition.dossiers.content import gather_content
-    from petition.dossiers.render import Presentation, build_html
+    from petition.dossiers.presentation import Presentation, build_html
 
     async def go() -> tuple[str, bytes]:
         db = Database(database_url)

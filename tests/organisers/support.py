@@ -14,8 +14,8 @@ from petition.appeals.queries import create_appeal, save_text
 from petition.appeals.states import AppealStatus, Moderation
 from petition.appeals.textfile import content_hash
 from petition.db import Database
-from petition.endorsements.forms import normalise_name
 from petition.endorsements.tables import endorsements
+from petition.endorsements.vocabulary import normalise_name
 from petition.organisers.passwords import hash_password
 from petition.organisers.queries import create_organiser
 from petition.organisers.roles import Role

@@ -84,9 +84,7 @@ def insert_endorsements(database_url: str, count: int, *, row: Callable[[int], d
 
 def forget_cached(client: Any) -> None:
     """Drop what the app's public cache holds (rows were written behind its back)."""
-    cache = client.app.state.services.extras.get("public_cache")
-    if cache is not None:
-        cache.invalidate()
+    client.app.state.services.public_cache.invalidate()
 
 
 def _endorsed_at(value: Any) -> str:

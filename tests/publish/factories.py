@@ -14,8 +14,8 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from petition.appeals.queries import DEMO_SLUG, get_appeal
-from petition.endorsements.forms import normalise_name
 from petition.endorsements.tables import endorsements
+from petition.endorsements.vocabulary import normalise_name
 
 _serial = itertools.count(1)
 
@@ -50,9 +50,7 @@ def add_endorsement(client: TestClient, *, name: str, country: str = "DE", state
             )))
 
     endorsement_id = client.portal.call(insert)  # type: ignore[union-attr]
-    cache = services.extras.get("public_cache")
-    if cache is not None:
-        cache.invalidate()
+    services.public_cache.invalidate()
     return endorsement_id
 
 

@@ -58,7 +58,7 @@ def test_a_csv_revalidation_is_answered_without_building_the_list(make_site, dat
     insert_endorsements(database_url, 3000)
     services = client.app.state.services
     # A public cache whose entries outlive a slow test run (the app's keeps them 5 s).
-    services.extras["public_cache"] = PublicCache(ttl=600, anonymous_count_threshold=3)
+    services.public_cache = PublicCache(ttl=600, anonymous_count_threshold=3)
     statements = Statements(services.db, monkeypatch)
 
     first = client.get(CSV)

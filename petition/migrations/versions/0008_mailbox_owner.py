@@ -17,7 +17,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _canonical_email(value: str) -> str:
-    """`petition.endorsements.forms.canonical_email` as of this revision (a migration must not
+    """`petition.endorsements.vocabulary.canonical_email` as of this revision (a migration must not
     change when that function does later)."""
     import re
 

@@ -1,3 +1,10 @@
+"""The public appeal pages: the list at /, an appeal with its form, the endorse POST, "check your email".
+
+The POST lives next to the page because a form with errors comes back as that page;
+what it submits is taken in by the endorsements domain (`endorsements.forms` validates,
+`endorsements.intake` records and queues the email).
+"""
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,8 +18,9 @@ from petition import countries, i18n
 from petition.appeals.queries import current_text, current_titles, get_appeal, list_appeals
 from petition.appeals.states import AppealStatus
 from petition.db import Row
-from petition.endorsements.forms import HONEYPOT_FIELD, ORGANISATION_TYPE_LABELS, parse_endorsement_form
+from petition.endorsements.forms import HONEYPOT_FIELD, parse_endorsement_form
 from petition.endorsements.queries import SubmitOutcome
+from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
 from petition.publish.cache import public_cache
 from petition.publish.cached import appeal_by_slug, appeal_text, listed_counts, newest_named
 from petition.publish.chart import country_chart

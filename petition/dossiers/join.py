@@ -1,0 +1,151 @@
+"""Joining the rendered documents into one dossier PDF with pypdf (in a pool process).
+
+The chunks are concatenated, and what is printed on every page is laid over the pages
+as form XObjects, so nothing is rendered twice: the running head and list digest (one
+small document with one page per page size, shared by every page of that size) and
+"page X of Y" (documents of one label per page). The canonical list is attached, and
+its digest written into the metadata under `LIST_DIGEST_KEY`, which verification reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Any
+
+CANONICAL_LIST_NAME = "canonical-list.txt"
+LIST_DIGEST_KEY = "/PetitionListSHA256"
+MARKS_XOBJECT = "/PetitionPageMarks"
+LABEL_XOBJECT = "/PetitionPageLabel"
+
+
+@dataclass(frozen=True)
+class JoinSpec:
+    title: str
+    author: str
+    language: str
+    list_sha256: str
+    canonical_list: bytes
+
+
+def join_chunks(
+    chunks: Sequence[bytes], marks: bytes, labels: Sequence[bytes], spec: JoinSpec
+) -> bytes:
+    """Concatenate the chunks, lay the marks and labels over every page, attach the list.
+
+    `marks` has one page per page size (portrait, then landscape); `labels` hold one
+    page per page of the chunks, in order.
+    """
+    import datetime as dt
+
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import (
+        ArrayObject,
+        DecodedStreamObject,
+        DictionaryObject,
+        NameObject,
+        NumberObject,
+        TextStringObject,
+    )
+
+    writer = PdfWriter(clone_from=PdfReader(BytesIO(chunks[0])))
+    for data in chunks[1:]:
+        writer.append(PdfReader(BytesIO(data)), import_outline=False)
+
+    label_pages = [page for data in labels for page in PdfReader(BytesIO(data)).pages]
+    if len(label_pages) != len(writer.pages):
+        raise RuntimeError(f"{len(label_pages)} page labels for {len(writer.pages)} pages")
+    shared = {
+        _landscape(page): writer._add_object(_form(writer, page))
+        for page in PdfReader(BytesIO(marks)).pages
+    }
+    opening = writer._add_object(_stream(DecodedStreamObject, b"q\n"))
+    closing = writer._add_object(
+        _stream(
+            DecodedStreamObject,
+            b"\nQ\nq " + MARKS_XOBJECT.encode() + b" Do Q q " + LABEL_XOBJECT.encode() + b" Do Q\n",
+        )
+    )
+    for page, label in zip(writer.pages, label_pages, strict=True):
+        landscape = _landscape(page)
+        if landscape != _landscape(label) or landscape not in shared:
+            raise RuntimeError("a page label or page mark does not fit its page")
+        # Pages may share one resource dictionary: give each page its own shallow copy.
+        resources = (
+            DictionaryObject(page["/Resources"].get_object())
+            if "/Resources" in page
+            else DictionaryObject()
+        )
+        xobjects = (
+            DictionaryObject(resources["/XObject"].get_object())
+            if "/XObject" in resources
+            else DictionaryObject()
+        )
+        xobjects[NameObject(MARKS_XOBJECT)] = shared[landscape]
+        xobjects[NameObject(LABEL_XOBJECT)] = writer._add_object(_form(writer, label))
+        resources[NameObject("/XObject")] = xobjects
+        page[NameObject("/Resources")] = resources
+        contents = page["/Contents"].get_object() if "/Contents" in page else ArrayObject()
+        old = list(contents) if isinstance(contents, ArrayObject) else [page.raw_get("/Contents")]
+        page[NameObject("/Contents")] = ArrayObject([opening, *old, closing])
+    del label_pages
+
+    attachment = writer.add_attachment(CANONICAL_LIST_NAME, spec.canonical_list)
+    attachment.subtype = NameObject("/text#2Fplain")
+    attachment.associated_file_relationship = NameObject("/Data")
+    attachment.description = TextStringObject(
+        "The canonical list whose SHA-256 is printed on the cover"
+    )
+    attachment.modification_date = dt.datetime.now(dt.UTC)
+    attachment.size = NumberObject(len(spec.canonical_list))
+    writer._root_object[NameObject("/AF")] = ArrayObject(
+        [writer._add_object(attachment.pdf_object)]
+    )
+    writer._root_object[NameObject("/Lang")] = TextStringObject(spec.language)
+
+    writer.add_metadata(
+        {
+            "/Title": spec.title,
+            "/Author": spec.author,
+            "/Creator": "petition",
+            LIST_DIGEST_KEY: spec.list_sha256,
+        }
+    )
+    out = BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _landscape(page: Any) -> bool:
+    return bool(page.mediabox.width > page.mediabox.height)
+
+
+def _form(writer: Any, page: Any) -> Any:
+    """A page of another PDF as a form XObject for `writer`."""
+    from pypdf.generic import DecodedStreamObject, NameObject
+
+    form = _stream(DecodedStreamObject, _page_content(page))
+    form.update(
+        {
+            NameObject("/Type"): NameObject("/XObject"),
+            NameObject("/Subtype"): NameObject("/Form"),
+            NameObject("/BBox"): page.mediabox,
+            NameObject("/Resources"): page["/Resources"].get_object().clone(writer),
+        }
+    )
+    return form
+
+
+def _stream(cls: Any, data: bytes) -> Any:
+    stream = cls()
+    stream.set_data(data)
+    return stream
+
+
+def _page_content(page: Any) -> bytes:
+    from pypdf.generic import ArrayObject
+
+    contents = page["/Contents"].get_object()
+    parts = list(contents) if isinstance(contents, ArrayObject) else [contents]
+    return b"\n".join(part.get_object().get_data() for part in parts)

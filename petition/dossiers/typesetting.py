@@ -1,0 +1,174 @@
+"""weasyprint, as each pool process runs it: HTML in, PDF bytes and page orientations out.
+
+weasyprint gets a user-agent stylesheet of our own (`assets/ua.css`): its HTML5 one
+makes the cascade compute six pseudo-element styles for every element. Its URL fetcher
+serves the dossier's own assets and nothing else.
+
+This module is what the render pool's processes import: it loads weasyprint only when
+a document is rendered, and nothing of the web application.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from petition.resources import package_path
+
+ASSETS_DIR = package_path("dossiers", "assets")
+ASSETS_URL = ASSETS_DIR.as_uri() + "/"
+UA_STYLESHEET = ASSETS_DIR / "ua.css"
+PDF_VARIANT = "pdf/a-3b"
+
+
+def _fetcher_class() -> type:
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class AssetFetcher(URLFetcher):  # type: ignore[misc]
+        """Serves the dossier's own assets and refuses every other URL.
+
+        No network, no `data:`, no file outside `petition/dossiers/assets/`: a name
+        that somehow became markup still fetches nothing.
+        """
+
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            path = asset_path(url)
+            if path is None:
+                raise ValueError(f"the dossier renderer fetches no {url[:80]!r}")
+            return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": _mime(path)})
+
+    return AssetFetcher
+
+
+def asset_path(url: str) -> Path | None:
+    """The file an asset URL names, if it is a file directly inside the assets folder."""
+    parts = urlsplit(url)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost") or parts.query:
+        return None
+    path = Path(unquote(parts.path))
+    try:
+        resolved = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if resolved.parent != ASSETS_DIR or not resolved.is_file():
+        return None
+    return resolved
+
+
+def _mime(path: Path) -> str:
+    return {".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}.get(
+        path.suffix, "application/octet-stream"
+    )
+
+
+#: Built on first use in each process: the URL fetcher and the `HTML` class.
+_process_cache: dict[str, Any] = {}
+
+
+def url_fetcher() -> Any:
+    if "fetcher" not in _process_cache:
+        _process_cache["fetcher"] = _fetcher_class()(
+            allowed_protocols={"file"}, fail_on_errors=False
+        )
+    return _process_cache["fetcher"]
+
+
+def _html_class() -> type:
+    """weasyprint's `HTML` with the dossier's user-agent stylesheet instead of its own.
+
+    weasyprint asks `HTML._ua_stylesheets()` for the user-agent sheets (70.0 does; no
+    public option replaces them): tests/dossiers/test_render.py fails if it goes away.
+    """
+    if "html" not in _process_cache:
+        from weasyprint import CSS, HTML
+
+        sheet = CSS(
+            string=UA_STYLESHEET.read_text(encoding="utf-8"),
+            base_url=ASSETS_URL,
+            url_fetcher=url_fetcher(),
+        )
+
+        class DossierDocument(HTML):  # type: ignore[misc]
+            def _ua_stylesheets(self, forms: bool = False) -> list[Any]:
+                return [sheet]
+
+        _process_cache["html"] = DossierDocument
+    return _process_cache["html"]  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    pdf: bytes
+    landscape: tuple[bool, ...]  # one per page
+
+    @property
+    def pages(self) -> int:
+        return len(self.landscape)
+
+
+def render_html(html: str, *, variant: str | None = PDF_VARIANT) -> Rendered:
+    """One HTML document to PDF bytes, with the orientation of each page (in a pool process).
+
+    The cyclic garbage collector is off while weasyprint works: its layout allocates
+    millions of objects and the collector kept rescanning them (a tenth of a chunk's
+    time). The peak is the same without it; the garbage goes in one collection after.
+    """
+    gc.disable()
+    try:
+        rendered = on_roomy_stack(_render, html, variant)
+    finally:
+        gc.enable()
+    _release_memory()
+    return rendered
+
+
+def _render(html: str, variant: str | None) -> Rendered:
+    document = _html_class()(string=html, base_url=ASSETS_URL, url_fetcher=url_fetcher()).render()
+    pdf = document.write_pdf(pdf_variant=variant) if variant else document.write_pdf()
+    return Rendered(pdf, tuple(page.width > page.height for page in document.pages))
+
+
+def on_roomy_stack(fn: Callable[..., Any], /, *args: Any) -> Any:
+    """`fn(*args)`, called from a frame that reserves room for the whole call stack below it.
+
+    CPython 3.11 keeps Python frames in 16 KiB chunks, mmap()ed when a call does not fit
+    in the current chunk and munmap()ed when that call returns. weasyprint's layout
+    recurses up and down thousands of times a second; where its depth straddled a chunk
+    boundary, one 1,000-row chunk cost ~84,000 mmap/munmap pairs and a fifth to a half
+    of its time in the kernel, depending on where the boundary fell. This frame reserves
+    64 Ki slots (see below), so the interpreter gives it a chunk of its own of 1 MiB,
+    and every frame of the render fits in the rest of that chunk.
+    """
+    return fn(*args)
+
+
+on_roomy_stack.__code__ = on_roomy_stack.__code__.replace(co_stacksize=1 << 16)
+
+
+def _release_memory() -> None:
+    """Give a finished document's memory back to the system before the next one.
+
+    A chunk's layout is ~100 MiB of small objects in reference cycles; freed, glibc keeps
+    most of it mapped in the process, and each pool process would hold its largest
+    chunk's worth for good.
+    """
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
+def prepare_process() -> None:
+    """Each pool process, as it starts: load the fonts before the first document arrives.
+
+    Then `gc.freeze()`: the modules and caches loaded so far live as long as the process,
+    so the collection after each document need not scan them again.
+    """
+    render_html("<p style=\"font-family: 'Noto Sans'\">·</p>", variant=None)
+    gc.freeze()
