@@ -27,6 +27,7 @@ from petition.dossiers.render import shutdown_pool as shutdown_render_pool
 from petition.dossiers.verify_pool import VerifyPool
 from petition.dossiers.views import UploadLimitMiddleware
 from petition.endorsements.intake import Intake
+from petition.endorsements.lifecycle import Lifecycle
 from petition.i18n_middleware import LanguageMiddleware
 from petition.migrations.runner import upgrade_async
 from petition.organisers import views as organiser_views
@@ -36,6 +37,7 @@ from petition.outbox.worker import OutboxWorker
 from petition.privacy import views as privacy_views
 from petition.privacy.housekeeping import Housekeeper
 from petition.publish import views as publish_views
+from petition.publish.cache import PublicCache
 from petition.security import CSRF, BodySizeLimitMiddleware, PathGuardMiddleware, SecurityHeadersMiddleware
 from petition.settings import Settings, load_settings, private_directory
 from petition.templating import make_templates
@@ -129,6 +131,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     db = Database(settings.database_url)
     mailer = Mailer(settings)
     tokens = Tokens(str(settings.secret_key))
+    # Made here, not on first use: the life cycle's one hook drops its entries after every change.
+    cache = PublicCache(anonymous_count_threshold=settings.anonymous_count_threshold)
     services = Services(
         settings=settings,
         db=db,
@@ -137,7 +141,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         tokens=tokens,
         csrf=CSRF(settings),
         intake=Intake(db, settings, mailer, tokens),
+        lifecycle=Lifecycle(db, mailer, on_public_change=cache.invalidate),
     )
+    services.extras["public_cache"] = cache
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:

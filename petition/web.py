@@ -23,6 +23,7 @@ from petition.tokens import Tokens
 
 if TYPE_CHECKING:
     from petition.endorsements.intake import Intake
+    from petition.endorsements.lifecycle import Lifecycle
     from petition.outbox.worker import OutboxWorker
 
 
@@ -35,6 +36,7 @@ class Services:
     tokens: Tokens
     csrf: CSRF
     intake: Intake
+    lifecycle: Lifecycle
     worker: OutboxWorker | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
