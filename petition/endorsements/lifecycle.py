@@ -12,11 +12,11 @@ endorsement counts or may come to count (`MAILBOX_CONFIRMED`) is entered only by
 owner pressing Confirm, or from another such state. Organisers approve, reject and release,
 but never list what its mailbox did not confirm (`may`).
 
-Web handlers go through `Lifecycle`, the application's one instance, which tells the public
-side after each change (its one hook: the public cache's invalidation in a web process,
-nothing in the command line). The functions below it are the transactions themselves, for
-callers with no public side to tell: the intake (a submission lists nothing yet), the
-housekeeping (a purge deletes only what was never listed) and the tests.
+Web handlers go through `Lifecycle` (at the end), the application's one instance, which tells
+the public side after each change (its one hook: the public cache's invalidation in a web
+process, nothing in the command line). The module's functions are the transactions themselves,
+for callers with no public side to tell: the intake (a submission lists nothing yet), the
+housekeeping (a purge deletes only what was never listed), benchmarks and tests.
 """
 
 from __future__ import annotations
@@ -134,7 +134,8 @@ def _movable(event: Event) -> sa.ColumnElement[bool]:
     return condition
 
 
-def _target(event: Event) -> EndorsementState:
+def target_of(event: Event) -> EndorsementState:
+    """The state `event` leaves a record in (a new record's: `target_of(Event.SUBMIT)`)."""
     target = TRANSITIONS[event].target
     assert target is not None, f"{event} deletes the record"
     return target
@@ -275,7 +276,7 @@ async def _submit(db: Database, *, mailer: Mailer, appeal: Row, text: Row, data:
         nonce = new_nonce()
         if existing is None:
             endorsement_id = int(await db.execute(e.insert().values(
-                **submitted, appeal_id=appeal["id"], state=_target(Event.SUBMIT).value, token_nonce=nonce,
+                **submitted, appeal_id=appeal["id"], state=target_of(Event.SUBMIT).value, token_nonce=nonce,
                 hold_reason=hold_reason, created_at=now, updated_at=now)))
             outcome = SubmitOutcome.NEW
         elif existing["state"] in RESUBMITTABLE:
@@ -335,7 +336,7 @@ async def confirm_endorsement(db: Database, *, mailer: Mailer, endorsement_id: i
         event = Event.HOLD if hold else Event.CONFIRM
         if not may(event, row["state"]):
             return ConfirmOutcome.GONE, row
-        target_state = _target(event)
+        target_state = target_of(event)
         listed_now = target_state == S.CONFIRMED and appeal["moderation"] == Moderation.POST
         shown = target.shown
         updated = await db.fetch_one(
@@ -368,7 +369,7 @@ async def _decide(db: Database, *, event: Event, where: sa.ColumnElement[bool], 
     where confirmation alone lists; rejection takes it off every public list."""
     now = utcnow()
     values: dict[str, Any] = {
-        "state": _target(event).value, "moderated_at": now, "updated_at": now,
+        "state": target_of(event).value, "moderated_at": now, "updated_at": now,
         # A rejection is remembered (a later endorsement from the mailbox comes back to organisers);
         # approving or releasing is the organisers' answer to any hold.
         "hold_reason": HoldReason.REJECTED_BEFORE.value if event is Event.REJECT else None,
