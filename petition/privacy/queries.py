@@ -59,12 +59,14 @@ async def request_data_copy(db: Database, *, mailer: Mailer, email_canonical: st
     return True
 
 
+def _utc(value: dt.datetime) -> dt.datetime:
+    # Stored as naive UTC (petition.schema.UTCDateTime); some joined selects hand it back naive.
+    return (value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value).astimezone(dt.UTC)
+
+
 def _value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        # Stored as naive UTC (petition.schema.UTCDateTime); some joined selects hand it back naive.
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        return _utc(value).isoformat().replace("+00:00", "Z")
     return value
 
 
@@ -121,8 +123,11 @@ async def export_data(db: Database, *, env: jinja2.Environment, endorsement_id: 
         record["emails"] = [{**{k: _value(m[k]) for k in m.keys() if k not in ("endorsement_id", "context")},
                              "subject": queued_subject(env, m)}
                             for m in emails if m["endorsement_id"] == r["id"]]
+        # Only since the record was made: on SQLite a purged record's number can come back as a
+        # new record's, and the audit rows of the one gone are not this one's.
         record["events"] = [{"action": ev["action"], "at": _value(ev["created_at"])}
-                            for ev in events if ev["target_id"] == r["id"]]
+                            for ev in events if ev["target_id"] == r["id"]
+                            and _utc(ev["created_at"]) >= _utc(r["created_at"])]
         record["waiting_submissions"] = [
             {"submitted_at": _value(w["created_at"]), "hold_reason": w["hold_reason"], **json.loads(w["data"])}
             for w in waiting if w["endorsement_id"] == r["id"]]
