@@ -105,7 +105,7 @@ MAILBOX_CONFIRMED = frozenset({S.CONFIRMED, S.APPROVED, HELD})
 RESUBMITTABLE = TRANSITIONS[Event.CONFIRM].sources | TRANSITIONS[Event.HOLD].sources
 
 #: The events an organiser decides in the organiser area.
-DECISIONS = tuple(event for event, move in TRANSITIONS.items() if ORGANISER in move.by)
+ORGANISER_EVENTS = tuple(event for event, move in TRANSITIONS.items() if ORGANISER in move.by)
 
 #: At most this many endorsements in one decision (one IN list, within every backend's limits).
 MAX_BULK = 5000
@@ -402,7 +402,7 @@ async def _decide(db: Database, *, event: Event, where: sa.ColumnElement[bool], 
 
 async def _decide_ids(db: Database, *, ids: Sequence[int], event: Event, organiser_id: int,
                       seen_at: dt.datetime | None) -> list[Row]:
-    if event not in DECISIONS:
+    if event not in ORGANISER_EVENTS:
         raise ValueError(f"not a moderation decision: {event}")
     unique = sorted(set(ids))[:MAX_BULK]
     if not unique:
