@@ -18,10 +18,9 @@ import sqlalchemy as sa
 from petition.appeals.queries import create_appeal
 from petition.appeals.states import Moderation
 from petition.db import Database
-from petition.endorsements.states import EndorsementState
+from petition.endorsements.lifecycle import Event, decide
 from petition.endorsements.tables import endorsements
 from petition.migrations.runner import upgrade
-from petition.organisers.moderation import decide
 from petition.schema import utcnow
 
 
@@ -52,10 +51,10 @@ async def main(n: int, url: str) -> None:
         bulk_ids = await _seed(db, bulk_appeal, n, "b")
         started = time.perf_counter()
         for endorsement_id in single_ids:
-            await decide(db, ids=[endorsement_id], target=EndorsementState.APPROVED, organiser_id=None)  # type: ignore[arg-type]
+            await decide(db, ids=[endorsement_id], event=Event.APPROVE, organiser_id=None)  # type: ignore[arg-type]
         baseline = time.perf_counter() - started
         started = time.perf_counter()
-        changed = await decide(db, ids=bulk_ids, target=EndorsementState.APPROVED, organiser_id=None)  # type: ignore[arg-type]
+        changed = await decide(db, ids=bulk_ids, event=Event.APPROVE, organiser_id=None)  # type: ignore[arg-type]
         bulk = time.perf_counter() - started
         assert len(changed) == n
     finally:

@@ -25,6 +25,7 @@ from petition.dossiers.render_pool import shutdown_pool as shutdown_render_pool
 from petition.dossiers.verify_pool import VerifyPool
 from petition.dossiers.views import UploadLimitMiddleware
 from petition.endorsements.intake import Intake
+from petition.endorsements.lifecycle import Lifecycle
 from petition.i18n_middleware import LanguageMiddleware
 from petition.migrations.runner import upgrade_async
 from petition.organisers import views as organiser_views
@@ -132,6 +133,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     db = Database(settings.database_url)
     mailer = Mailer(settings)
     tokens = Tokens(str(settings.secret_key))
+    # Made here, not on first use: the life cycle's one hook drops its entries after every change.
+    cache = PublicCache(anonymous_count_threshold=settings.anonymous_count_threshold)
     services = Services(
         settings=settings,
         db=db,
@@ -140,10 +143,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         tokens=tokens,
         csrf=CSRF(settings),
         intake=Intake(db, settings, mailer, tokens),
-        public_cache=PublicCache(anonymous_count_threshold=settings.anonymous_count_threshold),
+        public_cache=cache,
         organiser_sessions=Sessions(settings),
         organiser_devices=DeviceCookies(settings),
         pending_logins=PendingLogins(settings),
+        lifecycle=Lifecycle(db, mailer, on_public_change=cache.invalidate),
     )
 
     @contextlib.asynccontextmanager

@@ -157,17 +157,22 @@ def moderate() -> None:
 @click.option("--appeal", "slug", required=True, help="The appeal's slug.")
 @click.option("--all-confirmed", is_flag=True, required=True, help="Approve every confirmed endorsement.")
 def moderate_approve(slug: str, all_confirmed: bool) -> None:
-    """Approve the confirmed endorsements waiting for review."""
+    """Approve the confirmed endorsements waiting for review (audited, with no organiser)."""
     from petition.appeals.queries import get_appeal
-    from petition.endorsements.queries import approve_all_confirmed
+    from petition.endorsements.lifecycle import Lifecycle
+    from petition.outbox.messages import Mailer
+
+    settings = _settings()
 
     async def action(database: object) -> int:
         appeal = await get_appeal(database, slug=slug)  # type: ignore[arg-type]
         if appeal is None:
             raise click.ClickException(f"no appeal with the slug {slug!r}")
-        return await approve_all_confirmed(database, appeal_id=appeal["id"])  # type: ignore[arg-type]
+        # No public cache in this process to tell: the web processes' caches catch up within their lifetime.
+        lifecycle = Lifecycle(database, Mailer(settings))  # type: ignore[arg-type]
+        return await lifecycle.approve_all_confirmed(appeal_id=appeal["id"])
 
-    count = asyncio.run(_with_db(_settings(), action))
+    count = asyncio.run(_with_db(settings, action))
     click.echo(f"approved {count} endorsement(s)")
 
 

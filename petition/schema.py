@@ -51,6 +51,7 @@ def all_tables() -> sa.MetaData:
     """Import every feature's tables so the metadata is complete (Alembic, tests)."""
     from petition.abuse import tables as _abuse  # noqa: F401
     from petition.appeals import tables as _appeals  # noqa: F401
+    from petition.audit import tables as _audit  # noqa: F401
     from petition.dossiers import tables as _dossiers  # noqa: F401
     from petition.endorsements import tables as _endorsements  # noqa: F401
     from petition.organisers import tables as _organisers  # noqa: F401

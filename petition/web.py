@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from petition.dossiers.jobs import DossierWorker
     from petition.dossiers.verify_pool import VerifyPool
     from petition.endorsements.intake import Intake
+    from petition.endorsements.lifecycle import Lifecycle
     from petition.organisers.devices import DeviceCookies
     from petition.organisers.sessions import PendingLogins, Sessions
     from petition.outbox.messages import Mailer
@@ -46,6 +47,8 @@ class Services:
     organiser_sessions: Sessions
     organiser_devices: DeviceCookies
     pending_logins: PendingLogins
+    #: Every change of an endorsement's state (petition.endorsements.lifecycle).
+    lifecycle: Lifecycle
     # Set while the application runs (its lifespan starts and stops them).
     worker: OutboxWorker | None = None
     dossier_worker: DossierWorker | None = None

@@ -11,16 +11,10 @@ from petition import i18n
 from petition.abuse.limits import resend_allowed
 from petition.appeals.queries import current_text, get_appeal_by_id
 from petition.appeals.states import AppealStatus
-from petition.endorsements.queries import (
-    ConfirmOutcome,
-    confirm_endorsement,
-    get_endorsement,
-    link_target,
-    resend_confirmation,
-)
+from petition.endorsements.lifecycle import ConfirmOutcome, link_target
+from petition.endorsements.queries import get_endorsement, resend_confirmation
 from petition.endorsements.states import HELD, EndorsementState
 from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
-from petition.publish.cache import listed_changed
 from petition.templating import page_url
 from petition.tokens import ExpiredToken, InvalidToken, Purpose, TokenClaims
 from petition.web import client_ip, read_form, render, services
@@ -70,15 +64,12 @@ async def confirm(request: Request) -> Response:
     if isinstance(claims, Response):
         return claims
     svc = services(request)
-    outcome, _row = await confirm_endorsement(svc.db, mailer=svc.mailer, endorsement_id=claims.endorsement_id,
-                                              nonce=claims.nonce)
+    outcome, _row = await svc.lifecycle.confirm(endorsement_id=claims.endorsement_id, nonce=claims.nonce)
     if outcome is ConfirmOutcome.GONE and _row is None:
         return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
     if outcome is ConfirmOutcome.CLOSED and _row is not None:
         appeal = await get_appeal_by_id(svc.db, appeal_id=_row["appeal_id"])
         return render(request, "appeals/closed.html", {"appeal": appeal}, status=410, token_page=True)
-    if outcome in (ConfirmOutcome.CONFIRMED, ConfirmOutcome.HELD) and _row is not None:
-        listed_changed(request, _row["appeal_id"])
     # Post/redirect/get: the page shows the state, so a reload or a second POST changes nothing.
     return RedirectResponse(page_url(request, f"/confirm/{token}"), status_code=303)
 

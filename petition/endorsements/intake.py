@@ -39,7 +39,8 @@ from petition.abuse.limits import (
 from petition.appeals.queries import get_appeal_by_id
 from petition.appeals.states import AppealStatus
 from petition.db import Database, Row
-from petition.endorsements.queries import SubmitOutcome, confirmation_context, new_nonce, submit_endorsement
+from petition.endorsements.emails import confirmation_context
+from petition.endorsements.lifecycle import SubmitOutcome, new_nonce, submit_endorsement
 from petition.endorsements.states import EndorsementState as S
 from petition.endorsements.states import HoldReason
 from petition.outbox.messages import Mailer, outbox_values

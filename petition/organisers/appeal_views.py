@@ -17,14 +17,14 @@ from petition.appeals.queries import (
     set_status,
 )
 from petition.appeals.states import AppealStatus, Moderation
+from petition.audit.actions import AuditAction
+from petition.audit.queries import record
 from petition.db import INTEGRITY_ERRORS, Row
 from petition.i18n import LANGUAGE_NAMES, LANGUAGES, get_language
 from petition.i18n import gettext as _
 from petition.organisers.appeals import current_texts, text_versions, update_settings, valid_slug
-from petition.organisers.audit import AuditAction, record
 from petition.organisers.auth import admin_route, organiser
 from petition.organisers.roles import Role
-from petition.publish.cache import public_cache
 from petition.web import read_form, render, services
 
 #: What the status buttons may set; a draft is only where an appeal starts.
@@ -156,7 +156,7 @@ async def appeal_status(request: Request) -> Response:
             "Write the text in the default language before opening the appeal.")})
     if new != appeal["status"]:
         await set_status(db, appeal_id=appeal["id"], status=AppealStatus(new))
-        public_cache(request).invalidate()  # the appeal itself changed: slug entries too
+        services(request).lifecycle.public_changed()  # the appeal itself changed: slug entries too
         await record(db, organiser_id=organiser(request)["id"], action=AuditAction.APPEAL_STATUS,
                      target_type="appeal", target_id=appeal["id"], detail=f"{appeal['status']} -> {new}")
     return RedirectResponse(f"/admin/appeals/{appeal['id']}?done=status", status_code=303)
@@ -212,7 +212,7 @@ async def text_save(request: Request) -> Response:
                               addressees=values["addressees"], body=values["body"])
     if version is None:
         return RedirectResponse(f"/admin/appeals/{appeal['id']}?done=unchanged", status_code=303)
-    public_cache(request).invalidate()  # the appeal itself changed: slug entries too
+    services(request).lifecycle.public_changed()  # the appeal itself changed: slug entries too
     await record(db, organiser_id=organiser(request)["id"], action=AuditAction.APPEAL_TEXT,
                  target_type="appeal", target_id=appeal["id"], detail=f"language={language} version={version}")
     return RedirectResponse(f"/admin/appeals/{appeal['id']}?done=text", status_code=303)

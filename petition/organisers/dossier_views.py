@@ -15,6 +15,8 @@ from starlette.routing import Route
 
 from petition import countries
 from petition.appeals.queries import current_titles, get_appeal_by_id, list_appeals
+from petition.audit.actions import AuditAction
+from petition.audit.queries import record
 from petition.db import Database, Row
 from petition.dossiers.content import countries_with_signatories
 from petition.dossiers.jobs import get_dossier, list_dossiers, queue_build
@@ -22,7 +24,6 @@ from petition.dossiers.sign import certificate_fingerprint
 from petition.dossiers.states import DossierState
 from petition.dossiers.tables import dossiers
 from petition.i18n import get_language
-from petition.organisers.audit import AuditAction, record
 from petition.organisers.auth import admin_route, organiser
 from petition.organisers.params import text
 from petition.organisers.roles import Role

@@ -17,10 +17,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from petition.appeals.queries import current_titles, get_appeal_by_id, list_appeals
+from petition.audit.actions import AuditAction
+from petition.audit.queries import record
 from petition.db import Row
 from petition.endorsements.states import EndorsementState
 from petition.i18n import get_language
-from petition.organisers.audit import AuditAction, record
 from petition.organisers.auth import admin_route, organiser
 from petition.organisers.moderation import EXPORT_COLUMNS, export_rows
 from petition.organisers.params import optional_id

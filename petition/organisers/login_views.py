@@ -15,10 +15,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from petition.abuse.limits import is_trusted
+from petition.audit.actions import AuditAction
+from petition.audit.queries import record
 from petition.db import Row
 from petition.i18n import get_language
 from petition.i18n import gettext as _
-from petition.organisers.audit import AuditAction, record
 from petition.organisers.auth import ENROL_PATH, devices, pending_logins, safe_next, session_organiser, sessions
 from petition.organisers.params import text
 from petition.organisers.passwords import hash_password_async, needs_rehash, verify_password_async

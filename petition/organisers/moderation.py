@@ -1,9 +1,8 @@
-"""What moderators work with: finding endorsements, hints, state changes, typo fixes.
+"""What moderators work with: finding endorsements, hints, typo fixes.
 
-State changes are set-based (one UPDATE for a whole selection) and go through
-`petition.endorsements.states.organiser_sources`: the UPDATE only touches rows in a
-state from which an organiser may reach the target state, and never lists a record
-whose mailbox did not confirm it.
+Their decisions (approve, reject, release) are transitions of the endorsement life cycle
+(`petition.endorsements.lifecycle`): set-based, one UPDATE for a whole selection, and only
+where its table allows.
 """
 
 from __future__ import annotations
@@ -18,36 +17,24 @@ import sqlalchemy as sa
 
 from petition.appeals.states import Moderation
 from petition.appeals.tables import appeals
+from petition.audit.actions import AuditAction
+from petition.audit.queries import record
 from petition.db import Database, Row
 from petition.endorsements.forms import parse_endorsement_form
-from petition.endorsements.states import HELD, MAILBOX_CONFIRMED, EndorsementState, HoldReason, organiser_sources
+from petition.endorsements.lifecycle import Event
+from petition.endorsements.states import HELD, EndorsementState
 from petition.endorsements.tables import endorsements
 from petition.endorsements.vocabulary import canonical_email, normalise_name
 from petition.i18n import gettext as _
-from petition.organisers.audit import AuditAction, record, record_many
-from petition.schema import UTCDateTime, utcnow
+from petition.schema import utcnow
 
 S = EndorsementState
 e = endorsements
 
 #: The fields a moderator may correct: the public ones.
 EDITABLE_FIELDS = ("organisation_name", "country", "city", "organisation_type", "website", "comment")
-#: At most this many endorsements in one bulk request.
-MAX_BULK = 5000
-
-
-
-DECISIONS: dict[str, EndorsementState] = {"approve": S.APPROVED, "reject": S.REJECTED, "release": S.CONFIRMED}
-DECISION_AUDIT = {S.APPROVED: AuditAction.APPROVE, S.REJECTED: AuditAction.REJECT, S.CONFIRMED: AuditAction.RELEASE}
-
-
-def decision_condition(target: EndorsementState) -> sa.ColumnElement[bool]:
-    """The rows an organiser's decision may move (from the one transition table): in a state the
-    decision may leave, and — for a state that counts or may come to — confirmed by their mailbox."""
-    condition = e.c.state.in_(organiser_sources(target))
-    if target in MAILBOX_CONFIRMED:
-        condition = sa.and_(condition, e.c.confirmed_at.is_not(None))
-    return condition
+#: The decisions as the moderation forms name them.
+DECISIONS: dict[str, Event] = {"approve": Event.APPROVE, "reject": Event.REJECT, "release": Event.RELEASE}
 
 
 @dataclass(frozen=True)
@@ -164,54 +151,7 @@ async def hints_for(db: Database, *, rows: Sequence[Row]) -> dict[int, Hints]:
     return hints
 
 
-# --- decisions and corrections ------------------------------------------------------------------
-
-
-async def decide(db: Database, *, ids: Sequence[int], target: EndorsementState, organiser_id: int,
-                 seen_at: dt.datetime | None = None) -> list[int]:
-    """Approve, reject or release many endorsements at once, set-based; returns the ids that changed.
-
-    Rows whose state does not allow the transition are left alone, and so is every row its
-    mailbox never confirmed, and every row changed after `seen_at` (when the organiser's page
-    was made: its owner may have confirmed other facts since, which nobody has looked at).
-    Approval sets the public "endorsed" date once; release lists a held endorsement where
-    confirmation alone lists; rejection takes it off every public list.
-    """
-    if target not in DECISION_AUDIT:
-        raise ValueError(f"not a moderation decision: {target}")
-    unique = sorted(set(ids))[:MAX_BULK]
-    if not unique:
-        return []
-    now = utcnow()
-    values: dict[str, Any] = {"state": target.value, "moderated_at": now, "updated_at": now}
-    # Typed, so the aware datetime is stored as naive UTC like every other (asyncpg insists).
-    stamp = sa.literal(now, type_=UTCDateTime())
-    # One UPDATE per value of listed_at: (extra condition, listed_at).
-    updates: list[tuple[sa.ColumnElement[bool], Any]]
-    # A rejection is remembered (a later endorsement from the mailbox comes back to organisers);
-    # approving or releasing is the organisers' answer to any hold.
-    values["hold_reason"] = HoldReason.REJECTED_BEFORE.value if target == S.REJECTED else None
-    if target == S.APPROVED:
-        updates = [(sa.true(), sa.func.coalesce(e.c.listed_at, stamp))]
-    elif target == S.CONFIRMED:
-        # Released: listed at once where confirmation alone lists, else it joins the approval queue.
-        post = e.c.appeal_id.in_(sa.select(appeals.c.id).where(appeals.c.moderation == Moderation.POST.value))
-        updates = [(post, stamp), (sa.not_(post), None)]
-    else:
-        updates = [(sa.true(), None)]
-    async with db.write():
-        changed = []
-        for condition, listed_at in updates:
-            if seen_at is not None:
-                condition = sa.and_(condition, e.c.updated_at <= sa.literal(seen_at, type_=UTCDateTime()))
-            changed += await db.fetch_all(
-                e.update().where(e.c.id.in_(unique), decision_condition(target), condition)
-                .values(**values, listed_at=listed_at).returning(e.c.id)
-            )
-        changed_ids = sorted(int(row["id"]) for row in changed)
-        await record_many(db, organiser_id=organiser_id, action=DECISION_AUDIT[target],
-                          target_type="endorsement", target_ids=changed_ids)
-    return changed_ids
+# --- corrections ---------------------------------------------------------------------------------
 
 
 @dataclass

@@ -13,7 +13,8 @@ from starlette.routing import Route
 
 from petition import countries
 from petition.appeals.queries import list_appeals
-from petition.endorsements.states import HOLD_LABELS, EndorsementState, organiser_may
+from petition.endorsements.lifecycle import MAX_BULK, Event, may
+from petition.endorsements.states import HOLD_LABELS, EndorsementState
 from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
 from petition.i18n import get_language, ngettext
 from petition.i18n import gettext as _
@@ -21,23 +22,20 @@ from petition.organisers.auth import admin_route, organiser
 from petition.organisers.moderation import (
     DECISIONS,
     EDITABLE_FIELDS,
-    MAX_BULK,
     Filters,
     correct_endorsement,
     count_endorsements,
-    decide,
     find_endorsements,
     get_for_moderation,
     hints_for,
 )
 from petition.organisers.params import optional_id, page_number, text
 from petition.organisers.roles import Role
-from petition.publish.cache import listed_changed, public_cache
 from petition.schema import utcnow
 from petition.web import read_form, render, services
 
 S = EndorsementState
-_RESULT_KEYS = {S.APPROVED: "approved", S.REJECTED: "rejected", S.CONFIRMED: "released"}
+_RESULT_KEYS = {Event.APPROVE: "approved", Event.REJECT: "rejected", Event.RELEASE: "released"}
 PAGE_SIZES = (50, 100, 500, 1000)
 
 
@@ -159,9 +157,8 @@ async def bulk_decide(request: Request) -> Response:
         if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 12:
             raise HTTPException(400, "ids must be whole numbers")
         ids.append(int(raw))
-    changed = await decide(services(request).db, ids=ids, target=decision, organiser_id=organiser(request)["id"],
-                           seen_at=_seen_at(form))
-    public_cache(request).invalidate()
+    changed = await services(request).lifecycle.decide(ids=ids, event=decision, organiser_id=organiser(request)["id"],
+                                                       seen_at=_seen_at(form))
     key = _RESULT_KEYS[decision]
     return RedirectResponse(_with(_back(form.get("next"), "/admin/moderation"), **{key: len(changed)}),
                             status_code=303)
@@ -183,8 +180,8 @@ async def _detail(request: Request, row: dict[str, object], *, values: dict[str,
         "hints": hints[row["id"]],  # type: ignore[index]
         "values": values or {name: row[name] for name in EDITABLE_FIELDS},
         "errors": errors or {},
-        **{f"can_{name}": organiser_may(str(row["state"]), target, mailbox_confirmed=row["confirmed_at"] is not None)
-           for name, target in DECISIONS.items()},
+        **{f"can_{name}": may(event, str(row["state"]), mailbox_confirmed=row["confirmed_at"] is not None)
+           for name, event in DECISIONS.items()},
         "hold_labels": HOLD_LABELS,
         "countries": countries.choices(get_language()),
         "organisation_types": ORGANISATION_TYPE_LABELS,
@@ -204,7 +201,7 @@ async def endorsement_edit(request: Request) -> Response:
                                        organiser_id=organiser(request)["id"], seen_at=_seen_at(form))
     if result.errors:
         return await _detail(request, row, values=result.values, errors=result.errors, status=400)
-    listed_changed(request, int(str(row["appeal_id"])))
+    services(request).lifecycle.public_changed(int(str(row["appeal_id"])))
     saved = "1" if result.changed else "0"
     return RedirectResponse(f"/admin/endorsements/{row['id']}?saved={saved}", status_code=303)
 
@@ -215,9 +212,8 @@ async def endorsement_decide(request: Request) -> Response:
     decision = DECISIONS.get(text(form, "decision", 20))
     if decision is None:
         raise HTTPException(400, "unknown decision")
-    changed = await decide(services(request).db, ids=[int(str(row["id"]))], target=decision,
-                           organiser_id=organiser(request)["id"], seen_at=_seen_at(form))
-    listed_changed(request, int(str(row["appeal_id"])))
+    changed = await services(request).lifecycle.decide(ids=[int(str(row["id"]))], event=decision,
+                                                       organiser_id=organiser(request)["id"], seen_at=_seen_at(form))
     key = _RESULT_KEYS[decision]
     return RedirectResponse(f"/admin/endorsements/{row['id']}?{key}={len(changed)}", status_code=303)
 

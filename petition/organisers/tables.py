@@ -42,23 +42,6 @@ recovery_codes = sa.Table(
     sa.UniqueConstraint("organiser_id", "code_hash", name="uq_organiser_recovery_codes_code"),
 )
 
-audit_log = sa.Table(
-    "audit_log",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("organiser_id", sa.Integer, sa.ForeignKey("organisers.id"), nullable=True),
-    # e.g. login, approve, reject, edit, export, dossier.build; never raw emails or tokens
-    sa.Column("action", sa.String(40), nullable=False),
-    sa.Column("target_type", sa.String(40), nullable=True),
-    sa.Column("target_id", sa.Integer, nullable=True),
-    sa.Column("detail", sa.Text, nullable=False, server_default=""),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-)
-
-sa.Index("ix_audit_log_created", audit_log.c.created_at)
-
-sa.Index("ix_audit_log_action_created", audit_log.c.action, audit_log.c.created_at)
-
 # Login attempts, for throttling per account, per device and per address across web processes
 # (petition.organisers.throttle). A row is written *before* the password or code is checked,
 # deleted when it was right, and kept as a failure when it was not. `account_key` is a keyed

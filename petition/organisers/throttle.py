@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from petition.db import Database, Row
 from petition.organisers.queries import canonical_login
 from petition.organisers.tables import login_failures, organisers
+from petition.outbox.kinds import email_kind
 from petition.outbox.messages import Mailer
 from petition.schema import utcnow
 
@@ -49,6 +50,12 @@ WINDOW = dt.timedelta(minutes=15)
 ALERT_EMAIL = "login_guessed"
 
 _PRUNE_LOCK = 0x5045_5449_5449_4F4E  # "PETITION": one pruner at a time (PostgreSQL)
+
+
+@email_kind(ALERT_EMAIL)
+def login_alert_context(*, failures: int, at: dt.datetime) -> dict[str, object]:
+    """How many failures and when: never from where, nor what was typed."""
+    return {"failures": failures, "at": at.strftime("%Y-%m-%d %H:%M UTC"), "minutes": int(WINDOW.total_seconds() // 60)}
 
 
 def account_key(secret: str, email: str) -> str:
@@ -190,7 +197,6 @@ async def alert_if_guessed(db: Database, *, mailer: Mailer, organiser: Row, atte
         if claimed is None:
             return False
         await mailer.queue(db, name=ALERT_EMAIL, to=organiser["email"], language=organiser["language"] or "en",
-                           context={"failures": failures, "at": now.strftime("%Y-%m-%d %H:%M UTC"),
-                                    "minutes": int(WINDOW.total_seconds() // 60)})
+                           context=login_alert_context(failures=failures, at=now))
     mailer.notify()
     return True

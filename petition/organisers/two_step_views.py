@@ -7,8 +7,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from petition.audit.actions import AuditAction
+from petition.audit.queries import record
 from petition.i18n import gettext as _
-from petition.organisers.audit import AuditAction, record
 from petition.organisers.auth import ENROL_PATH, admin_route, organiser, sessions
 from petition.organisers.queries import get_organiser, list_organisers
 from petition.organisers.roles import Role

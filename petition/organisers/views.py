@@ -15,11 +15,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from petition.appeals.queries import current_titles, list_appeals
+from petition.audit.actions import AuditAction
+from petition.audit.queries import record
 from petition.endorsements.states import EndorsementState
 from petition.i18n import get_language
 from petition.i18n import gettext as _
 from petition.organisers import appeal_views, dossier_views, export, login_views, moderation_views, two_step_views
-from petition.organisers.audit import AuditAction, count_audit, list_audit, record
+from petition.organisers.audit import count_audit, list_audit
 from petition.organisers.auth import admin_route, organiser, sessions
 from petition.organisers.moderation import count_waiting, counts_by_appeal_and_state
 from petition.organisers.params import page_number, text

@@ -16,6 +16,7 @@ import jinja2
 
 from petition import i18n
 from petition.db import Database, Row
+from petition.outbox.kinds import check_kind
 from petition.outbox.tables import QUEUED_DEFAULTS, outbox
 from petition.schema import utcnow
 from petition.settings import Settings
@@ -78,7 +79,9 @@ def new_message_id(settings: Settings) -> str:
 
 def outbox_values(settings: Settings, *, name: str, to: str, language: str, context: dict[str, object],
                   endorsement_id: int | None = None) -> dict[str, object]:
-    """The outbox row of one email: what it says, to be rendered by the worker that sends it."""
+    """The outbox row of one email: what it says (the values its kind's builder made, see
+    petition.outbox.kinds), to be rendered by the worker that sends it."""
+    check_kind(name)
     now = utcnow()
     return {
         "kind": name,

@@ -1,9 +1,12 @@
-"""What a contact can do with their own data: withdraw, get a copy; and what is purged when."""
+"""What a contact can do with their own data: get a copy; and what is purged when.
+
+Withdrawing and the purge of endorsements are transitions of the life cycle
+(petition.endorsements.lifecycle); the purge here runs the latter with the rest of the cleaning.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -13,70 +16,26 @@ import sqlalchemy as sa
 
 from petition.abuse.limits import prune_rate_events
 from petition.appeals.tables import appeals
+from petition.audit.tables import audit_log
 from petition.db import Database, Row
-from petition.endorsements.states import EndorsementState, HoldReason, can_transition
+from petition.endorsements.lifecycle import BLANKED_ON_WITHDRAWAL, purge_stale
+from petition.endorsements.states import EndorsementState
 from petition.endorsements.tables import endorsement_versions, endorsements
 from petition.endorsements.vocabulary import canonical_email
-from petition.organisers.tables import audit_log
-from petition.outbox.messages import Mailer, queued_subject, signed_link
+from petition.outbox.messages import Mailer, queued_subject
 from petition.outbox.states import OutboxState
 from petition.outbox.tables import outbox
+from petition.privacy.emails import data_copy_context
 from petition.schema import utcnow
-from petition.tokens import Purpose
 
 S = EndorsementState
 e = endorsements
-
-
-class WithdrawOutcome(enum.StrEnum):
-    WITHDRAWN = "withdrawn"
-    ALREADY = "already"  # withdrawn before: a second POST changes nothing
-    GONE = "gone"  # no such record, or it cannot be withdrawn (rejected)
 
 
 async def endorsement_for_token(db: Database, *, endorsement_id: int, nonce: str) -> Row | None:
     return await db.fetch_one(
         sa.select(e, appeals.c.slug).join(appeals, appeals.c.id == e.c.appeal_id)
         .where(e.c.id == endorsement_id, e.c.token_nonce == nonce))
-
-
-async def withdraw_endorsement(db: Database, *, endorsement_id: int, nonce: str) -> WithdrawOutcome:
-    """Takes the endorsement out of lists, counts, open data and future dossiers, at once.
-
-    Those all read only listed states; this makes the record `withdrawn`, clears its public
-    date and deletes what the privacy page says a withdrawal deletes (`BLANKED_ON_WITHDRAWAL`)
-    in the same statement. The rest goes with the purge, `retention_days` later.
-    """
-    now = utcnow()
-    async with db.write():
-        for _attempt in range(3):
-            row = await db.fetch_one(e.select().where(e.c.id == endorsement_id, e.c.token_nonce == nonce))
-            if row is None:
-                return WithdrawOutcome.GONE
-            if row["state"] == S.WITHDRAWN:
-                return WithdrawOutcome.ALREADY
-            if not can_transition(row["state"], S.WITHDRAWN):
-                return WithdrawOutcome.GONE
-            withdrawn = await db.fetch_one(
-                e.update().where(e.c.id == endorsement_id, e.c.state == row["state"], e.c.token_nonce == nonce)
-                .values(state=S.WITHDRAWN.value, withdrawn_at=now, listed_at=None, updated_at=now,
-                        **BLANKED_ON_WITHDRAWAL)
-                .returning(e.c.id))
-            if withdrawn is not None:
-                break
-            # An organiser's decision moved it between the read and the write (PostgreSQL): again.
-        else:
-            raise RuntimeError("the endorsement kept changing while it was being withdrawn")
-        # Submissions waiting beside it go too: they hold contact details, and an old link of one
-        # must not list the organisation again after it withdrew.
-        await db.execute(endorsement_versions.delete().where(endorsement_versions.c.endorsement_id == endorsement_id))
-        # Unsent emails about it (a confirmation still queued) are no longer wanted.
-        await db.execute(outbox.delete().where(outbox.c.endorsement_id == endorsement_id,
-                                               outbox.c.state == OutboxState.QUEUED.value))
-        await db.execute(audit_log.insert().values(organiser_id=None, action="withdraw",
-                                                   target_type="endorsement", target_id=endorsement_id,
-                                                   detail="by the contact", created_at=now))
-    return WithdrawOutcome.WITHDRAWN
 
 
 async def request_data_copy(db: Database, *, mailer: Mailer, email_canonical: str, language: str) -> bool:
@@ -92,22 +51,21 @@ async def request_data_copy(db: Database, *, mailer: Mailer, email_canonical: st
         row = next((r for r in candidates if canonical_email(r["contact_email"]) == email_canonical), None)
         if row is None:
             return False
-        await mailer.queue(
-            db, name="data_request", to=row["contact_email"], language=language, endorsement_id=row["id"],
-            context={"download_url": signed_link(Purpose.DATA_REQUEST, f"/privacy/data/{{token}}?lang={language}",
-                                                 nonce=row["token_nonce"]),
-                     "valid_days": max(1, mailer.settings.confirm_max_age // 86400)},
-        )
+        await mailer.queue(db, name="data_request", to=row["contact_email"], language=language,
+                           endorsement_id=row["id"],
+                           context=data_copy_context(mailer=mailer, nonce=row["token_nonce"], language=language))
     mailer.notify()
     return True
 
 
+def _utc(value: dt.datetime) -> dt.datetime:
+    # Stored as naive UTC (petition.schema.UTCDateTime); some joined selects hand it back naive.
+    return (value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value).astimezone(dt.UTC)
+
+
 def _value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        # Stored as naive UTC (petition.schema.UTCDateTime); some joined selects hand it back naive.
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        return _utc(value).isoformat().replace("+00:00", "Z")
     return value
 
 
@@ -162,8 +120,11 @@ async def export_data(db: Database, *, env: jinja2.Environment, endorsement_id: 
         record["emails"] = [{**{k: _value(m[k]) for k in m.keys() if k not in ("endorsement_id", "context")},
                              "subject": queued_subject(env, m)}
                             for m in emails if m["endorsement_id"] == r["id"]]
+        # Only since the record was made: on SQLite a purged record's number can come back as a
+        # new record's, and the audit rows of the one gone are not this one's.
         record["events"] = [{"action": ev["action"], "at": _value(ev["created_at"])}
-                            for ev in events if ev["target_id"] == r["id"]]
+                            for ev in events if ev["target_id"] == r["id"]
+                            and _utc(ev["created_at"]) >= _utc(r["created_at"])]
         record["waiting_submissions"] = [
             {"submitted_at": _value(w["created_at"]), "hold_reason": w["hold_reason"], **json.loads(w["data"])}
             for w in waiting if w["endorsement_id"] == r["id"]]
@@ -181,24 +142,13 @@ class PurgeResult:
     submissions: int = 0  # later submissions for a known address, never confirmed
 
 
-#: Never confirmed by the mailbox owner. Held records were confirmed: they wait for organisers, not for this.
-UNCONFIRMED = (S.PENDING.value,)
-
-
 async def purge_unconfirmed(db: Database, *, retention_days: int, now: dt.datetime | None = None) -> PurgeResult:
     """Delete endorsements never confirmed within `retention_days` of their last change, and
-    withdrawn ones `retention_days` after the withdrawal, with their emails; later submissions
-    never confirmed; delivered emails older than that; and expired rate-limit counters."""
+    withdrawn ones `retention_days` after the withdrawal, with their emails (the life cycle's
+    purge); later submissions never confirmed; delivered emails older than that; and expired
+    rate-limit counters."""
     cutoff = (now or utcnow()) - dt.timedelta(days=retention_days)
     v = endorsement_versions
-    # A submission still waiting beside a record may yet be confirmed onto it: the record stays.
-    waiting = sa.exists().where(v.c.endorsement_id == e.c.id, v.c.created_at >= cutoff)
-    # Withdrawal sets `updated_at`: whatever touches the record later can only postpone this.
-    # A withdrawn record that organisers had rejected stays (its details blanked): purged, its
-    # mailbox could start afresh and be listed without the organisers seeing it again.
-    rejected_before = sa.and_(e.c.state == S.WITHDRAWN.value,
-                              sa.func.coalesce(e.c.hold_reason, "") == HoldReason.REJECTED_BEFORE.value)
-    stale = sa.and_(e.c.state.in_(PURGED_STATES), e.c.updated_at < cutoff, ~waiting, ~rejected_before)
     async with db.write():
         # Withdrawn before withdrawals blanked anything: make the privacy page true for them too.
         await db.execute(e.update().where(e.c.state == S.WITHDRAWN.value, _holds_withdrawn_details())
@@ -208,20 +158,7 @@ async def purge_unconfirmed(db: Database, *, retention_days: int, now: dt.dateti
             sa.select(sa.func.count()).select_from(v).where(old_submissions)) or 0)
         if submissions:
             await db.execute(v.delete().where(old_submissions))
-        # Locked (on PostgreSQL): a submission for one of them waits, fails on the gone record and
-        # is retried as a new one (`submit_endorsement`).
-        rows = await db.fetch_all(sa.select(e.c.id, e.c.state).where(stale).with_for_update())
-        ids = [r["id"] for r in rows]
-        withdrawn = sum(1 for r in rows if r["state"] == S.WITHDRAWN.value)
-        emails = 0
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            emails += int(await db.fetch_val(
-                sa.select(sa.func.count()).select_from(outbox).where(outbox.c.endorsement_id.in_(chunk))) or 0)
-            await db.execute(outbox.delete().where(outbox.c.endorsement_id.in_(chunk)))
-            # SQLite enforces no foreign keys here: no cascade to count on.
-            await db.execute(v.delete().where(v.c.endorsement_id.in_(chunk)))
-            await db.execute(e.delete().where(e.c.id.in_(chunk), stale))
+        purged = await purge_stale(db, cutoff=cutoff)
         # Delivered or given-up emails keep an address: no longer needed after the same time.
         done = sa.and_(outbox.c.state.in_((OutboxState.SENT.value, OutboxState.FAILED.value)),
                        outbox.c.created_at < cutoff)
@@ -229,21 +166,8 @@ async def purge_unconfirmed(db: Database, *, retention_days: int, now: dt.dateti
         if old:
             await db.execute(outbox.delete().where(done))
     pruned = await prune_rate_events(db)
-    return PurgeResult(endorsements=len(ids) - withdrawn, emails=emails + old, rate_events=pruned,
-                       withdrawn=withdrawn, submissions=submissions)
-
-
-# --- what a withdrawal keeps (the privacy page, "For how long", says the same) ---------------
-
-#: Deleted at once on withdrawal. The organisation's name, country and type, its visibility, the
-#: contact address and the dates stay until the purge: the withdrawal can be checked, the
-#: address keeps the record unique per appeal, and endorsing again finds the record (confirming
-#: a new submission writes every one of these fields anew).
-BLANKED_ON_WITHDRAWAL: dict[str, str] = {
-    "contact_name": "", "contact_role": "", "city": "", "website": "", "comment": ""}
-
-#: Deleted with their emails `retention_days` after their last change.
-PURGED_STATES = (*UNCONFIRMED, S.WITHDRAWN.value)
+    return PurgeResult(endorsements=purged.unconfirmed, emails=purged.emails + old, rate_events=pruned,
+                       withdrawn=purged.withdrawn, submissions=submissions)
 
 
 def _holds_withdrawn_details() -> sa.ColumnElement[bool]:

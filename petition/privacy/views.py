@@ -11,17 +11,11 @@ from starlette.routing import Route
 
 from petition import i18n
 from petition.abuse.limits import data_request_allowed
-from petition.endorsements.states import EndorsementState, can_transition
+from petition.endorsements.lifecycle import Event, WithdrawOutcome, may
+from petition.endorsements.states import EndorsementState
 from petition.endorsements.vocabulary import CONSENT_VERSION, canonical_email
 from petition.i18n import gettext as _
-from petition.privacy.queries import (
-    WithdrawOutcome,
-    endorsement_for_token,
-    export_data,
-    request_data_copy,
-    withdraw_endorsement,
-)
-from petition.publish.cache import public_cache
+from petition.privacy.queries import endorsement_for_token, export_data, request_data_copy
 from petition.templating import page_url
 from petition.tokens import ExpiredToken, InvalidToken, Purpose, TokenClaims
 from petition.web import client_ip, read_form, render, services
@@ -58,7 +52,7 @@ async def withdraw_page(request: Request) -> Response:
     context = {"endorsement": row, "token": token}
     if row["state"] == S.WITHDRAWN:
         return render(request, "privacy/withdrawn.html", context, token_page=True)
-    if not can_transition(row["state"], S.WITHDRAWN):
+    if not may(Event.WITHDRAW, row["state"]):
         return render(request, "confirmation/gone.html", {**context, "appeal": {"slug": row["slug"]}},
                       status=410, token_page=True)
     return render(request, "privacy/withdraw.html", context, token_page=True)
@@ -70,12 +64,10 @@ async def withdraw(request: Request) -> Response:
     claims = _withdraw_claims(request, token)
     if isinstance(claims, Response):
         return claims
-    outcome = await withdraw_endorsement(services(request).db, endorsement_id=claims.endorsement_id,
-                                         nonce=claims.nonce)
+    # Gone from this process's lists at once (other processes follow within the cache's TTL).
+    outcome = await services(request).lifecycle.withdraw(endorsement_id=claims.endorsement_id, nonce=claims.nonce)
     if outcome is WithdrawOutcome.GONE:
         return await withdraw_page(request)
-    # Gone from this process's lists at once (other processes follow within the cache's TTL).
-    public_cache(request).invalidate()
     return RedirectResponse(page_url(request, f"/withdraw/{token}"), status_code=303)
 
 

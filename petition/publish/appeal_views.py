@@ -121,7 +121,7 @@ async def endorse(request: Request) -> Response:
                                     ip=client_ip(request))
     if outcome is SubmitOutcome.CLOSED:
         # Paused or closed (by another process) since the cached copy was read: nothing was stored.
-        public_cache(request).invalidate()
+        svc.lifecycle.public_changed()
         fresh = await public_appeal(request)
         closed = _intake_closed(request, fresh)
         if closed is not None:

@@ -4,8 +4,9 @@ Counts are never kept in a counter row (that row would be the one every confirma
 fights over); they are counted from the endorsements with an index-only scan, and this
 cache keeps the answer for a few seconds so that 100,000 endorsements and many readers
 cost one count per process per few seconds. When this process changes an endorsement
-(confirms it, say) it drops the entries of that appeal at once, so the person who has
-just confirmed sees themselves counted; other processes catch up within the TTL.
+(confirms it, say) it drops the entries of that appeal at once (the app connects
+`invalidate` to the life cycle's one hook, `Lifecycle.public_changed`), so the person who
+has just confirmed sees themselves counted; other processes catch up within the TTL.
 
 Concurrent readers of an expired entry share one load instead of all querying at once.
 
@@ -105,8 +106,3 @@ def public_cache(request: Request) -> PublicCache:
     # domain imports no web code (the contracts in pyproject.toml).
     cache: PublicCache = request.state.services.public_cache
     return cache
-
-
-def listed_changed(request: Request, appeal_id: int) -> None:
-    """Call after this process changed which endorsements of an appeal are listed."""
-    public_cache(request).invalidate(appeal_id)

@@ -14,14 +14,8 @@ import re
 
 from starlette.testclient import TestClient
 
-from petition.endorsements.states import (
-    MAILBOX_CONFIRMED,
-    OWNER_MOVES,
-    TRANSITIONS,
-    EndorsementState,
-    listed_states,
-    organiser_may,
-)
+from petition.endorsements.lifecycle import MAILBOX_CONFIRMED, TRANSITIONS, Actor, Event, may
+from petition.endorsements.states import EndorsementState, listed_states
 from tests.conftest import BASE_URL
 from tests.organisers.support import add_organiser, csrf, login
 from tests.support import links, run_sql, text_body, wait_for_mail
@@ -244,30 +238,32 @@ def test_a_never_confirmed_record_cannot_be_approved_after_a_rejection(make_site
 
 
 def test_no_path_through_the_state_machine_lists_what_its_mailbox_did_not_confirm():
-    """Every path: organisers move only where `organiser_may` allows, the owner where `OWNER_MOVES`
-    allow, and a listed state is reached only with the mailbox's confirmation."""
+    """Every path through the life cycle's table: the owner's Confirm confirms the mailbox, every
+    other move keeps what was (and is made only where `may` allows), and a listed state is
+    reached only with the mailbox's confirmation."""
     start = (S.PENDING, False)  # (state, confirmed by its mailbox)
     seen = {start}
     frontier = [start]
     while frontier:
         state, confirmed = frontier.pop()
-        for new in TRANSITIONS[state]:
-            nexts = []
-            if (state, new) in OWNER_MOVES:
-                # The owner confirms (entering a confirmed state) or withdraws (keeping what was).
-                nexts.append((new, confirmed or new in MAILBOX_CONFIRMED))
-            if organiser_may(state, new, mailbox_confirmed=confirmed):
-                nexts.append((new, confirmed))
-            for item in nexts:
-                if item not in seen:
-                    seen.add(item)
-                    frontier.append(item)
+        for event, move in TRANSITIONS.items():
+            if move.target is None or not may(event, state, mailbox_confirmed=confirmed):
+                continue
+            item = (move.target, confirmed or event in (Event.CONFIRM, Event.HOLD))
+            if item not in seen:
+                seen.add(item)
+                frontier.append(item)
     listed = {S(value) for value in itertools.chain(listed_states("pre"), listed_states("post"))}
     assert all(confirmed for state, confirmed in seen if state in listed | MAILBOX_CONFIRMED), seen
     # And the one path that once did it is closed: a never-confirmed rejection stays unlisted.
-    assert not organiser_may(S.REJECTED, S.APPROVED, mailbox_confirmed=False)
-    assert not organiser_may(S.PENDING, S.CONFIRMED, mailbox_confirmed=False)
-    assert not organiser_may(S.WITHDRAWN, S.CONFIRMED, mailbox_confirmed=True)  # only its owner re-endorses
+    assert not may(Event.APPROVE, S.REJECTED, mailbox_confirmed=False)
+    # Nobody but the owner moves a record it never confirmed into a state that needs it.
+    for event, move in TRANSITIONS.items():
+        if move.target in MAILBOX_CONFIRMED and Actor.CONTACT not in move.by:
+            assert not any(may(event, state, mailbox_confirmed=False) for state in S), event
+    # Only its owner re-endorses a withdrawn record.
+    assert {move.by for move in TRANSITIONS.values()
+            if S.WITHDRAWN in move.sources and move.target in MAILBOX_CONFIRMED} == {frozenset({Actor.CONTACT})}
 
 
 # --- found in review: the long way round -------------------------------------------------------
@@ -338,7 +334,7 @@ def test_withdrawing_drops_the_submissions_waiting_beside_it(make_site, smtp, da
     old_link = only_link(smtp, "desk@quiet.example", count=3)
     # Withdrawn again (the record is still withdrawn): the waiting submission goes with it.
     assert run_sql(database_url, "SELECT count(*) AS n FROM endorsement_versions") == [{"n": 1}]
-    from petition.privacy.queries import withdraw_endorsement
+    from petition.endorsements.lifecycle import withdraw_endorsement
     from tests.organisers.support import run
 
     [row] = run_sql(database_url, "SELECT id, token_nonce, state FROM endorsements")

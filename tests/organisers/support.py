@@ -13,13 +13,13 @@ from starlette.testclient import TestClient
 from petition.appeals.queries import create_appeal, save_text
 from petition.appeals.states import AppealStatus, Moderation
 from petition.appeals.textfile import content_hash
+from petition.audit.tables import audit_log
 from petition.db import Database
 from petition.endorsements.tables import endorsements
 from petition.endorsements.vocabulary import normalise_name
 from petition.organisers.passwords import hash_password
 from petition.organisers.queries import create_organiser
 from petition.organisers.roles import Role
-from petition.organisers.tables import audit_log
 from petition.schema import utcnow
 from tests.support import csrf_from
 

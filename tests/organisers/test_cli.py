@@ -72,3 +72,28 @@ def test_moderate_approve_all_confirmed_lists_what_was_waiting(cli_env, client, 
 
     missing = CliRunner().invoke(main, ["moderate", "approve", "--appeal", "nope", "--all-confirmed"])
     assert missing.exit_code != 0 and "no appeal" in missing.output
+
+
+def test_moderate_approve_is_audited_with_no_organiser_and_record_numbers_only(cli_env, client, database_url):
+    from tests.organisers.support import add_endorsements, make_appeal
+    from tests.support import db_rows
+
+    appeal = make_appeal(client, "cli-audited")
+    confirmed = add_endorsements(client, appeal["id"], 2, visibility="anonymous")
+    add_endorsements(client, appeal["id"], 1, state="pending", confirmed_at=None)
+
+    result = CliRunner().invoke(main, ["moderate", "approve", "--appeal", "cli-audited", "--all-confirmed"])
+    assert result.exit_code == 0, result.output
+    assert "approved 2 endorsement" in result.output
+    rows = db_rows(database_url, "SELECT organiser_id, action, target_type, target_id, detail FROM audit_log "
+                                 "ORDER BY target_id")
+    assert [(r["organiser_id"], r["action"], r["target_type"], r["target_id"]) for r in rows] == [
+        (None, "endorsement.approve", "endorsement", endorsement_id) for endorsement_id in confirmed]
+    for row in rows:
+        assert "petition moderate approve" in row["detail"] and "command line" in row["detail"]
+        assert "@" not in row["detail"] and "Peace Group" not in row["detail"]
+
+    # Nothing left to approve: nothing written.
+    again = CliRunner().invoke(main, ["moderate", "approve", "--appeal", "cli-audited", "--all-confirmed"])
+    assert again.exit_code == 0 and "approved 0 endorsement" in again.output
+    assert len(db_rows(database_url, "SELECT id FROM audit_log")) == len(rows)

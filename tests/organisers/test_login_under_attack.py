@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from petition.audit.actions import AuditAction
+from petition.audit.tables import audit_log
 from petition.organisers import passwords
-from petition.organisers.audit import AuditAction
 from petition.organisers.sessions import COOKIE_NAME
-from petition.organisers.tables import audit_log
 from petition.schema import utcnow
 from tests.conftest import BASE_URL
 from tests.organisers.support import PASSWORD, add_organiser, audit_rows, csrf, db_of, login, login_as

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from petition.appeals.states import Moderation
-from petition.endorsements.states import EndorsementState, organiser_sources
+from petition.endorsements.lifecycle import Event, sources
 from petition.organisers.moderation import domain_match
 from petition.schema import utcnow
 from tests.organisers.support import (
@@ -85,10 +85,10 @@ def test_rejection_takes_a_listed_endorsement_off_every_public_list(client):
 
 
 def test_decisions_follow_the_transition_table():
-    assert sorted(organiser_sources(EndorsementState.APPROVED)) == ["confirmed", "quarantined", "rejected"]
-    assert "pending" not in organiser_sources(EndorsementState.APPROVED)
-    assert "withdrawn" not in organiser_sources(EndorsementState.REJECTED)
-    assert organiser_sources(EndorsementState.CONFIRMED) == ["quarantined"]  # release, never confirm
+    assert sorted(sources(Event.APPROVE)) == ["confirmed", "quarantined", "rejected"]
+    assert "pending" not in sources(Event.APPROVE)
+    assert "withdrawn" not in sources(Event.REJECT)
+    assert sources(Event.RELEASE) == ["quarantined"]  # release, never confirm
 
 
 def test_a_withdrawn_endorsement_cannot_be_approved(client):
