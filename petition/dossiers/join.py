@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
-from typing import Any
+from typing import Any, cast
 
 CANONICAL_LIST_NAME = "canonical-list.txt"
 LIST_DIGEST_KEY = "/PetitionListSHA256"
@@ -73,12 +73,12 @@ def join_chunks(
             raise RuntimeError("a page label or page mark does not fit its page")
         # Pages may share one resource dictionary: give each page its own shallow copy.
         resources = (
-            DictionaryObject(page["/Resources"].get_object())
+            DictionaryObject(cast(DictionaryObject, page["/Resources"].get_object()))
             if "/Resources" in page
             else DictionaryObject()
         )
         xobjects = (
-            DictionaryObject(resources["/XObject"].get_object())
+            DictionaryObject(cast(DictionaryObject, resources["/XObject"].get_object()))
             if "/XObject" in resources
             else DictionaryObject()
         )

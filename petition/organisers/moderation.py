@@ -63,7 +63,7 @@ def _where(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
         if number.isdigit() and len(number) < 12:
             # A number is an endorsement's id (as the audit log refers to them).
             return query.where(e.c.id == int(number))
-        conditions = []
+        conditions: list[sa.ColumnElement[bool]] = []
         needle = normalise_name(text)
         if needle:
             escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
