@@ -261,7 +261,7 @@ def test_this_processs_public_pages_show_each_change_at_once(make_site, smtp, da
     site = make_site(ip="198.51.100.95")
     client = site.client
     # Kept for an hour: only the life cycle's hook can make a page below show the change.
-    client.app.state.services.extras["public_cache"].ttl = 3600
+    client.app.state.services.public_cache.ttl = 3600
 
     def total() -> int:
         return int(client.get("/api/appeals/protect-deserters").json()["counts"]["total"])
