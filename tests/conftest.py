@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
 from petition.app import create_app
@@ -47,6 +48,26 @@ async def _admin(url: str, sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+#: argon2id at its lowest cost. The production parameters (RFC 9106's "low memory" profile) spend
+#: tens of milliseconds and 64 MiB on every hash by design, and the organiser tests hash and verify
+#: hundreds of times. A hash carries its parameters, so verifying, `needs_rehash` and the dummy
+#: hash for unknown accounts work as in production, only cheaper.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Organiser passwords hashed cheaply, in this test process only: nothing an operator can set
+    changes the production hasher (tests/organisers/test_passwords.py checks it in a fresh interpreter)."""
+    from petition.organisers import passwords
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", CHEAP_HASHER)
+        passwords._dummy_hash.cache_clear()
+        yield
+    passwords._dummy_hash.cache_clear()
 
 
 @pytest.fixture(scope="session")
