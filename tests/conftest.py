@@ -70,6 +70,42 @@ def cheap_password_hashing() -> Iterator[None]:
     passwords._dummy_hash.cache_clear()
 
 
+def _unreachable(url: str) -> str | None:
+    """Why the server at `url` takes no connection within 5 s (scripts/test's check), or None."""
+    import asyncpg
+
+    async def connect() -> None:
+        conn = await asyncio.wait_for(asyncpg.connect(url), 5)
+        await conn.close()
+
+    try:
+        asyncio.run(connect())
+    except Exception as exc:  # noqa: BLE001 - any reason at all means: not here
+        return type(exc).__name__
+    return None
+
+
+def postgres_server() -> str:
+    """A PostgreSQL server for a test that makes databases of its own, whichever backend this run uses.
+
+    This run's server, else PETITION_TEST_POSTGRES; neither: skipped, as the PostgreSQL run of
+    scripts/test runs it. Unreachable: what scripts/test does with its PostgreSQL run (and the
+    README promises), a failure under CI=true and a skip elsewhere.
+    """
+    backend = _backend()
+    server = backend if backend.startswith("postgresql://") else os.environ.get("PETITION_TEST_POSTGRES", "").strip()
+    if not server:
+        pytest.skip("no PostgreSQL server here: this runs in the PostgreSQL run of scripts/test")
+    problem = _unreachable(_with_database(server, "postgres"))
+    if problem is not None:
+        parts = urlsplit(server)  # host and port only: the URL may hold a password
+        message = f"PostgreSQL is unreachable at {parts.hostname}:{parts.port or 5432} ({problem})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}, and CI needs this test to run on it")
+        pytest.skip(message)
+    return server
+
+
 @pytest.fixture(scope="session")
 def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database for the session: a SQLite file to copy, or a PostgreSQL URL."""
