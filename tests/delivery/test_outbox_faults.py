@@ -16,7 +16,8 @@ from petition.outbox.queries import backoff_seconds
 from petition.outbox.transports import SMTPTransport
 from petition.outbox.worker import OutboxWorker
 from tests.conftest import BASE_URL, make_settings
-from tests.support import run_sql, wait_for
+from tests.organisers.support import login_as
+from tests.support import drain_outbox, run_sql, wait_for
 
 
 def queue(database_url: str, settings, addresses: list[str]) -> None:
@@ -130,9 +131,11 @@ def test_a_claim_left_by_a_dead_worker_is_taken_over_after_the_lease(database_ur
                           "claimed_at = :t WHERE to_addr = 'orphan@relay.example'", t=long_ago)
     run_sql(database_url, "UPDATE outbox SET state = 'sending', attempts = 1, claimed_by = 'alive:2', "
                           "claimed_at = :t WHERE to_addr = 'fresh@relay.example'", t=just_now)
-    with TestClient(create_app(settings), base_url=BASE_URL):
+    with TestClient(create_app(settings), base_url=BASE_URL) as client:
         wait_for(lambda: smtp.sink.to("orphan@relay.example"))
-        time.sleep(0.5)
+        # The live worker's claim is not due: a pass of another worker finds nothing to send.
+        worker = OutboxWorker(client.app.state.services.db, settings, SMTPTransport(settings))
+        assert client.portal.call(worker.run_once) == 0
     assert smtp.sink.to("fresh@relay.example") == []
     by_addr = {r["to_addr"]: r for r in rows(database_url)}
     assert by_addr["orphan@relay.example"]["state"] == "sent"
@@ -142,8 +145,19 @@ def test_a_claim_left_by_a_dead_worker_is_taken_over_after_the_lease(database_ur
 
 @pytest.mark.parametrize("refusal", ["550 5.7.1 rejected", "554 5.0.0 transaction failed"])
 def test_permanent_codes(database_url, tmp_path, smtp, refusal):
+    """A 5xx ends the email at its first try: never tried again, and organisers see it failed."""
     settings = make_settings(database_url, tmp_path / "data", smtp)
     queue(database_url, settings, ["perm@relay.example"])
     smtp.sink.refuse_with = refusal
-    with TestClient(create_app(settings), base_url=BASE_URL):
+    with TestClient(create_app(settings), base_url=BASE_URL) as client:
         wait_for(lambda: rows(database_url)[0]["state"] == "failed")
+        drain_outbox(client)  # nothing is due any more
+        [row] = rows(database_url)
+        code = refusal.split()[0]
+        assert (row["attempts"], row["last_error"]) == (1, f"refused ({code})")
+        assert smtp.messages == []
+        login_as(client, "moderator")
+        dashboard = client.get("/admin/").text
+    # The outbox panel counts it as failed, marked as an error.
+    assert '<dt>failed</dt><dd class="error">1</dd>' in dashboard
+    assert "<dt>queued</dt><dd>0</dd>" in dashboard and "<dt>sending</dt><dd>0</dd>" in dashboard
