@@ -132,6 +132,15 @@ def drain_outbox(client: Any, timeout: float = 15.0) -> None:
         time.sleep(0.02)
 
 
+def translated(msgid: str, language: str) -> str:
+    """What the catalogue of `language` makes of `msgid`: a test that expects it fails on English."""
+    from petition.i18n import translations
+
+    text = str(translations(language).gettext(msgid))
+    assert text != msgid, f"the {language} catalogue does not translate {msgid!r}"
+    return text
+
+
 def text_body(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None
