@@ -225,11 +225,11 @@ def test_the_mailbox_cap_still_protects_a_mailbox_from_a_flood(make_site, smtp, 
 def test_a_never_confirmed_record_cannot_be_approved_after_a_rejection(make_site, database_url):
     """quarantined → rejected → approved once listed a record its mailbox never confirmed."""
     organiser = organiser_client(make_site)
-    from tests.organisers.support import add_endorsements
+    from tests.factories import add_endorsements
 
     [appeal] = run_sql(database_url, "SELECT id FROM appeals WHERE slug = :slug", slug=SLUG)
     # As an earlier release left it: held silently, never emailed, then rejected by an organiser.
-    [eid] = add_endorsements(organiser.client, appeal["id"], 1, state="rejected", organisation_name="Never Asked",
+    [eid] = add_endorsements(organiser.client, appeal=appeal["id"], state="rejected", organisation_name="Never Asked",
                              confirmed_at=None)
     page = organiser.client.get(f"/admin/endorsements/{eid}")
     assert 'value="approve"' not in page.text and 'value="release"' not in page.text
