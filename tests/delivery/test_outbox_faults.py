@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 
 import pytest
 from starlette.testclient import TestClient
@@ -105,15 +104,19 @@ def test_worker_applies_the_cap(database_url, tmp_path, smtp):
 
 
 def test_relay_down_for_a_while_then_everything_is_delivered_once(database_url, tmp_path, smtp):
-    settings = make_settings(database_url, tmp_path / "data", smtp, outbox_max_backoff=0.3)
+    settings = make_settings(database_url, tmp_path / "data", smtp, outbox_max_backoff=0.3, outbox_max_attempts=2)
     smtp.stop()
     addresses = [f"patient{i}@relay.example" for i in range(10)]
     queue(database_url, settings, addresses)
     with TestClient(create_app(settings), base_url=BASE_URL):
-        # Several attempts fail while the relay is away; unreachable tries do not use up attempts.
-        wait_for(lambda: all(r["last_error"] for r in rows(database_url)))
-        time.sleep(1.0)
+        # Three tries of each fail while the relay is away (each puts the next one later). They do
+        # not use up attempts: two would, and the email would be given up.
+        for _ in range(3):
+            before = {r["to_addr"]: r["next_attempt_at"] for r in rows(database_url)}
+            wait_for(lambda before=before: all(r["last_error"] and r["next_attempt_at"] > before[r["to_addr"]]
+                                               for r in rows(database_url)))
         assert {r["state"] for r in rows(database_url)} <= {"queued", "sending"}
+        assert {r["attempts"] for r in rows(database_url) if r["state"] == "queued"} <= {0}
         smtp.start()
         wait_for(lambda: len(smtp.messages) >= 10, timeout=30)
         wait_for(lambda: {r["state"] for r in rows(database_url)} == {"sent"})

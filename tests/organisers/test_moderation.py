@@ -76,6 +76,7 @@ def test_rejection_takes_a_listed_endorsement_off_every_public_list(client):
     assert client.get("/api/appeals/post-listed/endorsements").json()["items"] == []
     assert client.get("/api/appeals/post-listed").json()["counts"]["total"] == 0
     assert [r["target_id"] for r in audit_rows(client, "endorsement.reject")] == [eid]
+    assert endorsement(client, eid)["listed_at"] is None
     # Re-approving gives it back a public date.
     client.post(f"/admin/endorsements/{eid}/decision", data={"csrf_token": csrf(client, "/admin/"),
                                                              "decision": "approve"})
