@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
 from petition.app import create_app
@@ -47,6 +48,62 @@ async def _admin(url: str, sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+#: argon2id at its lowest cost. The production parameters (RFC 9106's "low memory" profile) spend
+#: tens of milliseconds and 64 MiB on every hash by design, and the organiser tests hash and verify
+#: hundreds of times. A hash carries its parameters, so verifying, `needs_rehash` and the dummy
+#: hash for unknown accounts work as in production, only cheaper.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Organiser passwords hashed cheaply, in this test process only: nothing an operator can set
+    changes the production hasher (tests/organisers/test_passwords.py checks it in a fresh interpreter)."""
+    from petition.organisers import passwords
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", CHEAP_HASHER)
+        passwords._dummy_hash.cache_clear()
+        yield
+    passwords._dummy_hash.cache_clear()
+
+
+def _unreachable(url: str) -> str | None:
+    """Why the server at `url` takes no connection within 5 s (scripts/test's check), or None."""
+    import asyncpg
+
+    async def connect() -> None:
+        conn = await asyncio.wait_for(asyncpg.connect(url), 5)
+        await conn.close()
+
+    try:
+        asyncio.run(connect())
+    except Exception as exc:  # noqa: BLE001 - any reason at all means: not here
+        return type(exc).__name__
+    return None
+
+
+def postgres_server() -> str:
+    """A PostgreSQL server for a test that makes databases of its own, whichever backend this run uses.
+
+    This run's server, else PETITION_TEST_POSTGRES; neither: skipped, as the PostgreSQL run of
+    scripts/test runs it. Unreachable: what scripts/test does with its PostgreSQL run (and the
+    README promises), a failure under CI=true and a skip elsewhere.
+    """
+    backend = _backend()
+    server = backend if backend.startswith("postgresql://") else os.environ.get("PETITION_TEST_POSTGRES", "").strip()
+    if not server:
+        pytest.skip("no PostgreSQL server here: this runs in the PostgreSQL run of scripts/test")
+    problem = _unreachable(_with_database(server, "postgres"))
+    if problem is not None:
+        parts = urlsplit(server)  # host and port only: the URL may hold a password
+        message = f"PostgreSQL is unreachable at {parts.hostname}:{parts.port or 5432} ({problem})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}, and CI needs this test to run on it")
+        pytest.skip(message)
+    return server
 
 
 @pytest.fixture(scope="session")

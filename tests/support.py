@@ -107,6 +107,44 @@ def wait_for_mail(smtp: SMTPServer, address: str, count: int = 1, timeout: float
                     timeout=timeout)
 
 
+def drain_outbox(client: Any, timeout: float = 15.0) -> None:
+    """Send every email that is due, and wait for those another worker is sending.
+
+    Runs an outbox worker on the app's own database and event loop until a pass finds nothing
+    due and no email is claimed by anyone: what the relay has then is all it will get, and a
+    test may assert that an email did not arrive. (Emails put off until a retry stay queued.)
+    """
+    import sqlalchemy as sa
+
+    from petition.outbox.states import OutboxState
+    from petition.outbox.tables import outbox
+    from petition.outbox.transports import make_transport
+    from petition.outbox.worker import OutboxWorker
+
+    services = client.app.state.services
+    worker = OutboxWorker(services.db, services.settings, make_transport(services.settings))
+    sending = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.state == OutboxState.SENDING.value)
+
+    async def one_pass() -> bool:
+        handled = await worker.run_once()
+        return handled == 0 and not await services.db.fetch_val(sending)
+
+    deadline = time.monotonic() + timeout
+    while not client.portal.call(one_pass):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the outbox still had emails due or being sent after {timeout}s")
+        time.sleep(0.02)
+
+
+def translated(msgid: str, language: str) -> str:
+    """What the catalogue of `language` makes of `msgid`: a test that expects it fails on English."""
+    from petition.i18n import translations
+
+    text = str(translations(language).gettext(msgid))
+    assert text != msgid, f"the {language} catalogue does not translate {msgid!r}"
+    return text
+
+
 def text_body(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None

@@ -50,7 +50,7 @@ from petition.appeals.tables import appeals
 from petition.db import Database, _keep_session
 from petition.endorsements.tables import endorsements
 from petition.publish.queries import PUBLIC_COLUMNS
-from tests.organisers.support import endorsement_values
+from tests.factories import endorsement_row
 from tests.publish.bulk import insert_endorsements
 
 NOT_A_SERVER = "postgresql://nobody@127.0.0.1:1/nothing"  # never connected to: compiling needs no server
@@ -174,8 +174,8 @@ SHAPES: dict[str, Callable[[int], Any]] = {
     .order_by(endorsements.c.id).limit(n).offset(n * 10),
     "datetime bind processor": lambda n: sa.select(endorsements.c.id)
     .where(endorsements.c.listed_at <= WHEN + dt.timedelta(days=n)),
-    "insert": lambda n: endorsements.insert().values(**endorsement_values(1, n, created_at=WHEN, updated_at=WHEN,
-                                                                        confirmed_at=WHEN)),
+    "insert": lambda n: endorsements.insert().values(**endorsement_row(
+        {"id": 1, "moderation": "post"}, n, created_at=WHEN, updated_at=WHEN, confirmed_at=WHEN)),
     "update": lambda n: sa.update(endorsements).where(endorsements.c.id == n)
     .values(state="withdrawn", updated_at=WHEN + dt.timedelta(hours=n)),
     "delete": lambda n: sa.delete(endorsements).where(endorsements.c.id == n),

@@ -14,7 +14,7 @@ import pytest
 from petition import i18n
 from petition.i18n_middleware import split_language_prefix
 from tests.conftest import BASE_URL
-from tests.publish.factories import listed
+from tests.factories import add_endorsements
 from tests.support import links, wait_for_mail
 
 SLUG = "protect-deserters"
@@ -64,7 +64,8 @@ def test_language_prefix(path, expected):
 
 @pytest.mark.parametrize("lang", i18n.LANGUAGES)
 def test_each_language_is_wired_through_query_prefix_and_header(client, lang):
-    listed(client, "Connection e.V.", country="DE", listed_at=dt.datetime(2026, 3, 12, 10, 0, tzinfo=dt.UTC))
+    add_endorsements(client, organisation_name="Connection e.V.", country="DE",
+                     listed_at=dt.datetime(2026, 3, 12, 10, 0, tzinfo=dt.UTC))
     for response in (client.get(f"/appeals/{SLUG}?lang={lang}"),
                      client.get(f"/{lang}/appeals/{SLUG}"),
                      client.get(f"/appeals/{SLUG}", headers={"Accept-Language": f"{lang};q=0.9, es"})):
@@ -102,7 +103,7 @@ def test_explicit_choice_beats_the_browser_and_is_kept_in_links(client):
 
 
 def test_language_switcher_keeps_the_reader_on_the_same_page(client):
-    listed(client, "Group", country="NL")
+    add_endorsements(client, organisation_name="Group", country="NL")
     page = client.get(f"/appeals/{SLUG}/signatories?country=NL&page=1&lang=de").text
     switcher = page[page.index('<nav class="languages"'):page.index("</nav>")]
     hrefs = dict(re.findall(r'<a href="([^"]+)" hreflang="(\w+)"', switcher))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from petition.migrations.runner import downgrade, upgrade
 from petition.schema import all_tables
-from tests.conftest import _admin, _backend, _with_database
+from tests.conftest import _admin, _backend, _with_database, postgres_server
 from tests.support import db_rows
 
 TABLES = {t.name for t in all_tables().sorted_tables}
@@ -47,16 +46,6 @@ def up_down_up(url: str) -> None:
 
 def test_migrations_up_and_down_on_a_fresh_sqlite_file(tmp_path: Path):
     up_down_up(f"sqlite:///{tmp_path / 'fresh.db'}")
-
-
-def postgres_server() -> str:
-    backend = _backend()
-    if backend.startswith("postgresql://"):
-        return backend
-    server = os.environ.get("PETITION_TEST_POSTGRES", "")
-    if not server:
-        pytest.skip("no PostgreSQL server here: this runs in the PostgreSQL pass of scripts/test")
-    return server
 
 
 def test_migrations_up_and_down_on_a_fresh_postgresql_database():
@@ -108,16 +97,16 @@ def _fresh_database(tmp_path: Path, name: str):
 
     @contextlib.contextmanager
     def made():
-        backend = _backend()
-        if not backend.startswith("postgresql://"):
+        if not _backend().startswith("postgresql://"):
             yield f"sqlite:///{tmp_path / (name + '.db')}"
             return
+        server = postgres_server()
         db_name = f"petition_{name}_{uuid.uuid4().hex[:10]}"
-        asyncio.run(_admin(backend, f'CREATE DATABASE "{db_name}"'))
+        asyncio.run(_admin(server, f'CREATE DATABASE "{db_name}"'))
         try:
-            yield _with_database(backend, db_name)
+            yield _with_database(server, db_name)
         finally:
-            asyncio.run(_admin(backend, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+            asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
 
     return made()
 

@@ -1,4 +1,4 @@
-"""Endorsements in named states, written straight to the database, and PDF tools."""
+"""The list digest computed on its own, PDF tools, and a signing certificate for dossier tests."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import subprocess
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -17,70 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from petition.appeals.queries import DEMO_SLUG, ensure_demo_appeal, get_appeal
+from petition.appeals.queries import DEMO_SLUG, get_appeal
 from petition.db import Database
 from petition.endorsements.tables import endorsements
-
-LISTED_AT = dt.datetime(2026, 3, 14, 10, 30, tzinfo=dt.UTC)
-
-
-@dataclass(frozen=True)
-class Org:
-    name: str
-    country: str = "DE"
-    visibility: str = "public"
-    state: str = "confirmed"  # the demo appeal is post-moderated: confirmed is listed
-    city: str = "Berlin"
-    organisation_type: str = "peace"
-    website: str = "https://example.org"
-
-
-async def _seed(url: str, orgs: Sequence[Org]) -> int:
-    db = Database(url)
-    await db.connect()
-    try:
-        await ensure_demo_appeal(db)
-        appeal = await get_appeal(db, slug=DEMO_SLUG)
-        assert appeal is not None
-        now = dt.datetime.now(dt.UTC)
-        async with db.write():
-            for index, org in enumerate(orgs):
-                email = f"contact{index}@org{index}.example"
-                await db.execute(
-                    endorsements.insert().values(
-                        appeal_id=appeal["id"],
-                        organisation_name=org.name,
-                        name_normalised=org.name.casefold(),
-                        country=org.country,
-                        city=org.city,
-                        organisation_type=org.organisation_type,
-                        website=org.website,
-                        contact_name=f"Contact {index}",
-                        contact_role="",
-                        contact_email=email,
-                        email_canonical=email,
-                        authorised=True,
-                        consent_version="1",
-                        visibility=org.visibility,
-                        comment="",
-                        language="en",
-                        text_language="en",
-                        text_hash="0" * 64,
-                        state=org.state,
-                        token_nonce=f"{index:032d}",
-                        created_at=now,
-                        updated_at=now,
-                        listed_at=LISTED_AT if org.state in ("confirmed", "approved") else None,
-                    )
-                )
-        return int(appeal["id"])
-    finally:
-        await db.disconnect()
-
-
-def seed(url: str, orgs: Sequence[Org]) -> int:
-    """Store the organisations; returns the demo appeal's id."""
-    return asyncio.run(_seed(url, orgs))
 
 
 async def _recompute(url: str, country: str, threshold: int) -> str:

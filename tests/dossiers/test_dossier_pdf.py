@@ -16,14 +16,13 @@ from petition.dossiers.verify import check_signature
 from petition.i18n import translations
 from petition.settings import Settings
 from tests.dossiers.factories import (
-    Org,
     flip_byte,
     pdfsig,
     pdftotext,
     recompute_list_digest,
     run,
-    seed,
 )
+from tests.factories import add_endorsements, demo_appeal_id
 from tests.support import csrf_from, wait_for
 
 #: One name per script the dossier must render with real glyphs.
@@ -122,17 +121,18 @@ def test_dossier_names_the_countrys_public_organisations_and_is_verifiably_signe
         '<link rel=attachment href="file:///etc/passwd">',
     ]
     public_de = [*SCRIPT_NAMES.values(), *hostile, "Connection e.V."]
-    orgs = [Org(name, city="Offenbach" if i % 2 else "Berlin") for i, name in enumerate(public_de)]
+    orgs = [dict(organisation_name=name, city="Offenbach" if i % 2 else "Berlin") for i, name in enumerate(public_de)]
     orgs += [
-        Org("Geheime Friedensgruppe Minsk", visibility="anonymous"),
-        Org("Verborgene Initiative", visibility="anonymous", state="approved"),
+        dict(organisation_name="Geheime Friedensgruppe Minsk", visibility="anonymous"),
+        dict(organisation_name="Verborgene Initiative", visibility="anonymous", state="approved"),
         # Three: fewer would not be attributed to Germany (ANONYMOUS_COUNT_THRESHOLD, test_small_counts.py).
-        Org("Stiller Kreis", visibility="anonymous"),
-        Org("Noch nicht bestätigt", state="pending"),
-        Org("Zurückgezogener Verein", state="withdrawn"),
-        Org("Association française pour la paix", country="FR"),
+        dict(organisation_name="Stiller Kreis", visibility="anonymous"),
+        dict(organisation_name="Noch nicht bestätigt", state="pending"),
+        dict(organisation_name="Zurückgezogener Verein", state="withdrawn"),
+        dict(organisation_name="Association française pour la paix", country="FR"),
     ]
-    appeal_id = seed(database_url, orgs)
+    add_endorsements(database_url, rows=orgs)
+    appeal_id = demo_appeal_id(database_url)
     row = build_via_worker(client, settings, appeal_id, "DE")
     pdf = Path(row["file_path"])
     assert pdf.parent == settings.data_dir / "dossiers"
@@ -224,13 +224,14 @@ def _rtl_present(name: str, text: str) -> bool:
 def test_a_country_without_named_organisations_gets_a_dossier_that_names_none(
     client: TestClient, settings: Settings, database_url: str
 ) -> None:
-    appeal_id = seed(
+    add_endorsements(
         database_url,
-        [
-            Org("Stille Gruppe", country="BY", visibility="anonymous"),
-            Org("Громкая группа", country="RU"),
+        rows=[
+            dict(organisation_name="Stille Gruppe", country="BY", visibility="anonymous"),
+            dict(organisation_name="Громкая группа", country="RU"),
         ],
     )
+    appeal_id = demo_appeal_id(database_url)
     row = build_via_worker(client, settings, appeal_id, "BY")
     flat = re.sub(r"\s+", " ", pdftotext(Path(row["file_path"])))
     assert "Stille Gruppe" not in flat and "Громкая группа" not in flat

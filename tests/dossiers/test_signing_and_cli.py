@@ -15,18 +15,19 @@ from petition.cli import main
 from petition.dossiers.sign import certificate_fingerprint, self_signed_path
 from petition.dossiers.verify import check_signature
 from tests.conftest import TEST_SECRET, make_settings
-from tests.dossiers.factories import Org, make_p12, pdfsig, pdftotext, seed
+from tests.dossiers.factories import make_p12, pdfsig, pdftotext
+from tests.factories import add_endorsements
 
 
 def test_cli_builds_a_dossier_signed_with_the_configured_p12(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seed(
+    add_endorsements(
         database_url,
-        [
-            Org("Connection e.V."),
-            Org("Ökumenisches Friedensnetz", city="Köln"),
-            Org("Anonyme Gruppe", visibility="anonymous"),
+        rows=[
+            dict(organisation_name="Connection e.V."),
+            dict(organisation_name="Ökumenisches Friedensnetz", city="Köln"),
+            dict(organisation_name="Anonyme Gruppe", visibility="anonymous"),
         ],
     )
     p12 = tmp_path / "organisers.p12"

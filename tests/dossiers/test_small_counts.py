@@ -23,8 +23,9 @@ from petition.dossiers.tables import dossiers
 from petition.i18n import translations
 from petition.schema import utcnow
 from petition.settings import Settings
-from tests.dossiers.factories import Org, pdftotext, recompute_list_digest, run, seed
+from tests.dossiers.factories import pdftotext, recompute_list_digest, run
 from tests.dossiers.test_dossier_pdf import build_via_worker
+from tests.factories import add_endorsements, demo_appeal_id
 
 NAMED_BY = "Белорусская правозащитная группа"
 
@@ -51,14 +52,15 @@ def _attached_list(pdf: Path, tmp_path: Path) -> str:
 def test_two_anonymous_belarusian_groups_are_not_attributed_to_belarus_in_its_dossier(
     client: TestClient, settings: Settings, database_url: str, tmp_path: Path
 ) -> None:
-    appeal_id = seed(
+    add_endorsements(
         database_url,
-        [
-            Org(NAMED_BY, country="BY"),
-            Org("Тихая группа Минск", country="BY", visibility="anonymous"),
-            Org("Тихая группа Гродно", country="BY", visibility="anonymous", state="approved"),
+        rows=[
+            dict(organisation_name=NAMED_BY, country="BY"),
+            dict(organisation_name="Тихая группа Минск", country="BY", visibility="anonymous"),
+            dict(organisation_name="Тихая группа Гродно", country="BY", visibility="anonymous", state="approved"),
         ],
     )
+    appeal_id = demo_appeal_id(database_url)
     row = build_via_worker(client, settings, appeal_id, "BY")
     pdf = Path(row["file_path"])
     flat = re.sub(r"\s+", " ", pdftotext(pdf))
@@ -93,10 +95,10 @@ async def _content(database_url: str, country: str, **kwargs: int):
 
 @pytest.mark.asyncio
 async def test_a_dossier_attributes_anonymous_groups_only_from_the_threshold_on(database_url: str) -> None:
-    orgs = [Org("Named Group", country=c) for c in ("BY", "RU", "UA", "GE")]
-    orgs += [Org(f"Quiet {c} {n}", country=c, visibility="anonymous")
+    orgs = [dict(organisation_name="Named Group", country=c) for c in ("BY", "RU", "UA", "GE")]
+    orgs += [dict(organisation_name=f"Quiet {c} {n}", country=c, visibility="anonymous")
              for c, count in (("BY", 1), ("RU", 2), ("UA", 3), ("GE", 4)) for n in range(count)]
-    await asyncio.to_thread(seed, database_url, orgs)
+    await asyncio.to_thread(add_endorsements, database_url, rows=orgs)
     found = {c: (await _content(database_url, c)).anonymous_count for c in ("BY", "RU", "UA", "GE")}
     assert found == {"BY": 0, "RU": 0, "UA": 3, "GE": 4}
     belarus = await _content(database_url, "BY")
@@ -138,8 +140,10 @@ def test_no_dossier_is_offered_for_a_country_whose_only_signatories_are_a_withhe
     """A Belarus dossier of nothing but "0 named" would itself say that Belarusian groups signed."""
     from tests.organisers.support import add_organiser, csrf, login
 
-    appeal_id = seed(database_url, [Org("Deutsche Friedensgruppe", country="DE"),
-                                    Org("Тихая группа Минск", country="BY", visibility="anonymous")])
+    add_endorsements(database_url, rows=[dict(organisation_name="Deutsche Friedensgruppe", country="DE"),
+                                         dict(organisation_name="Тихая группа Минск", country="BY",
+                                              visibility="anonymous")])
+    appeal_id = demo_appeal_id(database_url)
     add_organiser(client, "mod@petition.example", "moderator")
     login(client, "mod@petition.example")
     page = client.get("/admin/dossiers").text

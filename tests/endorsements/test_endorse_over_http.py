@@ -55,7 +55,7 @@ def assert_refused(
     assert f'id="f-{field}-error"' in page
     shown = form_values(page)
     for name, value in sent.items():
-        if name in (field, "csrf_token") or name not in shown:
+        if name in (field, "csrf_token"):
             continue
         if name in ("authorised", "consent"):
             assert bool(shown.get(name)) == bool(value), name
@@ -214,14 +214,16 @@ def test_post_without_visibility_is_answered_with_the_form_and_an_error(site, cl
     shown = form_values(page)
     # Every other value is kept, and still no option is chosen for the person.
     assert "visibility" not in shown
-    assert all(" checked" not in tag for tag in _radios(page).values())
+    radios = _radios(page)
+    assert set(radios) == {"public", "anonymous"}
+    assert all(" checked" not in tag for tag in radios.values())
     for name in ("organisation_name", "city", "contact_name", "contact_role", "contact_email", "comment"):
         assert shown[name] == form[name], name
     assert shown["country"] == "DE" and shown["organisation_type"] == "peace"
     assert shown["authorised"] == shown["consent"] == "yes"
     # The summary's link leads to the question, whose error is read with each option.
     assert '<a href="#f-visibility">' in page and 'id="f-visibility"' in page
-    for tag in _radios(page).values():
+    for tag in radios.values():
         assert 'aria-describedby="f-visibility-error ' in tag
 
 

@@ -34,7 +34,8 @@ from petition.endorsements.lifecycle import (
 from petition.endorsements.states import HELD, EndorsementState, HoldReason
 from petition.endorsements.tables import endorsement_versions, endorsements
 from petition.schema import utcnow
-from tests.organisers.support import add_endorsements, add_organiser, db_of, endorsement_values, make_appeal
+from tests.factories import add_endorsements, endorsement_row
+from tests.organisers.support import add_organiser, db_of, make_appeal
 
 S = EndorsementState
 RETENTION = dt.timedelta(days=30)
@@ -57,7 +58,7 @@ class World:
     def record_in(self, state: EndorsementState, **overrides: Any) -> dict[str, Any]:
         """A record in `state`, as the life cycle leaves it there: confirmed by its mailbox unless pending."""
         overrides.setdefault("confirmed_at", None if state == S.PENDING else utcnow())
-        [endorsement_id] = add_endorsements(self.client, self.appeal["id"], state=state.value, **overrides)
+        [endorsement_id] = add_endorsements(self.client, appeal=self.appeal["id"], state=state.value, **overrides)
         return self.row(endorsement_id)  # type: ignore[return-value]
 
     def row(self, endorsement_id: int) -> dict[str, Any] | None:
@@ -109,7 +110,8 @@ class World:
                 assert appeal is not None
                 text = await current_text(self.db, appeal=appeal, language="en")
                 assert text is not None
-                data = endorsement_values(row["appeal_id"], 0, contact_email=row["contact_email"])
+                data = endorsement_row({"id": row["appeal_id"], "moderation": "post"}, 0,
+                                       contact_email=row["contact_email"])
                 await submit_endorsement(self.db, mailer=lc.mailer, appeal=appeal, text=text, data=data,
                                          language="en")
 
@@ -187,7 +189,8 @@ def test_every_event_from_every_state(client, event):
 
 def test_a_new_submission_is_pending_and_not_audited(client):
     world = World(client)
-    row = dict(endorsement_values(world.appeal["id"], 0, contact_email="new@cycle.example"), id=0,
+    row = dict(endorsement_row({"id": world.appeal["id"], "moderation": "post"}, 0, contact_email="new@cycle.example"),
+               id=0,
                token_nonce="")
     world.perform(Event.SUBMIT, row)
 
@@ -236,9 +239,9 @@ def test_organisers_never_move_what_its_mailbox_did_not_confirm(client):
 def test_a_bulk_decision_audits_each_changed_record_once_and_tells_each_appeal_once(client):
     world = World(client)
     other = make_appeal(client, "cycle-other", moderation=Moderation.PRE)
-    here = add_endorsements(client, world.appeal["id"], 3)
-    there = add_endorsements(client, other["id"], 2)
-    pending = add_endorsements(client, other["id"], 1, state="pending", confirmed_at=None)
+    here = add_endorsements(client, 3, appeal=world.appeal["id"])
+    there = add_endorsements(client, 2, appeal=other["id"])
+    pending = add_endorsements(client, 1, appeal=other["id"], state="pending", confirmed_at=None)
     changed = world.call(lambda: world.lifecycle.decide(ids=[*here, *there, *pending, *here], event=Event.APPROVE,
                                                         organiser_id=world.organiser_id))
     assert changed == sorted([*here, *there])

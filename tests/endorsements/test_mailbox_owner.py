@@ -18,7 +18,7 @@ from petition.endorsements.lifecycle import MAILBOX_CONFIRMED, TRANSITIONS, Acto
 from petition.endorsements.states import EndorsementState, listed_states
 from tests.conftest import BASE_URL
 from tests.organisers.support import add_organiser, csrf, login
-from tests.support import links, run_sql, text_body, wait_for_mail
+from tests.support import drain_outbox, links, run_sql, text_body, wait_for_mail
 
 SLUG = "protect-deserters"
 S = EndorsementState
@@ -208,10 +208,7 @@ def test_the_mailbox_cap_still_protects_a_mailbox_from_a_flood(make_site, smtp, 
     site = make_site(rate_limit_email=2)
     for i in range(6):
         site.endorse(contact_email="target@flooded.example", organisation_name=f"Flood {i}")
-    wait_for_mail(smtp, "target@flooded.example", count=2)
-    import time
-
-    time.sleep(0.5)
+    drain_outbox(site.client)
     assert len(smtp.sink.to("target@flooded.example")) == 2
     assert run_sql(database_url, "SELECT count(*) AS n FROM endorsement_versions") == [{"n": 1}]
 
@@ -222,11 +219,11 @@ def test_the_mailbox_cap_still_protects_a_mailbox_from_a_flood(make_site, smtp, 
 def test_a_never_confirmed_record_cannot_be_approved_after_a_rejection(make_site, database_url):
     """quarantined → rejected → approved once listed a record its mailbox never confirmed."""
     organiser = organiser_client(make_site)
-    from tests.organisers.support import add_endorsements
+    from tests.factories import add_endorsements
 
     [appeal] = run_sql(database_url, "SELECT id FROM appeals WHERE slug = :slug", slug=SLUG)
     # As an earlier release left it: held silently, never emailed, then rejected by an organiser.
-    [eid] = add_endorsements(organiser.client, appeal["id"], 1, state="rejected", organisation_name="Never Asked",
+    [eid] = add_endorsements(organiser.client, appeal=appeal["id"], state="rejected", organisation_name="Never Asked",
                              confirmed_at=None)
     page = organiser.client.get(f"/admin/endorsements/{eid}")
     assert 'value="approve"' not in page.text and 'value="release"' not in page.text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support import links, wait_for_mail
+from tests.support import links, translated, wait_for_mail
 
 
 def fill_endorsement(page, *, name, country, email, visibility="public", org_type="peace", city=""):
@@ -48,19 +48,30 @@ def test_german_organisation_endorses_in_german(live_server, smtp, page, shots):
 
 def test_belarusian_organisation_endorses_anonymously_in_russian(live_server, smtp, page, shots):
     secret_name = "Незалежная ініцыятыва Гомель"
+    # The browser asks for English (en-GB): only ?lang=ru, carried from page to page and into
+    # the email's link, keeps every step in Russian.
     page.goto(f"{live_server.url}/appeals/protect-deserters?lang=ru")
     assert page.locator("html").get_attribute("lang") == "ru"
+    assert page.locator("main button[type=submit]").inner_text().strip() == translated("Endorse the appeal", "ru")
     fill_endorsement(page, name=secret_name, country="BY", email="hidden@initiative.example",
                      visibility="anonymous", org_type="human_rights")
     shots("form-filled")
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")
     page.wait_for_url("**/check-email**")
+    assert page.locator("h1").inner_text().strip() == translated("Check your email", "ru")
     [message] = wait_for_mail(smtp, "hidden@initiative.example")
+    assert message["Content-Language"] == "ru"
+    assert message["Subject"] == translated("Please confirm your endorsement", "ru")
     [link] = links(message, live_server.url)
     page.goto(link)
+    assert page.locator("h1").inner_text().strip() == translated("Confirm your endorsement", "ru")
     with page.expect_navigation():
         page.click("main button[type=submit]")
     shots("confirmed")
+    assert page.locator("html").get_attribute("lang") == "ru"
+    assert page.locator("h1").inner_text().strip() == translated("Endorsement confirmed", "ru")
+    assert translated("As you asked, your organisation is counted but not named.", "ru") in (
+        page.locator("main").inner_text())
 
     # Counted — as one of "other countries": a lone anonymous group is not attributed to Belarus...
     page.goto(f"{live_server.url}/api/appeals/protect-deserters")

@@ -1,4 +1,4 @@
-"""Helpers for organiser tests: accounts, logging in, and rows made directly in the database."""
+"""Helpers for organiser tests: accounts, logging in, appeals, and reading rows the app wrote."""
 
 from __future__ import annotations
 
@@ -7,20 +7,16 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from petition.appeals.queries import create_appeal, save_text
 from petition.appeals.states import AppealStatus, Moderation
-from petition.appeals.textfile import content_hash
 from petition.audit.tables import audit_log
 from petition.db import Database
 from petition.endorsements.tables import endorsements
-from petition.endorsements.vocabulary import normalise_name
 from petition.organisers.passwords import hash_password
 from petition.organisers.queries import create_organiser
 from petition.organisers.roles import Role
-from petition.schema import utcnow
 from tests.support import csrf_from
 
 PASSWORD = "correct horse battery staple"
@@ -70,53 +66,6 @@ def make_appeal(client: TestClient, slug: str, *, moderation: Moderation = Moder
         return {"id": appeal_id, "slug": slug}
 
     return client.portal.call(create, db_of(client))  # type: ignore[union-attr,no-any-return]
-
-
-def endorsement_values(appeal_id: int, n: int, **overrides: Any) -> dict[str, Any]:
-    now = utcnow()
-    values: dict[str, Any] = {
-        "appeal_id": appeal_id,
-        "organisation_name": f"Peace Group {n}",
-        "country": "DE",
-        "city": "Berlin",
-        "organisation_type": "peace",
-        "website": f"https://peace{n}.example",
-        "contact_name": f"Contact {n}",
-        "contact_role": "",
-        "contact_email": f"office@peace{n}.example",
-        "authorised": True,
-        "consent_version": "2026-11",
-        "visibility": "public",
-        "comment": "",
-        "language": "en",
-        "text_language": "en",
-        "text_hash": content_hash("Protect them", "Parliament", "We ask you to **protect** them."),
-        "state": "confirmed",
-        "token_nonce": f"{n:032x}",
-        "created_at": now,
-        "updated_at": now,
-        "confirmed_at": now,
-    }
-    values.update(overrides)
-    values["name_normalised"] = normalise_name(values["organisation_name"])
-    values["email_canonical"] = values["contact_email"].lower()
-    return values
-
-
-def add_endorsements(client: TestClient, appeal_id: int, count: int = 1, **overrides: Any) -> list[int]:
-    """`count` endorsements (confirmed unless `state` says otherwise), inserted in bulk."""
-    start = next(_counter) * 100_000
-
-    async def insert(db: Database) -> list[int]:
-        rows = [endorsement_values(appeal_id, start + i, **overrides) for i in range(count)]
-        async with db.write():
-            for first in range(0, len(rows), 200):
-                await db.execute(endorsements.insert().values(rows[first:first + 200]))
-        found = await db.fetch_all(sa.select(endorsements.c.id).where(
-            endorsements.c.token_nonce.in_([r["token_nonce"] for r in rows])).order_by(endorsements.c.id))
-        return [int(r["id"]) for r in found]
-
-    return client.portal.call(insert, db_of(client))  # type: ignore[union-attr,no-any-return]
 
 
 def endorsement(client: TestClient, endorsement_id: int) -> dict[str, Any]:

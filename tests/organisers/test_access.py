@@ -7,7 +7,8 @@ import re
 import pytest
 
 from petition.organisers import views
-from tests.organisers.support import add_endorsements, audit_rows, csrf, login_as, make_appeal
+from tests.factories import add_endorsements
+from tests.organisers.support import audit_rows, csrf, login_as, make_appeal
 
 ANYONE = "public"
 M = "moderator"
@@ -91,7 +92,7 @@ def add_finished_dossier(client, appeal_id: int, tmp_path) -> int:
 @pytest.fixture
 def ids(client, tmp_path):
     appeal = make_appeal(client, "access-check")
-    [endorsement_id] = add_endorsements(client, appeal["id"])
+    [endorsement_id] = add_endorsements(client, appeal=appeal["id"])
     victim = login_as(client, M)  # an organiser whose role and state the POSTs could change
     client.cookies.clear()
     dossier_id = add_finished_dossier(client, appeal["id"], tmp_path)

@@ -6,8 +6,8 @@ import csv
 import io
 
 from petition.organisers.export import safe_cell
+from tests.factories import add_endorsements
 from tests.organisers.support import (
-    add_endorsements,
     add_organiser,
     audit_rows,
     csrf,
@@ -19,9 +19,9 @@ from tests.organisers.support import (
 
 def test_admins_download_contacts_with_the_formula_guard(client):
     appeal = make_appeal(client, "export-appeal")
-    [eid] = add_endorsements(client, appeal["id"], 1, organisation_name="=HYPERLINK(\"http://x\")",
+    [eid] = add_endorsements(client, appeal=appeal["id"], organisation_name="=HYPERLINK(\"http://x\")",
                              contact_name="+Mallory", comment="@SUM(A1)", visibility="anonymous")
-    add_endorsements(client, appeal["id"], 1, state="pending", confirmed_at=None)
+    add_endorsements(client, appeal=appeal["id"], state="pending")
     login_as(client, "admin")
     response = client.post("/admin/export", data={"csrf_token": csrf(client, "/admin/export"),
                                                   "appeal": str(appeal["id"]), "state": ["confirmed", "approved"]})
@@ -52,7 +52,7 @@ def test_safe_cell():
 
 def test_the_audit_log_is_browsable_filterable_and_free_of_addresses(client):
     appeal = make_appeal(client, "audited")
-    ids = add_endorsements(client, appeal["id"], 60)
+    ids = add_endorsements(client, 60, appeal=appeal["id"])
     add_organiser(client, "lea@organisers.example", "admin")
     login(client, "nobody-here@organisers.example", "wrong password guess", expect=400)
     login(client, "lea@organisers.example")

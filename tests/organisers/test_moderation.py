@@ -7,9 +7,8 @@ import re
 from petition.appeals.states import Moderation
 from petition.endorsements.lifecycle import Event, sources
 from petition.organisers.moderation import domain_match
-from petition.schema import utcnow
+from tests.factories import add_endorsements
 from tests.organisers.support import (
-    add_endorsements,
     audit_rows,
     csrf,
     endorsement,
@@ -25,9 +24,9 @@ def _ids_on(page) -> list[int]:
 def test_the_queue_holds_confirmed_endorsements_of_pre_moderated_appeals_only(client):
     pre = make_appeal(client, "pre-appeal", moderation=Moderation.PRE)
     post = make_appeal(client, "post-appeal", moderation=Moderation.POST)
-    waiting = add_endorsements(client, pre["id"], 2)
-    add_endorsements(client, pre["id"], 1, state="pending", confirmed_at=None)
-    add_endorsements(client, post["id"], 1)
+    waiting = add_endorsements(client, 2, appeal=pre["id"])
+    add_endorsements(client, appeal=pre["id"], state="pending")
+    add_endorsements(client, appeal=post["id"])
     login_as(client, "moderator")
     page = client.get("/admin/moderation")
     assert sorted(_ids_on(page)) == waiting
@@ -43,8 +42,8 @@ def test_the_queue_holds_confirmed_endorsements_of_pre_moderated_appeals_only(cl
 
 def test_bulk_approval_of_a_thousand_endorsements_in_one_request(client):
     appeal = make_appeal(client, "big-appeal", moderation=Moderation.PRE)
-    ids = add_endorsements(client, appeal["id"], 1000)
-    [pending] = add_endorsements(client, appeal["id"], 1, state="pending", confirmed_at=None)
+    ids = add_endorsements(client, 1000, appeal=appeal["id"])
+    [pending] = add_endorsements(client, appeal=appeal["id"], state="pending")
     organiser_id = login_as(client, "moderator")
     response = client.post("/admin/endorsements/decisions", data={
         "csrf_token": csrf(client, "/admin/"), "decision": "approve", "ids": [str(i) for i in [*ids, pending]],
@@ -64,8 +63,7 @@ def test_bulk_approval_of_a_thousand_endorsements_in_one_request(client):
 
 def test_rejection_takes_a_listed_endorsement_off_every_public_list(client):
     appeal = make_appeal(client, "post-listed", moderation=Moderation.POST)
-    [eid] = add_endorsements(client, appeal["id"], 1, organisation_name="Listed Then Rejected",
-                             listed_at=utcnow())
+    [eid] = add_endorsements(client, appeal=appeal["id"], organisation_name="Listed Then Rejected")
     assert "Listed Then Rejected" in client.get("/appeals/post-listed/endorsements.csv").text
     login_as(client, "moderator")
     detail = client.get(f"/admin/endorsements/{eid}")
@@ -78,6 +76,7 @@ def test_rejection_takes_a_listed_endorsement_off_every_public_list(client):
     assert client.get("/api/appeals/post-listed/endorsements").json()["items"] == []
     assert client.get("/api/appeals/post-listed").json()["counts"]["total"] == 0
     assert [r["target_id"] for r in audit_rows(client, "endorsement.reject")] == [eid]
+    assert endorsement(client, eid)["listed_at"] is None
     # Re-approving gives it back a public date.
     client.post(f"/admin/endorsements/{eid}/decision", data={"csrf_token": csrf(client, "/admin/"),
                                                              "decision": "approve"})
@@ -93,7 +92,7 @@ def test_decisions_follow_the_transition_table():
 
 def test_a_withdrawn_endorsement_cannot_be_approved(client):
     appeal = make_appeal(client, "withdrawn-appeal")
-    [eid] = add_endorsements(client, appeal["id"], 1, state="withdrawn")
+    [eid] = add_endorsements(client, appeal=appeal["id"], state="withdrawn")
     login_as(client, "moderator")
     page = client.get(f"/admin/endorsements/{eid}")
     assert 'value="approve"' not in page.text
@@ -106,7 +105,7 @@ def test_a_withdrawn_endorsement_cannot_be_approved(client):
 
 def test_correcting_typos_is_validated_like_the_public_form(client):
     appeal = make_appeal(client, "typo-appeal")
-    [eid] = add_endorsements(client, appeal["id"], 1, organisation_name="Amnesty Internatonal",
+    [eid] = add_endorsements(client, appeal=appeal["id"], organisation_name="Amnesty Internatonal",
                              visibility="anonymous")
     login_as(client, "moderator")
     token = csrf(client, "/admin/")
@@ -135,8 +134,7 @@ def test_correcting_typos_is_validated_like_the_public_form(client):
 def test_anonymous_names_are_shown_to_organisers_only(client):
     appeal = make_appeal(client, "anon-appeal", moderation=Moderation.POST)
     secret = "Hidden Objectors Collective"
-    [eid] = add_endorsements(client, appeal["id"], 1, organisation_name=secret, visibility="anonymous",
-                             listed_at=utcnow())
+    [eid] = add_endorsements(client, appeal=appeal["id"], organisation_name=secret, visibility="anonymous")
     assert secret not in client.get("/appeals/anon-appeal/signatories").text
     assert secret not in client.get("/api/appeals/anon-appeal/endorsements").text
     assert client.get("/api/appeals/anon-appeal").json()["counts"]["total"] == 1
@@ -149,12 +147,12 @@ def test_anonymous_names_are_shown_to_organisers_only(client):
 def test_duplicate_hints_and_domain_match(client):
     appeal = make_appeal(client, "dupes")
     other = make_appeal(client, "other-appeal")
-    [a] = add_endorsements(client, appeal["id"], 1, organisation_name="Connection e.V.", country="DE",
+    [a] = add_endorsements(client, appeal=appeal["id"], organisation_name="Connection e.V.", country="DE",
                            contact_email="office@connection.example", website="https://www.connection.example")
-    [b] = add_endorsements(client, appeal["id"], 1, organisation_name="CONNECTION  e. V.", country="DE")
-    [c] = add_endorsements(client, appeal["id"], 1, organisation_name="Connection e.V.", country="AT",
+    [b] = add_endorsements(client, appeal=appeal["id"], organisation_name="CONNECTION  e. V.", country="DE")
+    [c] = add_endorsements(client, appeal=appeal["id"], organisation_name="Connection e.V.", country="AT",
                            website="https://connection.example")
-    [d] = add_endorsements(client, other["id"], 1, contact_email="office@connection.example")
+    [d] = add_endorsements(client, appeal=other["id"], contact_email="office@connection.example")
     login_as(client, "moderator")
     page = client.get(f"/admin/endorsements/{a}").text
     assert "domain match" in page and "no domain match" not in page

@@ -16,7 +16,7 @@ from petition.app import create_app
 from petition.cli import main
 from petition.settings import load_settings
 from tests.conftest import BASE_URL, TEST_SECRET, Site, make_settings
-from tests.dossiers.factories import Org, seed
+from tests.factories import add_endorsements
 from tests.support import wait_for
 
 
@@ -58,7 +58,7 @@ def test_database_mail_and_dossier_files_are_readable_by_the_owner_only(
         finally:
             reader.close()
 
-    seed(database_url, [Org("Owner Only e.V.")])
+    add_endorsements(database_url, rows=[dict(organisation_name="Owner Only e.V.")])
     for name, value in {"DATABASE_URL": database_url, "DATA_DIR": str(data), "SECRET_KEY": TEST_SECRET,
                         "BASE_URL": BASE_URL}.items():
         monkeypatch.setenv(name, value)

@@ -1,9 +1,9 @@
 """Many listed endorsements at once, written straight into a test database (either backend).
 
-For the open-data tests that need a list long enough to stream in many chunks: rows go in
-with multi-row INSERTs through the application's own `Database`, so they can be loaded
-before a live server starts or beside a running app (whose public cache must then be
-dropped: `forget_cached`).
+For the open-data tests that need a list long enough to stream in many chunks: the rows of
+the one endorsement factory (`tests.factories.endorsement_row`) go in with one executemany,
+so they can be loaded before a live server starts or beside a running app (whose public
+cache must then be dropped: `tests.factories.forget_cached`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,10 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
-
-from petition.appeals.queries import DEMO_SLUG, ensure_demo_appeal
-from petition.appeals.tables import appeals
+from petition.appeals.queries import DEMO_SLUG
 from petition.db import Database, sqlalchemy_url
 from petition.endorsements.tables import endorsements
-from tests.organisers.support import endorsement_values
+from tests.factories import appeal_and_texts, endorsement_row
 
 COLUMNS = ("organisation_name", "country", "city", "organisation_type", "website", "endorsed_at")
 START = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
@@ -67,11 +64,11 @@ def insert_endorsements(database_url: str, count: int, *, row: Callable[[int], d
         db = Database(database_url)
         await db.connect()
         try:
-            await ensure_demo_appeal(db)
-            appeal_id = int(await db.fetch_val(sa.select(appeals.c.id).where(appeals.c.slug == DEMO_SLUG)))
+            appeal, text_hashes = await appeal_and_texts(db, DEMO_SLUG)
         finally:
             await db.disconnect()
-        rows = [endorsement_values(appeal_id, 7_000_000 + n, **row(n)) for n in range(first, first + count)]
+        rows = [endorsement_row(appeal, 7_000_000 + n, text_hashes=text_hashes, **row(n))
+                for n in range(first, first + count)]
         engine = create_async_engine(sqlalchemy_url(database_url))
         try:
             async with engine.begin() as connection:
@@ -80,11 +77,6 @@ def insert_endorsements(database_url: str, count: int, *, row: Callable[[int], d
             await engine.dispose()
 
     asyncio.run(insert())
-
-
-def forget_cached(client: Any) -> None:
-    """Drop what the app's public cache holds (rows were written behind its back)."""
-    client.app.state.services.public_cache.invalidate()
 
 
 def _endorsed_at(value: Any) -> str:

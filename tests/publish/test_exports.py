@@ -22,8 +22,8 @@ import pytest
 
 from petition.publish.cache import PublicCache
 from tests.conftest import make_settings
-from tests.publish.bulk import COLUMNS, expected_rows, forget_cached, insert_endorsements, old_format_csv
-from tests.publish.factories import listed
+from tests.factories import add_endorsements, forget_cached
+from tests.publish.bulk import COLUMNS, expected_rows, insert_endorsements, old_format_csv
 from tests.support import LiveServer, SMTPServer
 
 SLUG = "protect-deserters"
@@ -86,7 +86,7 @@ def test_a_csv_revalidation_is_answered_without_building_the_list(make_site, dat
     assert statements.list_reads() == []
 
     # A change to the list changes the tag: the next revalidation gets the new list.
-    listed(client, "Newly Listed Group", country="DE")
+    add_endorsements(client, organisation_name="Newly Listed Group", country="DE")
     changed = client.get(CSV, headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
     assert "Newly Listed Group" in changed.text.splitlines()[1]
@@ -302,7 +302,7 @@ def test_csv_downloads_are_limited_per_client(make_site, database_url):
     assert refused.headers["cache-control"] == "no-store"
     # Still answered: a revalidation, and a short list (a few rows cost what a JSON page does).
     assert visitor.get(CSV, headers={"If-None-Match": etag}).status_code == 304
-    listed(visitor, "Small Country Group", country="LU")
+    add_endorsements(visitor, organisation_name="Small Country Group", country="LU")
     assert visitor.get(CSV, params={"country": "LU"}).status_code == 200
 
     # Another address has its own count; a trusted one has none.
@@ -350,8 +350,8 @@ FORMULAS = {
 
 def test_full_width_formula_prefixes_are_neutralised(client):
     for country, value in FORMULAS.items():
-        listed(client, value, country=country, city=value, website=value)
-    listed(client, "\uff30lain \uff27roup", country="LU", city="A=B", website="https://ok.example/?a=-1")
+        add_endorsements(client, organisation_name=value, country=country, city=value, website=value)
+    add_endorsements(client, organisation_name="\uff30lain \uff27roup", country="LU", city="A=B", website="https://ok.example/?a=-1")
     response = client.get(CSV)
     assert response.status_code == 200
     rows = {r["country"]: r for r in csv.DictReader(io.StringIO(response.text, newline=""))}

@@ -9,16 +9,17 @@ import pytest
 from openapi_spec_validator import validate
 from starlette.routing import Mount, Route
 
-from tests.publish.factories import listed
+from tests.factories import add_endorsements
 
 SLUG = "protect-deserters"
 
 
 def test_csv_is_rfc4180_and_formula_cells_are_prefixed(client):
-    listed(client, "=HYPERLINK(\"http://evil.example\",\"click\")", country="DE", city="+49 Berlin")
-    listed(client, "-Minus Group", country="FR", city="@home")
-    listed(client, "\tTabbed, \"Quoted\" Group", country="IT", city="\rReturn")
-    listed(client, "Plain Group", country="AT", city="Wien")
+    add_endorsements(client, organisation_name="=HYPERLINK(\"http://evil.example\",\"click\")", country="DE",
+                     city="+49 Berlin")
+    add_endorsements(client, organisation_name="-Minus Group", country="FR", city="@home")
+    add_endorsements(client, organisation_name="\tTabbed, \"Quoted\" Group", country="IT", city="\rReturn")
+    add_endorsements(client, organisation_name="Plain Group", country="AT", city="Wien")
     response = client.get(f"/appeals/{SLUG}/endorsements.csv")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
@@ -40,8 +41,8 @@ def test_csv_is_rfc4180_and_formula_cells_are_prefixed(client):
 
 
 def test_csv_filters_by_country_and_names_the_file_after_it(client):
-    listed(client, "Berlin Group", country="DE")
-    listed(client, "Paris Group", country="FR")
+    add_endorsements(client, organisation_name="Berlin Group", country="DE")
+    add_endorsements(client, organisation_name="Paris Group", country="FR")
     response = client.get(f"/appeals/{SLUG}/endorsements.csv", params={"country": "fr"})
     assert [r["organisation_name"] for r in csv.DictReader(io.StringIO(response.text))] == ["Paris Group"]
     assert "endorsements-FR.csv" in response.headers["content-disposition"]
@@ -77,8 +78,8 @@ def test_openapi_document_is_valid_and_lists_every_json_route(client):
 
 def test_api_pages_and_filters(client):
     for i in range(105):
-        listed(client, f"Group {i:03d}", country="DE" if i % 3 else "FR",
-               organisation_type="union" if i % 5 == 0 else "peace")
+        add_endorsements(client, organisation_name=f"Group {i:03d}", country="DE" if i % 3 else "FR",
+                         organisation_type="union" if i % 5 == 0 else "peace")
     first = client.get(f"/api/appeals/{SLUG}/endorsements").json()
     assert len(first["items"]) == 100
     assert first["items"][0]["organisation_name"] == "Group 104"  # newest first
@@ -115,7 +116,7 @@ def test_unknown_appeal_is_a_json_404(client):
                                   f"/appeals/{SLUG}/endorsements.csv", f"/appeals/{SLUG}/signatories",
                                   "/api/openapi.json"])
 def test_public_lists_revalidate_with_etags(client, path):
-    listed(client, "First Group", country="DE")
+    add_endorsements(client, organisation_name="First Group", country="DE")
     first = client.get(path)
     etag = first.headers["etag"]
     assert etag.startswith('"') and first.headers["cache-control"].startswith("public, max-age=")
@@ -129,11 +130,11 @@ def test_public_lists_revalidate_with_etags(client, path):
 
 
 def test_a_new_endorsement_changes_the_etag(client):
-    listed(client, "First Group", country="DE")
+    add_endorsements(client, organisation_name="First Group", country="DE")
     paths = [f"/api/appeals/{SLUG}", f"/api/appeals/{SLUG}/endorsements", f"/appeals/{SLUG}/endorsements.csv",
              f"/appeals/{SLUG}/signatories"]
     before = {p: client.get(p).headers["etag"] for p in paths}
-    listed(client, "Second Group", country="FR")
+    add_endorsements(client, organisation_name="Second Group", country="FR")
     for path in paths:
         response = client.get(path, headers={"If-None-Match": before[path]})
         assert response.status_code == 200, path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from petition.publish.cache import public_cache
-from tests.publish.factories import listed
+from tests.factories import add_endorsements
 
 SLUG = "protect-deserters"
 
@@ -24,7 +24,7 @@ def _html_lang(html: str) -> str:
 
 
 def test_an_unknown_lang_does_not_grow_the_page_cache(client):
-    listed(client, "Connection e.V.", country="DE")
+    add_endorsements(client, organisation_name="Connection e.V.", country="DE")
     pages = [f"/appeals/{SLUG}", f"/appeals/{SLUG}/signatories"]
     for path in pages:
         for query in ("", "?lang=de"):

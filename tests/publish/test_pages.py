@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.publish.factories import anonymous, listed
+from tests.factories import add_endorsements
 from tests.support import csrf_from, valid_form
 
 SLUG = "protect-deserters"
@@ -18,9 +18,9 @@ def _chart(html: str) -> str:
 
 def test_appeal_page_shows_counts_and_a_chart_with_a_text_alternative(client):
     for i in range(3):
-        listed(client, f"German Group {i}", country="DE")
-    listed(client, "French Group", country="FR")
-    anonymous(client, "Quiet Group", country="UA")
+        add_endorsements(client, organisation_name=f"German Group {i}", country="DE")
+    add_endorsements(client, organisation_name="French Group", country="FR")
+    add_endorsements(client, visibility="anonymous", organisation_name="Quiet Group", country="UA")
     html = client.get(f"/appeals/{SLUG}").text
     assert "5 organisations have endorsed this appeal." in html
     assert "1 of them asked not to be named." in html
@@ -45,9 +45,9 @@ def test_many_countries_share_an_other_bar(client):
     codes = ["DE", "FR", "IT", "ES", "NL", "BE", "AT", "CH", "PL", "CZ", "SE", "DK", "NO", "FI", "IE", "PT",
              "GR", "LT"]
     for i, code in enumerate(codes):
-        listed(client, f"Group {code}", country=code)
+        add_endorsements(client, organisation_name=f"Group {code}", country=code)
         if i < 2:
-            listed(client, f"Second Group {code}", country=code)
+            add_endorsements(client, organisation_name=f"Second Group {code}", country=code)
     svg = _chart(client.get(f"/appeals/{SLUG}").text)
     assert svg.count('class="chart-bar"') == 15
     # Ties go alphabetically: the last four of the countries with one endorsement share a bar...
@@ -83,10 +83,11 @@ def test_every_visitor_gets_their_own_csrf_token_from_the_cached_page(client):
 
 
 def test_signatories_grouped_by_country_with_filters_and_search(client):
-    listed(client, "Connection e.V.", country="DE", organisation_type="peace", city="Offenbach")
-    listed(client, "Pro Asyl", country="DE", organisation_type="refugee_support")
-    listed(client, "Union syndicale", country="FR", organisation_type="union")
-    anonymous(client, "Quiet Group", country="FR")
+    add_endorsements(client, organisation_name="Connection e.V.", country="DE", organisation_type="peace",
+                     city="Offenbach")
+    add_endorsements(client, organisation_name="Pro Asyl", country="DE", organisation_type="refugee_support")
+    add_endorsements(client, organisation_name="Union syndicale", country="FR", organisation_type="union")
+    add_endorsements(client, visibility="anonymous", organisation_name="Quiet Group", country="FR")
     html = client.get(f"/appeals/{SLUG}/signatories").text
     germany = html.index('<h2 id="c-DE">Germany</h2>')
     france = html.index('<h2 id="c-FR">France</h2>')
@@ -114,7 +115,7 @@ def test_signatories_grouped_by_country_with_filters_and_search(client):
 
 def test_signatories_are_paginated(client):
     for i in range(55):
-        listed(client, f"Group {i:02d}", country="NL")
+        add_endorsements(client, organisation_name=f"Group {i:02d}", country="NL")
     first = client.get(f"/appeals/{SLUG}/signatories").text
     assert "Page 1 of 2" in first and "Group 49" in first and "Group 50" not in first
     next_link = re.search(r'<a rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
@@ -131,7 +132,7 @@ def test_signatories_are_paginated(client):
 
 
 def test_signatories_open_data_links_carry_the_filters(client):
-    listed(client, "Group", country="NL")
+    add_endorsements(client, organisation_name="Group", country="NL")
     html = client.get(f"/appeals/{SLUG}/signatories", params={"country": "NL", "type": "peace"}).text
     assert f'href="/api/appeals/{SLUG}/endorsements?country=NL&amp;type=peace"' in html
     assert f'href="/appeals/{SLUG}/endorsements.csv?country=NL&amp;type=peace"' in html

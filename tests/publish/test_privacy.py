@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from tests.publish.factories import anonymous, listed
+from tests.factories import add_endorsements
 
 SLUG = "protect-deserters"
 SECRET_NAME = "Hidden Deserters Aid Minsk"
@@ -28,11 +28,11 @@ PUBLIC_PAGES = [
 
 
 def test_anonymous_organisation_is_counted_but_never_named(client):
-    anonymous(client, SECRET_NAME, country="BY", city=SECRET_CITY, website=SECRET_SITE,
-              organisation_type="refugee_support", contact_email="secret@hidden-aid.example",
-              contact_name="Secret Contact")
-    listed(client, "Named Peace Group", country="BY", organisation_type="refugee_support",
-           contact_email="named@peace.example", contact_name="Named Contact")
+    add_endorsements(client, visibility="anonymous", organisation_name=SECRET_NAME, country="BY", city=SECRET_CITY,
+                     website=SECRET_SITE, organisation_type="refugee_support",
+                     contact_email="secret@hidden-aid.example", contact_name="Secret Contact")
+    add_endorsements(client, organisation_name="Named Peace Group", country="BY", organisation_type="refugee_support",
+                     contact_email="named@peace.example", contact_name="Named Contact")
 
     for path in PUBLIC_PAGES:
         for lang in ("en", "ru"):
@@ -54,7 +54,7 @@ def test_anonymous_organisation_is_counted_but_never_named(client):
 
 
 def test_a_search_for_an_anonymous_name_finds_nothing_and_says_so(client):
-    anonymous(client, SECRET_NAME, country="BY")
+    add_endorsements(client, visibility="anonymous", organisation_name=SECRET_NAME, country="BY")
     page = client.get(f"/appeals/{SLUG}/signatories", params={"q": SECRET_NAME}).text
     assert "0 named organisations match." in page
     assert SECRET_NAME not in page.replace(f'value="{SECRET_NAME}"', "")
@@ -64,7 +64,7 @@ def test_a_search_for_an_anonymous_name_finds_nothing_and_says_so(client):
 
 def test_pending_withdrawn_and_quarantined_endorsements_are_neither_counted_nor_named(client):
     for state in ("pending", "withdrawn", "quarantined", "rejected"):
-        listed(client, f"Not Listed {state}", country="FR", state=state)
+        add_endorsements(client, organisation_name=f"Not Listed {state}", country="FR", state=state)
     assert client.get(f"/api/appeals/{SLUG}").json()["counts"] == {"total": 0, "by_country": {}, "unattributed": 0}
     for path in PUBLIC_PAGES:
         assert "Not Listed" not in client.get(path).text, path
@@ -72,7 +72,7 @@ def test_pending_withdrawn_and_quarantined_endorsements_are_neither_counted_nor_
 
 def test_a_script_in_a_name_is_escaped_in_html_and_json(client):
     name = "<script>alert(1)</script>"
-    listed(client, name, country="FR", city="<img src=x onerror=alert(2)>")
+    add_endorsements(client, organisation_name=name, country="FR", city="<img src=x onerror=alert(2)>")
     for path in (f"/appeals/{SLUG}", f"/appeals/{SLUG}/signatories"):
         body = client.get(path).text
         assert "<script>alert(1)</script>" not in body

@@ -16,7 +16,7 @@ from petition import i18n
 from petition.publish.chart import country_chart
 from petition.publish.queries import Counts
 from petition.settings import SettingsError, load_settings
-from tests.publish.factories import anonymous, listed
+from tests.factories import add_endorsements
 
 SLUG = "protect-deserters"
 
@@ -56,8 +56,8 @@ def assert_not_attributed_to_belarus(client) -> None:
 
 
 def test_a_lone_anonymous_belarusian_group_is_not_attributed_to_belarus(client):
-    listed(client, "Connection e.V.", country="DE")
-    anonymous(client, "Minsk Deserters Aid", country="BY")
+    add_endorsements(client, organisation_name="Connection e.V.", country="DE")
+    add_endorsements(client, visibility="anonymous", organisation_name="Minsk Deserters Aid", country="BY")
 
     assert api_counts(client) == {"total": 2, "by_country": {"DE": 1}, "unattributed": 1}
     assert_not_attributed_to_belarus(client)
@@ -72,9 +72,9 @@ def test_a_lone_anonymous_belarusian_group_is_not_attributed_to_belarus(client):
 
 
 def test_two_anonymous_belarusian_groups_beside_a_named_one_do_not_add_to_belarus(client):
-    listed(client, "Named Belarusian Group", country="BY")
-    anonymous(client, "Quiet Group One", country="BY")
-    anonymous(client, "Quiet Group Two", country="BY")
+    add_endorsements(client, organisation_name="Named Belarusian Group", country="BY")
+    add_endorsements(client, visibility="anonymous", organisation_name="Quiet Group One", country="BY")
+    add_endorsements(client, visibility="anonymous", organisation_name="Quiet Group Two", country="BY")
 
     # Belarus shows its named organisation only: "3 from Belarus, 1 named" would tell 2 hide.
     assert api_counts(client) == {"total": 3, "by_country": {"BY": 1}, "unattributed": 2}
@@ -89,8 +89,8 @@ def test_two_anonymous_belarusian_groups_beside_a_named_one_do_not_add_to_belaru
 
 
 def test_an_anonymous_group_in_a_country_with_only_anonymous_ones_leaves_no_trace_of_that_country(client):
-    anonymous(client, "Minsk Deserters Aid", country="BY")
-    anonymous(client, "Grodno Deserters Aid", country="BY")
+    add_endorsements(client, visibility="anonymous", organisation_name="Minsk Deserters Aid", country="BY")
+    add_endorsements(client, visibility="anonymous", organisation_name="Grodno Deserters Aid", country="BY")
     assert api_counts(client) == {"total": 2, "by_country": {}, "unattributed": 2}
     assert_not_attributed_to_belarus(client)
     # A chart still shows where the endorsements are from, as far as it may.
@@ -99,8 +99,8 @@ def test_an_anonymous_group_in_a_country_with_only_anonymous_ones_leaves_no_trac
 
 def test_three_anonymous_belarusian_groups_are_counted_in_belarus(client):
     for n in range(3):
-        anonymous(client, f"Quiet Group {n}", country="BY")
-    listed(client, "Named Belarusian Group", country="BY")
+        add_endorsements(client, visibility="anonymous", organisation_name=f"Quiet Group {n}", country="BY")
+    add_endorsements(client, organisation_name="Named Belarusian Group", country="BY")
 
     assert api_counts(client) == {"total": 4, "by_country": {"BY": 4}, "unattributed": 0}
     section = counts_section(client)
@@ -116,7 +116,7 @@ def test_three_anonymous_belarusian_groups_are_counted_in_belarus(client):
 def test_the_threshold_setting_decides_how_many_anonymous_ones_a_country_needs(make_site):
     strict = make_site(anonymous_count_threshold=5).client
     for n in range(4):
-        anonymous(strict, f"Quiet Group {n}", country="BY")
+        add_endorsements(strict, visibility="anonymous", organisation_name=f"Quiet Group {n}", country="BY")
     assert api_counts(strict) == {"total": 4, "by_country": {}, "unattributed": 4}
     assert "4 organisations from other countries asked not to be named." in signatories(strict)
 
