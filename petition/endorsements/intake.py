@@ -12,7 +12,7 @@ statement, and orders the group by arrival. The worker renders the email and sig
 its link.
 
 An address already known for its appeal (the INSERT meets the unique constraint and
-does nothing) then takes the general path, `queries.submit_endorsement`, with the
+does nothing) then takes the general path, `lifecycle.submit_endorsement`, with the
 verdict of the limits already counted. On SQLite, the embedded default with one
 writer, the same steps run as separate statements in `Database.write()`.
 """
@@ -40,8 +40,7 @@ from petition.appeals.queries import get_appeal_by_id
 from petition.appeals.states import AppealStatus
 from petition.db import Database, Row
 from petition.endorsements.emails import confirmation_context
-from petition.endorsements.lifecycle import SubmitOutcome, new_nonce, submit_endorsement
-from petition.endorsements.states import EndorsementState as S
+from petition.endorsements.lifecycle import Event, SubmitOutcome, new_nonce, submit_endorsement, target_of
 from petition.endorsements.states import HoldReason
 from petition.outbox.messages import Mailer, outbox_values
 from petition.outbox.tables import QUEUED_DEFAULTS, outbox
@@ -131,7 +130,7 @@ WITH events AS (
         AS s({", ".join(name for name, _type in _COLUMNS)})
 ), ins AS (
     INSERT INTO endorsements ({", ".join(_RECORD)}, state, hold_reason)
-    SELECT {", ".join(f"s.{name}" for name in _RECORD)}, '{S.PENDING.value}', v.held
+    SELECT {", ".join(f"s.{name}" for name in _RECORD)}, '{target_of(Event.SUBMIT).value}', v.held
     FROM sub s LEFT JOIN verdict v ON v.sid = s.id
     JOIN appeals a ON a.id = s.appeal_id AND a.status = '{AppealStatus.OPEN.value}'
     WHERE coalesce(v.mailbox_ok, true)

@@ -8,7 +8,6 @@ import sqlalchemy as sa
 from petition.appeals.tables import appeals
 from petition.db import Database, Row
 from petition.endorsements.emails import confirmation_context
-from petition.endorsements.lifecycle import SubmitOutcome as SubmitOutcome  # re-exported for publish.appeal_views
 from petition.endorsements.lifecycle import link_target
 from petition.endorsements.states import listed_states
 from petition.endorsements.tables import endorsements

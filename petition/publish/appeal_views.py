@@ -19,7 +19,7 @@ from petition.appeals.queries import current_text, current_titles, get_appeal, l
 from petition.appeals.states import AppealStatus
 from petition.db import Row
 from petition.endorsements.forms import HONEYPOT_FIELD, parse_endorsement_form
-from petition.endorsements.queries import SubmitOutcome
+from petition.endorsements.lifecycle import SubmitOutcome
 from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
 from petition.publish.cache import public_cache
 from petition.publish.cached import appeal_by_slug, appeal_text, listed_counts, newest_named

@@ -15,7 +15,7 @@ from petition.appeals.queries import DEMO_SLUG, current_text, ensure_demo_appeal
 from petition.db import Database
 from petition.endorsements.forms import parse_endorsement_form
 from petition.endorsements.intake import Intake
-from petition.endorsements.queries import SubmitOutcome
+from petition.endorsements.lifecycle import SubmitOutcome
 from petition.outbox.messages import Mailer, enqueue_email
 from petition.outbox.tables import outbox
 from petition.settings import Settings
