@@ -71,14 +71,16 @@ async def appeal_create(request: Request) -> Response:
         errors["default_language"] = _("Please choose a language.")
     if not errors:
         try:
-            appeal_id = await create_appeal(db, slug=values["slug"], moderation=Moderation(values["moderation"]),
-                                            status=AppealStatus.DRAFT, default_language=values["default_language"])
+            # The change and its audit row commit together (record joins this transaction).
+            async with db.write():
+                appeal_id = await create_appeal(db, slug=values["slug"], moderation=Moderation(values["moderation"]),
+                                                status=AppealStatus.DRAFT, default_language=values["default_language"])
+                await record(db, organiser_id=organiser(request)["id"], action=AuditAction.APPEAL_CREATE,
+                             target_type="appeal", target_id=appeal_id,
+                             detail=f"slug={values['slug']} moderation={values['moderation']}")
         except INTEGRITY_ERRORS:
             errors["slug"] = _("An appeal with this address exists already.")
         else:
-            await record(db, organiser_id=organiser(request)["id"], action=AuditAction.APPEAL_CREATE,
-                         target_type="appeal", target_id=appeal_id,
-                         detail=f"slug={values['slug']} moderation={values['moderation']}")
             return RedirectResponse(f"/admin/appeals/{appeal_id}", status_code=303)
     return await _appeals_page(request, values=values, errors=errors, status=400)
 
@@ -133,14 +135,15 @@ async def appeal_settings(request: Request) -> Response:
     if errors:
         return await _appeal_page(request, appeal, values=values, errors=errors, status=400)
     db = services(request).db
-    await update_settings(db, appeal_id=appeal["id"], moderation=Moderation(values["moderation"]),
-                          default_language=values["default_language"], addressees=values["addressees"])
     changes = [f"{name}: {appeal[name]} -> {values[name]}" for name in ("moderation", "default_language")
                if appeal[name] != values[name]]
     if appeal["addressees"] != values["addressees"]:
         changes.append("addressees")
-    await record(db, organiser_id=organiser(request)["id"], action=AuditAction.APPEAL_EDIT,
-                 target_type="appeal", target_id=appeal["id"], detail="; ".join(changes))
+    async with db.write():
+        await update_settings(db, appeal_id=appeal["id"], moderation=Moderation(values["moderation"]),
+                              default_language=values["default_language"], addressees=values["addressees"])
+        await record(db, organiser_id=organiser(request)["id"], action=AuditAction.APPEAL_EDIT,
+                     target_type="appeal", target_id=appeal["id"], detail="; ".join(changes))
     return RedirectResponse(f"/admin/appeals/{appeal['id']}?done=settings", status_code=303)
 
 
@@ -155,10 +158,11 @@ async def appeal_status(request: Request) -> Response:
         return await _appeal_page(request, appeal, status=400, errors={"status": _(
             "Write the text in the default language before opening the appeal.")})
     if new != appeal["status"]:
-        await set_status(db, appeal_id=appeal["id"], status=AppealStatus(new))
+        async with db.write():
+            await set_status(db, appeal_id=appeal["id"], status=AppealStatus(new))
+            await record(db, organiser_id=organiser(request)["id"], action=AuditAction.APPEAL_STATUS,
+                         target_type="appeal", target_id=appeal["id"], detail=f"{appeal['status']} -> {new}")
         services(request).lifecycle.public_changed()  # the appeal itself changed: slug entries too
-        await record(db, organiser_id=organiser(request)["id"], action=AuditAction.APPEAL_STATUS,
-                     target_type="appeal", target_id=appeal["id"], detail=f"{appeal['status']} -> {new}")
     return RedirectResponse(f"/admin/appeals/{appeal['id']}?done=status", status_code=303)
 
 
@@ -208,13 +212,16 @@ async def text_save(request: Request) -> Response:
     if errors:
         return await _text_page(request, appeal, language, values=values, errors=errors, status=400)
     db = services(request).db
-    version = await save_text(db, appeal_id=appeal["id"], language=language, title=values["title"],
-                              addressees=values["addressees"], body=values["body"])
+    async with db.write():
+        version = await save_text(db, appeal_id=appeal["id"], language=language, title=values["title"],
+                                  addressees=values["addressees"], body=values["body"])
+        if version is not None:
+            await record(db, organiser_id=organiser(request)["id"], action=AuditAction.APPEAL_TEXT,
+                         target_type="appeal", target_id=appeal["id"],
+                         detail=f"language={language} version={version}")
     if version is None:
         return RedirectResponse(f"/admin/appeals/{appeal['id']}?done=unchanged", status_code=303)
     services(request).lifecycle.public_changed()  # the appeal itself changed: slug entries too
-    await record(db, organiser_id=organiser(request)["id"], action=AuditAction.APPEAL_TEXT,
-                 target_type="appeal", target_id=appeal["id"], detail=f"language={language} version={version}")
     return RedirectResponse(f"/admin/appeals/{appeal['id']}?done=text", status_code=303)
 
 
