@@ -14,8 +14,20 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
-FIELDS = ("organisation_name", "country", "city", "organisation_type", "website", "contact_name",
-          "contact_role", "contact_email", "authorised", "consent", "visibility", "comment")
+FIELDS = (
+    "organisation_name",
+    "country",
+    "city",
+    "organisation_type",
+    "website",
+    "contact_name",
+    "contact_role",
+    "contact_email",
+    "authorised",
+    "consent",
+    "visibility",
+    "comment",
+)
 
 
 def make_app(dsn: str) -> Starlette:
@@ -25,8 +37,11 @@ def make_app(dsn: str) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal pool
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10)
-        await pool.execute("CREATE TABLE IF NOT EXISTS bare_endorsements (id serial PRIMARY KEY, "
-                           + ", ".join(f"{f} text" for f in FIELDS) + ", created_at timestamp DEFAULT now())")
+        await pool.execute(
+            "CREATE TABLE IF NOT EXISTS bare_endorsements (id serial PRIMARY KEY, "
+            + ", ".join(f"{f} text" for f in FIELDS)
+            + ", created_at timestamp DEFAULT now())"
+        )
         yield
         await pool.close()
 
@@ -36,7 +51,9 @@ def make_app(dsn: str) -> Starlette:
         assert pool is not None
         await pool.execute(
             f"INSERT INTO bare_endorsements ({', '.join(FIELDS)}) VALUES "  # noqa: S608 - fixed names
-            f"({', '.join(f'${i + 1}' for i in range(len(FIELDS)))})", *values)
+            f"({', '.join(f'${i + 1}' for i in range(len(FIELDS)))})",
+            *values,
+        )
         return RedirectResponse("/check-email", status_code=303)
 
     return Starlette(routes=[Route("/appeals/{slug}/endorse", endorse, methods=["POST"])], lifespan=lifespan)

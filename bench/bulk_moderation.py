@@ -26,17 +26,37 @@ from petition.schema import utcnow
 
 async def _seed(db: Database, appeal_id: int, n: int, prefix: str) -> list[int]:
     now = utcnow()
-    rows = [{
-        "appeal_id": appeal_id, "organisation_name": f"Org {prefix}{i}", "name_normalised": f"org {prefix}{i}",
-        "country": "DE", "city": "", "organisation_type": "peace", "website": "", "contact_name": "C",
-        "contact_role": "", "contact_email": f"{prefix}{i}@example.org", "email_canonical": f"{prefix}{i}@example.org",
-        "authorised": True, "consent_version": "x", "visibility": "public", "comment": "", "language": "en",
-        "text_language": "en", "text_hash": "0" * 64, "state": "confirmed", "token_nonce": f"{i:032x}",
-        "created_at": now, "updated_at": now, "confirmed_at": now,
-    } for i in range(n)]
+    rows = [
+        {
+            "appeal_id": appeal_id,
+            "organisation_name": f"Org {prefix}{i}",
+            "name_normalised": f"org {prefix}{i}",
+            "country": "DE",
+            "city": "",
+            "organisation_type": "peace",
+            "website": "",
+            "contact_name": "C",
+            "contact_role": "",
+            "contact_email": f"{prefix}{i}@example.org",
+            "email_canonical": f"{prefix}{i}@example.org",
+            "authorised": True,
+            "consent_version": "x",
+            "visibility": "public",
+            "comment": "",
+            "language": "en",
+            "text_language": "en",
+            "text_hash": "0" * 64,
+            "state": "confirmed",
+            "token_nonce": f"{i:032x}",
+            "created_at": now,
+            "updated_at": now,
+            "confirmed_at": now,
+        }
+        for i in range(n)
+    ]
     async with db.write():
         for start in range(0, n, 200):
-            await db.execute(endorsements.insert().values(rows[start:start + 200]))
+            await db.execute(endorsements.insert().values(rows[start : start + 200]))
     found = await db.fetch_all(sa.select(endorsements.c.id).where(endorsements.c.appeal_id == appeal_id))
     return [int(r["id"]) for r in found]
 

@@ -165,9 +165,7 @@ def measure(args: list[str]) -> tuple[float, int, str]:
     import psutil
 
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT
-    )
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     peak = 0
     stop = threading.Event()
 
@@ -224,18 +222,12 @@ def main() -> None:
             url = f"sqlite:///{tmp}/bench.db"
             upgrade(url)
             asyncio.run(seed(url, size))
-            d_time, d_mem, d_out = measure(
-                ["--child", "dossier", "--db", url, "--data", f"{tmp}/data"]
-            )
+            d_time, d_mem, d_out = measure(["--child", "dossier", "--db", url, "--data", f"{tmp}/data"])
             b_time, b_mem, b_out = measure(["--child", "bare", "--db", url])
         results.append((size, d_time, d_mem, b_time, b_mem))
         print(f"\n{size} organisations")
-        print(
-            f"  dossier (chunked, parallel, joined, signed): {d_time:7.1f} s  peak {d_mem / 2**20:7.0f} MiB  {d_out}"
-        )
-        print(
-            f"  bare weasyprint, one table:                  {b_time:7.1f} s  peak {b_mem / 2**20:7.0f} MiB  {b_out}"
-        )
+        print(f"  dossier (chunked, parallel, joined, signed): {d_time:7.1f} s  peak {d_mem / 2**20:7.0f} MiB  {d_out}")
+        print(f"  bare weasyprint, one table:                  {b_time:7.1f} s  peak {b_mem / 2**20:7.0f} MiB  {b_out}")
         print(f"  ratio dossier/bare: time {d_time / b_time:.2f}  peak memory {d_mem / b_mem:.2f}")
     largest = max(results)
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -81,11 +81,22 @@ async def expected_csv_rows(url: str) -> list[list[str]]:
         rows = await conn.fetch(
             "SELECT organisation_name, country, city, organisation_type, website, listed_at FROM endorsements "
             "WHERE appeal_id = (SELECT id FROM appeals WHERE slug = $1) AND visibility = 'public' "
-            "AND state IN ('confirmed', 'approved') ORDER BY listed_at DESC, id DESC", SLUG)
+            "AND state IN ('confirmed', 'approved') ORDER BY listed_at DESC, id DESC",
+            SLUG,
+        )
     finally:
         await conn.close()
-    return [[r["organisation_name"], r["country"], r["city"], r["organisation_type"], r["website"],
-             r["listed_at"].isoformat()] for r in rows]
+    return [
+        [
+            r["organisation_name"],
+            r["country"],
+            r["city"],
+            r["organisation_type"],
+            r["website"],
+            r["listed_at"].isoformat(),
+        ]
+        for r in rows
+    ]
 
 
 async def explain(url: str) -> None:
@@ -102,16 +113,19 @@ async def explain(url: str) -> None:
         appeal = dict(await conn.fetchrow("SELECT * FROM appeals WHERE slug = $1", SLUG))
         middle = await conn.fetchrow(
             "SELECT listed_at, id FROM endorsements WHERE appeal_id = $1 AND listed_at IS NOT NULL "
-            "ORDER BY listed_at DESC, id DESC OFFSET (SELECT count(*) / 2 FROM endorsements) LIMIT 1", appeal["id"])
+            "ORDER BY listed_at DESC, id DESC OFFSET (SELECT count(*) / 2 FROM endorsements) LIMIT 1",
+            appeal["id"],
+        )
         newest = _newest_first(_named(appeal, country=None, organisation_type=None, search=None))
         at, below = middle["listed_at"], middle["id"]
         queries = {
-            "list version (the ETag)": sa.select(sa.func.count(), sa.func.sum(e.c.id), sa.func.max(e.c.updated_at))
-            .where(*_named_conditions(appeal, country=None, organisation_type=None, search=None)),
+            "list version (the ETag)": sa.select(
+                sa.func.count(), sa.func.sum(e.c.id), sa.func.max(e.c.updated_at)
+            ).where(*_named_conditions(appeal, country=None, organisation_type=None, search=None)),
             "first chunk": newest.limit(STREAM_CHUNK),
             "a chunk half-way down": newest.where(
-                e.c.listed_at <= sa.literal(at), sa.or_(e.c.listed_at < sa.literal(at), e.c.id < below))
-            .limit(STREAM_CHUNK),
+                e.c.listed_at <= sa.literal(at), sa.or_(e.c.listed_at < sa.literal(at), e.c.id < below)
+            ).limit(STREAM_CHUNK),
         }
         for label, query in queries.items():
             sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
@@ -134,14 +148,22 @@ def measure(url: str, args: argparse.Namespace) -> None:
     data_dir = tempfile.mkdtemp(prefix="petition-export-bench-")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": secrets.token_urlsafe(32), "BASE_URL": base,
-           "DATA_DIR": data_dir, "RUN_WORKER": "false", "CREATE_DEMO": "false",
-           # Every download still goes through the limit (one write each), but is never refused.
-           "RATE_LIMIT_EXPORT": "100000"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "BASE_URL": base,
+        "DATA_DIR": data_dir,
+        "RUN_WORKER": "false",
+        "CREATE_DEMO": "false",
+        # Every download still goes through the limit (one write each), but is never refused.
+        "RATE_LIMIT_EXPORT": "100000",
+    }
     expected = asyncio.run(expected_csv_rows(url))
     app_dir = Path(args.app_dir).resolve()
-    server = start_server(["petition.app:create_app", "--factory"], {**env, "PYTHONPATH": str(app_dir)}, port,
-                          cwd=app_dir)
+    server = start_server(
+        ["petition.app:create_app", "--factory"], {**env, "PYTHONPATH": str(app_dir)}, port, cwd=app_dir
+    )
     process = psutil.Process(server.pid)
 
     def cpu() -> float:
@@ -165,8 +187,9 @@ def measure(url: str, args: argparse.Namespace) -> None:
             records = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
             cells = [[c[1:] if c.startswith("'") else c for c in r] for r in records[1:]]
             if [r[:-1] + [r[-1].removesuffix("Z")] for r in cells] != expected:
-                raise SystemExit(f"the CSV differs from the database: {len(records) - 1} rows, "
-                                 f"{len(expected)} expected")
+                raise SystemExit(
+                    f"the CSV differs from the database: {len(records) - 1} rows, {len(expected)} expected"
+                )
             downloads.append(seconds)
             etag = headers["ETag"]
         size = len(body)
@@ -210,8 +233,10 @@ def measure(url: str, args: argparse.Namespace) -> None:
         stop_server(server)
 
     idle_median = statistics.median(idle) * 1000
-    print(f"\n{args.endorsements:,} endorsements ({len(expected):,} named in the CSV, {size / 1e6:.1f} MB); "
-          f"uvicorn, one worker; app from {Path(args.app_dir).resolve()}\n")
+    print(
+        f"\n{args.endorsements:,} endorsements ({len(expected):,} named in the CSV, {size / 1e6:.1f} MB); "
+        f"uvicorn, one worker; app from {Path(args.app_dir).resolve()}\n"
+    )
     print(f"| {'measured':<44} | {'median ms':>9} | {'p95 ms':>8} | {'max ms':>8} | {'median / idle healthz':>21} |")
     print(f"|{'-' * 46}|{'-' * 10}:|{'-' * 9}:|{'-' * 9}:|{'-' * 22}:|")
 
@@ -226,18 +251,23 @@ def measure(url: str, args: argparse.Namespace) -> None:
     line(f"each of {args.downloads} concurrent downloads ({len(concurrent)})", concurrent)
     line("JSON page 1 (5 runs)", first)
     line(f"JSON page {pages}, the last (5 runs)", last)
-    print(f"\nserver CPU per download: {cpu_download * 1000:.0f} ms alone, {cpu_concurrent * 1000:.0f} ms "
-          f"with {args.downloads} at once; per revalidation: {cpu_revalidation * 1000:.2f} ms")
+    print(
+        f"\nserver CPU per download: {cpu_download * 1000:.0f} ms alone, {cpu_concurrent * 1000:.0f} ms "
+        f"with {args.downloads} at once; per revalidation: {cpu_revalidation * 1000:.2f} ms"
+    )
     _m, _p, busy_max = summary(busy)
-    print(f"\nrevalidation / download = {statistics.median(revalidations) / statistics.median(downloads):.4f}; "
-          f"/healthz during {args.downloads} downloads: max {busy_max:.0f} ms = "
-          f"{busy_max / idle_median:.1f} x the idle median")
+    print(
+        f"\nrevalidation / download = {statistics.median(revalidations) / statistics.median(downloads):.4f}; "
+        f"/healthz during {args.downloads} downloads: max {busy_max:.0f} ms = "
+        f"{busy_max / idle_median:.1f} x the idle median"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--postgres", default=os.environ.get(
-        "PETITION_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--postgres", default=os.environ.get("PETITION_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     parser.add_argument("--endorsements", type=int, default=100_000)
     parser.add_argument("--downloads", type=int, default=3, help="concurrent downloads while /healthz is probed")
     parser.add_argument("--probes", type=int, default=40, help="idle /healthz probes and revalidations")

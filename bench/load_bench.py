@@ -99,10 +99,21 @@ async def admin(url: str, sql: str) -> None:
 
 
 def form(email: str, csrf: str) -> dict[str, str]:
-    return {"organisation_name": "Load Test Organisation", "country": "DE", "city": "Berlin",
-            "organisation_type": "peace", "website": "https://load.example", "contact_name": "Bench Person",
-            "contact_role": "Tester", "contact_email": email, "authorised": "yes", "consent": "yes",
-            "visibility": "public", "comment": "", "csrf_token": csrf}
+    return {
+        "organisation_name": "Load Test Organisation",
+        "country": "DE",
+        "city": "Berlin",
+        "organisation_type": "peace",
+        "website": "https://load.example",
+        "contact_name": "Bench Person",
+        "contact_role": "Tester",
+        "contact_email": email,
+        "authorised": "yes",
+        "consent": "yes",
+        "visibility": "public",
+        "comment": "",
+        "csrf_token": csrf,
+    }
 
 
 def wait_http(url: str, timeout: float = 60) -> None:
@@ -117,8 +128,9 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-async def submit_steadily(base: str, rate_per_min: int, duration: float, relay: Relay, down: tuple[float, float],
-                          connections: int) -> tuple[int, int, list[str]]:
+async def submit_steadily(
+    base: str, rate_per_min: int, duration: float, relay: Relay, down: tuple[float, float], connections: int
+) -> tuple[int, int, list[str]]:
     accepted = failed = 0
     emails: list[str] = []
     limits = httpx2.Limits(max_connections=connections)
@@ -137,8 +149,11 @@ async def submit_steadily(base: str, rate_per_min: int, duration: float, relay: 
             email = f"contact{i}@org{i % 997}.bench.example"
             async with gate:
                 try:
-                    r = await client.post(f"/appeals/{SLUG}/endorse", data=form(email, csrf), headers={
-                        "X-Forwarded-For": f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"})
+                    r = await client.post(
+                        f"/appeals/{SLUG}/endorse",
+                        data=form(email, csrf),
+                        headers={"X-Forwarded-For": f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"},
+                    )
                 except httpx2.HTTPError:
                     failed += 1
                     return
@@ -172,9 +187,12 @@ async def submit_steadily(base: str, rate_per_min: int, duration: float, relay: 
 
 
 def wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, float]:
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency",
-                          "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99_raw = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     assert p99_raw, out
@@ -215,8 +233,9 @@ end
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--postgres", default=os.environ.get("PETITION_TEST_POSTGRES",
-                                                             "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--postgres", default=os.environ.get("PETITION_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     parser.add_argument("--rate", type=int, default=2000, help="endorsements per minute (default 2000)")
     parser.add_argument("--duration", type=float, default=300, help="seconds of load (default 300)")
     parser.add_argument("--workers", type=int, default=2, help="petition worker processes (default 2)")
@@ -235,33 +254,56 @@ def main() -> int:
     relay.start()
     tmp = Path(tempfile.mkdtemp(prefix="petition-bench-"))
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": SECRET, "BASE_URL": f"http://127.0.0.1:{port}",
-           "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(relay.port), "DATA_DIR": str(tmp), "RUN_WORKER": "false",
-           "OUTBOX_MAX_BACKOFF": "20", "WORKER_POLL_INTERVAL": "0.5", "SMTP_TIMEOUT": "5",
-           "PROXY_IPS": "127.0.0.1"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": SECRET,
+        "BASE_URL": f"http://127.0.0.1:{port}",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(relay.port),
+        "DATA_DIR": str(tmp),
+        "RUN_WORKER": "false",
+        "OUTBOX_MAX_BACKOFF": "20",
+        "WORKER_POLL_INTERVAL": "0.5",
+        "SMTP_TIMEOUT": "5",
+        "PROXY_IPS": "127.0.0.1",
+    }
     # The default rate limits apply: each submission comes from its own address (X-Forwarded-For,
     # trusted from loopback through PROXY_IPS), as from many people behind a reverse proxy.
     exit_code = 0
     try:
-        subprocess.run([str(BIN / "petition"), "db", "upgrade"], env=env, cwd=tmp, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [str(BIN / "petition"), "db", "upgrade"], env=env, cwd=tmp, check=True, stdout=subprocess.DEVNULL
+        )
         log = (tmp / "serve.log").open("wb")
         command = [str(BIN / "petition"), "serve", "--port", str(port)]
-        processes.append(subprocess.Popen(command, env=env, cwd=tmp,
-                                          stdout=log, stderr=log))
-        workers = [subprocess.Popen([str(BIN / "petition"), "worker"], env=env, cwd=tmp,
-                                    stdout=(tmp / f"worker{i}.log").open("wb"), stderr=subprocess.STDOUT)
-                   for i in range(args.workers)]
+        processes.append(subprocess.Popen(command, env=env, cwd=tmp, stdout=log, stderr=log))
+        workers = [
+            subprocess.Popen(
+                [str(BIN / "petition"), "worker"],
+                env=env,
+                cwd=tmp,
+                stdout=(tmp / f"worker{i}.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            for i in range(args.workers)
+        ]
         processes += workers
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/healthz")
 
         down = (args.duration / 5, args.duration * 4 / 5)
-        print(f"== Phase 1: {args.rate}/min for {args.duration:.0f} s; SMTP down from {down[0]:.0f} s "
-              f"to {down[1]:.0f} s; {args.workers} workers", flush=True)
+        print(
+            f"== Phase 1: {args.rate}/min for {args.duration:.0f} s; SMTP down from {down[0]:.0f} s "
+            f"to {down[1]:.0f} s; {args.workers} workers",
+            flush=True,
+        )
         started = time.monotonic()
-        accepted, failed, emails = (0, 0, []) if args.skip_delivery else asyncio.run(
-            submit_steadily(base, args.rate, args.duration, relay, down, args.connections))
+        accepted, failed, emails = (
+            (0, 0, [])
+            if args.skip_delivery
+            else asyncio.run(submit_steadily(base, args.rate, args.duration, relay, down, args.connections))
+        )
         load_time = time.monotonic() - started
 
         async def db_counts() -> tuple[int, int, int]:
@@ -303,8 +345,9 @@ def main() -> int:
         for process in workers:
             process.wait(30)
 
-        print(f"== Phase 2: sign path vs bare endpoint, wrk -c{args.connections} -d{args.throughput_seconds}s",
-              flush=True)
+        print(
+            f"== Phase 2: sign path vs bare endpoint, wrk -c{args.connections} -d{args.throughput_seconds}s", flush=True
+        )
         with httpx2.Client(base_url=base) as client:
             page = client.get(f"/appeals/{SLUG}")
             csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
@@ -315,15 +358,17 @@ def main() -> int:
         script = tmp / "sign.lua"
         script.write_text(WRK_SCRIPT.format(prefix="sign", cookie=cookie, body=body))
         bare_port = free_port()
-        bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_endpoint.py"), "--dsn", database_url,
-                                 "--port", str(bare_port)], cwd=tmp)
+        bare = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "bare_endpoint.py"), "--dsn", database_url, "--port", str(bare_port)],
+            cwd=tmp,
+        )
         processes.append(bare)
         bare_url = f"http://127.0.0.1:{bare_port}"
         wait_http(bare_url + "/")
-        bare_rps, bare_p99 = wrk(f"{bare_url}/appeals/{SLUG}/endorse", script, args.throughput_seconds,
-                                 args.connections)
-        sign_rps, sign_p99 = wrk(f"{base}/appeals/{SLUG}/endorse", script, args.throughput_seconds,
-                                 args.connections)
+        bare_rps, bare_p99 = wrk(
+            f"{bare_url}/appeals/{SLUG}/endorse", script, args.throughput_seconds, args.connections
+        )
+        sign_rps, sign_p99 = wrk(f"{base}/appeals/{SLUG}/endorse", script, args.throughput_seconds, args.connections)
         ratio = sign_rps / bare_rps if bare_rps else 0.0
         print(f"bare endpoint:           {bare_rps:8.1f} req/s  p99 {bare_p99:7.1f} ms")
         print(f"sign path:               {sign_rps:8.1f} req/s  p99 {sign_p99:7.1f} ms")
@@ -332,8 +377,9 @@ def main() -> int:
         async def sign_states() -> dict[str, int]:
             conn = await asyncpg.connect(database_url)
             try:
-                rows = await conn.fetch("SELECT state, count(*) AS n FROM endorsements "
-                                        "WHERE email_canonical LIKE 'sign%' GROUP BY state")
+                rows = await conn.fetch(
+                    "SELECT state, count(*) AS n FROM endorsements WHERE email_canonical LIKE 'sign%' GROUP BY state"
+                )
                 return {row["state"]: int(row["n"]) for row in rows}
             finally:
                 await conn.close()

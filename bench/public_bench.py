@@ -39,13 +39,81 @@ SLUG = "protect-deserters"
 TARGET_RATIO = 0.5
 
 # Countries with a skewed share, as real appeals have: a few large, many small.
-COUNTRIES = ["DE", "FR", "IT", "ES", "NL", "BE", "AT", "CH", "PL", "CZ", "SE", "DK", "NO", "FI", "IE",
-             "PT", "GR", "LT", "LV", "EE", "UA", "RU", "BY", "GE", "AM", "MD", "RO", "BG", "HU", "SK",
-             "SI", "HR", "RS", "GB", "IS", "LU", "CY", "MT", "TR", "AL"]
-TYPES = ["ngo", "human_rights", "peace", "union", "religious", "refugee_support", "legal", "media",
-         "political", "academic", "other"]
-WORDS = ["Peace", "Friends", "Solidarity", "Refuge", "Conscience", "Rights", "Union", "Network", "Women",
-         "Youth", "Church", "Council", "Forum", "Alliance", "Mothers", "Initiative", "Lawyers", "Action"]
+COUNTRIES = [
+    "DE",
+    "FR",
+    "IT",
+    "ES",
+    "NL",
+    "BE",
+    "AT",
+    "CH",
+    "PL",
+    "CZ",
+    "SE",
+    "DK",
+    "NO",
+    "FI",
+    "IE",
+    "PT",
+    "GR",
+    "LT",
+    "LV",
+    "EE",
+    "UA",
+    "RU",
+    "BY",
+    "GE",
+    "AM",
+    "MD",
+    "RO",
+    "BG",
+    "HU",
+    "SK",
+    "SI",
+    "HR",
+    "RS",
+    "GB",
+    "IS",
+    "LU",
+    "CY",
+    "MT",
+    "TR",
+    "AL",
+]
+TYPES = [
+    "ngo",
+    "human_rights",
+    "peace",
+    "union",
+    "religious",
+    "refugee_support",
+    "legal",
+    "media",
+    "political",
+    "academic",
+    "other",
+]
+WORDS = [
+    "Peace",
+    "Friends",
+    "Solidarity",
+    "Refuge",
+    "Conscience",
+    "Rights",
+    "Union",
+    "Network",
+    "Women",
+    "Youth",
+    "Church",
+    "Council",
+    "Forum",
+    "Alliance",
+    "Mothers",
+    "Initiative",
+    "Lawyers",
+    "Action",
+]
 
 
 def with_database(url: str, name: str) -> str:
@@ -84,19 +152,67 @@ def endorsement_records(count: int, appeal_id: int, text_hash: str, seed: int = 
         created = start + dt.timedelta(seconds=i * 37)
         listed = created + dt.timedelta(minutes=5) if state == "confirmed" else None
         email = f"contact{i}@org{i}.example"
-        records.append((
-            appeal_id, name, normalise_name(name), country, "", rng.choice(TYPES), f"https://org{i}.example",
-            f"Contact {i}", "", email, email, True, "2026-11", "anonymous" if rng.random() < 0.1 else "public",
-            "", "en", "en", text_hash, state, secrets.token_hex(16), created, created,
-            listed, None, created if state == "withdrawn" else None, listed,
-        ))
+        records.append(
+            (
+                appeal_id,
+                name,
+                normalise_name(name),
+                country,
+                "",
+                rng.choice(TYPES),
+                f"https://org{i}.example",
+                f"Contact {i}",
+                "",
+                email,
+                email,
+                True,
+                "2026-11",
+                "anonymous" if rng.random() < 0.1 else "public",
+                "",
+                "en",
+                "en",
+                text_hash,
+                state,
+                secrets.token_hex(16),
+                created,
+                created,
+                listed,
+                None,
+                created if state == "withdrawn" else None,
+                listed,
+            )
+        )
     return records
 
 
-COLUMNS = ["appeal_id", "organisation_name", "name_normalised", "country", "city", "organisation_type", "website",
-           "contact_name", "contact_role", "contact_email", "email_canonical", "authorised", "consent_version",
-           "visibility", "comment", "language", "text_language", "text_hash", "state", "token_nonce",
-           "created_at", "updated_at", "confirmed_at", "moderated_at", "withdrawn_at", "listed_at"]
+COLUMNS = [
+    "appeal_id",
+    "organisation_name",
+    "name_normalised",
+    "country",
+    "city",
+    "organisation_type",
+    "website",
+    "contact_name",
+    "contact_role",
+    "contact_email",
+    "email_canonical",
+    "authorised",
+    "consent_version",
+    "visibility",
+    "comment",
+    "language",
+    "text_language",
+    "text_hash",
+    "state",
+    "token_nonce",
+    "created_at",
+    "updated_at",
+    "confirmed_at",
+    "moderated_at",
+    "withdrawn_at",
+    "listed_at",
+]
 
 
 async def load(url: str, count: int) -> None:
@@ -115,11 +231,11 @@ async def load(url: str, count: int) -> None:
     conn = await asyncpg.connect(url)
     try:
         appeal_id = await conn.fetchval("SELECT id FROM appeals WHERE slug = $1", SLUG)
-        text_hash = await conn.fetchval("SELECT content_hash FROM appeal_texts WHERE appeal_id = $1 LIMIT 1",
-                                        appeal_id)
+        text_hash = await conn.fetchval("SELECT content_hash FROM appeal_texts WHERE appeal_id = $1 LIMIT 1", appeal_id)
         started = time.perf_counter()
-        await conn.copy_records_to_table("endorsements", records=endorsement_records(count, appeal_id, text_hash),
-                                         columns=COLUMNS)
+        await conn.copy_records_to_table(
+            "endorsements", records=endorsement_records(count, appeal_id, text_hash), columns=COLUMNS
+        )
         await conn.execute("VACUUM ANALYZE endorsements")
         print(f"loaded {count:,} endorsements in {time.perf_counter() - started:.1f} s", flush=True)
     finally:
@@ -145,11 +261,16 @@ async def explain(url: str) -> None:
             .where(e.c.appeal_id == appeal["id"], listed_condition(appeal["moderation"]))
             .group_by(e.c.country, e.c.visibility),
             "newest named": _named(appeal, country=None, organisation_type=None, search=None)
-            .where(e.c.listed_at.is_not(None)).order_by(e.c.listed_at.desc(), e.c.id.desc()).limit(10),
+            .where(e.c.listed_at.is_not(None))
+            .order_by(e.c.listed_at.desc(), e.c.id.desc())
+            .limit(10),
             "signatory list, page 20": _named(appeal, country=None, organisation_type=None, search=None)
-            .order_by(e.c.country, e.c.name_normalised, e.c.id).offset(950).limit(50),
+            .order_by(e.c.country, e.c.name_normalised, e.c.id)
+            .offset(950)
+            .limit(50),
             "signatory list, one country": _named(appeal, country="FR", organisation_type=None, search=None)
-            .order_by(e.c.country, e.c.name_normalised, e.c.id).limit(50),
+            .order_by(e.c.country, e.c.name_normalised, e.c.id)
+            .limit(50),
         }
         for label, query in queries.items():
             sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
@@ -164,9 +285,22 @@ async def explain(url: str) -> None:
 def start_server(args: list[str], env: dict[str, str], port: int, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
     """uvicorn serving `args` from `cwd` (another checkout, to compare), once /healthz answers."""
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        [sys.executable, "-m", "uvicorn", *args, "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--log-level", "warning"],
-        cwd=cwd, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            *args,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -197,7 +331,9 @@ def wrk(url: str, duration: int, connections: int, threads: int) -> tuple[float,
     """(requests/s, p99 in ms, non-2xx/3xx responses) of one wrk run."""
     out = subprocess.run(  # noqa: S603
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
@@ -207,16 +343,18 @@ def wrk(url: str, duration: int, connections: int, threads: int) -> tuple[float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--postgres", default=os.environ.get(
-        "PETITION_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--postgres", default=os.environ.get("PETITION_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     parser.add_argument("--endorsements", type=int, default=100_000)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured URL")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers, for the app and the baseline")
     parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
-    parser.add_argument("--load-only", metavar="DBNAME",
-                        help="create DBNAME, load it, print its URL and exit (for demos)")
+    parser.add_argument(
+        "--load-only", metavar="DBNAME", help="create DBNAME, load it, print its URL and exit (for demos)"
+    )
     args = parser.parse_args()
 
     from petition.migrations.runner import upgrade
@@ -248,8 +386,15 @@ def measure(url: str, args: argparse.Namespace) -> None:
     data_dir = tempfile.mkdtemp(prefix="petition-bench-")
     app_port, base_port = free_port(), free_port()
     base = f"http://127.0.0.1:{app_port}"
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": secrets.token_urlsafe(32), "BASE_URL": base,
-           "DATA_DIR": data_dir, "RUN_WORKER": "false", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "BASE_URL": base,
+        "DATA_DIR": data_dir,
+        "RUN_WORKER": "false",
+        "PYTHONPATH": str(ROOT),
+    }
     paths = {
         "appeal page": f"/appeals/{SLUG}",
         "signatory list": f"/appeals/{SLUG}/signatories",
@@ -262,8 +407,11 @@ def measure(url: str, args: argparse.Namespace) -> None:
             page = response.read()
         page_file = Path(data_dir) / "constant.html"
         page_file.write_bytes(page)
-        baseline = start_server(["bench.constant_app:app", "--workers", str(args.workers)],
-                                {**env, "BENCH_PAGE_FILE": str(page_file)}, base_port)
+        baseline = start_server(
+            ["bench.constant_app:app", "--workers", str(args.workers)],
+            {**env, "BENCH_PAGE_FILE": str(page_file)},
+            base_port,
+        )
         constant = f"http://127.0.0.1:{base_port}/"
 
         def run(target: str) -> tuple[float, float, int]:
@@ -282,8 +430,10 @@ def measure(url: str, args: argparse.Namespace) -> None:
         if baseline is not None:
             stop_server(baseline)
 
-    print(f"\n{args.endorsements:,} endorsements; wrk -t{args.threads} -c{args.connections} -d{args.duration}s; "
-          f"uvicorn --workers {args.workers}; constant page = the appeal page's {len(page):,} bytes\n")
+    print(
+        f"\n{args.endorsements:,} endorsements; wrk -t{args.threads} -c{args.connections} -d{args.duration}s; "
+        f"uvicorn --workers {args.workers}; constant page = the appeal page's {len(page):,} bytes\n"
+    )
     print(f"| {'page':<26} | {'requests/s':>10} | {'p99 ms':>8} | {'ratio to baseline':>17} | {'errors':>6} |")
     print(f"|{'-' * 28}|{'-' * 11}:|{'-' * 9}:|{'-' * 18}:|{'-' * 7}:|")
     for i, (rps, p99, errors) in enumerate(baselines):
@@ -292,8 +442,10 @@ def measure(url: str, args: argparse.Namespace) -> None:
         print(f"| {label:<26} | {rps:>10.0f} | {p99:>8.1f} | {ratio:>17.2f} | {errors:>6} |")
     ratio = results["appeal page"][3]
     verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
-    print(f"\nappeal page / constant page (mean of the runs before and after) = {ratio:.2f}: "
-          f"{verdict} the target of {TARGET_RATIO}")
+    print(
+        f"\nappeal page / constant page (mean of the runs before and after) = {ratio:.2f}: "
+        f"{verdict} the target of {TARGET_RATIO}"
+    )
 
 
 if __name__ == "__main__":

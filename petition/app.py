@@ -54,9 +54,20 @@ MAX_BODY = 1024 * 1024
 def _is_database_down(exc: BaseException) -> bool:
     """Connection-level failures: the database is restarting or unreachable."""
     names = {type(e).__name__ for e in _chain(exc)}
-    return bool(names & {"ConnectionDoesNotExistError", "CannotConnectNowError", "ConnectionRefusedError",
-                         "InterfaceError", "ConnectionResetError", "TooManyConnectionsError",
-                         "AdminShutdownError", "OperationalError", "PostgresConnectionError"})
+    return bool(
+        names
+        & {
+            "ConnectionDoesNotExistError",
+            "CannotConnectNowError",
+            "ConnectionRefusedError",
+            "InterfaceError",
+            "ConnectionResetError",
+            "TooManyConnectionsError",
+            "AdminShutdownError",
+            "OperationalError",
+            "PostgresConnectionError",
+        }
+    )
 
 
 def _chain(exc: BaseException | None) -> list[BaseException]:
@@ -77,8 +88,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
     if exc.status_code == 413:
         return Response("Request body too large", status_code=413, media_type="text/plain")
-    return render(request, "errors/error.html", {"status": exc.status_code, "detail": exc.detail},
-                  status=exc.status_code)
+    return render(
+        request, "errors/error.html", {"status": exc.status_code, "detail": exc.detail}, status=exc.status_code
+    )
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
@@ -88,8 +100,11 @@ async def server_error(request: Request, exc: Exception) -> Response:
     else:
         log.warning("database unavailable on %s %s", request.method, request.url.path)
     if _wants_json(request):
-        return JSONResponse({"error": "unavailable" if status == 503 else "internal error"}, status_code=status,
-                            headers={"Retry-After": "10"} if status == 503 else None)
+        return JSONResponse(
+            {"error": "unavailable" if status == 503 else "internal error"},
+            status_code=status,
+            headers={"Retry-After": "10"} if status == 503 else None,
+        )
     try:
         response = render(request, "errors/error.html", {"status": status, "detail": ""}, status=status)
     except Exception:  # noqa: BLE001 - the error page itself must not fail
@@ -189,8 +204,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await asyncio.wait_for(dossier_task, 30)
             # Both process pools end with the app: none of their processes outlives it.
             services.verify_pool = None
-            for failed in await asyncio.gather(asyncio.to_thread(verify_pool.close),
-                                               asyncio.to_thread(shutdown_render_pool), return_exceptions=True):
+            for failed in await asyncio.gather(
+                asyncio.to_thread(verify_pool.close), asyncio.to_thread(shutdown_render_pool), return_exceptions=True
+            ):
                 if failed is not None:
                     log.error("stopping a process pool failed: %r", failed)
             await services.db.disconnect()

@@ -11,11 +11,14 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from petition.settings import Settings, SettingsError, load_settings, private_directory, write_private_file
+
+if TYPE_CHECKING:  # imported where used: each command loads only what it needs
+    from petition.db import Database
 
 T = TypeVar("T")
 
@@ -31,15 +34,14 @@ def _base_url_configured() -> bool:
     if os.environ.get("BASE_URL"):
         return True
     env_file = Path(".env")
-    return env_file.exists() and any(
-        line.strip().startswith("BASE_URL=") for line in env_file.read_text().splitlines())
+    return env_file.exists() and any(line.strip().startswith("BASE_URL=") for line in env_file.read_text().splitlines())
 
 
 def _logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-async def _with_db(settings: Settings, action: Callable[..., Awaitable[T]]) -> T:
+async def _with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
     from petition.db import Database
 
     db = Database(settings.database_url)
@@ -164,12 +166,12 @@ def moderate_approve(slug: str, all_confirmed: bool) -> None:
 
     settings = _settings()
 
-    async def action(database: object) -> int:
-        appeal = await get_appeal(database, slug=slug)  # type: ignore[arg-type]
+    async def action(database: Database) -> int:
+        appeal = await get_appeal(database, slug=slug)
         if appeal is None:
             raise click.ClickException(f"no appeal with the slug {slug!r}")
         # No public cache in this process to tell: the web processes' caches catch up within their lifetime.
-        lifecycle = Lifecycle(database, Mailer(settings))  # type: ignore[arg-type]
+        lifecycle = Lifecycle(database, Mailer(settings))
         return await lifecycle.approve_all_confirmed(appeal_id=appeal["id"])
 
     count = asyncio.run(_with_db(settings, action))
@@ -177,8 +179,12 @@ def moderate_approve(slug: str, all_confirmed: bool) -> None:
 
 
 @main.command()
-@click.option("--days", type=int, default=None,
-              help="Keep unconfirmed endorsements this many days (default: UNCONFIRMED_RETENTION_DAYS).")
+@click.option(
+    "--days",
+    type=int,
+    default=None,
+    help="Keep unconfirmed endorsements this many days (default: UNCONFIRMED_RETENTION_DAYS).",
+)
 def purge(days: int | None) -> None:
     """Delete unconfirmed endorsements and their emails after the retention period (the worker
     also does this periodically), old delivered emails, and expired rate-limit counters."""
@@ -189,13 +195,15 @@ def purge(days: int | None) -> None:
     if retention < 0:
         raise click.BadParameter("must be 0 or more", param_hint="--days")
 
-    async def action(database: object) -> PurgeResult:
-        return await purge_unconfirmed(database, retention_days=retention)  # type: ignore[arg-type]
+    async def action(database: Database) -> PurgeResult:
+        return await purge_unconfirmed(database, retention_days=retention)
 
     result = asyncio.run(_with_db(settings, action))
-    click.echo(f"purged {result.endorsements} unconfirmed endorsement(s), {result.withdrawn} withdrawn "
-               f"endorsement(s), {result.submissions} unconfirmed later submission(s), {result.emails} email(s), "
-               f"{result.rate_events} rate-limit record(s)")
+    click.echo(
+        f"purged {result.endorsements} unconfirmed endorsement(s), {result.withdrawn} withdrawn "
+        f"endorsement(s), {result.submissions} unconfirmed later submission(s), {result.emails} email(s), "
+        f"{result.rate_events} rate-limit record(s)"
+    )
 
 
 @main.group()
@@ -205,8 +213,13 @@ def appeal() -> None:
 
 @appeal.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--moderation", type=click.Choice(["pre", "post"]), default="post", show_default=True,
-              help="For a new appeal: list on confirmation (post) or after approval (pre).")
+@click.option(
+    "--moderation",
+    type=click.Choice(["pre", "post"]),
+    default="post",
+    show_default=True,
+    help="For a new appeal: list on confirmation (post) or after approval (pre).",
+)
 def appeal_import(files: tuple[Path, ...], moderation: str) -> None:
     """Create or update appeals from Markdown text files (a '---' header, then the text)."""
     from petition.appeals.queries import import_text
@@ -220,11 +233,14 @@ def appeal_import(files: tuple[Path, ...], moderation: str) -> None:
         except (TextFileError, UnicodeDecodeError) as exc:
             raise click.ClickException(f"{path}: {exc}") from exc
 
-    async def action(database: object) -> list[str]:
+    async def action(database: Database) -> list[str]:
         lines = []
         for path, text in texts:
-            _appeal_id, version = await import_text(database, text=text,  # type: ignore[arg-type]
-                                                    moderation=Moderation(moderation))
+            _appeal_id, version = await import_text(
+                database,
+                text=text,
+                moderation=Moderation(moderation),
+            )
             state = f"version {version}" if version else "unchanged"
             lines.append(f"{path}: {text.slug} [{text.language}] {state}")
         return lines
@@ -258,8 +274,12 @@ def _read_password() -> str:
 
 @organiser.command("add")
 @click.argument("email")
-@click.option("--role", type=click.Choice(["admin", "moderator"]), required=True,
-              help="admin: also manages organisers, appeals and the contact export.")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "moderator"]),
+    required=True,
+    help="admin: also manages organisers, appeals and the contact export.",
+)
 def organiser_add(email: str, role: str) -> None:
     """Add an organiser; the password comes from a prompt or from stdin."""
     from email_validator import EmailNotValidError, validate_email
@@ -274,9 +294,13 @@ def organiser_add(email: str, role: str) -> None:
         raise click.ClickException(f"not a valid email address: {exc}") from exc
     password_hash = hash_password(_read_password())
 
-    async def action(database: object) -> int:
-        return await create_organiser(database, email=address, password_hash=password_hash,  # type: ignore[arg-type]
-                                      role=Role(role))
+    async def action(database: Database) -> int:
+        return await create_organiser(
+            database,
+            email=address,
+            password_hash=password_hash,
+            role=Role(role),
+        )
 
     try:
         organiser_id = asyncio.run(_with_db(_settings(), action))
@@ -294,11 +318,11 @@ def organiser_password(email: str) -> None:
 
     password_hash = hash_password(_read_password())
 
-    async def action(database: object) -> int | None:
-        row = await find_organiser(database, email=email)  # type: ignore[arg-type]
+    async def action(database: Database) -> int | None:
+        row = await find_organiser(database, email=email)
         if row is None:
             return None
-        await set_password(database, organiser_id=row["id"], password_hash=password_hash)  # type: ignore[arg-type]
+        await set_password(database, organiser_id=row["id"], password_hash=password_hash)
         return int(row["id"])
 
     organiser_id = asyncio.run(_with_db(_settings(), action))
@@ -315,8 +339,13 @@ def dossier() -> None:
 @dossier.command("build")
 @click.option("--appeal", "slug", required=True, help="The appeal's slug.")
 @click.option("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. DE.")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="Where to write the signed PDF.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Where to write the signed PDF.",
+)
 def dossier_build(slug: str, country: str, out: Path) -> None:
     """Build, sign and record one country's dossier (also kept in DATA_DIR/dossiers)."""
     from petition.appeals.queries import get_appeal
@@ -329,24 +358,34 @@ def dossier_build(slug: str, country: str, out: Path) -> None:
     settings = _settings()
     _logging(logging.WARNING)
 
-    async def action(database: object) -> Built:
-        appeal_row = await get_appeal(database, slug=slug)  # type: ignore[arg-type]
+    async def action(database: Database) -> Built:
+        appeal_row = await get_appeal(database, slug=slug)
         if appeal_row is None:
             raise click.ClickException(f"no appeal with the slug {slug!r}")
         worker_id = new_worker_id("cli")
-        dossier_id = await start_build(database, appeal_id=appeal_row["id"], country=code,  # type: ignore[arg-type]
-                                       worker_id=worker_id)
+        dossier_id = await start_build(
+            database,
+            appeal_id=appeal_row["id"],
+            country=code,
+            worker_id=worker_id,
+        )
         from petition.dossiers.jobs import get_dossier
 
-        row = await get_dossier(database, dossier_id=dossier_id)  # type: ignore[arg-type]
+        row = await get_dossier(database, dossier_id=dossier_id)
         assert row is not None
         with click.progressbar(length=100, label=f"dossier {slug} {code}", file=sys.stderr) as bar:
+
             def advance(value: int) -> None:
                 if value > bar.pos:
                     bar.update(value - bar.pos)
 
-            return await build(database, settings, dossier=row, worker_id=worker_id,  # type: ignore[arg-type]
-                               progress=advance)
+            return await build(
+                database,
+                settings,
+                dossier=row,
+                worker_id=worker_id,
+                progress=advance,
+            )
 
     built = asyncio.run(_with_db(settings, action))
     private_directory(out.parent)

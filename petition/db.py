@@ -70,7 +70,7 @@ def sqlalchemy_url(url: str) -> str:
 
 def sqlite_file(url: str) -> Path | None:
     """The file of a sqlite:/// DATABASE_URL; None for an in-memory database."""
-    path = url[len("sqlite:///"):].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+    path = url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
     if not path or path == ":memory:" or path.startswith("file:"):
         return None
     return Path(path)
@@ -113,8 +113,7 @@ class Database:
             from petition import compiled_cache
 
             compiled_cache.install()
-            self._db = databases.Database(url, min_size=1, max_size=10, command_timeout=30,
-                                          reset=_keep_session)
+            self._db = databases.Database(url, min_size=1, max_size=10, command_timeout=30, reset=_keep_session)
         self._lock: asyncio.Lock | None = None
         self._ids: dict[str, list[int]] = {}
         self._id_locks: dict[str, asyncio.Lock] = {}
@@ -237,8 +236,10 @@ class Database:
             if len(ids) > block // 4:
                 return
             rows = await self.fetch_all(
-                sa.text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) AS id "
-                        "FROM generate_series(1, :n)").bindparams(t=table, n=block))
+                sa.text(
+                    "SELECT nextval(pg_get_serial_sequence(:t, 'id')) AS id FROM generate_series(1, :n)"
+                ).bindparams(t=table, n=block)
+            )
             # Popped from the end: the lowest first, the ones left over after them.
             ids[:0] = sorted((int(row["id"]) for row in rows), reverse=True)
 

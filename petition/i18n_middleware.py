@@ -36,7 +36,7 @@ class LanguageMiddleware:
             scope["path"] = path
             raw = scope.get("raw_path")
             if raw is not None:
-                scope["raw_path"] = raw[len(prefix) + 1:] or b"/"
+                scope["raw_path"] = raw[len(prefix) + 1 :] or b"/"
         query_lang = QueryParams(scope.get("query_string", b"").decode("latin-1")).get("lang")
         language = i18n.negotiate(query_lang, Headers(scope=scope).get("accept-language"), prefix=prefix)
         scope.setdefault("state", {})

@@ -73,8 +73,16 @@ def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int, **extr
     """The one uvicorn configuration, for `petition serve` and the tests' live servers."""
     proxies = ",".join(str(network) for network in settings.proxy_ips)
     return uvicorn.Config(
-        app, host=host, port=port, http=protocol_class(settings), access_log=False, server_header=False,
-        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None, **extra)
+        app,
+        host=host,
+        port=port,
+        http=protocol_class(settings),
+        access_log=False,
+        server_header=False,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+        **extra,
+    )
 
 
 _hinted = False
@@ -92,7 +100,9 @@ def hint_proxy_setting(settings: Settings, ip: str | None) -> None:
         return
     if address.is_private or address.is_loopback:
         _hinted = True
-        log.warning("Many submissions arrive from one private or loopback address and are held back by the "
-                    "per-address limits. If petition runs behind a reverse proxy, set PROXY_IPS to the "
-                    "proxy's address (comma-separated addresses or networks), so that each visitor is "
-                    "counted on their own.")
+        log.warning(
+            "Many submissions arrive from one private or loopback address and are held back by the "
+            "per-address limits. If petition runs behind a reverse proxy, set PROXY_IPS to the "
+            "proxy's address (comma-separated addresses or networks), so that each visitor is "
+            "counted on their own."
+        )

@@ -53,8 +53,7 @@ class Tokens:
             payload = serializer.loads(token, max_age=max_age)
         except SignatureExpired as exc:
             claims = _claims(exc.payload)
-            raise ExpiredToken(claims.endorsement_id if claims else None,
-                               claims.nonce if claims else None) from exc
+            raise ExpiredToken(claims.endorsement_id if claims else None, claims.nonce if claims else None) from exc
         except (BadSignature, UnicodeError, ValueError) as exc:
             raise InvalidToken(str(type(exc).__name__)) from exc
         claims = _claims(payload)
@@ -64,7 +63,6 @@ class Tokens:
 
 
 def _claims(payload: object) -> TokenClaims | None:
-    if (isinstance(payload, list) and len(payload) == 2 and isinstance(payload[0], int)
-            and isinstance(payload[1], str)):
+    if isinstance(payload, list) and len(payload) == 2 and isinstance(payload[0], int) and isinstance(payload[1], str):
         return TokenClaims(payload[0], payload[1])
     return None

@@ -86,15 +86,23 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def render(request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200,
-           private: bool = False, token_page: bool = False) -> Response:
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+    private: bool = False,
+    token_page: bool = False,
+) -> Response:
     """Render an HTML page; `private` pages are never cached, `token_page`s leak no Referer."""
     svc = services(request)
     ctx = {
         "csrf_token": _LazyCSRFToken(svc.csrf, request),
         "lang": i18n.get_language(),
-        "language_links": [(code, i18n.LANGUAGE_NAMES[code], switch_language_url(request, code))
-                           for code in i18n.LANGUAGES],
+        "language_links": [
+            (code, i18n.LANGUAGE_NAMES[code], switch_language_url(request, code)) for code in i18n.LANGUAGES
+        ],
         **(context or {}),
     }
     response = svc.templates.TemplateResponse(request, name, ctx, status_code=status)
@@ -122,8 +130,9 @@ def parse_urlencoded(body: bytes, *, max_fields: int) -> FormData:
     organisation's name. One pass of the standard library's parser also costs a fraction
     of python-multipart's, which matters on the sign path.
     """
-    pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict",
-                      max_num_fields=max_fields)
+    pairs = parse_qsl(
+        body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict", max_num_fields=max_fields
+    )
     return FormData(cast("list[tuple[str, str | UploadFile]]", pairs))
 
 

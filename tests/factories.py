@@ -32,8 +32,9 @@ _serial = itertools.count(1)
 NO_TEXT = "0" * 64
 
 
-def endorsement_row(appeal: Row | Mapping[str, Any], n: int, *, text_hashes: Mapping[str, str] | None = None,
-                    **fields: Any) -> dict[str, Any]:
+def endorsement_row(
+    appeal: Row | Mapping[str, Any], n: int, *, text_hashes: Mapping[str, str] | None = None, **fields: Any
+) -> dict[str, Any]:
     """The columns of endorsement number `n` of `appeal` (a row of `appeals`), `fields` overriding any.
 
     `text_hashes` maps a language to its current text's hash (`appeal_texts.content_hash`).
@@ -81,29 +82,40 @@ async def appeal_and_texts(db: Database, appeal: int | str = DEMO_SLUG) -> tuple
         await ensure_demo_appeal(db)
     row = await (get_appeal_by_id(db, appeal_id=appeal) if isinstance(appeal, int) else get_appeal(db, slug=appeal))
     assert row is not None, f"no appeal {appeal!r}"
-    texts = await db.fetch_all(sa.select(appeal_texts.c.language, appeal_texts.c.content_hash).where(
-        appeal_texts.c.appeal_id == row["id"], appeal_texts.c.is_current == sa.true()))
+    texts = await db.fetch_all(
+        sa.select(appeal_texts.c.language, appeal_texts.c.content_hash).where(
+            appeal_texts.c.appeal_id == row["id"], appeal_texts.c.is_current == sa.true()
+        )
+    )
     return row, {text["language"]: text["content_hash"] for text in texts}
 
 
-async def write_endorsements(db: Database, rows: Iterable[Mapping[str, Any]], *,
-                             appeal: int | str = DEMO_SLUG) -> list[int]:
+async def write_endorsements(
+    db: Database, rows: Iterable[Mapping[str, Any]], *, appeal: int | str = DEMO_SLUG
+) -> list[int]:
     """Write one endorsement per mapping of columns (the rest defaulted); their ids, in order."""
     appeal_row, hashes = await appeal_and_texts(db, appeal)
     values = [endorsement_row(appeal_row, next(_serial), text_hashes=hashes, **row) for row in rows]
     async with db.write():
         # A few hundred rows per statement: one round trip each, within every backend's parameter limit.
         for first in range(0, len(values), 200):
-            await db.execute(endorsements.insert().values(values[first:first + 200]))
+            await db.execute(endorsements.insert().values(values[first : first + 200]))
     nonces = [v["token_nonce"] for v in values]
-    found = await db.fetch_all(sa.select(endorsements.c.id, endorsements.c.token_nonce).where(
-        endorsements.c.token_nonce.in_(nonces)))
+    found = await db.fetch_all(
+        sa.select(endorsements.c.id, endorsements.c.token_nonce).where(endorsements.c.token_nonce.in_(nonces))
+    )
     ids = {r["token_nonce"]: int(r["id"]) for r in found}
     return [ids[nonce] for nonce in nonces]
 
 
-def add_endorsements(target: TestClient | str, count: int = 1, *, rows: Iterable[Mapping[str, Any]] | None = None,
-                     appeal: int | str = DEMO_SLUG, **fields: Any) -> list[int]:
+def add_endorsements(
+    target: TestClient | str,
+    count: int = 1,
+    *,
+    rows: Iterable[Mapping[str, Any]] | None = None,
+    appeal: int | str = DEMO_SLUG,
+    **fields: Any,
+) -> list[int]:
     """Endorsements of `appeal` (its id or slug), their ids in order: `count` alike ones, or one
     per mapping in `rows`; `fields` (any columns, e.g. state, visibility, listed_at) apply to all.
 
@@ -113,6 +125,7 @@ def add_endorsements(target: TestClient | str, count: int = 1, *, rows: Iterable
     """
     each = [{**fields, **row} for row in rows] if rows is not None else [fields] * count
     if isinstance(target, str):
+
         async def run() -> list[int]:
             db = Database(target)
             await db.connect()
@@ -124,7 +137,8 @@ def add_endorsements(target: TestClient | str, count: int = 1, *, rows: Iterable
         return asyncio.run(run())
     services = target.app.state.services  # type: ignore[attr-defined]
     ids: list[int] = target.portal.call(  # type: ignore[union-attr]
-        functools.partial(write_endorsements, services.db, each, appeal=appeal))
+        functools.partial(write_endorsements, services.db, each, appeal=appeal)
+    )
     forget_cached(target)
     return ids
 

@@ -58,8 +58,7 @@ class SMTPServer:
         self.smtputf8 = smtputf8
 
     def start(self) -> None:
-        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port,
-                                     enable_SMTPUTF8=self.smtputf8)
+        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=self.smtputf8)
         self.controller.start()
 
     def stop(self) -> None:
@@ -103,8 +102,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: floa
 
 
 def wait_for_mail(smtp: SMTPServer, address: str, count: int = 1, timeout: float = 15.0) -> list[EmailMessage]:
-    return wait_for(lambda: (lambda ms: ms if len(ms) >= count else None)(smtp.sink.to(address)),  # type: ignore[no-any-return]
-                    timeout=timeout)
+    return wait_for(
+        lambda: (lambda ms: ms if len(ms) >= count else None)(smtp.sink.to(address)),  # type: ignore[no-any-return]
+        timeout=timeout,
+    )
 
 
 def drain_outbox(client: Any, timeout: float = 15.0) -> None:
@@ -197,7 +198,7 @@ def db_rows(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
     if database_url.startswith("sqlite:///"):
         import sqlite3
 
-        conn = sqlite3.connect(database_url[len("sqlite:///"):], timeout=30)
+        conn = sqlite3.connect(database_url[len("sqlite:///") :], timeout=30)
         conn.row_factory = sqlite3.Row
         try:
             return [dict(r) for r in conn.execute(re.sub(r"\$\d+", "?", sql), args).fetchall()]
@@ -262,6 +263,8 @@ def form_values(html: str) -> dict[str, str]:
     parser = Parser()
     parser.feed(html)
     return parser.values
+
+
 def run_sql(database_url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
     """Run one SQL statement on the test database from synchronous test code; rows as dicts."""
     import asyncio
@@ -298,8 +301,9 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings)
         # The configuration `petition serve` runs (read deadlines, the reverse proxy setting).
-        config = uvicorn_config(self.app, settings, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on")
+        config = uvicorn_config(
+            self.app, settings, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
 

@@ -14,9 +14,25 @@ from tests.support import PROJECT_ROOT
 def test_every_catalogue_translates_every_string_with_the_same_placeholders(tmp_path: Path):
     template = tmp_path / "messages.pot"
     subprocess.run(
-        [str(Path(sys.executable).parent / "pybabel"), "-q", "extract", "-F", "babel.cfg",
-         "-k", "lazy_gettext", "-k", "_l", "-k", "ngettext:1,2", "--no-location", "-o", str(template), "."],
-        cwd=PROJECT_ROOT, check=True,
+        [
+            str(Path(sys.executable).parent / "pybabel"),
+            "-q",
+            "extract",
+            "-F",
+            "babel.cfg",
+            "-k",
+            "lazy_gettext",
+            "-k",
+            "_l",
+            "-k",
+            "ngettext:1,2",
+            "--no-location",
+            "-o",
+            str(template),
+            ".",
+        ],
+        cwd=PROJECT_ROOT,
+        check=True,
     )
     assert template.stat().st_size > 10_000
     assert problems(template) == []

@@ -170,18 +170,29 @@ WHEN = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
 #: first value, the second must come out of the cache with its own parameters.
 SHAPES: dict[str, Callable[[int], Any]] = {
     "select": lambda n: sa.select(appeals.c.id, appeals.c.slug).where(appeals.c.slug == f"appeal-{n}"),
-    "limit and offset": lambda n: sa.select(endorsements.c.id).where(endorsements.c.country == "DE")
-    .order_by(endorsements.c.id).limit(n).offset(n * 10),
-    "datetime bind processor": lambda n: sa.select(endorsements.c.id)
-    .where(endorsements.c.listed_at <= WHEN + dt.timedelta(days=n)),
-    "insert": lambda n: endorsements.insert().values(**endorsement_row(
-        {"id": 1, "moderation": "post"}, n, created_at=WHEN, updated_at=WHEN, confirmed_at=WHEN)),
-    "update": lambda n: sa.update(endorsements).where(endorsements.c.id == n)
-    .values(state="withdrawn", updated_at=WHEN + dt.timedelta(hours=n)),
+    "limit and offset": lambda n: (
+        sa.select(endorsements.c.id)
+        .where(endorsements.c.country == "DE")
+        .order_by(endorsements.c.id)
+        .limit(n)
+        .offset(n * 10)
+    ),
+    "datetime bind processor": lambda n: sa.select(endorsements.c.id).where(
+        endorsements.c.listed_at <= WHEN + dt.timedelta(days=n)
+    ),
+    "insert": lambda n: endorsements.insert().values(
+        **endorsement_row({"id": 1, "moderation": "post"}, n, created_at=WHEN, updated_at=WHEN, confirmed_at=WHEN)
+    ),
+    "update": lambda n: (
+        sa.update(endorsements)
+        .where(endorsements.c.id == n)
+        .values(state="withdrawn", updated_at=WHEN + dt.timedelta(hours=n))
+    ),
     "delete": lambda n: sa.delete(endorsements).where(endorsements.c.id == n),
     "text": lambda n: sa.text("SELECT :a + :b AS total").bindparams(a=n, b=2 * n),
-    "expanding IN (not cached)": lambda n: sa.select(endorsements.c.id)
-    .where(endorsements.c.country.in_(["DE", "FR"][: n % 2 + 1])),
+    "expanding IN (not cached)": lambda n: sa.select(endorsements.c.id).where(
+        endorsements.c.country.in_(["DE", "FR"][: n % 2 + 1])
+    ),
     "DDL (not cached)": lambda n: sa.schema.CreateTable(sa.Table(f"t{n}", sa.MetaData(), sa.Column("v", sa.Integer))),
 }
 
@@ -264,8 +275,9 @@ async def test_raw_postgres_statements_run_in_the_write_transaction(postgres_url
 @pytest.mark.asyncio
 async def test_record_values_are_what_the_columns_give(database_url: str):
     await asyncio.to_thread(insert_endorsements, database_url, 12)
-    query = sa.select(*PUBLIC_COLUMNS, endorsements.c.authorised, endorsements.c.confirmed_at) \
-        .order_by(endorsements.c.id)
+    query = sa.select(*PUBLIC_COLUMNS, endorsements.c.authorised, endorsements.c.confirmed_at).order_by(
+        endorsements.c.id
+    )
     names = [column.name for column in query.selected_columns]
     async with connected(database_url) as db:
         values = await db.fetch_values(query)

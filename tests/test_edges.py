@@ -25,8 +25,15 @@ def test_a_double_slash_path_never_links_to_another_site(client):
     assert hrefs and not [h for h in hrefs if h.startswith("//") or "://" in h], hrefs
 
 
-@pytest.mark.parametrize("path", [f"/appeals/{SLUG}%00", "/appeals/%00/signatories",
-                                  f"/api/appeals/{SLUG}/endorsements?country=%00", "/admin/login?next=%00"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/appeals/{SLUG}%00",
+        "/appeals/%00/signatories",
+        f"/api/appeals/{SLUG}/endorsements?country=%00",
+        "/admin/login?next=%00",
+    ],
+)
 def test_a_nul_byte_in_a_path_or_query_is_a_clear_400(client, path):
     answer = client.get(path)
     assert answer.status_code == 400
@@ -43,14 +50,16 @@ def test_a_confirmation_link_used_after_the_appeal_closed_confirms_nothing(site,
     answer = site.client.post(path, data={"csrf_token": csrf}, follow_redirects=False)
     assert answer.status_code == 410
     assert run_sql(database_url, "SELECT state, listed_at FROM endorsements") == [
-        {"state": "pending", "listed_at": None}]
+        {"state": "pending", "listed_at": None}
+    ]
 
 
 @pytest.fixture
 def slow_server(database_url: str, tmp_path: Path):
     port = free_port()
-    settings = make_settings(database_url, tmp_path / "data", None, base_url=f"http://127.0.0.1:{port}",
-                             request_read_timeout=0.5)
+    settings = make_settings(
+        database_url, tmp_path / "data", None, base_url=f"http://127.0.0.1:{port}", request_read_timeout=0.5
+    )
     server = LiveServer(settings, port)
     server.start()
     try:
@@ -90,15 +99,18 @@ def test_a_kept_alive_connection_cannot_trickle_its_next_request(slow_server):
 
 def test_a_body_that_trickles_in_is_cut_off(slow_server):
     with socket.create_connection(("127.0.0.1", slow_server.port)) as sock:
-        sock.sendall(b"POST /privacy/data HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nconta")
+        sock.sendall(
+            b"POST /privacy/data HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nconta"
+        )
         assert b"408" in _closed_within(sock, 10)
 
 
 def _serve(database_url: str, tmp_path: Path, **overrides):
     port = free_port()
-    settings = make_settings(database_url, tmp_path / "data", None, base_url=f"http://127.0.0.1:{port}",
-                             rate_limit_ip_burst=1, **overrides)
+    settings = make_settings(
+        database_url, tmp_path / "data", None, base_url=f"http://127.0.0.1:{port}", rate_limit_ip_burst=1, **overrides
+    )
     server = LiveServer(settings, port)
     server.start()
     return server
@@ -114,8 +126,9 @@ def _endorse(server: LiveServer, email: str, forwarded_for: str) -> None:
     with opener.open(f"{server.url}/appeals/{SLUG}", timeout=10) as page:
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode()).group(1)
     form = urllib.parse.urlencode({**valid_form(contact_email=email), "csrf_token": token}).encode()
-    request = urllib.request.Request(f"{server.url}/appeals/{SLUG}/endorse", data=form,
-                                     headers={"X-Forwarded-For": forwarded_for})
+    request = urllib.request.Request(
+        f"{server.url}/appeals/{SLUG}/endorse", data=form, headers={"X-Forwarded-For": forwarded_for}
+    )
     try:
         opener.open(request, timeout=10)
     except urllib.error.HTTPError as answer:
@@ -125,8 +138,10 @@ def _endorse(server: LiveServer, email: str, forwarded_for: str) -> None:
 
 
 def _holds(database_url: str) -> dict[str, str | None]:
-    return {r["email_canonical"]: r["hold_reason"]
-            for r in run_sql(database_url, "SELECT email_canonical, hold_reason FROM endorsements")}
+    return {
+        r["email_canonical"]: r["hold_reason"]
+        for r in run_sql(database_url, "SELECT email_canonical, hold_reason FROM endorsements")
+    }
 
 
 def test_behind_a_proxy_in_proxy_ips_each_visitor_is_counted_on_their_own(database_url, tmp_path):
@@ -139,8 +154,7 @@ def test_behind_a_proxy_in_proxy_ips_each_visitor_is_counted_on_their_own(databa
     assert _holds(database_url) == {"one@visitor.example": None, "two@visitor.example": None}
 
 
-def test_forwarded_for_is_ignored_unless_the_proxy_is_listed_and_the_log_says_how_once(
-        database_url, tmp_path, caplog):
+def test_forwarded_for_is_ignored_unless_the_proxy_is_listed_and_the_log_says_how_once(database_url, tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="petition.server")
     import petition.server
 
@@ -152,8 +166,11 @@ def test_forwarded_for_is_ignored_unless_the_proxy_is_listed_and_the_log_says_ho
     finally:
         server.stop()
     # Without PROXY_IPS a forged or proxied X-Forwarded-For counts for nothing: one address.
-    assert _holds(database_url) == {"v0@visitor.example": None, "v1@visitor.example": "form.ip",
-                                    "v2@visitor.example": "form.ip"}
+    assert _holds(database_url) == {
+        "v0@visitor.example": None,
+        "v1@visitor.example": "form.ip",
+        "v2@visitor.example": "form.ip",
+    }
     hints = [r for r in caplog.records if "PROXY_IPS" in r.getMessage()]
     assert len(hints) == 1
     assert "127.0.0.1" not in hints[0].getMessage()

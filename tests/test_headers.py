@@ -37,8 +37,10 @@ def page_types(client: TestClient, smtp, database_url: str) -> dict[str, tuple[o
         "signatories": (client.get(f"/appeals/{SLUG}/signatories"), set()),
         "confirm page": (confirm_page, token_page),
         "confirm invalid": (client.get("/confirm/nonsense"), token_page),
-        "confirm POST": (client.post(confirm_path, data={"csrf_token": csrf_from(confirm_page.text)},
-                                     follow_redirects=False), set()),
+        "confirm POST": (
+            client.post(confirm_path, data={"csrf_token": csrf_from(confirm_page.text)}, follow_redirects=False),
+            set(),
+        ),
         "withdraw page": (client.get(f"/withdraw/{withdraw}"), token_page),
         "withdraw invalid": (client.get("/withdraw/nonsense"), token_page),
         "data download": (client.get(f"/privacy/data/{data}"), token_page),
@@ -66,9 +68,16 @@ def test_every_page_type_carries_the_security_headers(https, database_url, tmp_p
         responses = page_types(client, smtp, database_url) if not https else None
         if https:
             # Links in emails point at BASE_URL; here we only need the page types reachable directly.
-            responses = {name: (client.get(path), set()) for name, path in {
-                "appeal page": f"/appeals/{SLUG}", "privacy": "/privacy", "api": "/api/appeals",
-                "not found": "/missing", "static": "/static/css/site.css"}.items()}
+            responses = {
+                name: (client.get(path), set())
+                for name, path in {
+                    "appeal page": f"/appeals/{SLUG}",
+                    "privacy": "/privacy",
+                    "api": "/api/appeals",
+                    "not found": "/missing",
+                    "static": "/static/css/site.css",
+                }.items()
+            }
         assert responses
         for name, (response, duties) in responses.items():
             headers = response.headers

@@ -20,8 +20,13 @@ from tests.support import links, wait_for_mail
 SLUG = "protect-deserters"
 GERMANY = {"en": "Germany", "de": "Deutschland", "ru": "Германия", "uk": "Німеччина", "fr": "Allemagne"}
 # 12 March 2026 in each language's medium date format (Babel's CLDR data).
-DATES = {"en": "Mar 12, 2026", "de": "12.03.2026", "ru": "12 мар. 2026\u202fг.", "uk": "12 бер. 2026\u202fр.",
-         "fr": "12 mars 2026"}
+DATES = {
+    "en": "Mar 12, 2026",
+    "de": "12.03.2026",
+    "ru": "12 мар. 2026\u202fг.",
+    "uk": "12 бер. 2026\u202fр.",
+    "fr": "12 mars 2026",
+}
 
 
 def html_lang(html: str) -> str:
@@ -30,45 +35,57 @@ def html_lang(html: str) -> str:
     return match.group(1)
 
 
-@pytest.mark.parametrize(("query", "prefix", "accept", "expected"), [
-    (None, None, None, "en"),
-    (None, None, "fr-CH, fr;q=0.9, en;q=0.8", "fr"),
-    (None, None, "es, uk;q=0.5, de;q=0.4", "uk"),
-    (None, None, "de;q=0.2, ru;q=0.9", "ru"),
-    (None, None, "ru;q=0, de;q=0.1", "de"),
-    (None, None, "de;level=1;q=0.3, fr;q=0.6", "fr"),
-    (None, None, "es, it, *", "en"),
-    (None, None, "de;q=abc, fr;q=0.1", "fr"),
-    (None, "de", "fr", "de"),
-    ("ru", "de", "fr", "ru"),
-    ("RU", None, None, "ru"),
-    ("xx", "uk", "fr", "uk"),
-    ("xx", None, "fr", "fr"),
-    ("", None, "de-AT", "de"),
-])
+@pytest.mark.parametrize(
+    ("query", "prefix", "accept", "expected"),
+    [
+        (None, None, None, "en"),
+        (None, None, "fr-CH, fr;q=0.9, en;q=0.8", "fr"),
+        (None, None, "es, uk;q=0.5, de;q=0.4", "uk"),
+        (None, None, "de;q=0.2, ru;q=0.9", "ru"),
+        (None, None, "ru;q=0, de;q=0.1", "de"),
+        (None, None, "de;level=1;q=0.3, fr;q=0.6", "fr"),
+        (None, None, "es, it, *", "en"),
+        (None, None, "de;q=abc, fr;q=0.1", "fr"),
+        (None, "de", "fr", "de"),
+        ("ru", "de", "fr", "ru"),
+        ("RU", None, None, "ru"),
+        ("xx", "uk", "fr", "uk"),
+        ("xx", None, "fr", "fr"),
+        ("", None, "de-AT", "de"),
+    ],
+)
 def test_negotiation_order(query, prefix, accept, expected):
     assert i18n.negotiate(query, accept, prefix=prefix) == expected
 
 
-@pytest.mark.parametrize(("path", "expected"), [
-    ("/de/appeals/x", ("de", "/appeals/x")),
-    ("/uk", ("uk", "/")),
-    ("/fr/", ("fr", "/")),
-    ("/appeals/de", (None, "/appeals/de")),
-    ("/deutsch/x", (None, "/deutsch/x")),
-    ("/es/x", (None, "/es/x")),
-])
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/de/appeals/x", ("de", "/appeals/x")),
+        ("/uk", ("uk", "/")),
+        ("/fr/", ("fr", "/")),
+        ("/appeals/de", (None, "/appeals/de")),
+        ("/deutsch/x", (None, "/deutsch/x")),
+        ("/es/x", (None, "/es/x")),
+    ],
+)
 def test_language_prefix(path, expected):
     assert split_language_prefix(path) == expected
 
 
 @pytest.mark.parametrize("lang", i18n.LANGUAGES)
 def test_each_language_is_wired_through_query_prefix_and_header(client, lang):
-    add_endorsements(client, organisation_name="Connection e.V.", country="DE",
-                     listed_at=dt.datetime(2026, 3, 12, 10, 0, tzinfo=dt.UTC))
-    for response in (client.get(f"/appeals/{SLUG}?lang={lang}"),
-                     client.get(f"/{lang}/appeals/{SLUG}"),
-                     client.get(f"/appeals/{SLUG}", headers={"Accept-Language": f"{lang};q=0.9, es"})):
+    add_endorsements(
+        client,
+        organisation_name="Connection e.V.",
+        country="DE",
+        listed_at=dt.datetime(2026, 3, 12, 10, 0, tzinfo=dt.UTC),
+    )
+    for response in (
+        client.get(f"/appeals/{SLUG}?lang={lang}"),
+        client.get(f"/{lang}/appeals/{SLUG}"),
+        client.get(f"/appeals/{SLUG}", headers={"Accept-Language": f"{lang};q=0.9, es"}),
+    ):
         assert response.status_code == 200
         assert html_lang(response.text) == lang
         assert response.headers["content-language"] == lang
@@ -105,10 +122,9 @@ def test_explicit_choice_beats_the_browser_and_is_kept_in_links(client):
 def test_language_switcher_keeps_the_reader_on_the_same_page(client):
     add_endorsements(client, organisation_name="Group", country="NL")
     page = client.get(f"/appeals/{SLUG}/signatories?country=NL&page=1&lang=de").text
-    switcher = page[page.index('<nav class="languages"'):page.index("</nav>")]
+    switcher = page[page.index('<nav class="languages"') : page.index("</nav>")]
     hrefs = dict(re.findall(r'<a href="([^"]+)" hreflang="(\w+)"', switcher))
-    expected = {f"/appeals/{SLUG}/signatories?country=NL&amp;page=1&amp;lang={code}": code
-                for code in i18n.LANGUAGES}
+    expected = {f"/appeals/{SLUG}/signatories?country=NL&amp;page=1&amp;lang={code}": code for code in i18n.LANGUAGES}
     assert hrefs == expected
     assert 'hreflang="de" lang="de" aria-current="true"' in switcher
     for code in i18n.LANGUAGES:
@@ -121,7 +137,7 @@ def test_switching_language_on_a_form_with_errors_leads_to_the_appeal_page(site,
     assert response.status_code == 400
     assert html_lang(response.text) == "fr"
     text = response.text
-    switcher = text[text.index('<nav class="languages"'):text.index("</nav>")]
+    switcher = text[text.index('<nav class="languages"') : text.index("</nav>")]
     assert f'href="/appeals/{SLUG}?lang=de"' in switcher
     assert "/endorse?" not in switcher
 

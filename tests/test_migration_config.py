@@ -26,10 +26,13 @@ def test_the_runner_needs_no_alembic_ini_and_no_working_directory(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.db"]
 
 
-@pytest.mark.parametrize("url", [
-    "postgresql://petition:p%40ss%25word@db.internal/petition",  # a percent-encoded password
-    "sqlite:////srv/data%20dir/petition.db",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://petition:p%40ss%25word@db.internal/petition",  # a percent-encoded password
+        "sqlite:////srv/data%20dir/petition.db",
+    ],
+)
 def test_a_percent_encoded_database_url_reaches_alembic_unchanged(url: str):
     # Alembic's options are interpolated ("%(here)s"): a bare "%" used to raise ValueError.
     assert alembic_config(url).get_main_option("sqlalchemy.url") == url
@@ -37,7 +40,14 @@ def test_a_percent_encoded_database_url_reaches_alembic_unchanged(url: str):
 
 def test_the_repository_alembic_ini_still_migrates(tmp_path: Path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.db'}", "DATA_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert db_rows(env["DATABASE_URL"], "SELECT version_num FROM alembic_version")

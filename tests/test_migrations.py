@@ -80,9 +80,12 @@ def test_downgrading_past_0007_refuses_while_emails_wait_to_be_rendered(tmp_path
 
     url = f"sqlite:///{tmp_path / 'queued.db'}"
     upgrade(url)
-    run_sql(url, "INSERT INTO outbox (kind, to_addr, context, subject, body_text, body_html, language, message_id,"
-                 " state, attempts, next_attempt_at, created_at) VALUES ('confirm', 'a@b.example', '{}', '', '', '',"
-                 " 'en', '<m1@x>', 'queued', 0, '2026-12-01 00:00:00', '2026-12-01 00:00:00')")
+    run_sql(
+        url,
+        "INSERT INTO outbox (kind, to_addr, context, subject, body_text, body_html, language, message_id,"
+        " state, attempts, next_attempt_at, created_at) VALUES ('confirm', 'a@b.example', '{}', '', '', '',"
+        " 'en', '<m1@x>', 'queued', 0, '2026-12-01 00:00:00', '2026-12-01 00:00:00')",
+    )
     with pytest.raises(RuntimeError, match="queued emails"):
         downgrade(url, "0004")
     # Nothing was lost: the email is still there for this release's worker to send.
@@ -114,13 +117,20 @@ def _fresh_database(tmp_path: Path, name: str):
 def _insert(url: str, row_id: int, email: str, canonical: str, state: str) -> None:
     from tests.support import run_sql
 
-    run_sql(url, "INSERT INTO endorsements (id, appeal_id, organisation_name, name_normalised, country, city, "
-                 "organisation_type, website, contact_name, contact_role, contact_email, email_canonical, authorised, "
-                 "consent_version, visibility, comment, language, text_language, text_hash, state, token_nonce, "
-                 "created_at, updated_at) VALUES (:id, 1, 'Org', 'org', 'DE', '', 'peace', '', 'C', '', :email, "
-                 ":canonical, true, '2026-11', 'anonymous', '', 'en', 'en', 'h', :state, :nonce, "
-                 "'2026-12-01 00:00:00', '2026-12-01 00:00:00')",
-            id=row_id, email=email, canonical=canonical, state=state, nonce=f"{row_id:032x}")
+    run_sql(
+        url,
+        "INSERT INTO endorsements (id, appeal_id, organisation_name, name_normalised, country, city, "
+        "organisation_type, website, contact_name, contact_role, contact_email, email_canonical, authorised, "
+        "consent_version, visibility, comment, language, text_language, text_hash, state, token_nonce, "
+        "created_at, updated_at) VALUES (:id, 1, 'Org', 'org', 'DE', '', 'peace', '', 'C', '', :email, "
+        ":canonical, true, '2026-11', 'anonymous', '', 'en', 'en', 'h', :state, :nonce, "
+        "'2026-12-01 00:00:00', '2026-12-01 00:00:00')",
+        id=row_id,
+        email=email,
+        canonical=canonical,
+        state=state,
+        nonce=f"{row_id:032x}",
+    )
 
 
 def test_0008_gives_eszett_mailboxes_their_own_identity_and_unconfirmed_holds_back(tmp_path: Path):
@@ -128,13 +138,19 @@ def test_0008_gives_eszett_mailboxes_their_own_identity_and_unconfirmed_holds_ba
 
     with _fresh_database(tmp_path, "m0008") as url:
         upgrade(url, "0007")
-        run_sql(url, "INSERT INTO appeals (id, slug, status, moderation, default_language, addressees, created_at) "
-                     "VALUES (1, 'a', 'open', 'post', 'en', '', '2026-12-01 00:00:00')")
+        run_sql(
+            url,
+            "INSERT INTO appeals (id, slug, status, moderation, default_language, addressees, created_at) "
+            "VALUES (1, 'a', 'open', 'post', 'en', '', '2026-12-01 00:00:00')",
+        )
         # As the release before stored them: IDNA 2003 merged straße.de into strasse.de.
         _insert(url, 1, "info@straße.de", "info@strasse.de", "confirmed")
         _insert(url, 2, "held@bot.example", "held@bot.example", "quarantined")
-        run_sql(url, "INSERT INTO login_failures (account_key, ip, created_at) "
-                     "VALUES ('k', '198.51.100.7', '2026-12-01 00:00:00')")
+        run_sql(
+            url,
+            "INSERT INTO login_failures (account_key, ip, created_at) "
+            "VALUES ('k', '198.51.100.7', '2026-12-01 00:00:00')",
+        )
         upgrade(url, "0008")
         rows = {r["id"]: r for r in db_rows(url, "SELECT id, email_canonical, state, hold_reason FROM endorsements")}
         assert rows[1]["email_canonical"] == "info@xn--strae-oqa.de"
@@ -151,12 +167,17 @@ def test_downgrading_past_0008_refuses_when_two_mailboxes_would_become_one(tmp_p
         upgrade(url)
         from tests.support import run_sql
 
-        run_sql(url, "INSERT INTO appeals (id, slug, status, moderation, default_language, addressees, created_at) "
-                     "VALUES (1, 'a', 'open', 'post', 'en', '', '2026-12-01 00:00:00')")
+        run_sql(
+            url,
+            "INSERT INTO appeals (id, slug, status, moderation, default_language, addressees, created_at) "
+            "VALUES (1, 'a', 'open', 'post', 'en', '', '2026-12-01 00:00:00')",
+        )
         _insert(url, 1, "info@straße.de", "info@xn--strae-oqa.de", "confirmed")
         _insert(url, 2, "info@strasse.de", "info@strasse.de", "confirmed")
         with pytest.raises(RuntimeError, match="would become one mailbox"):
             downgrade(url, "0007")
         # Nothing was changed: both mailboxes keep their own identity.
         assert sorted(r["email_canonical"] for r in db_rows(url, "SELECT email_canonical FROM endorsements")) == [
-            "info@strasse.de", "info@xn--strae-oqa.de"]
+            "info@strasse.de",
+            "info@xn--strae-oqa.de",
+        ]

@@ -109,10 +109,7 @@ def test_a_short_secret_is_refused(tmp_path: Path):
 def test_a_bad_smtp_tls_is_a_clear_error(tmp_path: Path, value: str):
     if value.strip().lower() == "starttls":
         # Case and surrounding spaces from a .env file are forgiven.
-        assert (
-            load_settings(env_file=None, data_dir=str(tmp_path), smtp_tls=value).smtp_tls
-            == "starttls"
-        )
+        assert load_settings(env_file=None, data_dir=str(tmp_path), smtp_tls=value).smtp_tls == "starttls"
         return
     with pytest.raises(SettingsError, match="SMTP_TLS must be one of none, starttls, tls"):
         load_settings(env_file=None, data_dir=str(tmp_path), smtp_tls=value)
@@ -139,9 +136,7 @@ def test_cli_reports_a_settings_error_without_a_traceback(monkeypatch: pytest.Mo
     assert "Traceback" not in result.output
 
 
-def test_cli_db_upgrade_creates_the_tables_on_the_embedded_default(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+def test_cli_db_upgrade_creates_the_tables_on_the_embedded_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     data = tmp_path / "fresh-data"
     monkeypatch.setenv("DATA_DIR", str(data))
     result = CliRunner().invoke(main, ["db", "upgrade"])
@@ -166,9 +161,7 @@ def test_cli_db_upgrade_on_postgresql(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("SECRET_KEY", "k" * 40)
         result = CliRunner().invoke(main, ["db", "upgrade"])
         assert result.exit_code == 0, result.output
-        rows = db_rows(
-            url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
-        )
+        rows = db_rows(url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
         assert {"appeals", "endorsements", "outbox"} <= {r["table_name"] for r in rows}
     finally:
         asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -44,8 +44,7 @@ def _uv() -> str:
 
 
 def _run(command: list[str | Path], **kwargs: object) -> str:
-    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=600,
-                          check=False, **kwargs)  # type: ignore[call-overload]
+    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=600, check=False, **kwargs)  # type: ignore[call-overload]
     assert done.returncode == 0, f"{command} failed:\n{done.stdout}\n{done.stderr}"
     return str(done.stdout)
 
@@ -67,8 +66,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     for name in SOURCES:
         path = PROJECT_ROOT / name
         if path.is_dir():
-            shutil.copytree(path, source / name, symlinks=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(path, source / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy2(path, source / name)
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
@@ -78,8 +76,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     venv = base / "venv"
     _run([uv, "venv", "--quiet", "--python", sys.executable, venv], env=env)
     python = venv / "bin" / "python"
-    _run([uv, "pip", "install", "--quiet", "--python", python, "-r", PROJECT_ROOT / "requirements" / "run.lock"],
-         env=env)
+    _run(
+        [uv, "pip", "install", "--quiet", "--python", python, "-r", PROJECT_ROOT / "requirements" / "run.lock"], env=env
+    )
     _run([uv, "pip", "install", "--quiet", "--python", python, "--no-deps", wheel], env=env)
     # The lock satisfies what the wheel asks for: a lock that no longer fits pyproject.toml fails here.
     _run([uv, "pip", "check", "--python", python], env=env)
@@ -114,8 +113,13 @@ def served(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> It
     }
     log = base / "serve.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([str(installed.venv / "bin" / "petition"), "serve", "--port", str(port)],
-                                   cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [str(installed.venv / "bin" / "petition"), "serve", "--port", str(port)],
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -166,8 +170,7 @@ def test_a_german_endorsement_gets_a_german_email(served: Served):
         form_page = client.get(f"/appeals/{SLUG}?lang=de")
         assert form_page.status_code == 200
         form = valid_form(contact_email="office@wheel.example", organisation_name="Wheel e.V.")
-        answer = client.post(f"/appeals/{SLUG}/endorse?lang=de",
-                             data={**form, "csrf_token": csrf_from(form_page.text)})
+        answer = client.post(f"/appeals/{SLUG}/endorse?lang=de", data={**form, "csrf_token": csrf_from(form_page.text)})
         assert answer.status_code in (200, 303), (answer.status_code, answer.text[:500])
     [path] = wait_for(lambda: list((served.data_dir / "mail").glob("*.eml")), timeout=30)
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)

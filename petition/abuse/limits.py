@@ -82,27 +82,38 @@ async def exceeded(db: Database, *, secret: str, rules: list[Rule]) -> set[str]:
     r = rate_events.c
     # Each count stops at the limit: the cost stays bounded however long a flood goes on.
     counts = [
-        sa.select(sa.func.count()).select_from(
-            sa.select(r.id).where(r.bucket == rule.bucket, r.key_hash == digest,
-                                  r.created_at >= now - dt.timedelta(seconds=rule.window))
-            .limit(rule.limit + 1).subquery()
-        ).scalar_subquery().label(f"n{i}")
+        sa.select(sa.func.count())
+        .select_from(
+            sa.select(r.id)
+            .where(
+                r.bucket == rule.bucket, r.key_hash == digest, r.created_at >= now - dt.timedelta(seconds=rule.window)
+            )
+            .limit(rule.limit + 1)
+            .subquery()
+        )
+        .scalar_subquery()
+        .label(f"n{i}")
         for i, (rule, digest) in enumerate(hashed)
     ]
     query = sa.select(*counts)
     async with db.write():
         # Insert first: on SQLite the transaction then holds the write lock from its start, and
         # another process's write cannot make it fail ("database is locked") at the upgrade.
-        await db.execute(rate_events.insert().values(
-            [{"bucket": bucket, "key_hash": digest, "created_at": now} for bucket, digest in events_of(hashed)]))
+        await db.execute(
+            rate_events.insert().values(
+                [{"bucket": bucket, "key_hash": digest, "created_at": now} for bucket, digest in events_of(hashed)]
+            )
+        )
         row = await db.fetch_one(query)
     assert row is not None
     return {rule.bucket for i, (rule, _d) in enumerate(hashed) if int(row[f"n{i}"]) > rule.limit}
 
 
 def _ip_rules(settings: Settings, bucket: str, ip: str) -> list[Rule]:
-    return [Rule(bucket, ip, settings.rate_limit_ip_burst, MINUTE),
-            Rule(bucket, ip, settings.rate_limit_ip_sustained, HOUR)]
+    return [
+        Rule(bucket, ip, settings.rate_limit_ip_burst, MINUTE),
+        Rule(bucket, ip, settings.rate_limit_ip_sustained, HOUR),
+    ]
 
 
 #: How many senders' shares of RATE_LIMIT_EMAIL one mailbox may receive in all, per hour.
@@ -117,10 +128,12 @@ def endorsement_rules(settings: Settings, *, ip: str | None, email_canonical: st
     if is_trusted(settings, ip):
         return []
     domain = email_canonical.rpartition("@")[2]
-    return [*_ip_rules(settings, "form.ip", ip or "-"),
-            Rule("form.email", f"{email_canonical}\x00{ip or '-'}", settings.rate_limit_email, HOUR),
-            Rule("form.mailbox", email_canonical, settings.rate_limit_email * MAILBOX_SENDERS, HOUR),
-            Rule("form.domain", domain, settings.rate_limit_domain, HOUR)]
+    return [
+        *_ip_rules(settings, "form.ip", ip or "-"),
+        Rule("form.email", f"{email_canonical}\x00{ip or '-'}", settings.rate_limit_email, HOUR),
+        Rule("form.mailbox", email_canonical, settings.rate_limit_email * MAILBOX_SENDERS, HOUR),
+        Rule("form.domain", domain, settings.rate_limit_domain, HOUR),
+    ]
 
 
 #: The endorsement limits that protect the owner of an address rather than hold back a sender.
@@ -141,8 +154,13 @@ class Verdict:
 
 
 async def endorsement_verdict(db: Database, settings: Settings, *, ip: str | None, email_canonical: str) -> Verdict:
-    return Verdict.of(await exceeded(db, secret=str(settings.secret_key),
-                                     rules=endorsement_rules(settings, ip=ip, email_canonical=email_canonical)))
+    return Verdict.of(
+        await exceeded(
+            db,
+            secret=str(settings.secret_key),
+            rules=endorsement_rules(settings, ip=ip, email_canonical=email_canonical),
+        )
+    )
 
 
 async def resend_allowed(db: Database, settings: Settings, *, ip: str | None, endorsement_id: int) -> bool:
@@ -171,8 +189,11 @@ async def export_allowed(db: Database, settings: Settings, *, ip: str | None) ->
     304 never reaches this."""
     if is_trusted(settings, ip):
         return True
-    return await hit(db, secret=str(settings.secret_key),
-                     rules=[Rule("export.ip", ip or "-", settings.rate_limit_export, EXPORT_WINDOW)])
+    return await hit(
+        db,
+        secret=str(settings.secret_key),
+        rules=[Rule("export.ip", ip or "-", settings.rate_limit_export, EXPORT_WINDOW)],
+    )
 
 
 async def prune_rate_events(db: Database, *, older_than: float = LONGEST_WINDOW) -> int:
@@ -204,7 +225,10 @@ async def verify_upload_wait(db: Database, settings: Settings, *, ip: str | None
     row = await db.fetch_one(
         sa.select(r.created_at)
         .where(r.bucket == rule.bucket, r.key_hash == key_hash(secret, rule.bucket, rule.key))
-        .order_by(r.created_at.desc()).offset(max(0, rule.limit - 1)).limit(1))
+        .order_by(r.created_at.desc())
+        .offset(max(0, rule.limit - 1))
+        .limit(1)
+    )
     if row is None:
         return int(rule.window)
     at = row["created_at"]

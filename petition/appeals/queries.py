@@ -34,9 +34,7 @@ async def list_appeals(db: Database, *, public_only: bool = True) -> Sequence[Ro
 async def current_text(db: Database, *, appeal: Row, language: str) -> Row | None:
     """The current text in `language`, else the appeal's default language, else English."""
     rows = await db.fetch_all(
-        appeal_texts.select().where(
-            appeal_texts.c.appeal_id == appeal["id"], appeal_texts.c.is_current == sa.true()
-        )
+        appeal_texts.select().where(appeal_texts.c.appeal_id == appeal["id"], appeal_texts.c.is_current == sa.true())
     )
     by_language = {row["language"]: row for row in rows}
     for code in (language, appeal["default_language"], DEFAULT_LANGUAGE):
@@ -91,8 +89,9 @@ async def create_appeal(
         )
 
 
-async def save_text(db: Database, *, appeal_id: int, language: str, title: str,
-                    addressees: str, body: str) -> int | None:
+async def save_text(
+    db: Database, *, appeal_id: int, language: str, title: str, addressees: str, body: str
+) -> int | None:
     """Store a new current version of a text; an unchanged text adds nothing.
 
     Old versions stay, with their hashes: endorsements point at what they were shown.
@@ -136,17 +135,20 @@ async def save_text(db: Database, *, appeal_id: int, language: str, title: str,
         return version
 
 
-async def import_text(db: Database, *, text: AppealTextFile,
-                      moderation: Moderation = Moderation.POST) -> tuple[int, int | None]:
+async def import_text(
+    db: Database, *, text: AppealTextFile, moderation: Moderation = Moderation.POST
+) -> tuple[int, int | None]:
     """Create the appeal if needed and store the file's text as its current version."""
     appeal = await get_appeal(db, slug=text.slug)
     if appeal is None:
-        appeal_id = await create_appeal(db, slug=text.slug, moderation=moderation,
-                                        addressees=text.addressees, default_language=text.language)
+        appeal_id = await create_appeal(
+            db, slug=text.slug, moderation=moderation, addressees=text.addressees, default_language=text.language
+        )
     else:
         appeal_id = appeal["id"]
-    version = await save_text(db, appeal_id=appeal_id, language=text.language, title=text.title,
-                              addressees=text.addressees, body=text.body)
+    version = await save_text(
+        db, appeal_id=appeal_id, language=text.language, title=text.title, addressees=text.addressees, body=text.body
+    )
     return appeal_id, version
 
 

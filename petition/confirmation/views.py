@@ -45,9 +45,15 @@ async def confirm_page(request: Request) -> Response:
     assert appeal is not None
     text = await current_text(svc.db, appeal=appeal, language=i18n.get_language())
     # What this link confirms: exactly what its email showed, with the appeal it endorses.
-    context = {"endorsement": target.shown, "appeal": appeal, "title": text["title"] if text else appeal["slug"],
-               "token": token, "organisation_types": ORGANISATION_TYPE_LABELS,
-               "state": target.endorsement["state"], "held": target.endorsement["state"] == HELD}
+    context = {
+        "endorsement": target.shown,
+        "appeal": appeal,
+        "title": text["title"] if text else appeal["slug"],
+        "token": token,
+        "organisation_types": ORGANISATION_TYPE_LABELS,
+        "state": target.endorsement["state"],
+        "held": target.endorsement["state"] == HELD,
+    }
     if target.confirmable and appeal["status"] == AppealStatus.CLOSED:
         return render(request, "appeals/closed.html", context, status=410, token_page=True)
     if target.confirmable:
@@ -89,10 +95,10 @@ async def resend(request: Request) -> Response:
     if endorsement is None:
         return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
     # Capped per endorsement and per IP; over the cap the page is the same and nothing is sent.
-    if await resend_allowed(svc.db, svc.settings, ip=client_ip(request),
-                            endorsement_id=claims.endorsement_id):
-        await resend_confirmation(svc.db, mailer=svc.mailer, tokens=svc.tokens,
-                                  endorsement_id=claims.endorsement_id, nonce=claims.nonce)
+    if await resend_allowed(svc.db, svc.settings, ip=client_ip(request), endorsement_id=claims.endorsement_id):
+        await resend_confirmation(
+            svc.db, mailer=svc.mailer, tokens=svc.tokens, endorsement_id=claims.endorsement_id, nonce=claims.nonce
+        )
     appeal = await get_appeal_by_id(svc.db, appeal_id=endorsement["appeal_id"])
     assert appeal is not None
     return RedirectResponse(page_url(request, f"/appeals/{appeal['slug']}/check-email"), status_code=303)

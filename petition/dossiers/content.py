@@ -92,9 +92,7 @@ class DossierContent:
 
 
 def _escape_field(value: str) -> str:
-    return (
-        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    )
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def canonical_line(s: Signatory) -> str:
@@ -110,9 +108,7 @@ def canonical_line(s: Signatory) -> str:
     )
 
 
-def canonical_list(
-    *, appeal_slug: str, country: str, signatories: Sequence[Signatory], anonymous_count: int
-) -> bytes:
+def canonical_list(*, appeal_slug: str, country: str, signatories: Sequence[Signatory], anonymous_count: int) -> bytes:
     """The exact bytes the list digest covers (format in docs/dossiers.md).
 
     Lines are sorted by code point, not by the reader's collation, so anyone can
@@ -149,9 +145,7 @@ def sort_signatories(rows: Sequence[Signatory]) -> list[Signatory]:
 
 async def _texts(db: Database, *, appeal_id: int, language: str) -> tuple[AppealText, ...]:
     rows = await db.fetch_all(
-        appeal_texts.select().where(
-            appeal_texts.c.appeal_id == appeal_id, appeal_texts.c.is_current == sa.true()
-        )
+        appeal_texts.select().where(appeal_texts.c.appeal_id == appeal_id, appeal_texts.c.is_current == sa.true())
     )
     by_language = {row["language"]: row for row in rows}
     wanted = [language] if language != DEFAULT_LANGUAGE else []
@@ -160,10 +154,7 @@ async def _texts(db: Database, *, appeal_id: int, language: str) -> tuple[Appeal
     if not chosen and rows:
         chosen = [rows[0]]
     return tuple(
-        AppealText(
-            language=r["language"], title=r["title"], addressees=r["addressees"], body=r["body"]
-        )
-        for r in chosen
+        AppealText(language=r["language"], title=r["title"], addressees=r["addressees"], body=r["body"]) for r in chosen
     )
 
 
@@ -189,16 +180,14 @@ async def gather_content(
         listed_condition(appeal["moderation"]),
     )
     rows = await db.fetch_all(
-        sa.select(
-            e.c.organisation_name, e.c.city, e.c.organisation_type, e.c.website, e.c.listed_at
-        ).where(listed, e.c.visibility == Visibility.PUBLIC.value)
+        sa.select(e.c.organisation_name, e.c.city, e.c.organisation_type, e.c.website, e.c.listed_at).where(
+            listed, e.c.visibility == Visibility.PUBLIC.value
+        )
     )
     anonymous = attributable_anonymous(
         int(
             await db.fetch_val(
-                sa.select(sa.func.count())
-                .select_from(e)
-                .where(listed, e.c.visibility != Visibility.PUBLIC.value)
+                sa.select(sa.func.count()).select_from(e).where(listed, e.c.visibility != Visibility.PUBLIC.value)
             )
             or 0
         ),
@@ -216,9 +205,7 @@ async def gather_content(
     ]
     del rows
     # Collation keys for thousands of names are CPU work: off the event loop.
-    signatories, data = await asyncio.to_thread(
-        _sorted_and_canonical, raw, appeal["slug"], country, anonymous
-    )
+    signatories, data = await asyncio.to_thread(_sorted_and_canonical, raw, appeal["slug"], country, anonymous)
     return DossierContent(
         appeal_id=appeal["id"],
         appeal_slug=appeal["slug"],
@@ -237,9 +224,7 @@ def _sorted_and_canonical(
     raw: list[Signatory], slug: str, country: str, anonymous: int
 ) -> tuple[list[Signatory], bytes]:
     ordered = sort_signatories(raw)
-    return ordered, canonical_list(
-        appeal_slug=slug, country=country, signatories=ordered, anonymous_count=anonymous
-    )
+    return ordered, canonical_list(appeal_slug=slug, country=country, signatories=ordered, anonymous_count=anonymous)
 
 
 async def countries_with_signatories(db: Database, *, appeal: Row, anonymous_threshold: int) -> list[str]:
@@ -250,7 +235,10 @@ async def countries_with_signatories(db: Database, *, appeal: Row, anonymous_thr
         .where(e.c.appeal_id == appeal["id"], listed_condition(appeal["moderation"]))
         .group_by(e.c.country, e.c.visibility)
     )
-    shown = {row["country"] for row in rows
-             if row["visibility"] != Visibility.ANONYMOUS
-             or attributable_anonymous(int(row["n"]), threshold=anonymous_threshold)}
+    shown = {
+        row["country"]
+        for row in rows
+        if row["visibility"] != Visibility.ANONYMOUS
+        or attributable_anonymous(int(row["n"]), threshold=anonymous_threshold)
+    }
     return sorted(shown)

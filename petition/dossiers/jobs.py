@@ -54,8 +54,7 @@ def dossier_dir(settings: Settings) -> Path:
     return settings.data_dir / "dossiers"
 
 
-async def _insert_build(db: Database, *, appeal_id: int, country: str, created_by: int | None,
-                        **state: object) -> int:
+async def _insert_build(db: Database, *, appeal_id: int, country: str, created_by: int | None, **state: object) -> int:
     async with db.write():
         return int(
             await db.execute(
@@ -71,32 +70,32 @@ async def _insert_build(db: Database, *, appeal_id: int, country: str, created_b
         )
 
 
-async def queue_build(
-    db: Database, *, appeal_id: int, country: str, created_by: int | None = None
-) -> int:
+async def queue_build(db: Database, *, appeal_id: int, country: str, created_by: int | None = None) -> int:
     """A build for whichever worker claims it first."""
-    return await _insert_build(db, appeal_id=appeal_id, country=country, created_by=created_by,
-                               state=D.QUEUED.value)
+    return await _insert_build(db, appeal_id=appeal_id, country=country, created_by=created_by, state=D.QUEUED.value)
 
 
 async def start_build(
     db: Database, *, appeal_id: int, country: str, worker_id: str, created_by: int | None = None
 ) -> int:
     """A build this process runs at once (the CLI): recorded as already claimed."""
-    return await _insert_build(db, appeal_id=appeal_id, country=country, created_by=created_by,
-                               state=D.BUILDING.value, claimed_by=worker_id, claimed_at=utcnow())
+    return await _insert_build(
+        db,
+        appeal_id=appeal_id,
+        country=country,
+        created_by=created_by,
+        state=D.BUILDING.value,
+        claimed_by=worker_id,
+        claimed_at=utcnow(),
+    )
 
 
 async def get_dossier(db: Database, *, dossier_id: int) -> Row | None:
     return await db.fetch_one(dossiers.select().where(dossiers.c.id == dossier_id))
 
 
-async def list_dossiers(
-    db: Database, *, appeal_id: int | None = None, limit: int = 100
-) -> list[Row]:
-    query = (
-        dossiers.select().order_by(dossiers.c.created_at.desc(), dossiers.c.id.desc()).limit(limit)
-    )
+async def list_dossiers(db: Database, *, appeal_id: int | None = None, limit: int = 100) -> list[Row]:
+    query = dossiers.select().order_by(dossiers.c.created_at.desc(), dossiers.c.id.desc()).limit(limit)
     if appeal_id is not None:
         query = query.where(dossiers.c.appeal_id == appeal_id)
     return list(await db.fetch_all(query))
@@ -110,15 +109,8 @@ async def claim_next(db: Database, *, worker_id: str, lease_seconds: float) -> R
         dossiers.c.state == D.QUEUED.value,
         sa.and_(dossiers.c.state == D.BUILDING.value, dossiers.c.claimed_at < stale),
     )
-    candidate = (
-        sa.select(dossiers.c.id)
-        .where(claimable)
-        .order_by(dossiers.c.created_at, dossiers.c.id)
-        .limit(1)
-    )
-    claim = dict(
-        state=D.BUILDING.value, claimed_by=worker_id, claimed_at=now, progress=0, error=None
-    )
+    candidate = sa.select(dossiers.c.id).where(claimable).order_by(dossiers.c.created_at, dossiers.c.id).limit(1)
+    claim = dict(state=D.BUILDING.value, claimed_by=worker_id, claimed_at=now, progress=0, error=None)
     if db.is_sqlite:
         # One statement: SQLite runs it atomically, writers take turns.
         async with db.write():
@@ -136,10 +128,7 @@ async def claim_next(db: Database, *, worker_id: str, lease_seconds: float) -> R
         if dossier_id is None:
             return None
         return await db.fetch_one(
-            dossiers.update()
-            .where(dossiers.c.id == dossier_id, claimable)
-            .values(**claim)
-            .returning(*dossiers.c)
+            dossiers.update().where(dossiers.c.id == dossier_id, claimable).values(**claim).returning(*dossiers.c)
         )
 
 
@@ -235,16 +224,12 @@ async def build(
     except Exception as exc:
         # The class name and message only: errors here carry no endorsement data.
         log.exception("dossier %s failed", dossier_id)
-        await _fail(
-            db, dossier_id=dossier_id, worker_id=worker_id, error=f"{type(exc).__name__}: {exc}"
-        )
+        await _fail(db, dossier_id=dossier_id, worker_id=worker_id, error=f"{type(exc).__name__}: {exc}")
         raise
     return built
 
 
-async def _build(
-    db: Database, settings: Settings, *, dossier: Row, worker_id: str, progress: Progress | None
-) -> Built:
+async def _build(db: Database, settings: Settings, *, dossier: Row, worker_id: str, progress: Progress | None) -> Built:
     dossier_id = dossier["id"]
     last = {"value": -1}
     loop = asyncio.get_running_loop()
@@ -266,8 +251,9 @@ async def _build(
         if appeal is None:
             raise ValueError(f"dossier {dossier_id}: its appeal is gone")
         await report(2)
-        content = await gather_content(db, appeal=appeal, country=dossier["country"],
-                                       anonymous_threshold=settings.anonymous_count_threshold)
+        content = await gather_content(
+            db, appeal=appeal, country=dossier["country"], anonymous_threshold=settings.anonymous_count_threshold
+        )
         await report(5)
     finally:
         await starting
@@ -366,9 +352,7 @@ class DossierWorker(PollingWorker):
         return self._id
 
     async def run_once(self) -> bool:
-        row = await claim_next(
-            self.db, worker_id=self.worker_id, lease_seconds=self.settings.dossier_lease_seconds
-        )
+        row = await claim_next(self.db, worker_id=self.worker_id, lease_seconds=self.settings.dossier_lease_seconds)
         if row is None:
             return False
         try:

@@ -29,9 +29,7 @@ class JoinSpec:
     canonical_list: bytes
 
 
-def join_chunks(
-    chunks: Sequence[bytes], marks: bytes, labels: Sequence[bytes], spec: JoinSpec
-) -> bytes:
+def join_chunks(chunks: Sequence[bytes], marks: bytes, labels: Sequence[bytes], spec: JoinSpec) -> bytes:
     """Concatenate the chunks, lay the marks and labels over every page, attach the list.
 
     `marks` has one page per page size (portrait, then landscape); `labels` hold one
@@ -56,10 +54,7 @@ def join_chunks(
     label_pages = [page for data in labels for page in PdfReader(BytesIO(data)).pages]
     if len(label_pages) != len(writer.pages):
         raise RuntimeError(f"{len(label_pages)} page labels for {len(writer.pages)} pages")
-    shared = {
-        _landscape(page): writer._add_object(_form(writer, page))
-        for page in PdfReader(BytesIO(marks)).pages
-    }
+    shared = {_landscape(page): writer._add_object(_form(writer, page)) for page in PdfReader(BytesIO(marks)).pages}
     opening = writer._add_object(_stream(DecodedStreamObject, b"q\n"))
     closing = writer._add_object(
         _stream(
@@ -94,14 +89,10 @@ def join_chunks(
     attachment = writer.add_attachment(CANONICAL_LIST_NAME, spec.canonical_list)
     attachment.subtype = NameObject("/text#2Fplain")
     attachment.associated_file_relationship = NameObject("/Data")
-    attachment.description = TextStringObject(
-        "The canonical list whose SHA-256 is printed on the cover"
-    )
+    attachment.description = TextStringObject("The canonical list whose SHA-256 is printed on the cover")
     attachment.modification_date = dt.datetime.now(dt.UTC)
     attachment.size = NumberObject(len(spec.canonical_list))
-    writer._root_object[NameObject("/AF")] = ArrayObject(
-        [writer._add_object(attachment.pdf_object)]
-    )
+    writer._root_object[NameObject("/AF")] = ArrayObject([writer._add_object(attachment.pdf_object)])
     writer._root_object[NameObject("/Lang")] = TextStringObject(spec.language)
 
     writer.add_metadata(

@@ -89,9 +89,7 @@ class DossierHTML:
     join: JoinSpec
 
 
-def build_html(
-    content: DossierContent, presentation: Presentation, *, chunk_rows: int = CHUNK_ROWS
-) -> DossierHTML:
+def build_html(content: DossierContent, presentation: Presentation, *, chunk_rows: int = CHUNK_ROWS) -> DossierHTML:
     env = make_environment()
     with i18n.language(content.language):
         context = _context(content, presentation)
@@ -117,9 +115,7 @@ def build_html(
         total = len(landscape)
         return labels_template.render(
             lang=content.language,
-            labels=[
-                (page_x_of_y % {"page": n, "pages": total}, landscape[n - 1]) for n in numbers
-            ],
+            labels=[(page_x_of_y % {"page": n, "pages": total}, landscape[n - 1]) for n in numbers],
         )
 
     join = JoinSpec(
@@ -129,6 +125,4 @@ def build_html(
         list_sha256=content.list_sha256,
         canonical_list=content.canonical_list,
     )
-    return DossierHTML(
-        cover=cover, chunks=len(parts), table=table, marks=marks, labels=labels, join=join
-    )
+    return DossierHTML(cover=cover, chunks=len(parts), table=table, marks=marks, labels=labels, join=join)

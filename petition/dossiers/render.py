@@ -91,10 +91,7 @@ async def render_pdf(
     if label_pieces is None:
         label_pieces = min(pool_workers(), max(1, math.ceil(pages / LABEL_PAGES)))
     label_docs = await asyncio.gather(
-        *(
-            loop.run_in_executor(executor, plain, html.labels(landscape, run))
-            for run in label_runs(pages, label_pieces)
-        )
+        *(loop.run_in_executor(executor, plain, html.labels(landscape, run)) for run in label_runs(pages, label_pieces))
     )
     labelled_at = loop.time()
     pdf = await loop.run_in_executor(
@@ -106,8 +103,7 @@ async def render_pdf(
         html.join,
     )
     log.info(
-        "dossier: %d documents rendered in %.1f s, %d page labels in %.1f s, joined in %.1f s"
-        " (%d pages)",
+        "dossier: %d documents rendered in %.1f s, %d page labels in %.1f s, joined in %.1f s (%d pages)",
         len(futures),
         rendered_at - started,
         len(label_docs),

@@ -42,9 +42,7 @@ def pool() -> ProcessPoolExecutor:
     global _pool, _pool_workers, _exit_hook
     with _pool_lock:
         if _pool is None:
-            _pool_workers = max(
-                1, int(os.environ.get("PETITION_RENDER_PROCESSES", 0)) or os.cpu_count() or 1
-            )
+            _pool_workers = max(1, int(os.environ.get("PETITION_RENDER_PROCESSES", 0)) or os.cpu_count() or 1)
             _pool = ProcessPoolExecutor(
                 max_workers=_pool_workers,
                 mp_context=forkserver_context(),

@@ -121,9 +121,7 @@ def _generate_p12(common_name: str) -> bytes:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return pkcs12.serialize_key_and_certificates(
-        common_name.encode(), key, cert, None, serialization.NoEncryption()
-    )
+    return pkcs12.serialize_key_and_certificates(common_name.encode(), key, cert, None, serialization.NoEncryption())
 
 
 def load_certificate_der(config: SigningConfig) -> bytes:
@@ -136,13 +134,9 @@ def _certificate_der(path: str, password: str | None, _mtime: int) -> bytes:
     from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
     try:
-        bundle = pkcs12.load_pkcs12(
-            Path(path).read_bytes(), password.encode() if password else None
-        )
+        bundle = pkcs12.load_pkcs12(Path(path).read_bytes(), password.encode() if password else None)
     except ValueError as exc:
-        raise SigningError(
-            "SIGNING_P12 cannot be opened: wrong SIGNING_P12_PASSWORD or not a PKCS#12 file"
-        ) from exc
+        raise SigningError("SIGNING_P12 cannot be opened: wrong SIGNING_P12_PASSWORD or not a PKCS#12 file") from exc
     if bundle.cert is None or bundle.key is None:
         raise SigningError("SIGNING_P12 must hold a private key and its certificate")
     return bundle.cert.certificate.public_bytes(Encoding.DER)
@@ -176,9 +170,7 @@ async def _sign(pdf: bytes, config: SigningConfig, *, reason: str, location: str
         config.p12_path, passphrase=config.password.encode() if config.password else None
     )
     if signer is None:
-        raise SigningError(
-            "SIGNING_P12 cannot be opened: wrong SIGNING_P12_PASSWORD or not a PKCS#12 file"
-        )
+        raise SigningError("SIGNING_P12 cannot be opened: wrong SIGNING_P12_PASSWORD or not a PKCS#12 file")
     timestamper = None
     if config.timestamp_url:
         from pyhanko.sign.timestamps import HTTPTimeStamper

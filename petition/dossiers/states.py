@@ -14,9 +14,7 @@ D = DossierState
 
 TRANSITIONS: dict[DossierState, frozenset[DossierState]] = {
     D.QUEUED: frozenset({D.BUILDING}),
-    D.BUILDING: frozenset(
-        {D.DONE, D.FAILED, D.BUILDING}
-    ),  # BUILDING again: a stale lease taken over
+    D.BUILDING: frozenset({D.DONE, D.FAILED, D.BUILDING}),  # BUILDING again: a stale lease taken over
     D.DONE: frozenset(),
     D.FAILED: frozenset({D.QUEUED}),  # an organiser may retry
 }

@@ -72,9 +72,7 @@ _process_cache: dict[str, Any] = {}
 
 def url_fetcher() -> Any:
     if "fetcher" not in _process_cache:
-        _process_cache["fetcher"] = _fetcher_class()(
-            allowed_protocols={"file"}, fail_on_errors=False
-        )
+        _process_cache["fetcher"] = _fetcher_class()(allowed_protocols={"file"}, fail_on_errors=False)
     return _process_cache["fetcher"]
 
 

@@ -22,8 +22,9 @@ def _valid_days(mailer: Mailer) -> int:
 
 
 @email_kind("confirm")
-def confirmation_context(*, mailer: Mailer, title: str, nonce: str, facts: Mapping[str, Any],
-                         language: str) -> dict[str, object]:
+def confirmation_context(
+    *, mailer: Mailer, title: str, nonce: str, facts: Mapping[str, Any], language: str
+) -> dict[str, object]:
     """What the confirmation email says: the facts its one link confirms, and that link, bound to
     the record and the nonce of exactly this submission."""
     return {
@@ -43,8 +44,9 @@ def already_endorsed_context(*, mailer: Mailer, slug: str, title: str, language:
 
 
 @email_kind("thank_you")
-def thank_you_context(*, mailer: Mailer, slug: str, facts: Mapping[str, Any], nonce: str, listed_now: bool,
-                      held: bool) -> dict[str, object]:
+def thank_you_context(
+    *, mailer: Mailer, slug: str, facts: Mapping[str, Any], nonce: str, listed_now: bool, held: bool
+) -> dict[str, object]:
     """Sent on confirmation (and when the confirmation was held back for the organisers): whether
     it is listed now, and the withdrawal link, valid for as long as the record is."""
     language = facts["language"]

@@ -21,9 +21,18 @@ from petition.endorsements.vocabulary import CONSENT_VERSION, canonical_email, n
 from petition.i18n import gettext as _
 
 FIELDS = (
-    "organisation_name", "country", "city", "organisation_type", "website",
-    "contact_name", "contact_role", "contact_email", "authorised", "consent",
-    "visibility", "comment",
+    "organisation_name",
+    "country",
+    "city",
+    "organisation_type",
+    "website",
+    "contact_name",
+    "contact_role",
+    "contact_email",
+    "authorised",
+    "consent",
+    "visibility",
+    "comment",
 )
 HONEYPOT_FIELD = "fax_number"
 
@@ -121,10 +130,7 @@ def parse_endorsement_form(form: Any) -> EndorsementForm:
     result = EndorsementForm()
     raw = {name: _text(form.get(name)) for name in FIELDS}
     result.honeypot_filled = bool(_text(form.get(HONEYPOT_FIELD)).strip())
-    values = {
-        name: (clean_text(value) if name == "comment" else clean_line(value))
-        for name, value in raw.items()
-    }
+    values = {name: (clean_text(value) if name == "comment" else clean_line(value)) for name, value in raw.items()}
     # Keep what the user typed for the re-rendered form, but never a megabyte of it.
     result.values = {name: value[:2000] for name, value in values.items()}
     errors = result.errors

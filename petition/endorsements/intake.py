@@ -53,20 +53,43 @@ log = logging.getLogger("petition.intake")
 
 #: The endorsement's columns as the statement's arrays, with their PostgreSQL array types.
 _COLUMNS = (
-    ("id", "int"), ("appeal_id", "int"), ("organisation_name", "text"), ("name_normalised", "text"),
-    ("country", "text"), ("city", "text"), ("organisation_type", "text"), ("website", "text"),
-    ("contact_name", "text"), ("contact_role", "text"), ("contact_email", "text"), ("email_canonical", "text"),
-    ("authorised", "bool"), ("consent_version", "text"), ("visibility", "text"), ("comment", "text"),
-    ("language", "text"), ("text_language", "text"), ("text_hash", "text"), ("token_nonce", "text"),
-    ("created_at", "timestamp"), ("updated_at", "timestamp"),
+    ("id", "int"),
+    ("appeal_id", "int"),
+    ("organisation_name", "text"),
+    ("name_normalised", "text"),
+    ("country", "text"),
+    ("city", "text"),
+    ("organisation_type", "text"),
+    ("website", "text"),
+    ("contact_name", "text"),
+    ("contact_role", "text"),
+    ("contact_email", "text"),
+    ("email_canonical", "text"),
+    ("authorised", "bool"),
+    ("consent_version", "text"),
+    ("visibility", "text"),
+    ("comment", "text"),
+    ("language", "text"),
+    ("text_language", "text"),
+    ("text_hash", "text"),
+    ("token_nonce", "text"),
+    ("created_at", "timestamp"),
+    ("updated_at", "timestamp"),
     # not the endorsement's: its confirmation email
-    ("mail_context", "text"), ("mail_message_id", "text"),
+    ("mail_context", "text"),
+    ("mail_message_id", "text"),
 )
 _RECORD = [name for name, _type in _COLUMNS if not name.startswith("mail_")]
 _N = len(_COLUMNS)
 _EVENT_BUCKETS, _EVENT_KEYS, _EVENT_AT = _N + 1, _N + 2, _N + 3
 _RULE_IDS, _RULE_BUCKETS, _RULE_KEYS, _RULE_SINCE, _RULE_LIMITS, _RULE_BEFORE = (
-    _N + 4, _N + 5, _N + 6, _N + 7, _N + 8, _N + 9)
+    _N + 4,
+    _N + 5,
+    _N + 6,
+    _N + 7,
+    _N + 8,
+    _N + 9,
+)
 
 _MAILBOX = ", ".join(f"'{bucket}'" for bucket in MAILBOX_BUCKETS)
 
@@ -180,21 +203,29 @@ class Intake:
         self._in_flight = 0
         self._writers: set[asyncio.Task[None]] = set()
 
-    async def take(self, *, appeal: Row, text: Row, data: dict[str, Any], language: str,
-                   ip: str | None) -> SubmitOutcome:
+    async def take(
+        self, *, appeal: Row, text: Row, data: dict[str, Any], language: str, ip: str | None
+    ) -> SubmitOutcome:
         """Apply the rate limits and record the endorsement; the caller answers the same in every case
         but CLOSED (the appeal stopped taking endorsements since the caller read it: nothing stored)."""
         if self.db.is_sqlite:
             current = await get_appeal_by_id(self.db, appeal_id=appeal["id"])
             if current is None or current["status"] != AppealStatus.OPEN:
                 return SubmitOutcome.CLOSED
-            verdict = await endorsement_verdict(self.db, self.settings, ip=ip,
-                                                email_canonical=data["email_canonical"])
+            verdict = await endorsement_verdict(self.db, self.settings, ip=ip, email_canonical=data["email_canonical"])
             if verdict.hold_reason == HoldReason.IP:
                 hint_proxy_setting(self.settings, ip)
-            return await submit_endorsement(self.db, mailer=self.mailer, tokens=self.tokens, appeal=appeal,
-                                            text=text, data=data, language=language, mailbox_ok=verdict.mailbox_ok,
-                                            hold_reason=verdict.hold_reason)
+            return await submit_endorsement(
+                self.db,
+                mailer=self.mailer,
+                tokens=self.tokens,
+                appeal=appeal,
+                text=text,
+                data=data,
+                language=language,
+                mailbox_ok=verdict.mailbox_ok,
+                hold_reason=verdict.hold_reason,
+            )
         submission = await self._prepare(appeal=appeal, text=text, data=data, language=language, ip=ip)
         self._waiting.append(submission)
         self._start_writing()
@@ -209,22 +240,46 @@ class Intake:
             self.mailer.notify()
             return SubmitOutcome.NEW
         # A known address: its events are counted already, the general path does the rest.
-        return await submit_endorsement(self.db, mailer=self.mailer, tokens=self.tokens, appeal=appeal, text=text,
-                                        data=data, language=language, hold_reason=row["held"])
+        return await submit_endorsement(
+            self.db,
+            mailer=self.mailer,
+            tokens=self.tokens,
+            appeal=appeal,
+            text=text,
+            data=data,
+            language=language,
+            hold_reason=row["held"],
+        )
 
-    async def _prepare(self, *, appeal: Row, text: Row, data: dict[str, Any], language: str,
-                       ip: str | None) -> _Submission:
+    async def _prepare(
+        self, *, appeal: Row, text: Row, data: dict[str, Any], language: str, ip: str | None
+    ) -> _Submission:
         now = utcnow()
         endorsement_id = await self.db.reserve_id("endorsements")
         nonce = new_nonce()
-        email = outbox_values(self.settings, name=_MAIL_KIND, to=data["contact_email"], language=language,
-                              endorsement_id=endorsement_id,
-                              context=confirmation_context(mailer=self.mailer, title=text["title"], nonce=nonce,
-                                                           facts=data, language=language))
-        record = {**data, "id": endorsement_id, "appeal_id": appeal["id"], "language": language,
-                  "text_language": text["language"], "text_hash": text["content_hash"], "token_nonce": nonce,
-                  "created_at": _naive(now), "updated_at": _naive(now),
-                  "mail_context": email["context"], "mail_message_id": email["message_id"]}
+        email = outbox_values(
+            self.settings,
+            name=_MAIL_KIND,
+            to=data["contact_email"],
+            language=language,
+            endorsement_id=endorsement_id,
+            context=confirmation_context(
+                mailer=self.mailer, title=text["title"], nonce=nonce, facts=data, language=language
+            ),
+        )
+        record = {
+            **data,
+            "id": endorsement_id,
+            "appeal_id": appeal["id"],
+            "language": language,
+            "text_language": text["language"],
+            "text_hash": text["content_hash"],
+            "token_nonce": nonce,
+            "created_at": _naive(now),
+            "updated_at": _naive(now),
+            "mail_context": email["context"],
+            "mail_message_id": email["message_id"],
+        }
         rules = endorsement_rules(self.settings, ip=ip, email_canonical=data["email_canonical"])
         return _Submission(record=record, rules=hashed_rules(str(self.settings.secret_key), rules))
 
@@ -278,8 +333,9 @@ class Intake:
         except Exception as exc:  # noqa: BLE001 - each submission learns its own fate below
             if len(group) > 1 and not _is_connection_error(exc):
                 # One bad submission must not fail the others: write each on its own.
-                log.warning("intake: a group of %d failed (%s); writing them one by one", len(group),
-                            type(exc).__name__)
+                log.warning(
+                    "intake: a group of %d failed (%s); writing them one by one", len(group), type(exc).__name__
+                )
                 for submission in group:
                     await self._write([submission])
                 return
@@ -303,11 +359,16 @@ class Intake:
                 seen[(place, rule.bucket, key)] = before + 1
                 since = created_at - dt.timedelta(seconds=rule.window)
                 rules.append((s.record["id"], rule.bucket, key, since, rule.limit, before))
-        return list(await self.db.fetch_all_raw(
-            SUBMIT_SQL, *columns,
-            [bucket for bucket, _key in events], [key for _bucket, key in events], at,
-            *([r[i] for r in rules] for i in range(6)),
-        ))
+        return list(
+            await self.db.fetch_all_raw(
+                SUBMIT_SQL,
+                *columns,
+                [bucket for bucket, _key in events],
+                [key for _bucket, key in events],
+                at,
+                *([r[i] for r in rules] for i in range(6)),
+            )
+        )
 
 
 def _fail(group: list[_Submission], exc: BaseException) -> None:
@@ -328,5 +389,6 @@ def _is_connection_error(exc: BaseException) -> bool:
     """The database is away: writing the group one by one would only fail as many times."""
     import asyncpg
 
-    return isinstance(exc, (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                            asyncpg.CannotConnectNowError))
+    return isinstance(
+        exc, (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
+    )

@@ -74,8 +74,9 @@ class Transition:
     audit: AuditAction | None  # None: the record itself is the trail (its `created_at`)
 
 
-def _move(sources: Iterable[EndorsementState], target: EndorsementState | None, *by: Actor,
-          audit: AuditAction | None) -> Transition:
+def _move(
+    sources: Iterable[EndorsementState], target: EndorsementState | None, *by: Actor, audit: AuditAction | None
+) -> Transition:
     return Transition(frozenset(sources), target, frozenset(by), audit)
 
 
@@ -90,8 +91,7 @@ TRANSITIONS: dict[Event, Transition] = {
     Event.APPROVE: _move((S.CONFIRMED, S.REJECTED, HELD), S.APPROVED, ORGANISER, SYSTEM, audit=AuditAction.APPROVE),
     Event.REJECT: _move((S.CONFIRMED, S.APPROVED, HELD), S.REJECTED, ORGANISER, audit=AuditAction.REJECT),
     Event.RELEASE: _move((HELD,), S.CONFIRMED, ORGANISER, audit=AuditAction.RELEASE),
-    Event.WITHDRAW: _move((S.PENDING, S.CONFIRMED, S.APPROVED, HELD), S.WITHDRAWN, CONTACT,
-                          audit=AuditAction.WITHDRAW),
+    Event.WITHDRAW: _move((S.PENDING, S.CONFIRMED, S.APPROVED, HELD), S.WITHDRAWN, CONTACT, audit=AuditAction.WITHDRAW),
     # Only past the retention period, and not while a later submission waits beside it (`purge_stale`).
     Event.PURGE: _move((S.PENDING, S.WITHDRAWN), None, SYSTEM, audit=AuditAction.PURGE),
 }
@@ -176,9 +176,23 @@ class WithdrawOutcome(enum.StrEnum):
 
 #: What a submission sets on a record; a version holds these until its link is confirmed.
 SUBMITTED_FIELDS = (
-    "organisation_name", "name_normalised", "country", "city", "organisation_type", "website",
-    "contact_name", "contact_role", "contact_email", "email_canonical", "authorised", "consent_version",
-    "visibility", "comment", "language", "text_language", "text_hash",
+    "organisation_name",
+    "name_normalised",
+    "country",
+    "city",
+    "organisation_type",
+    "website",
+    "contact_name",
+    "contact_role",
+    "contact_email",
+    "email_canonical",
+    "authorised",
+    "consent_version",
+    "visibility",
+    "comment",
+    "language",
+    "text_language",
+    "text_hash",
 )
 
 
@@ -209,14 +223,25 @@ async def link_target(db: Database, *, endorsement_id: int, nonce: str) -> LinkT
     if row is None:
         return None
     if row["token_nonce"] == nonce:
-        return LinkTarget(endorsement=row, shown={name: row[name] for name in SUBMITTED_FIELDS}, version_id=None,
-                          hold_reason=row["hold_reason"])
-    version = await db.fetch_one(endorsement_versions.select().where(
-        endorsement_versions.c.endorsement_id == endorsement_id, endorsement_versions.c.token_nonce == nonce))
+        return LinkTarget(
+            endorsement=row,
+            shown={name: row[name] for name in SUBMITTED_FIELDS},
+            version_id=None,
+            hold_reason=row["hold_reason"],
+        )
+    version = await db.fetch_one(
+        endorsement_versions.select().where(
+            endorsement_versions.c.endorsement_id == endorsement_id, endorsement_versions.c.token_nonce == nonce
+        )
+    )
     if version is None:
         return None
-    return LinkTarget(endorsement=row, shown=json.loads(version["data"]), version_id=int(version["id"]),
-                      hold_reason=version["hold_reason"])
+    return LinkTarget(
+        endorsement=row,
+        shown=json.loads(version["data"]),
+        version_id=int(version["id"]),
+        hold_reason=version["hold_reason"],
+    )
 
 
 # --- submit ----------------------------------------------------------------------------------------
@@ -247,8 +272,16 @@ async def submit_endorsement(
     """
     for attempt in range(2):
         try:
-            outcome = await _submit(db, mailer=mailer, appeal=appeal, text=text, data=data, language=language,
-                                    mailbox_ok=mailbox_ok, hold_reason=hold_reason)
+            outcome = await _submit(
+                db,
+                mailer=mailer,
+                appeal=appeal,
+                text=text,
+                data=data,
+                language=language,
+                mailbox_ok=mailbox_ok,
+                hold_reason=hold_reason,
+            )
         except INTEGRITY_ERRORS:
             # Two submissions with one address raced on PostgreSQL: the second sees the first.
             if attempt:
@@ -264,46 +297,85 @@ def _submitted(data: dict[str, Any], *, text: Row, language: str) -> dict[str, A
     return {name: fields[name] for name in SUBMITTED_FIELDS}
 
 
-async def _submit(db: Database, *, mailer: Mailer, appeal: Row, text: Row, data: dict[str, Any], language: str,
-                  mailbox_ok: bool, hold_reason: str | None) -> SubmitOutcome:
+async def _submit(
+    db: Database,
+    *,
+    mailer: Mailer,
+    appeal: Row,
+    text: Row,
+    data: dict[str, Any],
+    language: str,
+    mailbox_ok: bool,
+    hold_reason: str | None,
+) -> SubmitOutcome:
     now = utcnow()
     submitted = _submitted(data, text=text, language=language)
     async with db.write():
         if not mailbox_ok:
             return SubmitOutcome.CAPPED
         existing = await db.fetch_one(
-            e.select().where(e.c.appeal_id == appeal["id"], e.c.email_canonical == data["email_canonical"]))
+            e.select().where(e.c.appeal_id == appeal["id"], e.c.email_canonical == data["email_canonical"])
+        )
         nonce = new_nonce()
         if existing is None:
-            endorsement_id = int(await db.execute(e.insert().values(
-                **submitted, appeal_id=appeal["id"], state=target_of(Event.SUBMIT).value, token_nonce=nonce,
-                hold_reason=hold_reason, created_at=now, updated_at=now)))
+            endorsement_id = int(
+                await db.execute(
+                    e.insert().values(
+                        **submitted,
+                        appeal_id=appeal["id"],
+                        state=target_of(Event.SUBMIT).value,
+                        token_nonce=nonce,
+                        hold_reason=hold_reason,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            )
             outcome = SubmitOutcome.NEW
         elif existing["state"] in RESUBMITTABLE:
             # The record stays as it is, and so does what its links confirm.
             endorsement_id = existing["id"]
-            await db.execute(endorsement_versions.insert().values(
-                endorsement_id=endorsement_id, token_nonce=nonce, hold_reason=hold_reason, created_at=now,
-                data=json.dumps(submitted, ensure_ascii=False, separators=(",", ":"))))
+            await db.execute(
+                endorsement_versions.insert().values(
+                    endorsement_id=endorsement_id,
+                    token_nonce=nonce,
+                    hold_reason=hold_reason,
+                    created_at=now,
+                    data=json.dumps(submitted, ensure_ascii=False, separators=(",", ":")),
+                )
+            )
             outcome = SubmitOutcome.VERSION
         else:
-            await mailer.queue(db, name="already_endorsed", to=data["contact_email"], language=language,
-                               endorsement_id=existing["id"],
-                               context=already_endorsed_context(mailer=mailer, slug=appeal["slug"],
-                                                                title=text["title"], language=language))
+            await mailer.queue(
+                db,
+                name="already_endorsed",
+                to=data["contact_email"],
+                language=language,
+                endorsement_id=existing["id"],
+                context=already_endorsed_context(
+                    mailer=mailer, slug=appeal["slug"], title=text["title"], language=language
+                ),
+            )
             return SubmitOutcome.ALREADY
-        await mailer.queue(db, name="confirm", to=data["contact_email"], language=language,
-                           endorsement_id=endorsement_id,
-                           context=confirmation_context(mailer=mailer, title=text["title"], nonce=nonce,
-                                                        facts=submitted, language=language))
+        await mailer.queue(
+            db,
+            name="confirm",
+            to=data["contact_email"],
+            language=language,
+            endorsement_id=endorsement_id,
+            context=confirmation_context(
+                mailer=mailer, title=text["title"], nonce=nonce, facts=submitted, language=language
+            ),
+        )
     return outcome
 
 
 # --- confirm (or hold) -----------------------------------------------------------------------------
 
 
-async def confirm_endorsement(db: Database, *, mailer: Mailer, endorsement_id: int,
-                              nonce: str) -> tuple[ConfirmOutcome, Row | None]:
+async def confirm_endorsement(
+    db: Database, *, mailer: Mailer, endorsement_id: int, nonce: str
+) -> tuple[ConfirmOutcome, Row | None]:
     """Pending → confirmed (or held), once; the state, not the token, makes it single use.
 
     A link confirms exactly the submission its email showed: the record as first submitted,
@@ -329,7 +401,8 @@ async def confirm_endorsement(db: Database, *, mailer: Mailer, endorsement_id: i
         if target.version_id is not None and row["state"] == HELD:
             hold = row["hold_reason"] or HoldReason.LEGACY.value
         elif target.version_id is not None and (
-                row["state"] == S.REJECTED or row["hold_reason"] == HoldReason.REJECTED_BEFORE):
+            row["state"] == S.REJECTED or row["hold_reason"] == HoldReason.REJECTED_BEFORE
+        ):
             # Organisers turned this mailbox's endorsement down (even if it withdrew since): they
             # look at the new one before it is listed.
             hold = HoldReason.REJECTED_BEFORE.value
@@ -342,19 +415,40 @@ async def confirm_endorsement(db: Database, *, mailer: Mailer, endorsement_id: i
         updated = await db.fetch_one(
             e.update()
             .where(e.c.id == endorsement_id, e.c.state == row["state"], e.c.token_nonce == row["token_nonce"])
-            .values(**shown, state=target_state.value, hold_reason=hold, token_nonce=nonce, confirmed_at=now,
-                    updated_at=now, moderated_at=None, withdrawn_at=None, listed_at=now if listed_now else None)
+            .values(
+                **shown,
+                state=target_state.value,
+                hold_reason=hold,
+                token_nonce=nonce,
+                confirmed_at=now,
+                updated_at=now,
+                moderated_at=None,
+                withdrawn_at=None,
+                listed_at=now if listed_now else None,
+            )
             .returning(*e.c)
         )
         if updated is None:
             return ConfirmOutcome.ALREADY, row
         await db.execute(endorsement_versions.delete().where(endorsement_versions.c.endorsement_id == endorsement_id))
-        await record(db, organiser_id=None, action=_audit_action(event), target_type="endorsement",
-                     target_id=endorsement_id, detail=f"by the contact; held: {hold}" if hold else "by the contact")
-        await mailer.queue(db, name="thank_you", to=shown["contact_email"], language=shown["language"],
-                           endorsement_id=endorsement_id,
-                           context=thank_you_context(mailer=mailer, slug=appeal["slug"], facts=shown, nonce=nonce,
-                                                     listed_now=listed_now, held=bool(hold)))
+        await record(
+            db,
+            organiser_id=None,
+            action=_audit_action(event),
+            target_type="endorsement",
+            target_id=endorsement_id,
+            detail=f"by the contact; held: {hold}" if hold else "by the contact",
+        )
+        await mailer.queue(
+            db,
+            name="thank_you",
+            to=shown["contact_email"],
+            language=shown["language"],
+            endorsement_id=endorsement_id,
+            context=thank_you_context(
+                mailer=mailer, slug=appeal["slug"], facts=shown, nonce=nonce, listed_now=listed_now, held=bool(hold)
+            ),
+        )
     mailer.notify()
     return (ConfirmOutcome.HELD if hold else ConfirmOutcome.CONFIRMED), updated
 
@@ -362,14 +456,23 @@ async def confirm_endorsement(db: Database, *, mailer: Mailer, endorsement_id: i
 # --- approve, reject, release ----------------------------------------------------------------------
 
 
-async def _decide(db: Database, *, event: Event, where: sa.ColumnElement[bool], organiser_id: int | None,
-                  detail: str = "", seen_at: dt.datetime | None = None) -> list[Row]:
+async def _decide(
+    db: Database,
+    *,
+    event: Event,
+    where: sa.ColumnElement[bool],
+    organiser_id: int | None,
+    detail: str = "",
+    seen_at: dt.datetime | None = None,
+) -> list[Row]:
     """Move every row `where` selects that `event` may move, set-based; the changed rows' ids and
     appeals, by id. Approval sets the public "endorsed" date once; release lists a held endorsement
     where confirmation alone lists; rejection takes it off every public list."""
     now = utcnow()
     values: dict[str, Any] = {
-        "state": target_of(event).value, "moderated_at": now, "updated_at": now,
+        "state": target_of(event).value,
+        "moderated_at": now,
+        "updated_at": now,
         # A rejection is remembered (a later endorsement from the mailbox comes back to organisers);
         # approving or releasing is the organisers' answer to any hold.
         "hold_reason": HoldReason.REJECTED_BEFORE.value if event is Event.REJECT else None,
@@ -392,16 +495,26 @@ async def _decide(db: Database, *, event: Event, where: sa.ColumnElement[bool], 
             if seen_at is not None:
                 condition = sa.and_(condition, e.c.updated_at <= sa.literal(seen_at, type_=UTCDateTime()))
             changed += await db.fetch_all(
-                e.update().where(where, _movable(event), condition)
-                .values(**values, listed_at=listed_at).returning(e.c.id, e.c.appeal_id))
+                e.update()
+                .where(where, _movable(event), condition)
+                .values(**values, listed_at=listed_at)
+                .returning(e.c.id, e.c.appeal_id)
+            )
         changed.sort(key=lambda row: int(row["id"]))
-        await record_many(db, organiser_id=organiser_id, action=_audit_action(event), target_type="endorsement",
-                          target_ids=[int(row["id"]) for row in changed], detail=detail)
+        await record_many(
+            db,
+            organiser_id=organiser_id,
+            action=_audit_action(event),
+            target_type="endorsement",
+            target_ids=[int(row["id"]) for row in changed],
+            detail=detail,
+        )
     return changed
 
 
-async def _decide_ids(db: Database, *, ids: Sequence[int], event: Event, organiser_id: int,
-                      seen_at: dt.datetime | None) -> list[Row]:
+async def _decide_ids(
+    db: Database, *, ids: Sequence[int], event: Event, organiser_id: int, seen_at: dt.datetime | None
+) -> list[Row]:
     if event not in ORGANISER_EVENTS:
         raise ValueError(f"not a moderation decision: {event}")
     unique = sorted(set(ids))[:MAX_BULK]
@@ -410,8 +523,9 @@ async def _decide_ids(db: Database, *, ids: Sequence[int], event: Event, organis
     return await _decide(db, event=event, where=e.c.id.in_(unique), organiser_id=organiser_id, seen_at=seen_at)
 
 
-async def decide(db: Database, *, ids: Sequence[int], event: Event, organiser_id: int,
-                 seen_at: dt.datetime | None = None) -> list[int]:
+async def decide(
+    db: Database, *, ids: Sequence[int], event: Event, organiser_id: int, seen_at: dt.datetime | None = None
+) -> list[int]:
     """An organiser approves, rejects or releases many endorsements at once; the ids that changed.
 
     Rows the table does not let the decision move are left alone, and so is every row its
@@ -428,8 +542,13 @@ CLI_APPROVAL = "by the command line: petition moderate approve --all-confirmed"
 
 async def approve_all_confirmed(db: Database, *, appeal_id: int) -> int:
     """Approve every confirmed endorsement of an appeal (CLI `moderate approve --all-confirmed`)."""
-    rows = await _decide(db, event=Event.APPROVE, organiser_id=None, detail=CLI_APPROVAL,
-                         where=sa.and_(e.c.appeal_id == appeal_id, e.c.state == S.CONFIRMED.value))
+    rows = await _decide(
+        db,
+        event=Event.APPROVE,
+        organiser_id=None,
+        detail=CLI_APPROVAL,
+        where=sa.and_(e.c.appeal_id == appeal_id, e.c.state == S.CONFIRMED.value),
+    )
     return len(rows)
 
 
@@ -440,7 +559,12 @@ async def approve_all_confirmed(db: Database, *, appeal_id: int) -> int:
 #: address keeps the record unique per appeal, and endorsing again finds the record (confirming
 #: a new submission writes every one of these fields anew). The privacy page says the same.
 BLANKED_ON_WITHDRAWAL: dict[str, str] = {
-    "contact_name": "", "contact_role": "", "city": "", "website": "", "comment": ""}
+    "contact_name": "",
+    "contact_role": "",
+    "city": "",
+    "website": "",
+    "comment": "",
+}
 
 
 async def _withdraw(db: Database, *, endorsement_id: int, nonce: str) -> tuple[WithdrawOutcome, int | None]:
@@ -455,10 +579,13 @@ async def _withdraw(db: Database, *, endorsement_id: int, nonce: str) -> tuple[W
             if not may(Event.WITHDRAW, row["state"]):
                 return WithdrawOutcome.GONE, None
             withdrawn = await db.fetch_one(
-                e.update().where(e.c.id == endorsement_id, e.c.state == row["state"], e.c.token_nonce == nonce)
-                .values(state=S.WITHDRAWN.value, withdrawn_at=now, listed_at=None, updated_at=now,
-                        **BLANKED_ON_WITHDRAWAL)
-                .returning(e.c.id))
+                e.update()
+                .where(e.c.id == endorsement_id, e.c.state == row["state"], e.c.token_nonce == nonce)
+                .values(
+                    state=S.WITHDRAWN.value, withdrawn_at=now, listed_at=None, updated_at=now, **BLANKED_ON_WITHDRAWAL
+                )
+                .returning(e.c.id)
+            )
             if withdrawn is not None:
                 break
             # An organiser's decision moved it between the read and the write (PostgreSQL): again.
@@ -468,10 +595,17 @@ async def _withdraw(db: Database, *, endorsement_id: int, nonce: str) -> tuple[W
         # must not list the organisation again after it withdrew.
         await db.execute(endorsement_versions.delete().where(endorsement_versions.c.endorsement_id == endorsement_id))
         # Unsent emails about it (a confirmation still queued) are no longer wanted.
-        await db.execute(outbox.delete().where(outbox.c.endorsement_id == endorsement_id,
-                                               outbox.c.state == OutboxState.QUEUED.value))
-        await record(db, organiser_id=None, action=_audit_action(Event.WITHDRAW), target_type="endorsement",
-                     target_id=endorsement_id, detail="by the contact")
+        await db.execute(
+            outbox.delete().where(outbox.c.endorsement_id == endorsement_id, outbox.c.state == OutboxState.QUEUED.value)
+        )
+        await record(
+            db,
+            organiser_id=None,
+            action=_audit_action(Event.WITHDRAW),
+            target_type="endorsement",
+            target_id=endorsement_id,
+            detail="by the contact",
+        )
     return WithdrawOutcome.WITHDRAWN, int(row["appeal_id"])
 
 
@@ -506,8 +640,9 @@ async def purge_stale(db: Database, *, cutoff: dt.datetime) -> Purged:
     """
     v = endorsement_versions
     waiting = sa.exists().where(v.c.endorsement_id == e.c.id, v.c.created_at >= cutoff)
-    rejected_before = sa.and_(e.c.state == S.WITHDRAWN.value,
-                              sa.func.coalesce(e.c.hold_reason, "") == HoldReason.REJECTED_BEFORE.value)
+    rejected_before = sa.and_(
+        e.c.state == S.WITHDRAWN.value, sa.func.coalesce(e.c.hold_reason, "") == HoldReason.REJECTED_BEFORE.value
+    )
     # Withdrawal sets `updated_at`: whatever touches the record later can only postpone this.
     stale = sa.and_(_movable(Event.PURGE), e.c.updated_at < cutoff, ~waiting, ~rejected_before)
     deleted: list[Row] = []
@@ -517,17 +652,26 @@ async def purge_stale(db: Database, *, cutoff: dt.datetime) -> Purged:
         # is retried as a new one (`submit_endorsement`).
         ids = [row["id"] for row in await db.fetch_all(sa.select(e.c.id).where(stale).with_for_update())]
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            emails += int(await db.fetch_val(
-                sa.select(sa.func.count()).select_from(outbox).where(outbox.c.endorsement_id.in_(chunk))) or 0)
+            chunk = ids[start : start + 500]
+            emails += int(
+                await db.fetch_val(
+                    sa.select(sa.func.count()).select_from(outbox).where(outbox.c.endorsement_id.in_(chunk))
+                )
+                or 0
+            )
             await db.execute(outbox.delete().where(outbox.c.endorsement_id.in_(chunk)))
             # SQLite enforces no foreign keys here: no cascade to count on.
             await db.execute(v.delete().where(v.c.endorsement_id.in_(chunk)))
             deleted += await db.fetch_all(e.delete().where(e.c.id.in_(chunk), stale).returning(e.c.id, e.c.state))
         for state in sources(Event.PURGE):
-            await record_many(db, organiser_id=None, action=_audit_action(Event.PURGE), target_type="endorsement",
-                              target_ids=sorted(int(row["id"]) for row in deleted if row["state"] == state),
-                              detail=f"{state}, unchanged since before {cutoff.date().isoformat()}")
+            await record_many(
+                db,
+                organiser_id=None,
+                action=_audit_action(Event.PURGE),
+                target_type="endorsement",
+                target_ids=sorted(int(row["id"]) for row in deleted if row["state"] == state),
+                detail=f"{state}, unchanged since before {cutoff.date().isoformat()}",
+            )
     withdrawn = sum(1 for row in deleted if row["state"] == S.WITHDRAWN)
     return Purged(unconfirmed=len(deleted) - withdrawn, withdrawn=withdrawn, emails=emails)
 
@@ -559,14 +703,16 @@ class Lifecycle:
             self._on_public_change(appeal_id)
 
     async def confirm(self, *, endorsement_id: int, nonce: str) -> tuple[ConfirmOutcome, Row | None]:
-        outcome, row = await confirm_endorsement(self.db, mailer=self.mailer, endorsement_id=endorsement_id,
-                                                 nonce=nonce)
+        outcome, row = await confirm_endorsement(
+            self.db, mailer=self.mailer, endorsement_id=endorsement_id, nonce=nonce
+        )
         if outcome in (ConfirmOutcome.CONFIRMED, ConfirmOutcome.HELD) and row is not None:
             self.public_changed(int(row["appeal_id"]))
         return outcome, row
 
-    async def decide(self, *, ids: Sequence[int], event: Event, organiser_id: int,
-                     seen_at: dt.datetime | None = None) -> list[int]:
+    async def decide(
+        self, *, ids: Sequence[int], event: Event, organiser_id: int, seen_at: dt.datetime | None = None
+    ) -> list[int]:
         rows = await _decide_ids(self.db, ids=ids, event=event, organiser_id=organiser_id, seen_at=seen_at)
         for appeal_id in sorted({int(row["appeal_id"]) for row in rows}):
             self.public_changed(appeal_id)

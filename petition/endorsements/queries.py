@@ -19,8 +19,7 @@ async def get_endorsement(db: Database, *, endorsement_id: int) -> Row | None:
     return await db.fetch_one(endorsements.select().where(endorsements.c.id == endorsement_id))
 
 
-async def resend_confirmation(db: Database, *, mailer: Mailer, tokens: Tokens, endorsement_id: int,
-                              nonce: str) -> bool:
+async def resend_confirmation(db: Database, *, mailer: Mailer, tokens: Tokens, endorsement_id: int, nonce: str) -> bool:
     """A fresh confirmation email, with the same facts, for a submission whose link expired."""
     from petition.appeals.queries import current_text
 
@@ -32,12 +31,23 @@ async def resend_confirmation(db: Database, *, mailer: Mailer, tokens: Tokens, e
         appeal = await db.fetch_one(appeals.select().where(appeals.c.id == row["appeal_id"]))
         assert appeal is not None
         shown = target.shown
-        text = await current_text(db, appeal={"id": appeal["id"], "default_language": shown["text_language"]},
-                                  language=shown["language"])
-        await mailer.queue(db, name="confirm", to=shown["contact_email"], language=shown["language"],
-                           endorsement_id=row["id"],
-                           context=confirmation_context(mailer=mailer, title=text["title"] if text else appeal["slug"],
-                                                        nonce=nonce, facts=shown, language=shown["language"]))
+        text = await current_text(
+            db, appeal={"id": appeal["id"], "default_language": shown["text_language"]}, language=shown["language"]
+        )
+        await mailer.queue(
+            db,
+            name="confirm",
+            to=shown["contact_email"],
+            language=shown["language"],
+            endorsement_id=row["id"],
+            context=confirmation_context(
+                mailer=mailer,
+                title=text["title"] if text else appeal["slug"],
+                nonce=nonce,
+                facts=shown,
+                language=shown["language"],
+            ),
+        )
     mailer.notify()
     return True
 

@@ -43,17 +43,33 @@ endorsements = sa.Table(
     sa.UniqueConstraint("appeal_id", "email_canonical", name="uq_endorsements_appeal_email"),
 )
 
-sa.Index("ix_endorsements_public", endorsements.c.appeal_id, endorsements.c.state,
-         endorsements.c.country, endorsements.c.visibility)
+sa.Index(
+    "ix_endorsements_public",
+    endorsements.c.appeal_id,
+    endorsements.c.state,
+    endorsements.c.country,
+    endorsements.c.visibility,
+)
 sa.Index("ix_endorsements_listed", endorsements.c.appeal_id, endorsements.c.listed_at)
 sa.Index("ix_endorsements_name", endorsements.c.appeal_id, endorsements.c.name_normalised)
 sa.Index("ix_endorsements_state_created", endorsements.c.state, endorsements.c.created_at)
 # The public side (petition.publish): named organisations newest first (the appeal page,
 # the JSON API) and by country and name (the signatory list), read straight off an index.
-sa.Index("ix_endorsements_newest", endorsements.c.appeal_id, endorsements.c.visibility,
-         endorsements.c.listed_at, endorsements.c.id)
-sa.Index("ix_endorsements_by_country_name", endorsements.c.appeal_id, endorsements.c.visibility,
-         endorsements.c.country, endorsements.c.name_normalised, endorsements.c.id)
+sa.Index(
+    "ix_endorsements_newest",
+    endorsements.c.appeal_id,
+    endorsements.c.visibility,
+    endorsements.c.listed_at,
+    endorsements.c.id,
+)
+sa.Index(
+    "ix_endorsements_by_country_name",
+    endorsements.c.appeal_id,
+    endorsements.c.visibility,
+    endorsements.c.country,
+    endorsements.c.name_normalised,
+    endorsements.c.id,
+)
 
 # A later submission for a mailbox that already has a record the submission must not change
 # (pending, withdrawn, rejected or held): it waits here with a nonce and an email of its own,
@@ -63,8 +79,7 @@ endorsement_versions = sa.Table(
     "endorsement_versions",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("endorsement_id", sa.Integer, sa.ForeignKey("endorsements.id", ondelete="CASCADE"),
-              nullable=False),
+    sa.Column("endorsement_id", sa.Integer, sa.ForeignKey("endorsements.id", ondelete="CASCADE"), nullable=False),
     sa.Column("token_nonce", sa.String(32), nullable=False),
     # The submitted fields (as endorsements columns), JSON: what its email shows and Confirm applies.
     sa.Column("data", sa.Text, nullable=False),

@@ -38,17 +38,24 @@ def _form_text(form: object, name: str, limit: int) -> str:
     return value.replace("\r\n", "\n").strip()[:limit] if isinstance(value, str) else ""
 
 
-async def _appeals_page(request: Request, *, values: dict[str, str] | None = None,
-                        errors: dict[str, str] | None = None, status: int = 200) -> Response:
+async def _appeals_page(
+    request: Request, *, values: dict[str, str] | None = None, errors: dict[str, str] | None = None, status: int = 200
+) -> Response:
     db = services(request).db
-    return render(request, "admin/appeals.html", {
-        "appeals": await list_appeals(db, public_only=False),
-        "titles": await current_titles(db, language=get_language()),
-        "values": values or {"moderation": Moderation.PRE.value, "default_language": "en"},
-        "errors": errors or {},
-        "languages": LANGUAGES,
-        "language_names": LANGUAGE_NAMES,
-    }, status=status, private=True)
+    return render(
+        request,
+        "admin/appeals.html",
+        {
+            "appeals": await list_appeals(db, public_only=False),
+            "titles": await current_titles(db, language=get_language()),
+            "values": values or {"moderation": Moderation.PRE.value, "default_language": "en"},
+            "errors": errors or {},
+            "languages": LANGUAGES,
+            "language_names": LANGUAGE_NAMES,
+        },
+        status=status,
+        private=True,
+    )
 
 
 async def appeals_page(request: Request) -> Response:
@@ -58,8 +65,11 @@ async def appeals_page(request: Request) -> Response:
 async def appeal_create(request: Request) -> Response:
     form = await read_form(request)
     db = services(request).db
-    values = {"slug": _form_text(form, "slug", 80).lower(), "moderation": _form_text(form, "moderation", 8),
-              "default_language": _form_text(form, "default_language", 8)}
+    values = {
+        "slug": _form_text(form, "slug", 80).lower(),
+        "moderation": _form_text(form, "moderation", 8),
+        "default_language": _form_text(form, "default_language", 8),
+    }
     errors = {}
     if not valid_slug(values["slug"]):
         errors["slug"] = _("Use lower-case letters, digits and hyphens, such as protect-deserters.")
@@ -73,11 +83,21 @@ async def appeal_create(request: Request) -> Response:
         try:
             # The change and its audit row commit together (record joins this transaction).
             async with db.write():
-                appeal_id = await create_appeal(db, slug=values["slug"], moderation=Moderation(values["moderation"]),
-                                                status=AppealStatus.DRAFT, default_language=values["default_language"])
-                await record(db, organiser_id=organiser(request)["id"], action=AuditAction.APPEAL_CREATE,
-                             target_type="appeal", target_id=appeal_id,
-                             detail=f"slug={values['slug']} moderation={values['moderation']}")
+                appeal_id = await create_appeal(
+                    db,
+                    slug=values["slug"],
+                    moderation=Moderation(values["moderation"]),
+                    status=AppealStatus.DRAFT,
+                    default_language=values["default_language"],
+                )
+                await record(
+                    db,
+                    organiser_id=organiser(request)["id"],
+                    action=AuditAction.APPEAL_CREATE,
+                    target_type="appeal",
+                    target_id=appeal_id,
+                    detail=f"slug={values['slug']} moderation={values['moderation']}",
+                )
         except INTEGRITY_ERRORS:
             errors["slug"] = _("An appeal with this address exists already.")
         else:
@@ -101,20 +121,36 @@ def _notices() -> dict[str, str]:
     }
 
 
-async def _appeal_page(request: Request, appeal: Row, *, values: dict[str, str] | None = None,
-                       errors: dict[str, str] | None = None, status: int = 200) -> Response:
+async def _appeal_page(
+    request: Request,
+    appeal: Row,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
     db = services(request).db
-    return render(request, "admin/appeal.html", {
-        "appeal": appeal,
-        "texts": await current_texts(db, appeal_id=appeal["id"]),
-        "languages": LANGUAGES,
-        "language_names": LANGUAGE_NAMES,
-        "statuses": [s.value for s in SETTABLE_STATUSES],
-        "values": values or {"moderation": appeal["moderation"], "default_language": appeal["default_language"],
-                             "addressees": appeal["addressees"]},
-        "errors": errors or {},
-        "notice": _notices().get(request.query_params.get("done", "")),
-    }, status=status, private=True)
+    return render(
+        request,
+        "admin/appeal.html",
+        {
+            "appeal": appeal,
+            "texts": await current_texts(db, appeal_id=appeal["id"]),
+            "languages": LANGUAGES,
+            "language_names": LANGUAGE_NAMES,
+            "statuses": [s.value for s in SETTABLE_STATUSES],
+            "values": values
+            or {
+                "moderation": appeal["moderation"],
+                "default_language": appeal["default_language"],
+                "addressees": appeal["addressees"],
+            },
+            "errors": errors or {},
+            "notice": _notices().get(request.query_params.get("done", "")),
+        },
+        status=status,
+        private=True,
+    )
 
 
 async def appeal_page(request: Request) -> Response:
@@ -124,9 +160,11 @@ async def appeal_page(request: Request) -> Response:
 async def appeal_settings(request: Request) -> Response:
     form = await read_form(request)
     appeal = await _appeal_or_404(request)
-    values = {"moderation": _form_text(form, "moderation", 8),
-              "default_language": _form_text(form, "default_language", 8),
-              "addressees": _form_text(form, "addressees", 2000)}
+    values = {
+        "moderation": _form_text(form, "moderation", 8),
+        "default_language": _form_text(form, "default_language", 8),
+        "addressees": _form_text(form, "addressees", 2000),
+    }
     errors = {}
     if values["moderation"] not in set(Moderation):
         errors["moderation"] = _("Please choose how endorsements are moderated.")
@@ -135,15 +173,29 @@ async def appeal_settings(request: Request) -> Response:
     if errors:
         return await _appeal_page(request, appeal, values=values, errors=errors, status=400)
     db = services(request).db
-    changes = [f"{name}: {appeal[name]} -> {values[name]}" for name in ("moderation", "default_language")
-               if appeal[name] != values[name]]
+    changes = [
+        f"{name}: {appeal[name]} -> {values[name]}"
+        for name in ("moderation", "default_language")
+        if appeal[name] != values[name]
+    ]
     if appeal["addressees"] != values["addressees"]:
         changes.append("addressees")
     async with db.write():
-        await update_settings(db, appeal_id=appeal["id"], moderation=Moderation(values["moderation"]),
-                              default_language=values["default_language"], addressees=values["addressees"])
-        await record(db, organiser_id=organiser(request)["id"], action=AuditAction.APPEAL_EDIT,
-                     target_type="appeal", target_id=appeal["id"], detail="; ".join(changes))
+        await update_settings(
+            db,
+            appeal_id=appeal["id"],
+            moderation=Moderation(values["moderation"]),
+            default_language=values["default_language"],
+            addressees=values["addressees"],
+        )
+        await record(
+            db,
+            organiser_id=organiser(request)["id"],
+            action=AuditAction.APPEAL_EDIT,
+            target_type="appeal",
+            target_id=appeal["id"],
+            detail="; ".join(changes),
+        )
     return RedirectResponse(f"/admin/appeals/{appeal['id']}?done=settings", status_code=303)
 
 
@@ -155,13 +207,23 @@ async def appeal_status(request: Request) -> Response:
     if new not in {s.value for s in SETTABLE_STATUSES}:
         raise HTTPException(400, "unknown status")
     if new == AppealStatus.OPEN and appeal["default_language"] not in await current_texts(db, appeal_id=appeal["id"]):
-        return await _appeal_page(request, appeal, status=400, errors={"status": _(
-            "Write the text in the default language before opening the appeal.")})
+        return await _appeal_page(
+            request,
+            appeal,
+            status=400,
+            errors={"status": _("Write the text in the default language before opening the appeal.")},
+        )
     if new != appeal["status"]:
         async with db.write():
             await set_status(db, appeal_id=appeal["id"], status=AppealStatus(new))
-            await record(db, organiser_id=organiser(request)["id"], action=AuditAction.APPEAL_STATUS,
-                         target_type="appeal", target_id=appeal["id"], detail=f"{appeal['status']} -> {new}")
+            await record(
+                db,
+                organiser_id=organiser(request)["id"],
+                action=AuditAction.APPEAL_STATUS,
+                target_type="appeal",
+                target_id=appeal["id"],
+                detail=f"{appeal['status']} -> {new}",
+            )
         services(request).lifecycle.public_changed()  # the appeal itself changed: slug entries too
     return RedirectResponse(f"/admin/appeals/{appeal['id']}?done=status", status_code=303)
 
@@ -173,18 +235,39 @@ def _language(request: Request) -> str:
     return str(language)
 
 
-async def _text_page(request: Request, appeal: Row, language: str, *, values: dict[str, str] | None = None,
-                     errors: dict[str, str] | None = None, status: int = 200) -> Response:
+async def _text_page(
+    request: Request,
+    appeal: Row,
+    language: str,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
     db = services(request).db
     versions = await text_versions(db, appeal_id=appeal["id"], language=language)
     current = next((v for v in versions if v["is_current"]), None)
     if values is None:
-        values = ({"title": current["title"], "addressees": current["addressees"], "body": current["body"]}
-                  if current else {"title": "", "addressees": appeal["addressees"], "body": ""})
-    return render(request, "admin/appeal_text.html", {
-        "appeal": appeal, "language": language, "language_name": LANGUAGE_NAMES[language],
-        "versions": versions, "current": current, "values": values, "errors": errors or {},
-    }, status=status, private=True)
+        values = (
+            {"title": current["title"], "addressees": current["addressees"], "body": current["body"]}
+            if current
+            else {"title": "", "addressees": appeal["addressees"], "body": ""}
+        )
+    return render(
+        request,
+        "admin/appeal_text.html",
+        {
+            "appeal": appeal,
+            "language": language,
+            "language_name": LANGUAGE_NAMES[language],
+            "versions": versions,
+            "current": current,
+            "values": values,
+            "errors": errors or {},
+        },
+        status=status,
+        private=True,
+    )
 
 
 async def text_page(request: Request) -> Response:
@@ -197,9 +280,11 @@ async def text_save(request: Request) -> Response:
     language = _language(request)
     raw_title = form.get("title")
     raw_body = form.get("body")
-    values = {"title": " ".join(_form_text(form, "title", MAX_TITLE + 1).split()),
-              "addressees": _form_text(form, "addressees", 2000),
-              "body": _form_text(form, "body", MAX_BODY + 1)}
+    values = {
+        "title": " ".join(_form_text(form, "title", MAX_TITLE + 1).split()),
+        "addressees": _form_text(form, "addressees", 2000),
+        "body": _form_text(form, "body", MAX_BODY + 1),
+    }
     errors = {}
     if not values["title"]:
         errors["title"] = _("Please enter a title.")
@@ -213,12 +298,23 @@ async def text_save(request: Request) -> Response:
         return await _text_page(request, appeal, language, values=values, errors=errors, status=400)
     db = services(request).db
     async with db.write():
-        version = await save_text(db, appeal_id=appeal["id"], language=language, title=values["title"],
-                                  addressees=values["addressees"], body=values["body"])
+        version = await save_text(
+            db,
+            appeal_id=appeal["id"],
+            language=language,
+            title=values["title"],
+            addressees=values["addressees"],
+            body=values["body"],
+        )
         if version is not None:
-            await record(db, organiser_id=organiser(request)["id"], action=AuditAction.APPEAL_TEXT,
-                         target_type="appeal", target_id=appeal["id"],
-                         detail=f"language={language} version={version}")
+            await record(
+                db,
+                organiser_id=organiser(request)["id"],
+                action=AuditAction.APPEAL_TEXT,
+                target_type="appeal",
+                target_id=appeal["id"],
+                detail=f"language={language} version={version}",
+            )
     if version is None:
         return RedirectResponse(f"/admin/appeals/{appeal['id']}?done=unchanged", status_code=303)
     services(request).lifecycle.public_changed()  # the appeal itself changed: slug entries too

@@ -19,27 +19,38 @@ def valid_slug(slug: str) -> bool:
     return bool(SLUG_RE.match(slug))
 
 
-async def update_settings(db: Database, *, appeal_id: int, moderation: Moderation, default_language: str,
-                          addressees: str) -> None:
+async def update_settings(
+    db: Database, *, appeal_id: int, moderation: Moderation, default_language: str, addressees: str
+) -> None:
     async with db.write():
-        await db.execute(appeals.update().where(appeals.c.id == appeal_id).values(
-            moderation=moderation.value, default_language=default_language, addressees=addressees))
+        await db.execute(
+            appeals.update()
+            .where(appeals.c.id == appeal_id)
+            .values(moderation=moderation.value, default_language=default_language, addressees=addressees)
+        )
 
 
 async def current_texts(db: Database, *, appeal_id: int) -> dict[str, Row]:
-    rows = await db.fetch_all(appeal_texts.select().where(
-        appeal_texts.c.appeal_id == appeal_id, appeal_texts.c.is_current == sa.true()))
+    rows = await db.fetch_all(
+        appeal_texts.select().where(appeal_texts.c.appeal_id == appeal_id, appeal_texts.c.is_current == sa.true())
+    )
     return {row["language"]: row for row in rows}
 
 
 async def text_versions(db: Database, *, appeal_id: int, language: str) -> Sequence[Row]:
     """Every version of a text, newest first, with how many endorsements were shown each."""
-    shown = (sa.select(sa.func.count()).select_from(endorsements)
-             .where(endorsements.c.appeal_id == appeal_texts.c.appeal_id,
-                    endorsements.c.text_language == appeal_texts.c.language,
-                    endorsements.c.text_hash == appeal_texts.c.content_hash)
-             .scalar_subquery())
+    shown = (
+        sa.select(sa.func.count())
+        .select_from(endorsements)
+        .where(
+            endorsements.c.appeal_id == appeal_texts.c.appeal_id,
+            endorsements.c.text_language == appeal_texts.c.language,
+            endorsements.c.text_hash == appeal_texts.c.content_hash,
+        )
+        .scalar_subquery()
+    )
     return await db.fetch_all(
         sa.select(appeal_texts, shown.label("endorsements_shown"))
         .where(appeal_texts.c.appeal_id == appeal_id, appeal_texts.c.language == language)
-        .order_by(appeal_texts.c.version.desc()))
+        .order_by(appeal_texts.c.version.desc())
+    )

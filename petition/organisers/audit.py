@@ -17,17 +17,23 @@ PAGE_SIZE = 50
 
 
 def _filtered(action: str | None) -> sa.Select[tuple[object, ...]]:
-    query = (sa.select(audit_log, organisers.c.email.label("organiser_email"))
-             .select_from(audit_log.outerjoin(organisers, organisers.c.id == audit_log.c.organiser_id)))
+    query = sa.select(audit_log, organisers.c.email.label("organiser_email")).select_from(
+        audit_log.outerjoin(organisers, organisers.c.id == audit_log.c.organiser_id)
+    )
     if action:
         query = query.where(audit_log.c.action == action)
     return query
 
 
-async def list_audit(db: Database, *, action: str | None = None, page: int = 1,
-                     page_size: int = PAGE_SIZE) -> Sequence[Row]:
-    query = (_filtered(action).order_by(audit_log.c.created_at.desc(), audit_log.c.id.desc())
-             .offset((page - 1) * page_size).limit(page_size))
+async def list_audit(
+    db: Database, *, action: str | None = None, page: int = 1, page_size: int = PAGE_SIZE
+) -> Sequence[Row]:
+    query = (
+        _filtered(action)
+        .order_by(audit_log.c.created_at.desc(), audit_log.c.id.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
     return await db.fetch_all(query)
 
 

@@ -53,8 +53,15 @@ def organiser(request: Request) -> Row:
 
 def safe_next(value: object) -> str:
     """Where to go after login: only a path inside the organiser area."""
-    if isinstance(value, str) and value.startswith("/admin/") and not value.startswith("//") \
-            and "\\" not in value and "\n" not in value and "\r" not in value and len(value) < 500:
+    if (
+        isinstance(value, str)
+        and value.startswith("/admin/")
+        and not value.startswith("//")
+        and "\\" not in value
+        and "\n" not in value
+        and "\r" not in value
+        and len(value) < 500
+    ):
         return value
     return "/admin/"
 
@@ -78,10 +85,10 @@ def require(role: Role, *, during_enrolment: bool = False) -> Callable[[Endpoint
                 if request.method in ("GET", "HEAD"):
                     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                     response: Response = RedirectResponse(
-                        LOGIN_PATH + "?" + urlencode({"next": safe_next(target)}), status_code=303)
+                        LOGIN_PATH + "?" + urlencode({"next": safe_next(target)}), status_code=303
+                    )
                 else:
-                    response = render(request, "admin/forbidden.html", {"reason": "session"}, status=403,
-                                      private=True)
+                    response = render(request, "admin/forbidden.html", {"reason": "session"}, status=403, private=True)
                 if request.cookies.get(COOKIE_NAME):
                     sessions(request).clear(response)
                 return response
@@ -98,11 +105,13 @@ def require(role: Role, *, during_enrolment: bool = False) -> Callable[[Endpoint
                 return render(request, "admin/forbidden.html", {"reason": "role"}, status=403, private=True)
             response = await endpoint(request)
             response.headers["Cache-Control"] = "no-store"
-            sets_own_cookie = any(value.startswith(COOKIE_NAME + "=")
-                                  for value in response.headers.getlist("set-cookie"))
+            sets_own_cookie = any(
+                value.startswith(COOKIE_NAME + "=") for value in response.headers.getlist("set-cookie")
+            )
             if claims.needs_refresh and not sets_own_cookie:
-                sessions(request).set(response, organiser_id=row["id"], version=row["session_version"],
-                                      issued_at=claims.issued_at)
+                sessions(request).set(
+                    response, organiser_id=row["id"], version=row["session_version"], issued_at=claims.issued_at
+                )
             return response
 
         guarded.required_role = role  # type: ignore[attr-defined]
@@ -112,7 +121,15 @@ def require(role: Role, *, during_enrolment: bool = False) -> Callable[[Endpoint
     return decorator
 
 
-def admin_route(path: str, endpoint: Endpoint, *, role: Role, methods: Sequence[str] = ("GET",),
-                name: str | None = None, during_enrolment: bool = False) -> Route:
-    return Route("/admin" + path, require(role, during_enrolment=during_enrolment)(endpoint),
-                 methods=list(methods), name=name)
+def admin_route(
+    path: str,
+    endpoint: Endpoint,
+    *,
+    role: Role,
+    methods: Sequence[str] = ("GET",),
+    name: str | None = None,
+    during_enrolment: bool = False,
+) -> Route:
+    return Route(
+        "/admin" + path, require(role, during_enrolment=during_enrolment)(endpoint), methods=list(methods), name=name
+    )

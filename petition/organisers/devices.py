@@ -40,8 +40,13 @@ class DeviceCookies:
             payload = self._serializer.loads(raw, max_age=MAX_AGE)
         except (SignatureExpired, BadSignature, UnicodeError, ValueError):
             return None
-        if not (isinstance(payload, list) and len(payload) == 2 and type(payload[0]) is int
-                and isinstance(payload[1], str) and 16 <= len(payload[1]) <= 64):
+        if not (
+            isinstance(payload, list)
+            and len(payload) == 2
+            and type(payload[0]) is int
+            and isinstance(payload[1], str)
+            and 16 <= len(payload[1]) <= 64
+        ):
             return None
         if payload[0] != organiser_id:
             return None
@@ -49,5 +54,12 @@ class DeviceCookies:
 
     def issue(self, response: Response, *, organiser_id: int) -> None:
         value = self._serializer.dumps([organiser_id, secrets.token_urlsafe(24)])
-        response.set_cookie(DEVICE_COOKIE, value, max_age=MAX_AGE, path=COOKIE_PATH, secure=self._secure,
-                            httponly=True, samesite="strict")
+        response.set_cookie(
+            DEVICE_COOKIE,
+            value,
+            max_age=MAX_AGE,
+            path=COOKIE_PATH,
+            secure=self._secure,
+            httponly=True,
+            samesite="strict",
+        )

@@ -54,24 +54,34 @@ async def dossiers_page(request: Request) -> Response:
     titles = await current_titles(db, language=get_language())
     chosen = request.query_params.get("appeal", "")
     appeal = next((a for a in appeals if str(a["id"]) == chosen), appeals[0] if appeals else None)
-    available = await countries_with_signatories(
-        db, appeal=appeal, anonymous_threshold=services(request).settings.anonymous_count_threshold) if appeal else []
+    available = (
+        await countries_with_signatories(
+            db, appeal=appeal, anonymous_threshold=services(request).settings.anonymous_count_threshold
+        )
+        if appeal
+        else []
+    )
     history = await list_dossiers(db, appeal_id=appeal["id"] if appeal else None, limit=200)
     working = any(r["state"] in (D.QUEUED, D.BUILDING) for r in history)
     fingerprint = await asyncio.to_thread(certificate_fingerprint, svc.settings)
     latest_done = {r["country"] for r in history if r["state"] == D.DONE}
-    return render(request, "admin/dossiers.html", {
-        "appeals": appeals,
-        "titles": titles,
-        "appeal": appeal,
-        "available": [(code, countries.name(code)) for code in available],
-        "history": history,
-        "builders": await _builders(db, history),
-        "working": working,
-        "fingerprint": fingerprint,
-        "has_done": bool(latest_done),
-        "message": request.query_params.get("queued"),
-    }, private=True)
+    return render(
+        request,
+        "admin/dossiers.html",
+        {
+            "appeals": appeals,
+            "titles": titles,
+            "appeal": appeal,
+            "available": [(code, countries.name(code)) for code in available],
+            "history": history,
+            "builders": await _builders(db, history),
+            "working": working,
+            "fingerprint": fingerprint,
+            "has_done": bool(latest_done),
+            "message": request.query_params.get("queued"),
+        },
+        private=True,
+    )
 
 
 async def dossiers_build(request: Request) -> Response:
@@ -85,7 +95,8 @@ async def dossiers_build(request: Request) -> Response:
         raise HTTPException(404, "no such appeal")
     wanted = text(form, "country", 3).upper()
     available = await countries_with_signatories(
-        db, appeal=appeal, anonymous_threshold=services(request).settings.anonymous_count_threshold)
+        db, appeal=appeal, anonymous_threshold=services(request).settings.anonymous_count_threshold
+    )
     if wanted == "ALL":
         chosen = available
     elif wanted in available:
@@ -95,8 +106,14 @@ async def dossiers_build(request: Request) -> Response:
     me = organiser(request)["id"]
     for code in chosen:
         dossier_id = await queue_build(db, appeal_id=appeal["id"], country=code, created_by=me)
-        await record(db, organiser_id=me, action=AuditAction.DOSSIER_BUILD, target_type="dossier",
-                     target_id=dossier_id, detail=f"appeal={appeal['id']} country={code}")
+        await record(
+            db,
+            organiser_id=me,
+            action=AuditAction.DOSSIER_BUILD,
+            target_type="dossier",
+            target_id=dossier_id,
+            detail=f"appeal={appeal['id']} country={code}",
+        )
     _notify_worker(request)
     return RedirectResponse(f"/admin/dossiers?appeal={appeal['id']}&queued={len(chosen)}", status_code=303)
 
@@ -111,9 +128,12 @@ async def _done_dossier(request: Request) -> Row:
 async def dossier_page(request: Request) -> Response:
     row = await _done_dossier(request)
     appeal = await get_appeal_by_id(services(request).db, appeal_id=row["appeal_id"])
-    return render(request, "admin/dossier.html", {"row": row, "appeal": appeal,
-                                                  "working": row["state"] in (D.QUEUED, D.BUILDING)},
-                  private=True)
+    return render(
+        request,
+        "admin/dossier.html",
+        {"row": row, "appeal": appeal, "working": row["state"] in (D.QUEUED, D.BUILDING)},
+        private=True,
+    )
 
 
 def _file_of(row: Row) -> Path:
@@ -130,11 +150,20 @@ async def dossier_download(request: Request) -> Response:
     path = await asyncio.to_thread(_file_of, row)
     appeal = await get_appeal_by_id(services(request).db, appeal_id=row["appeal_id"])
     data = await asyncio.to_thread(path.read_bytes)
-    await record(services(request).db, organiser_id=organiser(request)["id"], action=AuditAction.DOSSIER_DOWNLOAD,
-                 target_type="dossier", target_id=row["id"], detail=f"country={row['country']}")
+    await record(
+        services(request).db,
+        organiser_id=organiser(request)["id"],
+        action=AuditAction.DOSSIER_DOWNLOAD,
+        target_type="dossier",
+        target_id=row["id"],
+        detail=f"country={row['country']}",
+    )
     name = f"{appeal['slug'] if appeal else 'appeal'}-{row['country']}-{row['id']}.pdf"
-    return Response(data, media_type="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )
 
 
 async def latest_done(db: Database, *, appeal_id: int) -> list[Row]:
@@ -164,17 +193,27 @@ async def dossiers_zip(request: Request) -> Response:
     if appeal is None:
         raise HTTPException(404, "no such appeal")
     newest = await latest_done(db, appeal_id=appeal["id"])
-    rows = await asyncio.to_thread(
-        lambda: [r for r in newest if r["file_path"] and Path(r["file_path"]).is_file()])
+    rows = await asyncio.to_thread(lambda: [r for r in newest if r["file_path"] and Path(r["file_path"]).is_file()])
     if not rows:
         raise HTTPException(404, "no finished dossier to download yet")
     files = [(f"{appeal['slug']}-{r['country']}-{r['id']}.pdf", Path(r["file_path"])) for r in rows]
     data = await asyncio.to_thread(_zip, files)
-    await record(db, organiser_id=organiser(request)["id"], action=AuditAction.DOSSIER_DOWNLOAD,
-                 target_type="appeal", target_id=appeal["id"],
-                 detail="zip countries=" + ",".join(r["country"] for r in rows))
-    return Response(data, media_type="application/zip", headers={
-        "Content-Disposition": f'attachment; filename="{appeal["slug"]}-dossiers.zip"', "Cache-Control": "no-store"})
+    await record(
+        db,
+        organiser_id=organiser(request)["id"],
+        action=AuditAction.DOSSIER_DOWNLOAD,
+        target_type="appeal",
+        target_id=appeal["id"],
+        detail="zip countries=" + ",".join(r["country"] for r in rows),
+    )
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{appeal["slug"]}-dossiers.zip"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 def routes(role: Role) -> list[Route]:
@@ -183,6 +222,5 @@ def routes(role: Role) -> list[Route]:
         admin_route("/dossiers", dossiers_build, role=role, methods=["POST"]),
         admin_route("/dossiers/appeal/{appeal_id:int}.zip", dossiers_zip, role=role, name="admin_dossiers_zip"),
         admin_route("/dossiers/{dossier_id:int}", dossier_page, role=role, name="admin_dossier"),
-        admin_route("/dossiers/{dossier_id:int}/download", dossier_download, role=role,
-                    name="admin_dossier_download"),
+        admin_route("/dossiers/{dossier_id:int}/download", dossier_download, role=role, name="admin_dossier_download"),
     ]

@@ -51,12 +51,17 @@ def to_csv(rows: Sequence[Row]) -> str:
 
 async def export_page(request: Request) -> Response:
     db = services(request).db
-    return render(request, "admin/export.html", {
-        "appeals": await list_appeals(db, public_only=False),
-        "titles": await current_titles(db, language=get_language()),
-        "states": [s.value for s in EndorsementState],
-        "default_states": {EndorsementState.CONFIRMED.value, EndorsementState.APPROVED.value},
-    }, private=True)
+    return render(
+        request,
+        "admin/export.html",
+        {
+            "appeals": await list_appeals(db, public_only=False),
+            "titles": await current_titles(db, language=get_language()),
+            "states": [s.value for s in EndorsementState],
+            "default_states": {EndorsementState.CONFIRMED.value, EndorsementState.APPROVED.value},
+        },
+        private=True,
+    )
 
 
 async def export_csv(request: Request) -> Response:
@@ -70,14 +75,23 @@ async def export_csv(request: Request) -> Response:
     if any(s not in set(EndorsementState) for s in states):
         raise HTTPException(400, "unknown state")
     rows = await export_rows(db, appeal_id=appeal["id"], states=states)
-    await record(db, organiser_id=organiser(request)["id"], action=AuditAction.EXPORT, target_type="appeal",
-                 target_id=appeal["id"],
-                 detail=f"contacts csv, {len(rows)} rows, states={','.join(sorted(states)) or 'all'}")
+    await record(
+        db,
+        organiser_id=organiser(request)["id"],
+        action=AuditAction.EXPORT,
+        target_type="appeal",
+        target_id=appeal["id"],
+        detail=f"contacts csv, {len(rows)} rows, states={','.join(sorted(states)) or 'all'}",
+    )
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M")
-    return Response(to_csv(rows), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{appeal["slug"]}-contacts-{stamp}.csv"',
-        "Cache-Control": "no-store",
-    })
+    return Response(
+        to_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{appeal["slug"]}-contacts-{stamp}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 def routes(role: Role) -> list[Route]:

@@ -49,25 +49,35 @@ def _password(form: object, name: str) -> str:
     return value[:MAX_PASSWORD] if isinstance(value, str) else ""
 
 
-def _login_page(request: Request, *, email: str = "", next_url: str = "/admin/", error: str | None = None,
-                status: int = 200) -> Response:
+def _login_page(
+    request: Request, *, email: str = "", next_url: str = "/admin/", error: str | None = None, status: int = 200
+) -> Response:
     # A page answering a POST (either step) switches language to the login form, a GET.
     request.scope["state"]["language_switch_path"] = "/admin/login"
-    return render(request, "admin/login.html", {"values": {"email": email}, "error": error, "next": next_url},
-                  status=status, private=True)
+    return render(
+        request,
+        "admin/login.html",
+        {"values": {"email": email}, "error": error, "next": next_url},
+        status=status,
+        private=True,
+    )
 
 
 def _code_page(request: Request, *, token: str, error: str | None = None, status: int = 200) -> Response:
     request.scope["state"]["language_switch_path"] = "/admin/login"
-    return render(request, "admin/login_code.html", {"pending": token, "error": error}, status=status,
-                  private=True)
+    return render(request, "admin/login_code.html", {"pending": token, "error": error}, status=status, private=True)
 
 
 def _throttled(request: Request, *, email: str, next_url: str, refusal: Refusal) -> Response:
     # No audit row per throttled try: a flood must not flood the log too.
     log.warning("organiser login throttled (%s)", refusal.value)
-    response = _login_page(request, email=email, next_url=next_url, status=429, error=_(
-        "Too many failed attempts. Please wait a quarter of an hour and try again."))
+    response = _login_page(
+        request,
+        email=email,
+        next_url=next_url,
+        status=429,
+        error=_("Too many failed attempts. Please wait a quarter of an hour and try again."),
+    )
     response.headers["Retry-After"] = "900"
     return response
 
@@ -77,16 +87,24 @@ def _attempt(request: Request, *, email: str, organiser_id: int | None) -> Attem
     secret = str(settings.secret_key)
     # Behind a proxy in PROXY_IPS, uvicorn has put the forwarded address here (petition.server).
     ip = client_ip(request) or "unknown"
-    return Attempt(account_key=account_key(secret, email), ip=address_key(secret, ip),
-                   device=devices(request).key_for(request, organiser_id=organiser_id),
-                   ip_exempt=is_trusted(settings, ip))
+    return Attempt(
+        account_key=account_key(secret, email),
+        ip=address_key(secret, ip),
+        device=devices(request).key_for(request, organiser_id=organiser_id),
+        ip_exempt=is_trusted(settings, ip),
+    )
 
 
 async def _failed(request: Request, *, attempt: Attempt, row: Row | None, reason: str) -> None:
     svc = services(request)
-    await record(svc.db, organiser_id=row["id"] if row is not None else None, action=AuditAction.LOGIN_FAILED,
-                 target_type="organiser" if row is not None else None,
-                 target_id=row["id"] if row is not None else None, detail=reason)
+    await record(
+        svc.db,
+        organiser_id=row["id"] if row is not None else None,
+        action=AuditAction.LOGIN_FAILED,
+        target_type="organiser" if row is not None else None,
+        target_id=row["id"] if row is not None else None,
+        detail=reason,
+    )
     if row is not None and row["active"]:
         await alert_if_guessed(svc.db, mailer=svc.mailer, organiser=row, attempt=attempt)
 
@@ -96,8 +114,7 @@ async def _logged_in(request: Request, *, row: Row, next_url: str) -> Response:
     (or to enrolment, for an admin who must and has not)."""
     svc = services(request)
     await mark_login(svc.db, organiser_id=row["id"], language=get_language())
-    await record(svc.db, organiser_id=row["id"], action=AuditAction.LOGIN, target_type="organiser",
-                 target_id=row["id"])
+    await record(svc.db, organiser_id=row["id"], action=AuditAction.LOGIN, target_type="organiser", target_id=row["id"])
     target = ENROL_PATH if must_enrol(row, svc.settings) else next_url
     response = RedirectResponse(target, status_code=303)
     sessions(request).set(response, organiser_id=row["id"], version=row["session_version"])
@@ -121,8 +138,13 @@ async def login(request: Request) -> Response:
     password = _password(form, "password")
     next_url = safe_next(form.get("next"))
     if _CONTROL.search(email) or "\x00" in password:
-        return _login_page(request, email=_CONTROL.sub("", email), next_url=next_url, status=400, error=_(
-            "The email address or the password contains characters that cannot be used."))
+        return _login_page(
+            request,
+            email=_CONTROL.sub("", email),
+            next_url=next_url,
+            status=400,
+            error=_("The email address or the password contains characters that cannot be used."),
+        )
     row = await find_organiser(db, email=email) if email else None
     attempt = _attempt(request, email=email, organiser_id=row["id"] if row is not None else None)
     reservation = await reserve_attempt(db, attempt)
@@ -134,15 +156,20 @@ async def login(request: Request) -> Response:
     if not ok or row is None or not usable:
         reason = "unknown account" if row is None else ("inactive account" if not usable else "wrong password")
         await _failed(request, attempt=attempt, row=row, reason=reason)
-        return _login_page(request, email=email, next_url=next_url, status=400,
-                           error=_("The email address or the password is not right."))
+        return _login_page(
+            request,
+            email=email,
+            next_url=next_url,
+            status=400,
+            error=_("The email address or the password is not right."),
+        )
     await attempt_succeeded(db, reservation, attempt)
     if needs_rehash(row["password_hash"]):
-        await rehash_password(db, organiser_id=row["id"], old_hash=row["password_hash"],
-                              new_hash=await hash_password_async(password))
+        await rehash_password(
+            db, organiser_id=row["id"], old_hash=row["password_hash"], new_hash=await hash_password_async(password)
+        )
     if second_factor_on(row):
-        token = pending_logins(request).make(organiser_id=row["id"], version=row["session_version"],
-                                             next_url=next_url)
+        token = pending_logins(request).make(organiser_id=row["id"], version=row["session_version"], next_url=next_url)
         return _code_page(request, token=token)
     return await _logged_in(request, row=row, next_url=next_url)
 
@@ -153,15 +180,25 @@ async def login_code(request: Request) -> Response:
     form = await read_form(request)
     pending = pending_logins(request).read(form.get("pending"))
     row = await get_organiser(db, organiser_id=pending.organiser_id) if pending is not None else None
-    if pending is None or row is None or not row["active"] or row["session_version"] != pending.version \
-            or not second_factor_on(row):
-        return _login_page(request, status=400, error=_(
-            "This login has expired or is no longer valid. Please log in again."))
+    if (
+        pending is None
+        or row is None
+        or not row["active"]
+        or row["session_version"] != pending.version
+        or not second_factor_on(row)
+    ):
+        return _login_page(
+            request, status=400, error=_("This login has expired or is no longer valid. Please log in again.")
+        )
     token = str(form.get("pending"))
     code = parse_code(form.get("code"))
     if code is None:
-        return _code_page(request, token=token, status=400, error=_(
-            "Enter the 6-digit code from your authenticator app, or one of your recovery codes."))
+        return _code_page(
+            request,
+            token=token,
+            status=400,
+            error=_("Enter the 6-digit code from your authenticator app, or one of your recovery codes."),
+        )
     attempt = _attempt(request, email=row["email"], organiser_id=row["id"])
     reservation: Reservation = await reserve_attempt(db, attempt)
     if reservation.refused is not None:
@@ -174,10 +211,20 @@ async def login_code(request: Request) -> Response:
         ok = left is not None
     if not ok:
         await _failed(request, attempt=attempt, row=row, reason=f"wrong {code.kind} code")
-        return _code_page(request, token=token, status=400, error=_(
-            "The code is not right, or it was used already. Enter the next code your app shows."))
+        return _code_page(
+            request,
+            token=token,
+            status=400,
+            error=_("The code is not right, or it was used already. Enter the next code your app shows."),
+        )
     await attempt_succeeded(db, reservation, attempt)
     if left is not None:
-        await record(db, organiser_id=row["id"], action=AuditAction.LOGIN_RECOVERY_CODE, target_type="organiser",
-                     target_id=row["id"], detail=f"{left} left")
+        await record(
+            db,
+            organiser_id=row["id"],
+            action=AuditAction.LOGIN_RECOVERY_CODE,
+            target_type="organiser",
+            target_id=row["id"],
+            detail=f"{left} left",
+        )
     return await _logged_in(request, row=row, next_url=safe_next(pending.next_url))

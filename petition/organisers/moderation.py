@@ -48,9 +48,12 @@ class Filters:
 
 def _where(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
     if filters.queue:
-        query = query.where(sa.or_(
-            sa.and_(e.c.state == S.CONFIRMED.value, appeals.c.moderation == Moderation.PRE.value),
-            e.c.state == HELD.value))
+        query = query.where(
+            sa.or_(
+                sa.and_(e.c.state == S.CONFIRMED.value, appeals.c.moderation == Moderation.PRE.value),
+                e.c.state == HELD.value,
+            )
+        )
     if filters.appeal_id is not None:
         query = query.where(e.c.appeal_id == filters.appeal_id)
     if filters.state:
@@ -75,8 +78,9 @@ def _where(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
 
 
 def _base() -> sa.Select[Any]:
-    return (sa.select(e, appeals.c.slug.label("appeal_slug"), appeals.c.moderation.label("appeal_moderation"))
-            .select_from(e.join(appeals, appeals.c.id == e.c.appeal_id)))
+    return sa.select(
+        e, appeals.c.slug.label("appeal_slug"), appeals.c.moderation.label("appeal_moderation")
+    ).select_from(e.join(appeals, appeals.c.id == e.c.appeal_id))
 
 
 async def find_endorsements(db: Database, *, filters: Filters, offset: int = 0, limit: int = 100) -> Sequence[Row]:
@@ -85,8 +89,7 @@ async def find_endorsements(db: Database, *, filters: Filters, offset: int = 0, 
 
 
 async def count_endorsements(db: Database, *, filters: Filters) -> int:
-    query = _where(sa.select(sa.func.count()).select_from(e.join(appeals, appeals.c.id == e.c.appeal_id)),
-                   filters)
+    query = _where(sa.select(sa.func.count()).select_from(e.join(appeals, appeals.c.id == e.c.appeal_id)), filters)
     return int(await db.fetch_val(query) or 0)
 
 
@@ -135,14 +138,24 @@ async def hints_for(db: Database, *, rows: Sequence[Row]) -> dict[int, Hints]:
     by_email = await db.fetch_all(
         sa.select(e.c.id.label("id"), other.c.id.label("other_id"))
         .select_from(e.join(other, sa.and_(other.c.email_canonical == e.c.email_canonical, other.c.id != e.c.id)))
-        .where(e.c.id.in_(ids)).order_by(other.c.id)
+        .where(e.c.id.in_(ids))
+        .order_by(other.c.id)
     )
     by_name = await db.fetch_all(
         sa.select(e.c.id.label("id"), other.c.id.label("other_id"))
-        .select_from(e.join(other, sa.and_(other.c.appeal_id == e.c.appeal_id,
-                                           other.c.name_normalised == e.c.name_normalised,
-                                           other.c.country == e.c.country, other.c.id != e.c.id)))
-        .where(e.c.id.in_(ids)).order_by(other.c.id)
+        .select_from(
+            e.join(
+                other,
+                sa.and_(
+                    other.c.appeal_id == e.c.appeal_id,
+                    other.c.name_normalised == e.c.name_normalised,
+                    other.c.country == e.c.country,
+                    other.c.id != e.c.id,
+                ),
+            )
+        )
+        .where(e.c.id.in_(ids))
+        .order_by(other.c.id)
     )
     for row in by_email:
         hints[row["id"]].same_email.append(row["other_id"])
@@ -164,11 +177,18 @@ class Correction:
 def _as_form(row: Row, submitted: Mapping[str, Any]) -> dict[str, str]:
     """The stored endorsement as the public form would submit it, with the corrected fields."""
     form = {
-        "organisation_name": row["organisation_name"], "country": row["country"], "city": row["city"],
-        "organisation_type": row["organisation_type"], "website": row["website"],
-        "contact_name": row["contact_name"], "contact_role": row["contact_role"],
-        "contact_email": row["contact_email"], "authorised": "yes", "consent": "yes",
-        "visibility": row["visibility"], "comment": row["comment"],
+        "organisation_name": row["organisation_name"],
+        "country": row["country"],
+        "city": row["city"],
+        "organisation_type": row["organisation_type"],
+        "website": row["website"],
+        "contact_name": row["contact_name"],
+        "contact_role": row["contact_role"],
+        "contact_email": row["contact_email"],
+        "authorised": "yes",
+        "consent": "yes",
+        "visibility": row["visibility"],
+        "comment": row["comment"],
     }
     for name in EDITABLE_FIELDS:
         value = submitted.get(name)
@@ -177,8 +197,9 @@ def _as_form(row: Row, submitted: Mapping[str, Any]) -> dict[str, str]:
     return form
 
 
-async def correct_endorsement(db: Database, *, row: Row, submitted: Mapping[str, Any],
-                              organiser_id: int, seen_at: dt.datetime | None = None) -> Correction:
+async def correct_endorsement(
+    db: Database, *, row: Row, submitted: Mapping[str, Any], organiser_id: int, seen_at: dt.datetime | None = None
+) -> Correction:
     """Fix typos in public fields, validated exactly as the public form validates them.
 
     Refused when the record changed after `seen_at` (the organiser's form would put back what
@@ -202,8 +223,14 @@ async def correct_endorsement(db: Database, *, row: Row, submitted: Mapping[str,
     async with db.write():
         await db.execute(e.update().where(e.c.id == row["id"]).values(**written, updated_at=utcnow()))
         # Field names only: the values may name an organisation that asked not to be named.
-        await record(db, organiser_id=organiser_id, action=AuditAction.EDIT, target_type="endorsement",
-                     target_id=row["id"], detail="fields: " + ", ".join(changed))
+        await record(
+            db,
+            organiser_id=organiser_id,
+            action=AuditAction.EDIT,
+            target_type="endorsement",
+            target_id=row["id"],
+            detail="fields: " + ", ".join(changed),
+        )
     return Correction(values, {}, changed)
 
 
@@ -216,7 +243,8 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
 
 async def counts_by_appeal_and_state(db: Database) -> dict[int, dict[str, int]]:
     rows = await db.fetch_all(
-        sa.select(e.c.appeal_id, e.c.state, sa.func.count().label("n")).group_by(e.c.appeal_id, e.c.state))
+        sa.select(e.c.appeal_id, e.c.state, sa.func.count().label("n")).group_by(e.c.appeal_id, e.c.state)
+    )
     counts: dict[int, dict[str, int]] = {}
     for row in rows:
         counts.setdefault(row["appeal_id"], {})[row["state"]] = int(row["n"])
@@ -230,14 +258,31 @@ async def count_waiting(db: Database) -> int:
 # --- private export --------------------------------------------------------------------------------
 
 EXPORT_COLUMNS = (
-    "id", "appeal", "state", "organisation_name", "country", "city", "organisation_type", "website",
-    "contact_name", "contact_role", "contact_email", "visibility", "comment", "language",
-    "text_language", "text_hash", "consent_version", "created_at", "confirmed_at", "listed_at",
+    "id",
+    "appeal",
+    "state",
+    "organisation_name",
+    "country",
+    "city",
+    "organisation_type",
+    "website",
+    "contact_name",
+    "contact_role",
+    "contact_email",
+    "visibility",
+    "comment",
+    "language",
+    "text_language",
+    "text_hash",
+    "consent_version",
+    "created_at",
+    "confirmed_at",
+    "listed_at",
 )
 
 
 async def export_rows(db: Database, *, appeal_id: int, states: Sequence[str]) -> Sequence[Row]:
-    query = (_base().where(e.c.appeal_id == appeal_id).order_by(e.c.country, e.c.name_normalised, e.c.id))
+    query = _base().where(e.c.appeal_id == appeal_id).order_by(e.c.country, e.c.name_normalised, e.c.id)
     if states:
         query = query.where(e.c.state.in_(list(states)))
     return await db.fetch_all(query)

@@ -64,8 +64,13 @@ def _filters(request: Request, *, queue: bool) -> Filters:
     country = text(params, "country", 2).upper() or None
     if country is not None and not countries.is_country(country):
         raise HTTPException(400, "unknown country")
-    return Filters(appeal_id=optional_id(params, "appeal"), state=state, country=country,
-                   search=text(params, "q", 100) or None, queue=queue)
+    return Filters(
+        appeal_id=optional_id(params, "appeal"),
+        state=state,
+        country=country,
+        search=text(params, "q", 100) or None,
+        queue=queue,
+    )
 
 
 def _done_message(request: Request) -> str | None:
@@ -103,26 +108,35 @@ async def _list(request: Request, *, queue: bool) -> Response:
     total = await count_endorsements(db, filters=filters)
     rows = await find_endorsements(db, filters=filters, offset=(page - 1) * per_page, limit=per_page)
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return render(request, "admin/endorsements.html", {
-        "queue": queue,
-        "rows": rows,
-        "hints": await hints_for(db, rows=rows),
-        "total": total,
-        "page": page,
-        "pages": max(1, -(-total // per_page)),
-        "per_page": per_page,
-        "page_sizes": PAGE_SIZES,
-        "filters": {"appeal": filters.appeal_id or "", "state": filters.state or "",
-                    "country": filters.country or "", "q": filters.search or ""},
-        "appeals": await list_appeals(db, public_only=False),
-        "states": [s.value for s in S],
-        "countries": countries.choices(get_language()),
-        "organisation_types": ORGANISATION_TYPE_LABELS,
-        "hold_labels": HOLD_LABELS,
-        "here": here,
-        "message": _done_message(request),
-        "seen_at": utcnow().isoformat(),
-    }, private=True)
+    return render(
+        request,
+        "admin/endorsements.html",
+        {
+            "queue": queue,
+            "rows": rows,
+            "hints": await hints_for(db, rows=rows),
+            "total": total,
+            "page": page,
+            "pages": max(1, -(-total // per_page)),
+            "per_page": per_page,
+            "page_sizes": PAGE_SIZES,
+            "filters": {
+                "appeal": filters.appeal_id or "",
+                "state": filters.state or "",
+                "country": filters.country or "",
+                "q": filters.search or "",
+            },
+            "appeals": await list_appeals(db, public_only=False),
+            "states": [s.value for s in S],
+            "countries": countries.choices(get_language()),
+            "organisation_types": ORGANISATION_TYPE_LABELS,
+            "hold_labels": HOLD_LABELS,
+            "here": here,
+            "message": _done_message(request),
+            "seen_at": utcnow().isoformat(),
+        },
+        private=True,
+    )
 
 
 async def queue_page(request: Request) -> Response:
@@ -134,16 +148,24 @@ async def search_page(request: Request) -> Response:
 
 
 def _back(value: object, fallback: str) -> str:
-    if isinstance(value, str) and value.startswith("/admin/") and not value.startswith("//") \
-            and "\\" not in value and len(value) < 1000:
+    if (
+        isinstance(value, str)
+        and value.startswith("/admin/")
+        and not value.startswith("//")
+        and "\\" not in value
+        and len(value) < 1000
+    ):
         return value
     return fallback
 
 
 def _with(url: str, **params: object) -> str:
     base, _sep, query = url.partition("?")
-    kept = [part for part in query.split("&") if part and part.split("=")[0] not in
-            {"approved", "rejected", "released", "saved", *params}]
+    kept = [
+        part
+        for part in query.split("&")
+        if part and part.split("=")[0] not in {"approved", "rejected", "released", "saved", *params}
+    ]
     return base + "?" + "&".join([*kept, urlencode(params)])
 
 
@@ -157,11 +179,11 @@ async def bulk_decide(request: Request) -> Response:
         if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 12:
             raise HTTPException(400, "ids must be whole numbers")
         ids.append(int(raw))
-    changed = await services(request).lifecycle.decide(ids=ids, event=decision, organiser_id=organiser(request)["id"],
-                                                       seen_at=_seen_at(form))
+    changed = await services(request).lifecycle.decide(
+        ids=ids, event=decision, organiser_id=organiser(request)["id"], seen_at=_seen_at(form)
+    )
     key = _RESULT_KEYS[decision]
-    return RedirectResponse(_with(_back(form.get("next"), "/admin/moderation"), **{key: len(changed)}),
-                            status_code=303)
+    return RedirectResponse(_with(_back(form.get("next"), "/admin/moderation"), **{key: len(changed)}), status_code=303)
 
 
 async def _endorsement_or_404(request: Request) -> dict[str, object]:
@@ -171,23 +193,37 @@ async def _endorsement_or_404(request: Request) -> dict[str, object]:
     return dict(row)
 
 
-async def _detail(request: Request, row: dict[str, object], *, values: dict[str, str] | None = None,
-                  errors: dict[str, str] | None = None, status: int = 200) -> Response:
+async def _detail(
+    request: Request,
+    row: dict[str, object],
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
     db = services(request).db
     hints = await hints_for(db, rows=[row])  # type: ignore[list-item]
-    return render(request, "admin/endorsement.html", {
-        "row": row,
-        "hints": hints[row["id"]],  # type: ignore[index]
-        "values": values or {name: row[name] for name in EDITABLE_FIELDS},
-        "errors": errors or {},
-        **{f"can_{name}": may(event, str(row["state"]), mailbox_confirmed=row["confirmed_at"] is not None)
-           for name, event in DECISIONS.items()},
-        "hold_labels": HOLD_LABELS,
-        "countries": countries.choices(get_language()),
-        "organisation_types": ORGANISATION_TYPE_LABELS,
-        "message": _done_message(request),
-        "seen_at": utcnow().isoformat(),
-    }, status=status, private=True)
+    return render(
+        request,
+        "admin/endorsement.html",
+        {
+            "row": row,
+            "hints": hints[row["id"]],  # type: ignore[index]
+            "values": values or {name: row[name] for name in EDITABLE_FIELDS},
+            "errors": errors or {},
+            **{
+                f"can_{name}": may(event, str(row["state"]), mailbox_confirmed=row["confirmed_at"] is not None)
+                for name, event in DECISIONS.items()
+            },
+            "hold_labels": HOLD_LABELS,
+            "countries": countries.choices(get_language()),
+            "organisation_types": ORGANISATION_TYPE_LABELS,
+            "message": _done_message(request),
+            "seen_at": utcnow().isoformat(),
+        },
+        status=status,
+        private=True,
+    )
 
 
 async def endorsement_page(request: Request) -> Response:
@@ -197,8 +233,13 @@ async def endorsement_page(request: Request) -> Response:
 async def endorsement_edit(request: Request) -> Response:
     form = await read_form(request)
     row = await _endorsement_or_404(request)
-    result = await correct_endorsement(services(request).db, row=row, submitted=form,  # type: ignore[arg-type]
-                                       organiser_id=organiser(request)["id"], seen_at=_seen_at(form))
+    result = await correct_endorsement(
+        services(request).db,
+        row=row,
+        submitted=form,  # type: ignore[arg-type]
+        organiser_id=organiser(request)["id"],
+        seen_at=_seen_at(form),
+    )
     if result.errors:
         return await _detail(request, row, values=result.values, errors=result.errors, status=400)
     services(request).lifecycle.public_changed(int(str(row["appeal_id"])))
@@ -212,8 +253,9 @@ async def endorsement_decide(request: Request) -> Response:
     decision = DECISIONS.get(text(form, "decision", 20))
     if decision is None:
         raise HTTPException(400, "unknown decision")
-    changed = await services(request).lifecycle.decide(ids=[int(str(row["id"]))], event=decision,
-                                                       organiser_id=organiser(request)["id"], seen_at=_seen_at(form))
+    changed = await services(request).lifecycle.decide(
+        ids=[int(str(row["id"]))], event=decision, organiser_id=organiser(request)["id"], seen_at=_seen_at(form)
+    )
     key = _RESULT_KEYS[decision]
     return RedirectResponse(f"/admin/endorsements/{row['id']}?{key}={len(changed)}", status_code=303)
 
@@ -225,6 +267,5 @@ def routes(role: Role) -> list[Route]:
         admin_route("/endorsements/decisions", bulk_decide, role=role, methods=["POST"]),
         admin_route("/endorsements/{endorsement_id:int}", endorsement_page, role=role),
         admin_route("/endorsements/{endorsement_id:int}", endorsement_edit, role=role, methods=["POST"]),
-        admin_route("/endorsements/{endorsement_id:int}/decision", endorsement_decide, role=role,
-                    methods=["POST"]),
+        admin_route("/endorsements/{endorsement_id:int}/decision", endorsement_decide, role=role, methods=["POST"]),
     ]

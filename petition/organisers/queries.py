@@ -35,9 +35,18 @@ async def list_organisers(db: Database) -> Sequence[Row]:
 async def create_organiser(db: Database, *, email: str, password_hash: str, role: Role) -> int:
     try:
         async with db.write():
-            return int(await db.execute(organisers.insert().values(
-                email=canonical_login(email), password_hash=password_hash, role=role.value, active=True,
-                created_at=utcnow(), session_version=0)))
+            return int(
+                await db.execute(
+                    organisers.insert().values(
+                        email=canonical_login(email),
+                        password_hash=password_hash,
+                        role=role.value,
+                        active=True,
+                        created_at=utcnow(),
+                        session_version=0,
+                    )
+                )
+            )
     except INTEGRITY_ERRORS as exc:
         raise OrganiserExists from exc
 
@@ -45,16 +54,21 @@ async def create_organiser(db: Database, *, email: str, password_hash: str, role
 async def set_password(db: Database, *, organiser_id: int, password_hash: str) -> None:
     """A new password ends every session of the organiser."""
     async with db.write():
-        await db.execute(organisers.update().where(organisers.c.id == organiser_id).values(
-            password_hash=password_hash, session_version=organisers.c.session_version + 1))
+        await db.execute(
+            organisers.update()
+            .where(organisers.c.id == organiser_id)
+            .values(password_hash=password_hash, session_version=organisers.c.session_version + 1)
+        )
 
 
 async def rehash_password(db: Database, *, organiser_id: int, old_hash: str, new_hash: str) -> None:
     """Same password, stronger parameters: sessions stay."""
     async with db.write():
-        await db.execute(organisers.update().where(
-            organisers.c.id == organiser_id, organisers.c.password_hash == old_hash).values(
-            password_hash=new_hash))
+        await db.execute(
+            organisers.update()
+            .where(organisers.c.id == organiser_id, organisers.c.password_hash == old_hash)
+            .values(password_hash=new_hash)
+        )
 
 
 async def set_active(db: Database, *, organiser_id: int, active: bool) -> None:
@@ -71,18 +85,28 @@ async def set_role(db: Database, *, organiser_id: int, role: Role) -> None:
 
 
 async def count_active_admins(db: Database) -> int:
-    return int(await db.fetch_val(sa.select(sa.func.count()).select_from(organisers).where(
-        organisers.c.role == Role.ADMIN.value, organisers.c.active == sa.true())) or 0)
+    return int(
+        await db.fetch_val(
+            sa.select(sa.func.count())
+            .select_from(organisers)
+            .where(organisers.c.role == Role.ADMIN.value, organisers.c.active == sa.true())
+        )
+        or 0
+    )
 
 
 async def end_sessions(db: Database, *, organiser_id: int) -> None:
     async with db.write():
-        await db.execute(organisers.update().where(organisers.c.id == organiser_id).values(
-            session_version=organisers.c.session_version + 1))
+        await db.execute(
+            organisers.update()
+            .where(organisers.c.id == organiser_id)
+            .values(session_version=organisers.c.session_version + 1)
+        )
 
 
 async def mark_login(db: Database, *, organiser_id: int, language: str) -> None:
     """A login succeeded: when, and in which language the organiser uses the area (their emails' language)."""
     async with db.write():
-        await db.execute(organisers.update().where(organisers.c.id == organiser_id).values(
-            last_login_at=utcnow(), language=language))
+        await db.execute(
+            organisers.update().where(organisers.c.id == organiser_id).values(last_login_at=utcnow(), language=language)
+        )

@@ -62,12 +62,12 @@ class Sessions:
         issued = int(time.time()) if issued_at is None else issued_at
         value = self._serializer.dumps([organiser_id, version, issued])
         remaining = max(0, min(IDLE_SECONDS, issued + ABSOLUTE_SECONDS - int(time.time())))
-        response.set_cookie(COOKIE_NAME, value, max_age=remaining, path=COOKIE_PATH, secure=self._secure,
-                            httponly=True, samesite="lax")
+        response.set_cookie(
+            COOKIE_NAME, value, max_age=remaining, path=COOKIE_PATH, secure=self._secure, httponly=True, samesite="lax"
+        )
 
     def clear(self, response: Response) -> None:
-        response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH, secure=self._secure, httponly=True,
-                               samesite="lax")
+        response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH, secure=self._secure, httponly=True, samesite="lax")
 
 
 #: Seconds between a right password and the second-factor code it waits for.
@@ -102,7 +102,12 @@ class PendingLogins:
             payload = self._serializer.loads(token, max_age=PENDING_SECONDS)
         except (SignatureExpired, BadSignature, UnicodeError, ValueError):
             return None
-        if not (isinstance(payload, list) and len(payload) == 3 and type(payload[0]) is int
-                and type(payload[1]) is int and isinstance(payload[2], str)):
+        if not (
+            isinstance(payload, list)
+            and len(payload) == 3
+            and type(payload[0]) is int
+            and type(payload[1]) is int
+            and isinstance(payload[2], str)
+        ):
             return None
         return PendingLogin(payload[0], payload[1], payload[2])

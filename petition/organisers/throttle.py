@@ -132,8 +132,7 @@ async def reserve_attempt(db: Database, attempt: Attempt) -> Reservation:
     async with db.write():
         if attempt.device is not None:
             await _lock(db, ["account:" + attempt.account_key])
-            used = await db.fetch_val(_count(recent, c.account_key == attempt.account_key,
-                                             c.device == attempt.device))
+            used = await db.fetch_val(_count(recent, c.account_key == attempt.account_key, c.device == attempt.device))
             if int(used or 0) >= DEVICE_LIMIT:
                 return Reservation(None, Refusal.DEVICE)
         else:
@@ -149,9 +148,11 @@ async def reserve_attempt(db: Database, attempt: Attempt) -> Reservation:
                 if int(used or 0) >= IP_LIMIT:
                     return Reservation(None, Refusal.ADDRESS)
         await _prune(db, since)
-        row_id = await db.fetch_val(login_failures.insert().values(
-            account_key=attempt.account_key, ip=attempt.ip[:64], device=attempt.device,
-            created_at=now).returning(c.id))
+        row_id = await db.fetch_val(
+            login_failures.insert()
+            .values(account_key=attempt.account_key, ip=attempt.ip[:64], device=attempt.device, created_at=now)
+            .returning(c.id)
+        )
     return Reservation(int(row_id))
 
 
@@ -166,9 +167,11 @@ async def attempt_succeeded(db: Database, reservation: Reservation, attempt: Att
         if reservation.row_id is not None:
             await db.execute(login_failures.delete().where(c.id == reservation.row_id))
         if attempt.device is not None:
-            await db.execute(login_failures.delete().where(
-                c.account_key == attempt.account_key, c.device == attempt.device,
-                c.created_at > utcnow() - WINDOW))
+            await db.execute(
+                login_failures.delete().where(
+                    c.account_key == attempt.account_key, c.device == attempt.device, c.created_at > utcnow() - WINDOW
+                )
+            )
 
 
 async def alert_if_guessed(db: Database, *, mailer: Mailer, organiser: Row, attempt: Attempt) -> bool:
@@ -185,18 +188,30 @@ async def alert_if_guessed(db: Database, *, mailer: Mailer, organiser: Row, atte
     since = now - WINDOW
     c = login_failures.c
     async with db.write():
-        failures = int(await db.fetch_val(_count(c.created_at > since, c.account_key == attempt.account_key,
-                                                 c.device.is_(None))) or 0)
+        failures = int(
+            await db.fetch_val(_count(c.created_at > since, c.account_key == attempt.account_key, c.device.is_(None)))
+            or 0
+        )
         if failures < ACCOUNT_LIMIT:
             return False
         claimed = await db.fetch_one(
             organisers.update()
-            .where(organisers.c.id == organiser["id"], organisers.c.active == sa.true(),
-                   sa.or_(organisers.c.login_alert_at.is_(None), organisers.c.login_alert_at <= since))
-            .values(login_alert_at=now).returning(organisers.c.id))
+            .where(
+                organisers.c.id == organiser["id"],
+                organisers.c.active == sa.true(),
+                sa.or_(organisers.c.login_alert_at.is_(None), organisers.c.login_alert_at <= since),
+            )
+            .values(login_alert_at=now)
+            .returning(organisers.c.id)
+        )
         if claimed is None:
             return False
-        await mailer.queue(db, name=ALERT_EMAIL, to=organiser["email"], language=organiser["language"] or "en",
-                           context=login_alert_context(failures=failures, at=now))
+        await mailer.queue(
+            db,
+            name=ALERT_EMAIL,
+            to=organiser["email"],
+            language=organiser["language"] or "en",
+            context=login_alert_context(failures=failures, at=now),
+        )
     mailer.notify()
     return True

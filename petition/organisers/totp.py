@@ -87,7 +87,8 @@ def issuer(settings: Settings) -> str:
 
 def provisioning_uri(secret: str, *, email: str, settings: Settings) -> str:
     return pyotp.TOTP(secret, digits=DIGITS, interval=INTERVAL).provisioning_uri(
-        name=email, issuer_name=issuer(settings))
+        name=email, issuer_name=issuer(settings)
+    )
 
 
 def qr_data_uri(uri: str) -> str:
@@ -102,7 +103,7 @@ def qr_data_uri(uri: str) -> str:
 
 def grouped(value: str, size: int = 4) -> str:
     """ABCDEFGH… as ABCD EFGH …, for reading and typing."""
-    return " ".join(value[i:i + size] for i in range(0, len(value), size))
+    return " ".join(value[i : i + size] for i in range(0, len(value), size))
 
 
 def matching_step(secret: str, code: str, *, after: int | None, now: dt.datetime | None = None) -> int | None:
@@ -112,8 +113,7 @@ def matching_step(secret: str, code: str, *, after: int | None, now: dt.datetime
     found = None
     # Every step of the window is compared, so the time taken says nothing about which matched.
     for step in range(current - VALID_WINDOW, current + VALID_WINDOW + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code) and (after is None or step > after) \
-                and found is None:
+        if hmac.compare_digest(totp.generate_otp(step), code) and (after is None or step > after) and found is None:
             found = step
     return found
 
@@ -129,7 +129,7 @@ def new_recovery_codes() -> list[str]:
 
 
 def shown(code: str) -> str:
-    return "-".join(code[i:i + 4] for i in range(0, len(code), 4))
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
 
 
 def recovery_hash(organiser_id: int, code: str) -> str:
@@ -146,30 +146,42 @@ async def start_enrolment(db: Database, *, organiser_id: int) -> str:
         if row is not None and row["totp_pending_secret"]:
             return str(row["totp_pending_secret"])
         secret = new_secret()
-        await db.execute(organisers.update().where(organisers.c.id == organiser_id).values(
-            totp_pending_secret=secret))
+        await db.execute(organisers.update().where(organisers.c.id == organiser_id).values(totp_pending_secret=secret))
         return secret
 
 
-async def finish_enrolment(db: Database, *, organiser_id: int, secret: str, step: int,
-                           codes: list[str]) -> bool:
+async def finish_enrolment(db: Database, *, organiser_id: int, secret: str, step: int, codes: list[str]) -> bool:
     """Make the pending secret the organiser's, store the recovery codes' hashes and end the
     organiser's other sessions. False when it was not pending any more (another tab finished first)."""
     now = utcnow()
     async with db.write():
         done = await db.fetch_one(
             organisers.update()
-            .where(organisers.c.id == organiser_id, organisers.c.totp_pending_secret == secret,
-                   organisers.c.totp_enabled_at.is_(None))
-            .values(totp_secret=secret, totp_pending_secret=None, totp_enabled_at=now, totp_last_step=step,
-                    session_version=organisers.c.session_version + 1)
-            .returning(organisers.c.id))
+            .where(
+                organisers.c.id == organiser_id,
+                organisers.c.totp_pending_secret == secret,
+                organisers.c.totp_enabled_at.is_(None),
+            )
+            .values(
+                totp_secret=secret,
+                totp_pending_secret=None,
+                totp_enabled_at=now,
+                totp_last_step=step,
+                session_version=organisers.c.session_version + 1,
+            )
+            .returning(organisers.c.id)
+        )
         if done is None:
             return False
         await db.execute(recovery_codes.delete().where(recovery_codes.c.organiser_id == organiser_id))
-        await db.execute(recovery_codes.insert().values([
-            {"organiser_id": organiser_id, "code_hash": recovery_hash(organiser_id, code), "created_at": now}
-            for code in codes]))
+        await db.execute(
+            recovery_codes.insert().values(
+                [
+                    {"organiser_id": organiser_id, "code_hash": recovery_hash(organiser_id, code), "created_at": now}
+                    for code in codes
+                ]
+            )
+        )
     return True
 
 
@@ -184,9 +196,14 @@ async def use_totp_code(db: Database, *, organiser: Row, code: str) -> bool:
     async with db.write():
         used = await db.fetch_one(
             organisers.update()
-            .where(organisers.c.id == organiser["id"], organisers.c.totp_secret == organiser["totp_secret"],
-                   sa.or_(organisers.c.totp_last_step.is_(None), organisers.c.totp_last_step < step))
-            .values(totp_last_step=step).returning(organisers.c.id))
+            .where(
+                organisers.c.id == organiser["id"],
+                organisers.c.totp_secret == organiser["totp_secret"],
+                sa.or_(organisers.c.totp_last_step.is_(None), organisers.c.totp_last_step < step),
+            )
+            .values(totp_last_step=step)
+            .returning(organisers.c.id)
+        )
     return used is not None
 
 
@@ -196,9 +213,12 @@ async def use_recovery_code(db: Database, *, organiser_id: int, code: str) -> in
     async with db.write():
         spent = await db.fetch_one(
             recovery_codes.update()
-            .where(c.organiser_id == organiser_id, c.code_hash == recovery_hash(organiser_id, code),
-                   c.used_at.is_(None))
-            .values(used_at=utcnow()).returning(c.id))
+            .where(
+                c.organiser_id == organiser_id, c.code_hash == recovery_hash(organiser_id, code), c.used_at.is_(None)
+            )
+            .values(used_at=utcnow())
+            .returning(c.id)
+        )
         if spent is None:
             return None
         return await count_recovery_codes(db, organiser_id=organiser_id)
@@ -206,8 +226,14 @@ async def use_recovery_code(db: Database, *, organiser_id: int, code: str) -> in
 
 async def count_recovery_codes(db: Database, *, organiser_id: int) -> int:
     c = recovery_codes.c
-    return int(await db.fetch_val(sa.select(sa.func.count()).select_from(recovery_codes).where(
-        c.organiser_id == organiser_id, c.used_at.is_(None))) or 0)
+    return int(
+        await db.fetch_val(
+            sa.select(sa.func.count())
+            .select_from(recovery_codes)
+            .where(c.organiser_id == organiser_id, c.used_at.is_(None))
+        )
+        or 0
+    )
 
 
 async def reset_second_factor(db: Database, *, organiser_id: int) -> bool:
@@ -215,10 +241,14 @@ async def reset_second_factor(db: Database, *, organiser_id: int) -> bool:
     end; at the next login they enrol again if they must. True when it was on."""
     async with db.write():
         was_on = await db.fetch_one(
-            sa.select(organisers.c.id).where(organisers.c.id == organiser_id,
-                                             organisers.c.totp_enabled_at.is_not(None)))
-        values: dict[str, object] = {"totp_secret": None, "totp_pending_secret": None, "totp_enabled_at": None,
-                                     "totp_last_step": None}
+            sa.select(organisers.c.id).where(organisers.c.id == organiser_id, organisers.c.totp_enabled_at.is_not(None))
+        )
+        values: dict[str, object] = {
+            "totp_secret": None,
+            "totp_pending_secret": None,
+            "totp_enabled_at": None,
+            "totp_last_step": None,
+        }
         if was_on is not None:
             values["session_version"] = organisers.c.session_version + 1
         await db.execute(organisers.update().where(organisers.c.id == organiser_id).values(**values))

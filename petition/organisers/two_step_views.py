@@ -38,8 +38,11 @@ async def _enrolment_page(request: Request, *, error: str | None = None, status:
     me = organiser(request)
     context: dict[str, object] = {"required": second_factor_required(me, svc.settings), "error": error}
     if second_factor_on(me):
-        context.update(enabled=True, enabled_at=me["totp_enabled_at"],
-                       codes_left=await count_recovery_codes(svc.db, organiser_id=me["id"]))
+        context.update(
+            enabled=True,
+            enabled_at=me["totp_enabled_at"],
+            codes_left=await count_recovery_codes(svc.db, organiser_id=me["id"]),
+        )
     else:
         secret = await start_enrolment(svc.db, organiser_id=me["id"])
         uri = provisioning_uri(secret, email=me["email"], settings=svc.settings)
@@ -61,13 +64,15 @@ async def two_step_enrol(request: Request) -> Response:
     code = parse_code(form.get("code"))
     step = matching_step(secret, code.value, after=None) if code is not None and code.kind == "totp" else None
     if step is None:
-        return await _enrolment_page(request, status=400, error=_(
-            "This is not the code your app shows now. Check that its clock is right and try the next code."))
+        return await _enrolment_page(
+            request,
+            status=400,
+            error=_("This is not the code your app shows now. Check that its clock is right and try the next code."),
+        )
     codes = new_recovery_codes()
     if not await finish_enrolment(db, organiser_id=me["id"], secret=secret, step=step, codes=codes):
         return RedirectResponse(ENROL_PATH, status_code=303)
-    await record(db, organiser_id=me["id"], action=AuditAction.TOTP_ENROL, target_type="organiser",
-                 target_id=me["id"])
+    await record(db, organiser_id=me["id"], action=AuditAction.TOTP_ENROL, target_type="organiser", target_id=me["id"])
     request.state.must_enrol = False
     # Shown once, in the answer to this POST: the codes are stored only as hashes.
     response = render(request, "admin/two_step_codes.html", {"codes": [shown(c) for c in codes]}, private=True)
@@ -78,13 +83,26 @@ async def two_step_enrol(request: Request) -> Response:
 
 async def two_step_overview(request: Request) -> Response:
     rows = await list_organisers(services(request).db)
-    return render(request, "admin/two_step_organisers.html", {
-        "organisers": [{"id": r["id"], "email": r["email"], "role": r["role"], "active": r["active"],
-                        "on": second_factor_on(r), "required": second_factor_required(r, services(request).settings)}
-                       for r in rows],
-        "me": organiser(request),
-        "done": request.query_params.get("done") == "reset",
-    }, private=True)
+    return render(
+        request,
+        "admin/two_step_organisers.html",
+        {
+            "organisers": [
+                {
+                    "id": r["id"],
+                    "email": r["email"],
+                    "role": r["role"],
+                    "active": r["active"],
+                    "on": second_factor_on(r),
+                    "required": second_factor_required(r, services(request).settings),
+                }
+                for r in rows
+            ],
+            "me": organiser(request),
+            "done": request.query_params.get("done") == "reset",
+        },
+        private=True,
+    )
 
 
 async def two_step_reset(request: Request) -> Response:
@@ -96,8 +114,9 @@ async def two_step_reset(request: Request) -> Response:
         raise HTTPException(404, "no such organiser")
     response = RedirectResponse(OVERVIEW_PATH + "?done=reset", status_code=303)
     if await reset_second_factor(db, organiser_id=target["id"]):
-        await record(db, organiser_id=me["id"], action=AuditAction.TOTP_RESET, target_type="organiser",
-                     target_id=target["id"])
+        await record(
+            db, organiser_id=me["id"], action=AuditAction.TOTP_RESET, target_type="organiser", target_id=target["id"]
+        )
         if target["id"] == me["id"]:
             # The reset ended every session of the target: here, the admin's own carries on.
             sessions(request).set(response, organiser_id=me["id"], version=me["session_version"] + 1)
@@ -106,10 +125,8 @@ async def two_step_reset(request: Request) -> Response:
 
 def routes(moderator: Role, admin: Role) -> list[Route]:
     return [
-        admin_route("/account/two-step", two_step_page, role=moderator, name="admin_two_step",
-                    during_enrolment=True),
+        admin_route("/account/two-step", two_step_page, role=moderator, name="admin_two_step", during_enrolment=True),
         admin_route("/account/two-step", two_step_enrol, role=moderator, methods=["POST"], during_enrolment=True),
         admin_route("/organisers/two-step", two_step_overview, role=admin, name="admin_two_step_organisers"),
-        admin_route("/organisers/{organiser_id:int}/two-step/reset", two_step_reset, role=admin,
-                    methods=["POST"]),
+        admin_route("/organisers/{organiser_id:int}/two-step/reset", two_step_reset, role=admin, methods=["POST"]),
     ]

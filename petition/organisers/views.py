@@ -66,8 +66,7 @@ async def logout(request: Request) -> Response:
     db = services(request).db
     # Stateless cookies: ending the session means making every cookie of this organiser stale.
     await end_sessions(db, organiser_id=me["id"])
-    await record(db, organiser_id=me["id"], action=AuditAction.LOGOUT, target_type="organiser",
-                 target_id=me["id"])
+    await record(db, organiser_id=me["id"], action=AuditAction.LOGOUT, target_type="organiser", target_id=me["id"])
     response = RedirectResponse("/admin/login", status_code=303)
     sessions(request).clear(response)
     return response
@@ -82,17 +81,22 @@ async def dashboard(request: Request) -> Response:
     titles = await current_titles(db, language=get_language())
     states = await counts_by_appeal_and_state(db)
     listed = {appeal["id"]: await count_listed(db, appeal=appeal) for appeal in appeals}
-    return render(request, "admin/dashboard.html", {
-        "appeals": appeals,
-        "titles": titles,
-        "states": states,
-        "state_names": [state.value for state in EndorsementState],
-        "listed": listed,
-        "waiting": await count_waiting(db),
-        # The audit log is the admins' (its page needs the admin role): moderators see none of it.
-        "recent": await list_audit(db, page_size=10) if has_role(organiser(request)["role"], Role.ADMIN) else None,
-        "outbox": await outbox_health(db),
-    }, private=True)
+    return render(
+        request,
+        "admin/dashboard.html",
+        {
+            "appeals": appeals,
+            "titles": titles,
+            "states": states,
+            "state_names": [state.value for state in EndorsementState],
+            "listed": listed,
+            "waiting": await count_waiting(db),
+            # The audit log is the admins' (its page needs the admin role): moderators see none of it.
+            "recent": await list_audit(db, page_size=10) if has_role(organiser(request)["role"], Role.ADMIN) else None,
+            "outbox": await outbox_health(db),
+        },
+        private=True,
+    )
 
 
 AUDIT_PAGE_SIZE = 50
@@ -106,10 +110,19 @@ async def audit_page(request: Request) -> Response:
     page = page_number(request.query_params)
     total = await count_audit(db, action=action)
     rows = await list_audit(db, action=action, page=page, page_size=AUDIT_PAGE_SIZE)
-    return render(request, "admin/audit.html", {
-        "rows": rows, "actions": [a.value for a in AuditAction], "action": action or "", "page": page,
-        "pages": max(1, -(-total // AUDIT_PAGE_SIZE)), "total": total,
-    }, private=True)
+    return render(
+        request,
+        "admin/audit.html",
+        {
+            "rows": rows,
+            "actions": [a.value for a in AuditAction],
+            "action": action or "",
+            "page": page,
+            "pages": max(1, -(-total // AUDIT_PAGE_SIZE)),
+            "total": total,
+        },
+        private=True,
+    )
 
 
 # --- organisers ----------------------------------------------------------------------------------------
@@ -127,16 +140,23 @@ def organiser_notices() -> dict[str, str]:
     }
 
 
-async def _organisers_page(request: Request, *, values: dict[str, str] | None = None,
-                           errors: dict[str, str] | None = None, status: int = 200) -> Response:
-    return render(request, "admin/organisers.html", {
-        "organisers": await list_organisers(services(request).db),
-        "roles": [r.value for r in Role],
-        "values": values or {"role": Role.MODERATOR.value},
-        "errors": errors or {},
-        "notice": _notice(request, organiser_notices()),
-        "me": organiser(request),
-    }, status=status, private=True)
+async def _organisers_page(
+    request: Request, *, values: dict[str, str] | None = None, errors: dict[str, str] | None = None, status: int = 200
+) -> Response:
+    return render(
+        request,
+        "admin/organisers.html",
+        {
+            "organisers": await list_organisers(services(request).db),
+            "roles": [r.value for r in Role],
+            "values": values or {"role": Role.MODERATOR.value},
+            "errors": errors or {},
+            "notice": _notice(request, organiser_notices()),
+            "me": organiser(request),
+        },
+        status=status,
+        private=True,
+    )
 
 
 async def organisers_page(request: Request) -> Response:
@@ -164,13 +184,20 @@ async def organiser_create(request: Request) -> Response:
         errors["password_confirm"] = _("The two passwords are not the same.")
     if not errors:
         try:
-            new_id = await create_organiser(db, email=email, password_hash=await hash_password_async(password),
-                                            role=Role(values["role"]))
+            new_id = await create_organiser(
+                db, email=email, password_hash=await hash_password_async(password), role=Role(values["role"])
+            )
         except OrganiserExists:
             errors["email"] = _("An organiser with this email address exists already.")
         else:
-            await record(db, organiser_id=organiser(request)["id"], action=AuditAction.ORGANISER_CREATE,
-                         target_type="organiser", target_id=new_id, detail=f"role={values['role']}")
+            await record(
+                db,
+                organiser_id=organiser(request)["id"],
+                action=AuditAction.ORGANISER_CREATE,
+                target_type="organiser",
+                target_id=new_id,
+                detail=f"role={values['role']}",
+            )
             return RedirectResponse("/admin/organisers?done=created", status_code=303)
     return await _organisers_page(request, values=values, errors=errors, status=400)
 
@@ -189,15 +216,20 @@ async def organiser_role(request: Request) -> Response:
     role = text(form, "role", 20)
     if role not in set(Role):
         return await _organisers_page(request, errors={"list": _("Please choose a role.")}, status=400)
-    if target["role"] == Role.ADMIN and role != Role.ADMIN and target["active"] \
-            and await count_active_admins(db) <= 1:
-        return await _organisers_page(request, status=400, errors={
-            "list": _("The last administrator cannot be made a moderator.")})
+    if target["role"] == Role.ADMIN and role != Role.ADMIN and target["active"] and await count_active_admins(db) <= 1:
+        return await _organisers_page(
+            request, status=400, errors={"list": _("The last administrator cannot be made a moderator.")}
+        )
     if role != target["role"]:
         await set_role(db, organiser_id=int(str(target["id"])), role=Role(role))
-        await record(db, organiser_id=organiser(request)["id"], action=AuditAction.ORGANISER_ROLE,
-                     target_type="organiser", target_id=int(str(target["id"])),
-                     detail=f"{target['role']} -> {role}")
+        await record(
+            db,
+            organiser_id=organiser(request)["id"],
+            action=AuditAction.ORGANISER_ROLE,
+            target_type="organiser",
+            target_id=int(str(target["id"])),
+            detail=f"{target['role']} -> {role}",
+        )
     return RedirectResponse("/admin/organisers?done=role", status_code=303)
 
 
@@ -209,15 +241,22 @@ async def organiser_active(request: Request) -> Response:
     me = organiser(request)
     target_id = int(str(target["id"]))
     if not active and target_id == me["id"]:
-        return await _organisers_page(request, status=400, errors={
-            "list": _("You cannot deactivate your own account.")})
+        return await _organisers_page(
+            request, status=400, errors={"list": _("You cannot deactivate your own account.")}
+        )
     if not active and target["role"] == Role.ADMIN and target["active"] and await count_active_admins(db) <= 1:
-        return await _organisers_page(request, status=400, errors={
-            "list": _("The last administrator cannot be deactivated.")})
+        return await _organisers_page(
+            request, status=400, errors={"list": _("The last administrator cannot be deactivated.")}
+        )
     if active != bool(target["active"]):
         await set_active(db, organiser_id=target_id, active=active)
-        await record(db, organiser_id=me["id"], target_type="organiser", target_id=target_id,
-                     action=AuditAction.ORGANISER_ACTIVATE if active else AuditAction.ORGANISER_DEACTIVATE)
+        await record(
+            db,
+            organiser_id=me["id"],
+            target_type="organiser",
+            target_id=target_id,
+            action=AuditAction.ORGANISER_ACTIVATE if active else AuditAction.ORGANISER_DEACTIVATE,
+        )
     return RedirectResponse("/admin/organisers?done=active", status_code=303)
 
 
@@ -225,8 +264,9 @@ async def organiser_active(request: Request) -> Response:
 
 
 async def password_page(request: Request) -> Response:
-    return render(request, "admin/password.html", {"errors": {}, "done": request.query_params.get("done") == "1"},
-                  private=True)
+    return render(
+        request, "admin/password.html", {"errors": {}, "done": request.query_params.get("done") == "1"}, private=True
+    )
 
 
 async def password_change(request: Request) -> Response:
@@ -244,11 +284,11 @@ async def password_change(request: Request) -> Response:
     if "new_password" not in errors and new != _password(form, "new_password_confirm"):
         errors["new_password_confirm"] = _("The two passwords are not the same.")
     if errors:
-        return render(request, "admin/password.html", {"errors": errors, "done": False}, status=400,
-                      private=True)
+        return render(request, "admin/password.html", {"errors": errors, "done": False}, status=400, private=True)
     await set_password(db, organiser_id=me["id"], password_hash=await hash_password_async(new))
-    await record(db, organiser_id=me["id"], action=AuditAction.ORGANISER_PASSWORD, target_type="organiser",
-                 target_id=me["id"])
+    await record(
+        db, organiser_id=me["id"], action=AuditAction.ORGANISER_PASSWORD, target_type="organiser", target_id=me["id"]
+    )
     # Every other session ended with the old version; this one carries on with the new.
     response = RedirectResponse("/admin/account/password?done=1", status_code=303)
     sessions(request).set(response, organiser_id=me["id"], version=me["session_version"] + 1)

@@ -32,8 +32,9 @@ def signed_link(purpose: Purpose, path: str, *, nonce: str) -> dict[str, str]:
     return {"sign": purpose.value, "path": path, "nonce": nonce}
 
 
-def resolve_links(context: dict[str, Any], *, settings: Settings, tokens: Tokens,
-                  endorsement_id: int | None) -> dict[str, Any]:
+def resolve_links(
+    context: dict[str, Any], *, settings: Settings, tokens: Tokens, endorsement_id: int | None
+) -> dict[str, Any]:
     """The context with each `signed_link` turned into its URL under BASE_URL."""
     resolved = dict(context)
     for name, value in context.items():
@@ -77,8 +78,15 @@ def new_message_id(settings: Settings) -> str:
     return f"<{uuid.uuid4().hex}@{domain}>"
 
 
-def outbox_values(settings: Settings, *, name: str, to: str, language: str, context: dict[str, object],
-                  endorsement_id: int | None = None) -> dict[str, object]:
+def outbox_values(
+    settings: Settings,
+    *,
+    name: str,
+    to: str,
+    language: str,
+    context: dict[str, object],
+    endorsement_id: int | None = None,
+) -> dict[str, object]:
     """The outbox row of one email: what it says (the values its kind's builder made, see
     petition.outbox.kinds), to be rendered by the worker that sends it."""
     check_kind(name)
@@ -107,8 +115,9 @@ async def enqueue_email(
     endorsement_id: int | None = None,
 ) -> int:
     """Queue one email. Call inside the `db.write()` that makes the change causing it."""
-    values = outbox_values(settings, name=name, to=to, language=language, context=context,
-                           endorsement_id=endorsement_id)
+    values = outbox_values(
+        settings, name=name, to=to, language=language, context=context, endorsement_id=endorsement_id
+    )
     return int(await db.execute(outbox.insert().values(**values)))
 
 
@@ -143,9 +152,13 @@ def header_addresses(value: str) -> str | tuple[Address, ...]:
         if not addresses or not all(a.username and a.domain for a in addresses):
             return value
         return tuple(
-            Address(display_name=a.display_name, username=a.username,
-                    domain=ascii_domain(a.domain) if a.username.isascii() else a.domain)
-            for a in addresses)
+            Address(
+                display_name=a.display_name,
+                username=a.username,
+                domain=ascii_domain(a.domain) if a.username.isascii() else a.domain,
+            )
+            for a in addresses
+        )
     except (ValueError, IndexError, MessageError):  # UnicodeError is a ValueError; IndexError: email's parser
         return value
 
@@ -153,8 +166,9 @@ def header_addresses(value: str) -> str | tuple[Address, ...]:
 def build_message(row: Row, settings: Settings, env: jinja2.Environment, tokens: Tokens) -> EmailMessage:
     """The email of an outbox row, rendered from its templates in the row's language."""
     if row["context"] is not None:
-        context = resolve_links(json.loads(row["context"]), settings=settings, tokens=tokens,
-                                endorsement_id=row["endorsement_id"])
+        context = resolve_links(
+            json.loads(row["context"]), settings=settings, tokens=tokens, endorsement_id=row["endorsement_id"]
+        )
         subject, text, html = render_email(env, row["kind"], row["language"], context)
     else:  # queued before emails were rendered by the worker
         subject, text, html = row["subject"], row["body_text"], row["body_html"]
@@ -182,11 +196,25 @@ class Mailer:
     def on_queued(self, callback: object) -> None:
         self._listeners.append(callback)
 
-    async def queue(self, db: Database, *, name: str, to: str, language: str,
-                    context: dict[str, object], endorsement_id: int | None = None) -> int:
-        outbox_id = await enqueue_email(db, settings=self.settings, name=name, to=to,
-                                        language=language, context=context,
-                                        endorsement_id=endorsement_id)
+    async def queue(
+        self,
+        db: Database,
+        *,
+        name: str,
+        to: str,
+        language: str,
+        context: dict[str, object],
+        endorsement_id: int | None = None,
+    ) -> int:
+        outbox_id = await enqueue_email(
+            db,
+            settings=self.settings,
+            name=name,
+            to=to,
+            language=language,
+            context=context,
+            endorsement_id=endorsement_id,
+        )
         return outbox_id
 
     def notify(self) -> None:

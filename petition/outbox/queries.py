@@ -63,8 +63,7 @@ async def claim_due(db: Database, *, worker_id: str, limit: int, lease_seconds: 
     statement = (
         outbox.update()
         .where(claimed, due)
-        .values(state=Q.SENDING.value, claimed_at=now, claimed_by=worker_id,
-                attempts=outbox.c.attempts + 1)
+        .values(state=Q.SENDING.value, claimed_at=now, claimed_by=worker_id, attempts=outbox.c.attempts + 1)
         .returning(*outbox.c)
     )
     async with db.write():
@@ -77,8 +76,16 @@ async def mark_sent(db: Database, *, outbox_id: int, worker_id: str, subject: st
             outbox.update()
             .where(outbox.c.id == outbox_id, outbox.c.claimed_by == worker_id)
             # What the email said holds signed links: keep no copy once delivered, but its subject.
-            .values(state=Q.SENT.value, sent_at=utcnow(), subject=subject[:300], context=None, body_text="",
-                    body_html="", last_error=None, claimed_at=None)
+            .values(
+                state=Q.SENT.value,
+                sent_at=utcnow(),
+                subject=subject[:300],
+                context=None,
+                body_text="",
+                body_html="",
+                last_error=None,
+                claimed_at=None,
+            )
         )
 
 
@@ -86,41 +93,50 @@ def _subject(subject: str | None) -> dict[str, str]:
     return {} if subject is None else {"subject": subject[:300]}
 
 
-async def mark_retry(db: Database, *, outbox_id: int, worker_id: str, delay: float, error: str,
-                     subject: str | None = None) -> None:
+async def mark_retry(
+    db: Database, *, outbox_id: int, worker_id: str, delay: float, error: str, subject: str | None = None
+) -> None:
     async with db.write():
         await db.execute(
             outbox.update()
             .where(outbox.c.id == outbox_id, outbox.c.claimed_by == worker_id)
-            .values(state=Q.QUEUED.value, claimed_at=None, claimed_by=None, last_error=error[:500],
-                    next_attempt_at=utcnow() + dt.timedelta(seconds=delay), **_subject(subject))
+            .values(
+                state=Q.QUEUED.value,
+                claimed_at=None,
+                claimed_by=None,
+                last_error=error[:500],
+                next_attempt_at=utcnow() + dt.timedelta(seconds=delay),
+                **_subject(subject),
+            )
         )
 
 
-async def mark_failed(db: Database, *, outbox_id: int, worker_id: str, error: str,
-                      subject: str | None = None) -> None:
+async def mark_failed(db: Database, *, outbox_id: int, worker_id: str, error: str, subject: str | None = None) -> None:
     async with db.write():
         await db.execute(
             outbox.update()
             .where(outbox.c.id == outbox_id, outbox.c.claimed_by == worker_id)
             # Never to be sent: keep nothing that holds a signed link.
-            .values(state=Q.FAILED.value, claimed_at=None, last_error=error[:500], context=None, body_text="",
-                    body_html="", **_subject(subject))
+            .values(
+                state=Q.FAILED.value,
+                claimed_at=None,
+                last_error=error[:500],
+                context=None,
+                body_text="",
+                body_html="",
+                **_subject(subject),
+            )
         )
 
 
 async def uncount_attempt(db: Database, *, outbox_id: int) -> None:
     """The relay never answered: this try does not count towards the limit."""
     async with db.write():
-        await db.execute(
-            outbox.update().where(outbox.c.id == outbox_id).values(attempts=outbox.c.attempts - 1)
-        )
+        await db.execute(outbox.update().where(outbox.c.id == outbox_id).values(attempts=outbox.c.attempts - 1))
 
 
 async def outbox_health(db: Database) -> dict[str, int]:
-    rows = await db.fetch_all(
-        sa.select(outbox.c.state, sa.func.count().label("n")).group_by(outbox.c.state)
-    )
+    rows = await db.fetch_all(sa.select(outbox.c.state, sa.func.count().label("n")).group_by(outbox.c.state))
     counts = {state.value: 0 for state in OutboxState}
     counts.update({row["state"]: int(row["n"]) for row in rows})
     return counts

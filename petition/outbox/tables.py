@@ -8,8 +8,7 @@ outbox = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("kind", sa.String(40), nullable=False),
-    sa.Column("endorsement_id", sa.Integer, sa.ForeignKey("endorsements.id", ondelete="SET NULL"),
-              nullable=True),
+    sa.Column("endorsement_id", sa.Integer, sa.ForeignKey("endorsements.id", ondelete="SET NULL"), nullable=True),
     sa.Column("to_addr", sa.String(254), nullable=False),
     # What the email says (JSON: the template's values), rendered by the worker that sends it,
     # so a request never pays for rendering templates; its links are signed then too (see

@@ -58,8 +58,9 @@ def envelope(message: EmailMessage) -> tuple[str | None, list[str]]:
 
     sender_header = message["Sender"] or message["From"]
     senders = [spec(a) for a in sender_header.addresses] if sender_header is not None else []
-    recipients = [spec(a) for name in ("To", "Cc", "Bcc") for header in message.get_all(name, [])
-                  for a in header.addresses]
+    recipients = [
+        spec(a) for name in ("To", "Cc", "Bcc") for header in message.get_all(name, []) for a in header.addresses
+    ]
     return (senders[0] if senders else None), recipients
 
 

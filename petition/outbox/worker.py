@@ -42,7 +42,9 @@ class OutboxWorker(PollingWorker):
     async def run_once(self) -> int:
         """Send what is due now; returns how many emails were handled."""
         rows = await queries.claim_due(
-            self.db, worker_id=self.worker_id, limit=self.batch,
+            self.db,
+            worker_id=self.worker_id,
+            limit=self.batch,
             lease_seconds=self.settings.outbox_lease_seconds,
         )
         for row in rows:
@@ -73,8 +75,9 @@ class OutboxWorker(PollingWorker):
             await self._send(message, row)
         except PermanentFailure as exc:
             log.warning("outbox %s (%s) failed permanently: %s", row["id"], row["kind"], exc)
-            await queries.mark_failed(self.db, outbox_id=row["id"], worker_id=self.worker_id, error=str(exc),
-                                      subject=subject)
+            await queries.mark_failed(
+                self.db, outbox_id=row["id"], worker_id=self.worker_id, error=str(exc), subject=subject
+            )
         except TemporaryFailure as exc:
             attempts = row["attempts"]
             if not exc.counts:
@@ -82,8 +85,9 @@ class OutboxWorker(PollingWorker):
                 attempts -= 1
             if exc.counts and attempts >= self.settings.outbox_max_attempts:
                 log.warning("outbox %s (%s) gave up after %d attempts: %s", row["id"], row["kind"], attempts, exc)
-                await queries.mark_failed(self.db, outbox_id=row["id"], worker_id=self.worker_id, error=str(exc),
-                                          subject=subject)
+                await queries.mark_failed(
+                    self.db, outbox_id=row["id"], worker_id=self.worker_id, error=str(exc), subject=subject
+                )
                 return
             cap = self.settings.outbox_max_backoff
             if exc.counts:
@@ -91,8 +95,9 @@ class OutboxWorker(PollingWorker):
             else:
                 delay = queries.outage_backoff_seconds(row["created_at"], cap)
             log.info("outbox %s (%s) will be retried in %.0f s: %s", row["id"], row["kind"], delay, exc)
-            await queries.mark_retry(self.db, outbox_id=row["id"], worker_id=self.worker_id, delay=delay,
-                                     error=str(exc), subject=subject)
+            await queries.mark_retry(
+                self.db, outbox_id=row["id"], worker_id=self.worker_id, delay=delay, error=str(exc), subject=subject
+            )
         else:
             assert subject is not None
             await queries.mark_sent(self.db, outbox_id=row["id"], worker_id=self.worker_id, subject=subject)

@@ -31,8 +31,13 @@ class Housekeeper:
                 log.exception("purge failed; retrying later")
             else:
                 if result.endorsements or result.withdrawn or result.submissions or result.emails:
-                    log.info("purged %d unconfirmed and %d withdrawn endorsement(s), %d unconfirmed later "
-                             "submission(s) and %d email(s)", result.endorsements, result.withdrawn,
-                             result.submissions, result.emails)
+                    log.info(
+                        "purged %d unconfirmed and %d withdrawn endorsement(s), %d unconfirmed later "
+                        "submission(s) and %d email(s)",
+                        result.endorsements,
+                        result.withdrawn,
+                        result.submissions,
+                        result.emails,
+                    )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.settings.purge_interval)

@@ -34,8 +34,10 @@ e = endorsements
 
 async def endorsement_for_token(db: Database, *, endorsement_id: int, nonce: str) -> Row | None:
     return await db.fetch_one(
-        sa.select(e, appeals.c.slug).join(appeals, appeals.c.id == e.c.appeal_id)
-        .where(e.c.id == endorsement_id, e.c.token_nonce == nonce))
+        sa.select(e, appeals.c.slug)
+        .join(appeals, appeals.c.id == e.c.appeal_id)
+        .where(e.c.id == endorsement_id, e.c.token_nonce == nonce)
+    )
 
 
 async def request_data_copy(db: Database, *, mailer: Mailer, email_canonical: str, language: str) -> bool:
@@ -46,14 +48,18 @@ async def request_data_copy(db: Database, *, mailer: Mailer, email_canonical: st
     older canonical form (IDNA 2003 made "straße.de" "strasse.de") belongs to another one.
     """
     async with db.write():
-        candidates = await db.fetch_all(
-            e.select().where(e.c.email_canonical == email_canonical).order_by(e.c.id))
+        candidates = await db.fetch_all(e.select().where(e.c.email_canonical == email_canonical).order_by(e.c.id))
         row = next((r for r in candidates if canonical_email(r["contact_email"]) == email_canonical), None)
         if row is None:
             return False
-        await mailer.queue(db, name="data_request", to=row["contact_email"], language=language,
-                           endorsement_id=row["id"],
-                           context=data_copy_context(mailer=mailer, nonce=row["token_nonce"], language=language))
+        await mailer.queue(
+            db,
+            name="data_request",
+            to=row["contact_email"],
+            language=language,
+            endorsement_id=row["id"],
+            context=data_copy_context(mailer=mailer, nonce=row["token_nonce"], language=language),
+        )
     mailer.notify()
     return True
 
@@ -73,8 +79,9 @@ def _value(value: Any) -> Any:
 _NOT_EXPORTED = {"token_nonce"}
 
 
-async def export_data(db: Database, *, env: jinja2.Environment, endorsement_id: int,
-                      nonce: str) -> dict[str, Any] | None:
+async def export_data(
+    db: Database, *, env: jinja2.Environment, endorsement_id: int, nonce: str
+) -> dict[str, Any] | None:
     """Everything stored about the endorsements made with this record's mailbox, and nothing else.
 
     The mailbox is the one the link was sent to: this record's stored address. Rows are found
@@ -88,49 +95,86 @@ async def export_data(db: Database, *, env: jinja2.Environment, endorsement_id: 
         return None
     mailbox = canonical_email(row["contact_email"])
     found = await db.fetch_all(
-        sa.select(e, appeals.c.slug.label("appeal_slug")).join(appeals, appeals.c.id == e.c.appeal_id)
-        .where(e.c.email_canonical.in_([row["email_canonical"], mailbox])).order_by(e.c.id))
+        sa.select(e, appeals.c.slug.label("appeal_slug"))
+        .join(appeals, appeals.c.id == e.c.appeal_id)
+        .where(e.c.email_canonical.in_([row["email_canonical"], mailbox]))
+        .order_by(e.c.id)
+    )
     rows = [r for r in found if canonical_email(r["contact_email"]) == mailbox]
     ids = [r["id"] for r in rows]
     emails = await db.fetch_all(
-        sa.select(outbox.c.endorsement_id, outbox.c.kind, outbox.c.to_addr, outbox.c.subject,
-                  outbox.c.context, outbox.c.language, outbox.c.state, outbox.c.attempts,
-                  outbox.c.created_at, outbox.c.sent_at)
-        .where(outbox.c.endorsement_id.in_(ids)).order_by(outbox.c.id))
+        sa.select(
+            outbox.c.endorsement_id,
+            outbox.c.kind,
+            outbox.c.to_addr,
+            outbox.c.subject,
+            outbox.c.context,
+            outbox.c.language,
+            outbox.c.state,
+            outbox.c.attempts,
+            outbox.c.created_at,
+            outbox.c.sent_at,
+        )
+        .where(outbox.c.endorsement_id.in_(ids))
+        .order_by(outbox.c.id)
+    )
     events = await db.fetch_all(
         sa.select(audit_log.c.target_id, audit_log.c.action, audit_log.c.created_at)
         .where(audit_log.c.target_type == "endorsement", audit_log.c.target_id.in_(ids))
-        .order_by(audit_log.c.id))
+        .order_by(audit_log.c.id)
+    )
     # Later submissions made with this mailbox that wait, unconfirmed, beside its records.
     waiting = await db.fetch_all(
-        sa.select(endorsement_versions.c.endorsement_id, endorsement_versions.c.data,
-                  endorsement_versions.c.hold_reason, endorsement_versions.c.created_at)
-        .where(endorsement_versions.c.endorsement_id.in_(ids)).order_by(endorsement_versions.c.id))
+        sa.select(
+            endorsement_versions.c.endorsement_id,
+            endorsement_versions.c.data,
+            endorsement_versions.c.hold_reason,
+            endorsement_versions.c.created_at,
+        )
+        .where(endorsement_versions.c.endorsement_id.in_(ids))
+        .order_by(endorsement_versions.c.id)
+    )
     items = []
     for r in rows:
         record = {name: _value(r[name]) for name in r.keys() if name not in _NOT_EXPORTED}
         record["state_history"] = [
             {"state": state, "at": _value(r[column])}
-            for state, column in (("submitted", "created_at"), ("confirmed", "confirmed_at"),
-                                  ("moderated", "moderated_at"), ("listed", "listed_at"),
-                                  ("withdrawn", "withdrawn_at"))
+            for state, column in (
+                ("submitted", "created_at"),
+                ("confirmed", "confirmed_at"),
+                ("moderated", "moderated_at"),
+                ("listed", "listed_at"),
+                ("withdrawn", "withdrawn_at"),
+            )
             if r[column] is not None
         ]
         # Not what a queued email says in full: that holds its signed link, the subject tells it.
-        record["emails"] = [{**{k: _value(m[k]) for k in m.keys() if k not in ("endorsement_id", "context")},
-                             "subject": queued_subject(env, m)}
-                            for m in emails if m["endorsement_id"] == r["id"]]
+        record["emails"] = [
+            {
+                **{k: _value(m[k]) for k in m.keys() if k not in ("endorsement_id", "context")},
+                "subject": queued_subject(env, m),
+            }
+            for m in emails
+            if m["endorsement_id"] == r["id"]
+        ]
         # Only since the record was made: on SQLite a purged record's number can come back as a
         # new record's, and the audit rows of the one gone are not this one's.
-        record["events"] = [{"action": ev["action"], "at": _value(ev["created_at"])}
-                            for ev in events if ev["target_id"] == r["id"]
-                            and _utc(ev["created_at"]) >= _utc(r["created_at"])]
+        record["events"] = [
+            {"action": ev["action"], "at": _value(ev["created_at"])}
+            for ev in events
+            if ev["target_id"] == r["id"] and _utc(ev["created_at"]) >= _utc(r["created_at"])
+        ]
         record["waiting_submissions"] = [
             {"submitted_at": _value(w["created_at"]), "hold_reason": w["hold_reason"], **json.loads(w["data"])}
-            for w in waiting if w["endorsement_id"] == r["id"]]
+            for w in waiting
+            if w["endorsement_id"] == r["id"]
+        ]
         items.append(record)
-    return {"generated_at": _value(utcnow()), "endorsements": items,
-            "note": "Rate-limit counters hold only keyed hashes of addresses and are kept at most one day."}
+    return {
+        "generated_at": _value(utcnow()),
+        "endorsements": items,
+        "note": "Rate-limit counters hold only keyed hashes of addresses and are kept at most one day.",
+    }
 
 
 @dataclass(frozen=True)
@@ -151,23 +195,29 @@ async def purge_unconfirmed(db: Database, *, retention_days: int, now: dt.dateti
     v = endorsement_versions
     async with db.write():
         # Withdrawn before withdrawals blanked anything: make the privacy page true for them too.
-        await db.execute(e.update().where(e.c.state == S.WITHDRAWN.value, _holds_withdrawn_details())
-                         .values(**BLANKED_ON_WITHDRAWAL))
+        await db.execute(
+            e.update().where(e.c.state == S.WITHDRAWN.value, _holds_withdrawn_details()).values(**BLANKED_ON_WITHDRAWAL)
+        )
         old_submissions = v.c.created_at < cutoff
-        submissions = int(await db.fetch_val(
-            sa.select(sa.func.count()).select_from(v).where(old_submissions)) or 0)
+        submissions = int(await db.fetch_val(sa.select(sa.func.count()).select_from(v).where(old_submissions)) or 0)
         if submissions:
             await db.execute(v.delete().where(old_submissions))
         purged = await purge_stale(db, cutoff=cutoff)
         # Delivered or given-up emails keep an address: no longer needed after the same time.
-        done = sa.and_(outbox.c.state.in_((OutboxState.SENT.value, OutboxState.FAILED.value)),
-                       outbox.c.created_at < cutoff)
+        done = sa.and_(
+            outbox.c.state.in_((OutboxState.SENT.value, OutboxState.FAILED.value)), outbox.c.created_at < cutoff
+        )
         old = int(await db.fetch_val(sa.select(sa.func.count()).select_from(outbox).where(done)) or 0)
         if old:
             await db.execute(outbox.delete().where(done))
     pruned = await prune_rate_events(db)
-    return PurgeResult(endorsements=purged.unconfirmed, emails=purged.emails + old, rate_events=pruned,
-                       withdrawn=purged.withdrawn, submissions=submissions)
+    return PurgeResult(
+        endorsements=purged.unconfirmed,
+        emails=purged.emails + old,
+        rate_events=pruned,
+        withdrawn=purged.withdrawn,
+        submissions=submissions,
+    )
 
 
 def _holds_withdrawn_details() -> sa.ColumnElement[bool]:

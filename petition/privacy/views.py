@@ -25,11 +25,15 @@ S = EndorsementState
 
 async def privacy_page(request: Request) -> Response:
     settings = services(request).settings
-    return render(request, "privacy/privacy.html", {
-        "retention_days": settings.unconfirmed_retention_days,
-        "valid_days": max(1, settings.confirm_max_age // 86400),
-        "consent_version": CONSENT_VERSION,
-    })
+    return render(
+        request,
+        "privacy/privacy.html",
+        {
+            "retention_days": settings.unconfirmed_retention_days,
+            "valid_days": max(1, settings.confirm_max_age // 86400),
+            "consent_version": CONSENT_VERSION,
+        },
+    )
 
 
 def _withdraw_claims(request: Request, token: str) -> TokenClaims | Response:
@@ -45,16 +49,16 @@ async def withdraw_page(request: Request) -> Response:
     claims = _withdraw_claims(request, token)
     if isinstance(claims, Response):
         return claims
-    row = await endorsement_for_token(services(request).db, endorsement_id=claims.endorsement_id,
-                                      nonce=claims.nonce)
+    row = await endorsement_for_token(services(request).db, endorsement_id=claims.endorsement_id, nonce=claims.nonce)
     if row is None:
         return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
     context = {"endorsement": row, "token": token}
     if row["state"] == S.WITHDRAWN:
         return render(request, "privacy/withdrawn.html", context, token_page=True)
     if not may(Event.WITHDRAW, row["state"]):
-        return render(request, "confirmation/gone.html", {**context, "appeal": {"slug": row["slug"]}},
-                      status=410, token_page=True)
+        return render(
+            request, "confirmation/gone.html", {**context, "appeal": {"slug": row["slug"]}}, status=410, token_page=True
+        )
     return render(request, "privacy/withdraw.html", context, token_page=True)
 
 
@@ -84,16 +88,21 @@ async def data_request(request: Request) -> Response:
     except EmailNotValidError:
         checked = None
     if checked is None:
-        return render(request, "privacy/data_request.html", {
-            "values": {"contact_email": value[:254]},
-            "errors": {"contact_email": _("Please enter a valid email address, such as name@example.org.")},
-        }, status=400, private=True)
+        return render(
+            request,
+            "privacy/data_request.html",
+            {
+                "values": {"contact_email": value[:254]},
+                "errors": {"contact_email": _("Please enter a valid email address, such as name@example.org.")},
+            },
+            status=400,
+            private=True,
+        )
     svc = services(request)
     email = canonical_email(checked.normalized)
     # Known or not, capped or not: the same answer, so the form tells nobody who signed.
     if await data_request_allowed(svc.db, svc.settings, ip=client_ip(request), email_canonical=email):
-        await request_data_copy(svc.db, mailer=svc.mailer, email_canonical=email,
-                                language=i18n.get_language())
+        await request_data_copy(svc.db, mailer=svc.mailer, email_canonical=email, language=i18n.get_language())
     return RedirectResponse(page_url(request, "/privacy/data/sent"), status_code=303)
 
 
@@ -110,16 +119,19 @@ async def data_download(request: Request) -> Response:
         return render(request, "privacy/data_expired.html", {}, status=410, token_page=True)
     except InvalidToken:
         return render(request, "confirmation/invalid.html", {}, status=400, token_page=True)
-    data = await export_data(svc.db, env=svc.templates.env, endorsement_id=claims.endorsement_id,
-                             nonce=claims.nonce)
+    data = await export_data(svc.db, env=svc.templates.env, endorsement_id=claims.endorsement_id, nonce=claims.nonce)
     if data is None:
         return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
     body = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True)
-    return Response(body, media_type="application/json", headers={
-        "Content-Disposition": 'attachment; filename="my-endorsement-data.json"',
-        "Cache-Control": "no-store",
-        "Referrer-Policy": "no-referrer",
-    })
+    return Response(
+        body,
+        media_type="application/json",
+        headers={
+            "Content-Disposition": 'attachment; filename="my-endorsement-data.json"',
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 routes = [

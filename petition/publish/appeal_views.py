@@ -44,9 +44,15 @@ async def cached_public_appeal(request: Request) -> Row:
     return appeal
 
 
-async def appeal_page(request: Request, appeal: Row, *, values: dict[str, str] | None = None,
-                      errors: dict[str, str] | None = None, status: int = 200,
-                      csrf_token: str | None = None) -> Response:
+async def appeal_page(
+    request: Request,
+    appeal: Row,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    csrf_token: str | None = None,
+) -> Response:
     db = services(request).db
     cache = public_cache(request)
     language = i18n.get_language()
@@ -57,19 +63,25 @@ async def appeal_page(request: Request, appeal: Row, *, values: dict[str, str] |
     if request.method != "GET":
         # The form came back with errors: switching language leads to the page, not to the POST URL.
         request.scope["state"]["language_switch_path"] = f"/appeals/{appeal['slug']}"
-    return render(request, "appeals/show.html", {
-        "appeal": appeal,
-        "text": text,
-        "counts": counts,
-        "chart": country_chart(counts, language),
-        "newest": await newest_named(cache, db, appeal=appeal),
-        "values": values or {},
-        "errors": errors or {},
-        "countries": countries.choices(language),
-        "organisation_types": ORGANISATION_TYPE_LABELS,
-        "honeypot_field": HONEYPOT_FIELD,
-        **({"csrf_token": csrf_token} if csrf_token is not None else {}),
-    }, status=status, private=values is not None)
+    return render(
+        request,
+        "appeals/show.html",
+        {
+            "appeal": appeal,
+            "text": text,
+            "counts": counts,
+            "chart": country_chart(counts, language),
+            "newest": await newest_named(cache, db, appeal=appeal),
+            "values": values or {},
+            "errors": errors or {},
+            "countries": countries.choices(language),
+            "organisation_types": ORGANISATION_TYPE_LABELS,
+            "honeypot_field": HONEYPOT_FIELD,
+            **({"csrf_token": csrf_token} if csrf_token is not None else {}),
+        },
+        status=status,
+        private=values is not None,
+    )
 
 
 async def home(request: Request) -> Response:
@@ -83,8 +95,12 @@ async def home(request: Request) -> Response:
 
 async def show(request: Request) -> Response:
     appeal = await cached_public_appeal(request)
-    return await cached_page(request, appeal_id=appeal["id"], params={"lang"},
-                             build=lambda token: appeal_page(request, appeal, csrf_token=token))
+    return await cached_page(
+        request,
+        appeal_id=appeal["id"],
+        params={"lang"},
+        build=lambda token: appeal_page(request, appeal, csrf_token=token),
+    )
 
 
 def _intake_closed(request: Request, appeal: Row) -> Response | None:
@@ -117,8 +133,9 @@ async def endorse(request: Request) -> Response:
     text = await appeal_text(public_cache(request), svc.db, appeal=appeal, language=language)
     if text is None:
         raise HTTPException(404)
-    outcome = await svc.intake.take(appeal=appeal, text=text, data=parsed.data, language=language,
-                                    ip=client_ip(request))
+    outcome = await svc.intake.take(
+        appeal=appeal, text=text, data=parsed.data, language=language, ip=client_ip(request)
+    )
     if outcome is SubmitOutcome.CLOSED:
         # Paused or closed (by another process) since the cached copy was read: nothing was stored.
         svc.lifecycle.public_changed()
@@ -133,9 +150,10 @@ async def endorse(request: Request) -> Response:
 
 async def check_email(request: Request) -> Response:
     appeal = await public_appeal(request)
-    context: dict[str, Any] = {"appeal": appeal,
-                               "text": await current_text(services(request).db, appeal=appeal,
-                                                          language=i18n.get_language())}
+    context: dict[str, Any] = {
+        "appeal": appeal,
+        "text": await current_text(services(request).db, appeal=appeal, language=i18n.get_language()),
+    }
     return render(request, "appeals/check_email.html", context)
 
 

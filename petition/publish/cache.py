@@ -40,9 +40,14 @@ class _Entry:
 
 
 class PublicCache:
-    def __init__(self, ttl: float = DEFAULT_TTL, clock: Callable[[], float] = time.monotonic,
-                 max_entries: int = MAX_ENTRIES, *,
-                 anonymous_count_threshold: int = DEFAULT_ANONYMOUS_COUNT_THRESHOLD) -> None:
+    def __init__(
+        self,
+        ttl: float = DEFAULT_TTL,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = MAX_ENTRIES,
+        *,
+        anonymous_count_threshold: int = DEFAULT_ANONYMOUS_COUNT_THRESHOLD,
+    ) -> None:
         self.ttl = ttl
         self.anonymous_count_threshold = anonymous_count_threshold
         self.max_entries = max_entries

@@ -34,8 +34,9 @@ async def appeal_text(cache: PublicCache, db: Database, *, appeal: Row, language
 
 async def listed_counts(cache: PublicCache, db: Database, *, appeal: Row) -> Counts:
     """The public counts (`public_counts`, with the cache's ANONYMOUS_COUNT_THRESHOLD)."""
-    return await cache.get((appeal["id"], "counts"),
-                           lambda: count_public(db, appeal=appeal, threshold=cache.anonymous_count_threshold))
+    return await cache.get(
+        (appeal["id"], "counts"), lambda: count_public(db, appeal=appeal, threshold=cache.anonymous_count_threshold)
+    )
 
 
 async def newest_named(cache: PublicCache, db: Database, *, appeal: Row) -> Sequence[Row]:
@@ -45,9 +46,11 @@ async def newest_named(cache: PublicCache, db: Database, *, appeal: Row) -> Sequ
     return await cache.get((appeal["id"], "newest"), load)
 
 
-async def list_version(cache: PublicCache, db: Database, *, appeal: Row, country: str | None,
-                       organisation_type: str | None) -> ListVersion:
+async def list_version(
+    cache: PublicCache, db: Database, *, appeal: Row, country: str | None, organisation_type: str | None
+) -> ListVersion:
     """The version of a named list (what its ETags are made of), as fresh as the counts."""
-    return await cache.get((appeal["id"], "version", country, organisation_type),
-                           lambda: named_version(db, appeal=appeal, country=country,
-                                                 organisation_type=organisation_type))
+    return await cache.get(
+        (appeal["id"], "version", country, organisation_type),
+        lambda: named_version(db, appeal=appeal, country=country, organisation_type=organisation_type),
+    )

@@ -68,12 +68,11 @@ def country_chart(counts: Counts, language: str, *, max_bars: int = MAX_BARS) ->
     """
     if not counts.by_country and not counts.unattributed:
         return None
-    ranked = sorted(counts.by_country.items(),
-                    key=lambda kv: (-kv[1], countries.name(kv[0], language)))
+    ranked = sorted(counts.by_country.items(), key=lambda kv: (-kv[1], countries.name(kv[0], language)))
     room = max_bars - 1 if counts.unattributed else max_bars
     shown = ranked if len(ranked) <= room else ranked[: max_bars - 1]
     rows: list[tuple[str | None, str, int]] = [(code, countries.name(code, language), n) for code, n in shown]
-    rest = ranked[len(shown):]
+    rest = ranked[len(shown) :]
     if counts.unattributed:
         rows.append((None, _("Other countries"), counts.unattributed + sum(n for _code, n in rest)))
     elif rest:
@@ -82,8 +81,14 @@ def country_chart(counts: Counts, language: str, *, max_bars: int = MAX_BARS) ->
     largest = max(n for _code, _name, n in rows)
     span = WIDTH - BAR_LEFT - VALUE_SPACE
     bars = tuple(
-        Bar(code=code, name=name, label=_shorten(name), count=n, y=TOP + i * ROW,
-            width=round(max(1.0, span * n / largest), 1))
+        Bar(
+            code=code,
+            name=name,
+            label=_shorten(name),
+            count=n,
+            y=TOP + i * ROW,
+            width=round(max(1.0, span * n / largest), 1),
+        )
         for i, (code, name, n) in enumerate(rows)
     )
     return CountryChart(bars=bars, height=TOP * 2 + len(bars) * ROW)

@@ -27,8 +27,9 @@ from starlette.types import Receive, Scope, Send
 #: Lists change as organisations sign: caches may keep them briefly, then must ask again.
 PUBLIC_MAX_AGE = 0  # revalidate every time (cheap with the ETag): a withdrawal shows at once
 
-_HTML_SENSITIVE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
-                                 "\u2028": "\\u2028", "\u2029": "\\u2029"})
+_HTML_SENSITIVE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
 #: Headers a 304 repeats from the response it stands for.
 _CARRIED = ("Vary", "Content-Language")
 
@@ -68,8 +69,9 @@ def _cache_control(max_age: int) -> str:
     return f"public, max-age={max_age}, must-revalidate"
 
 
-def not_modified(request: Request, etag: str, *, max_age: int = PUBLIC_MAX_AGE,
-                 headers: Mapping[str, str] | None = None) -> Response | None:
+def not_modified(
+    request: Request, etag: str, *, max_age: int = PUBLIC_MAX_AGE, headers: Mapping[str, str] | None = None
+) -> Response | None:
     """A 304 when the client already holds `etag` (the `headers` of the full answer that it
     repeats are kept), else None: the caller builds the body."""
     if_none_match = request.headers.get("if-none-match")
@@ -92,7 +94,8 @@ def revalidatable(request: Request, response: Response, *, max_age: int = PUBLIC
     """Give a public response an ETag and Cache-Control; answer 304 when the client has it."""
     etag = _etag(response.body)
     return not_modified(request, etag, max_age=max_age, headers=response.headers) or tagged(
-        response, etag, max_age=max_age)
+        response, etag, max_age=max_age
+    )
 
 
 class Download(StreamingResponse):

@@ -42,8 +42,14 @@ class StoredPage:
     has_form: bool
 
 
-async def cached_page(request: Request, *, appeal_id: int, params: Collection[str],
-                      build: Callable[[str | None], Awaitable[Response]], variant: Hashable = None) -> Response:
+async def cached_page(
+    request: Request,
+    *,
+    appeal_id: int,
+    params: Collection[str],
+    build: Callable[[str | None], Awaitable[Response]],
+    variant: Hashable = None,
+) -> Response:
     """`build(csrf_token)` renders the page; None means "use the request's own token".
 
     `variant`: the page's parameters other than `lang` as the handler parsed them; without
@@ -56,8 +62,7 @@ async def cached_page(request: Request, *, appeal_id: int, params: Collection[st
         variant = tuple(sorted((k, v) for k, v in request.query_params.multi_items() if k != "lang"))
     # What `lang` changes in the page is the language it is in, and whether its links keep
     # `?lang=` (lang_explicit): with both in the key, its raw value must not be.
-    key = (appeal_id, "page", scope["path"], variant, i18n.get_language(),
-           bool(scope["state"].get("lang_explicit")))
+    key = (appeal_id, "page", scope["path"], variant, i18n.get_language(), bool(scope["state"].get("lang_explicit")))
 
     async def render_once() -> StoredPage:
         response = await build(CSRF_PLACEHOLDER)

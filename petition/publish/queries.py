@@ -21,8 +21,16 @@ e = endorsements
 DEFAULT_ANONYMOUS_COUNT_THRESHOLD: int = Settings.anonymous_count_threshold
 
 #: The public columns; nothing else of an endorsement leaves the organisers' area.
-PUBLIC_COLUMNS = (e.c.id, e.c.organisation_name, e.c.country, e.c.city, e.c.organisation_type,
-                  e.c.website, e.c.comment, e.c.listed_at)
+PUBLIC_COLUMNS = (
+    e.c.id,
+    e.c.organisation_name,
+    e.c.country,
+    e.c.city,
+    e.c.organisation_type,
+    e.c.website,
+    e.c.comment,
+    e.c.listed_at,
+)
 
 
 @dataclass(frozen=True)
@@ -67,8 +75,12 @@ def public_counts(raw: Counts, *, threshold: int) -> Counts:
             anonymous[country] = shown
         if n - hidden + shown:
             by_country[country] = n - hidden + shown
-    return Counts(total=sum(by_country.values()) + unattributed, by_country=_ranked(by_country),
-                  anonymous_by_country=dict(sorted(anonymous.items())), unattributed=unattributed)
+    return Counts(
+        total=sum(by_country.values()) + unattributed,
+        by_country=_ranked(by_country),
+        anonymous_by_country=dict(sorted(anonymous.items())),
+        unattributed=unattributed,
+    )
 
 
 def _ranked(by_country: dict[str, int]) -> dict[str, int]:
@@ -89,16 +101,20 @@ async def count_listed(db: Database, *, appeal: Row) -> Counts:
         by_country[row["country"]] = by_country.get(row["country"], 0) + n
         if row["visibility"] == Visibility.ANONYMOUS:
             anonymous[row["country"]] = anonymous.get(row["country"], 0) + n
-    return Counts(total=sum(by_country.values()), by_country=_ranked(by_country),
-                  anonymous_by_country=dict(sorted(anonymous.items())))
+    return Counts(
+        total=sum(by_country.values()),
+        by_country=_ranked(by_country),
+        anonymous_by_country=dict(sorted(anonymous.items())),
+    )
 
 
 async def count_public(db: Database, *, appeal: Row, threshold: int) -> Counts:
     return public_counts(await count_listed(db, appeal=appeal), threshold=threshold)
 
 
-def _named_conditions(appeal: Row, *, country: str | None, organisation_type: str | None,
-                      search: str | None) -> list[sa.ColumnElement[bool]]:
+def _named_conditions(
+    appeal: Row, *, country: str | None, organisation_type: str | None, search: str | None
+) -> list[sa.ColumnElement[bool]]:
     conditions = [
         e.c.appeal_id == appeal["id"],
         listed_condition(appeal["moderation"]),
@@ -118,10 +134,12 @@ def _named_conditions(appeal: Row, *, country: str | None, organisation_type: st
     return conditions
 
 
-def _named(appeal: Row, *, country: str | None, organisation_type: str | None,
-           search: str | None) -> sa.Select[tuple[object, ...]]:
+def _named(
+    appeal: Row, *, country: str | None, organisation_type: str | None, search: str | None
+) -> sa.Select[tuple[object, ...]]:
     return sa.select(*PUBLIC_COLUMNS).where(
-        *_named_conditions(appeal, country=country, organisation_type=organisation_type, search=search))
+        *_named_conditions(appeal, country=country, organisation_type=organisation_type, search=search)
+    )
 
 
 def _newest_first(query: sa.Select[tuple[object, ...]]) -> sa.Select[tuple[object, ...]]:
@@ -130,9 +148,17 @@ def _newest_first(query: sa.Select[tuple[object, ...]]) -> sa.Select[tuple[objec
     return query.where(e.c.listed_at.is_not(None)).order_by(e.c.listed_at.desc(), e.c.id.desc())
 
 
-async def list_named(db: Database, *, appeal: Row, country: str | None = None,
-                     organisation_type: str | None = None, search: str | None = None,
-                     offset: int = 0, limit: int = 50, newest_first: bool = True) -> Sequence[Row]:
+async def list_named(
+    db: Database,
+    *,
+    appeal: Row,
+    country: str | None = None,
+    organisation_type: str | None = None,
+    search: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+    newest_first: bool = True,
+) -> Sequence[Row]:
     query = _named(appeal, country=country, organisation_type=organisation_type, search=search)
     if newest_first:
         query = _newest_first(query)
@@ -147,9 +173,14 @@ async def list_named(db: Database, *, appeal: Row, country: str | None = None,
 STREAM_CHUNK = 250
 
 
-async def stream_named(db: Database, *, appeal: Row, country: str | None = None,
-                       organisation_type: str | None = None,
-                       chunk: int = STREAM_CHUNK) -> AsyncIterator[Sequence[Row]]:
+async def stream_named(
+    db: Database,
+    *,
+    appeal: Row,
+    country: str | None = None,
+    organisation_type: str | None = None,
+    chunk: int = STREAM_CHUNK,
+) -> AsyncIterator[Sequence[Row]]:
     """Every named organisation, newest first (as `list_named`), `chunk` rows per query.
 
     Keyset pagination down ix_endorsements_newest: each query starts below the last row
@@ -194,18 +225,26 @@ class ListVersion:
     last_change: str
 
 
-async def named_version(db: Database, *, appeal: Row, country: str | None = None,
-                        organisation_type: str | None = None) -> ListVersion:
+async def named_version(
+    db: Database, *, appeal: Row, country: str | None = None, organisation_type: str | None = None
+) -> ListVersion:
     row = await db.fetch_one(
-        sa.select(sa.func.count().label("n"), sa.func.sum(e.c.id).label("ids"),
-                  sa.func.max(e.c.updated_at).label("changed"))
-        .where(*_named_conditions(appeal, country=country, organisation_type=organisation_type, search=None)))
+        sa.select(
+            sa.func.count().label("n"), sa.func.sum(e.c.id).label("ids"), sa.func.max(e.c.updated_at).label("changed")
+        ).where(*_named_conditions(appeal, country=country, organisation_type=organisation_type, search=None))
+    )
     assert row is not None
     return ListVersion(count=int(row["n"] or 0), id_sum=int(row["ids"] or 0), last_change=str(row["changed"]))
 
 
-async def count_named(db: Database, *, appeal: Row, country: str | None = None,
-                      organisation_type: str | None = None, search: str | None = None) -> int:
+async def count_named(
+    db: Database,
+    *,
+    appeal: Row,
+    country: str | None = None,
+    organisation_type: str | None = None,
+    search: str | None = None,
+) -> int:
     query = _named(appeal, country=country, organisation_type=organisation_type, search=search)
     return int(await db.fetch_val(sa.select(sa.func.count()).select_from(query.subquery())) or 0)
 

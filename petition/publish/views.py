@@ -121,9 +121,16 @@ async def signatories(request: Request) -> Response:
         pages = max(1, -(-total // HTML_PAGE_SIZE))
         rows: Sequence[Row] = []
         if page <= pages:
-            rows = await list_named(db, appeal=appeal, country=country, organisation_type=kind, search=search,
-                                    offset=(page - 1) * HTML_PAGE_SIZE, limit=HTML_PAGE_SIZE,
-                                    newest_first=False)
+            rows = await list_named(
+                db,
+                appeal=appeal,
+                country=country,
+                organisation_type=kind,
+                search=search,
+                offset=(page - 1) * HTML_PAGE_SIZE,
+                limit=HTML_PAGE_SIZE,
+                newest_first=False,
+            )
         groups: dict[str, list[Row]] = {}
         for row in rows:
             groups.setdefault(row["country"], []).append(row)
@@ -134,35 +141,42 @@ async def signatories(request: Request) -> Response:
         if not kind and not search:
             anonymous = [(code, n) for code, n in counts.anonymous_by_country.items() if country in (None, code)]
             unattributed = counts.unattributed if country is None else 0
-        return render(request, "publish/signatories.html", {
-            "appeal": appeal,
-            "text": await appeal_text(cache, db, appeal=appeal, language=language),
-            "groups": ordered_groups,
-            "counts": counts,
-            "anonymous": anonymous,
-            "unattributed": unattributed,
-            "total": total,
-            "page": page,
-            "pages": pages,
-            "filters": {"country": country or "", "type": kind or "", "q": search or ""},
-            "countries": [(code, name) for code, name in countries.choices(language)
-                          if code in counts.by_country],
-            "organisation_types": ORGANISATION_TYPE_LABELS,
-            **({"csrf_token": csrf_token} if csrf_token is not None else {}),
-        })
+        return render(
+            request,
+            "publish/signatories.html",
+            {
+                "appeal": appeal,
+                "text": await appeal_text(cache, db, appeal=appeal, language=language),
+                "groups": ordered_groups,
+                "counts": counts,
+                "anonymous": anonymous,
+                "unattributed": unattributed,
+                "total": total,
+                "page": page,
+                "pages": pages,
+                "filters": {"country": country or "", "type": kind or "", "q": search or ""},
+                "countries": [(code, name) for code, name in countries.choices(language) if code in counts.by_country],
+                "organisation_types": ORGANISATION_TYPE_LABELS,
+                **({"csrf_token": csrf_token} if csrf_token is not None else {}),
+            },
+        )
 
-    response = await cached_page(request, appeal_id=appeal["id"], params=LIST_PAGE_PARAMS, build=build,
-                                 variant=(country, kind, page))
+    response = await cached_page(
+        request, appeal_id=appeal["id"], params=LIST_PAGE_PARAMS, build=build, variant=(country, kind, page)
+    )
     return revalidatable(request, response)
 
 
 async def api_appeals(request: Request) -> Response:
     db = services(request).db
     titles = await current_titles(db, language=i18n.get_language())
-    response = PublicJSONResponse([
-        {"slug": a["slug"], "title": titles.get(a["id"], a["slug"]), "status": a["status"]}
-        for a in await list_appeals(db)
-    ], headers={"Vary": "Accept-Language"})
+    response = PublicJSONResponse(
+        [
+            {"slug": a["slug"], "title": titles.get(a["id"], a["slug"]), "status": a["status"]}
+            for a in await list_appeals(db)
+        ],
+        headers={"Vary": "Accept-Language"},
+    )
     return revalidatable(request, response)
 
 
@@ -172,29 +186,35 @@ async def api_appeal(request: Request) -> Response:
     cache = public_cache(request)
     text = await appeal_text(cache, db, appeal=appeal, language=i18n.get_language())
     counts = await listed_counts(cache, db, appeal=appeal)
-    response = PublicJSONResponse({
-        "slug": appeal["slug"],
-        "title": text["title"] if text else appeal["slug"],
-        "status": appeal["status"],
-        "moderation": appeal["moderation"],
-        "counts": {"total": counts.total, "by_country": counts.by_country, "unattributed": counts.unattributed},
-    }, headers={"Vary": "Accept-Language"})
+    response = PublicJSONResponse(
+        {
+            "slug": appeal["slug"],
+            "title": text["title"] if text else appeal["slug"],
+            "status": appeal["status"],
+            "moderation": appeal["moderation"],
+            "counts": {"total": counts.total, "by_country": counts.by_country, "unattributed": counts.unattributed},
+        },
+        headers={"Vary": "Accept-Language"},
+    )
     return revalidatable(request, response)
 
 
-async def _open_data_version(request: Request, appeal: Row, *parts: object, country: str | None,
-                             kind: str | None) -> tuple[str, ListVersion]:
+async def _open_data_version(
+    request: Request, appeal: Row, *parts: object, country: str | None, kind: str | None
+) -> tuple[str, ListVersion]:
     """The ETag of a named list as JSON or CSV (and the list's version it is made from): no row is read."""
-    version = await list_version(public_cache(request), services(request).db, appeal=appeal, country=country,
-                                 organisation_type=kind)
+    version = await list_version(
+        public_cache(request), services(request).db, appeal=appeal, country=country, organisation_type=kind
+    )
     return etag_of(OPEN_DATA_FORMAT, appeal["id"], country, kind, version, *parts), version
 
 
 def _api_page_url(settings: Settings, appeal: Row, *, country: str | None, kind: str | None, page: int) -> str:
     """A page of the JSON list under BASE_URL: a public cache keeps the answer for everyone,
     whatever Host header the request that filled it carried."""
-    query = urlencode({name: value for name, value in (("country", country), ("type", kind), ("page", page))
-                       if value is not None})
+    query = urlencode(
+        {name: value for name, value in (("country", country), ("type", kind), ("page", page)) if value is not None}
+    )
     return settings.url_for_path(f"/api/appeals/{quote(appeal['slug'])}/endorsements?{query}")
 
 
@@ -204,17 +224,23 @@ async def api_endorsements(request: Request) -> Response:
     kind = _type_filter(request)
     page = _page_number(request)
     settings = services(request).settings
-    etag, _version = await _open_data_version(request, appeal, "json", page, settings.base_url, country=country,
-                                              kind=kind)
+    etag, _version = await _open_data_version(
+        request, appeal, "json", page, settings.base_url, country=country, kind=kind
+    )
     if (unchanged := not_modified(request, etag)) is not None:
         return unchanged
-    rows = await list_named(services(request).db, appeal=appeal, country=country, organisation_type=kind,
-                            offset=(page - 1) * API_PAGE_SIZE, limit=API_PAGE_SIZE + 1)
+    rows = await list_named(
+        services(request).db,
+        appeal=appeal,
+        country=country,
+        organisation_type=kind,
+        offset=(page - 1) * API_PAGE_SIZE,
+        limit=API_PAGE_SIZE + 1,
+    )
     next_url = None
     if len(rows) > API_PAGE_SIZE:
         next_url = _api_page_url(settings, appeal, country=country, kind=kind, page=page + 1)
-    return tagged(PublicJSONResponse({"items": [public_item(r) for r in rows[:API_PAGE_SIZE]], "next": next_url}),
-                  etag)
+    return tagged(PublicJSONResponse({"items": [public_item(r) for r in rows[:API_PAGE_SIZE]], "next": next_url}), etag)
 
 
 def _looks_like_formula(text: str) -> bool:
@@ -247,7 +273,7 @@ async def _csv_body(request: Request, appeal: Row, *, country: str | None, kind:
     async for rows in stream_named(services(request).db, appeal=appeal, country=country, organisation_type=kind):
         parts = []
         for first in range(0, len(rows), ENCODE_SLICE):
-            items = (public_item(row) for row in rows[first:first + ENCODE_SLICE])
+            items = (public_item(row) for row in rows[first : first + ENCODE_SLICE])
             parts.append(_csv_records([_csv_cell(item[c]) for c in CSV_COLUMNS] for item in items))
             await asyncio.sleep(0)  # other requests run between slices, whatever the network's pace
         yield b"".join(parts)
@@ -276,14 +302,18 @@ async def endorsements_csv(request: Request) -> Response:
         return PlainTextResponse(
             "Too many downloads of this list from your address: please wait a minute. "
             "A client that sends If-None-Match with the ETag it holds is answered 304 without limit.\n",
-            status_code=429, headers={"Retry-After": str(int(EXPORT_WINDOW)), "Cache-Control": "no-store"})
-    return tagged(Download(_csv_body(request, appeal, country=country, kind=kind), headers=headers,
-                           media_type=media_type), etag)
+            status_code=429,
+            headers={"Retry-After": str(int(EXPORT_WINDOW)), "Cache-Control": "no-store"},
+        )
+    return tagged(
+        Download(_csv_body(request, appeal, country=country, kind=kind), headers=headers, media_type=media_type), etag
+    )
 
 
 async def openapi(request: Request) -> Response:
-    return revalidatable(request, PublicJSONResponse(openapi_document(services(request).settings.base_url)),
-                         max_age=3600)
+    return revalidatable(
+        request, PublicJSONResponse(openapi_document(services(request).settings.base_url)), max_age=3600
+    )
 
 
 async def healthz(request: Request) -> Response:

@@ -13,8 +13,9 @@ IGNORED = {"set-cookie", "date", "content-length"}
 
 
 def test_new_pending_and_confirmed_addresses_look_the_same(make_site, smtp):
-    site = make_site(rate_limit_email=1000, rate_limit_ip_burst=1000, rate_limit_ip_sustained=1000,
-                     rate_limit_domain=1000)
+    site = make_site(
+        rate_limit_email=1000, rate_limit_ip_burst=1000, rate_limit_ip_sustained=1000, rate_limit_domain=1000
+    )
     client = site.client
     site.endorse(contact_email="pending@enum.example")
     site.endorse(contact_email="confirmed@enum.example")

@@ -16,12 +16,34 @@ from tests.conftest import BASE_URL, make_settings
 from tests.delivery.conftest import live_server
 from tests.support import csrf_from
 
-FUZZ = settings(max_examples=300, derandomize=True, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=300,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=400)
-field_values = st.one_of(text, st.sampled_from(["", "yes", "DE", "RU", "peace", "public", "anonymous", "a@b.c",
-                                                 "x" * 5000, "\u202e\u0000", "https://", "@", "==1+1"]))
+field_values = st.one_of(
+    text,
+    st.sampled_from(
+        [
+            "",
+            "yes",
+            "DE",
+            "RU",
+            "peace",
+            "public",
+            "anonymous",
+            "a@b.c",
+            "x" * 5000,
+            "\u202e\u0000",
+            "https://",
+            "@",
+            "==1+1",
+        ]
+    ),
+)
 forms = st.dictionaries(st.sampled_from([*FIELDS, HONEYPOT_FIELD, "other"]), field_values, max_size=16)
 
 
@@ -36,16 +58,18 @@ def test_form_validation_never_raises_and_keeps_values_short(form):
 
 
 def test_endorse_endpoint_never_answers_500(database_url, tmp_path, smtp):
-    app_settings = make_settings(database_url, tmp_path / "data", smtp, rate_limit_ip_burst=100000,
-                                 rate_limit_ip_sustained=100000)
+    app_settings = make_settings(
+        database_url, tmp_path / "data", smtp, rate_limit_ip_burst=100000, rate_limit_ip_sustained=100000
+    )
     with TestClient(create_app(app_settings), base_url=BASE_URL) as client:
         csrf = csrf_from(client.get("/appeals/protect-deserters").text)
 
         @settings(max_examples=200, derandomize=True, deadline=None)
         @given(forms)
         def post(form):
-            answer = client.post("/appeals/protect-deserters/endorse", data={**form, "csrf_token": csrf},
-                                 follow_redirects=False)
+            answer = client.post(
+                "/appeals/protect-deserters/endorse", data={**form, "csrf_token": csrf}, follow_redirects=False
+            )
             assert answer.status_code in (303, 400), (answer.status_code, form)
 
         post()

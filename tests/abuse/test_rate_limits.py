@@ -19,36 +19,41 @@ SLUG = "protect-deserters"
 
 
 def states(database_url: str) -> dict[str, str]:
-    return {r["email_canonical"]: r["state"]
-            for r in run_sql(database_url, "SELECT email_canonical, state FROM endorsements")}
+    return {
+        r["email_canonical"]: r["state"]
+        for r in run_sql(database_url, "SELECT email_canonical, state FROM endorsements")
+    }
 
 
 def holds(database_url: str) -> dict[str, tuple[str, str | None]]:
-    return {r["email_canonical"]: (r["state"], r["hold_reason"])
-            for r in run_sql(database_url, "SELECT email_canonical, state, hold_reason FROM endorsements")}
+    return {
+        r["email_canonical"]: (r["state"], r["hold_reason"])
+        for r in run_sql(database_url, "SELECT email_canonical, state, hold_reason FROM endorsements")
+    }
 
 
 def public_text(site) -> str:
     c = site.client
-    return "\n".join([
-        c.get(f"/appeals/{SLUG}").text,
-        c.get(f"/appeals/{SLUG}/signatories").text,
-        c.get(f"/api/appeals/{SLUG}").text,
-        c.get(f"/api/appeals/{SLUG}/endorsements").text,
-        c.get(f"/appeals/{SLUG}/endorsements.csv").text,
-    ])
+    return "\n".join(
+        [
+            c.get(f"/appeals/{SLUG}").text,
+            c.get(f"/appeals/{SLUG}/signatories").text,
+            c.get(f"/api/appeals/{SLUG}").text,
+            c.get(f"/api/appeals/{SLUG}/endorsements").text,
+            c.get(f"/appeals/{SLUG}/endorsements.csv").text,
+        ]
+    )
 
 
 def test_ip_burst_holds_the_extra_submissions_for_review_and_still_emails_their_owners(make_site, smtp, database_url):
     site = make_site(rate_limit_ip_burst=3)
-    answers = [site.endorse(contact_email=f"contact@org{i}.example", organisation_name=f"Burst Org {i}")
-               for i in range(5)]
+    answers = [
+        site.endorse(contact_email=f"contact@org{i}.example", organisation_name=f"Burst Org {i}") for i in range(5)
+    ]
     # Every submission gets the same answer: a bot cannot tell it was held.
-    assert {(r.status_code, r.headers["location"]) for r in answers} == {
-        (303, f"/appeals/{SLUG}/check-email")}
+    assert {(r.status_code, r.headers["location"]) for r in answers} == {(303, f"/appeals/{SLUG}/check-email")}
     seen = holds(database_url)
-    assert [seen[f"contact@org{i}.example"] for i in range(5)] == [("pending", None)] * 3 + [
-        ("pending", "form.ip")] * 2
+    assert [seen[f"contact@org{i}.example"] for i in range(5)] == [("pending", None)] * 3 + [("pending", "form.ip")] * 2
     # The owner of every address hears of the submission made with it.
     for i in range(5):
         wait_for_mail(smtp, f"contact@org{i}.example")
@@ -64,8 +69,10 @@ def test_ip_sustained_limit(make_site, database_url):
 def test_held_endorsement_never_appears_publicly_even_once_confirmed(make_site, smtp, database_url):
     site = make_site(rate_limit_ip_burst=1)
     assert site.endorse(contact_email="first@good.example", organisation_name="Good Peace Group").status_code == 303
-    assert site.endorse(contact_email="bot@spam.example", organisation_name="Spam Flood Ltd",
-                        country="FR").status_code == 303
+    assert (
+        site.endorse(contact_email="bot@spam.example", organisation_name="Spam Flood Ltd", country="FR").status_code
+        == 303
+    )
     for address in ("first@good.example", "bot@spam.example"):
         [message] = wait_for_mail(smtp, address)
         [link] = links(message, BASE_URL)
@@ -78,10 +85,15 @@ def test_held_endorsement_never_appears_publicly_even_once_confirmed(make_site, 
     rows = list(csv.DictReader(io.StringIO(site.client.get(f"/appeals/{SLUG}/endorsements.csv").text)))
     assert [r["organisation_name"] for r in rows] == ["Good Peace Group"]
     # Organisers find it in their queue: confirmed by its mailbox, held, with the reason.
-    [held] = run_sql(database_url, "SELECT organisation_name, state, hold_reason, confirmed_at FROM endorsements "
-                                   "WHERE country = 'FR'")
+    [held] = run_sql(
+        database_url,
+        "SELECT organisation_name, state, hold_reason, confirmed_at FROM endorsements WHERE country = 'FR'",
+    )
     assert (held["organisation_name"], held["state"], held["hold_reason"]) == (
-        "Spam Flood Ltd", "quarantined", "form.ip")
+        "Spam Flood Ltd",
+        "quarantined",
+        "form.ip",
+    )
     assert held["confirmed_at"] is not None
 
 
@@ -101,7 +113,10 @@ def test_per_domain_limit(make_site, database_url):
         site.endorse(contact_email=f"person{i}@one-domain.example")
     seen = holds(database_url)
     assert [seen[f"person{i}@one-domain.example"] for i in range(3)] == [
-        ("pending", None), ("pending", None), ("pending", "form.domain")]
+        ("pending", None),
+        ("pending", None),
+        ("pending", "form.domain"),
+    ]
 
 
 def test_trusted_networks_are_exempt(make_site, database_url):
@@ -120,7 +135,8 @@ def test_limits_are_counted_across_processes_and_store_no_addresses(make_site, d
     second.endorse(contact_email="two@multi.example")
     first.endorse(contact_email="three@multi.example")
     assert holds(database_url)["three@multi.example"] == ("pending", "form.ip"), run_sql(
-        database_url, "SELECT bucket, key_hash, created_at FROM rate_events")
+        database_url, "SELECT bucket, key_hash, created_at FROM rate_events"
+    )
     dump = str(run_sql(database_url, "SELECT bucket, key_hash FROM rate_events"))
     assert "198.51.100.9" not in dump and "multi.example" not in dump and "one@" not in dump
 
@@ -145,8 +161,9 @@ def test_resending_a_confirmation_is_capped(make_site, smtp, database_url):
     [row] = run_sql(database_url, "SELECT id, token_nonce FROM endorsements")
     token = Tokens(TEST_SECRET).make(Purpose.CONFIRM, endorsement_id=row["id"], nonce=row["token_nonce"])
     for _ in range(5):
-        answer = site.client.post("/confirm/resend", data={"token": token, "csrf_token": site.csrf()},
-                                  follow_redirects=False)
+        answer = site.client.post(
+            "/confirm/resend", data={"token": token, "csrf_token": site.csrf()}, follow_redirects=False
+        )
         assert answer.status_code == 303
     drain_outbox(site.client)
     assert len(smtp.sink.to("slow@reader.example")) == 3  # the first, and two resends

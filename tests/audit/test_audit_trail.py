@@ -14,8 +14,15 @@ from tests.organisers.support import add_organiser, csrf, login
 from tests.support import csrf_from, db_rows, links, wait_for_mail
 
 #: What the life cycle writes, as stored: the audit page must offer and find each.
-LIFE_CYCLE_ACTIONS = {"endorsement.confirm", "endorsement.hold", "endorsement.release", "endorsement.reject",
-                      "endorsement.approve", "withdraw", "endorsement.purge"}
+LIFE_CYCLE_ACTIONS = {
+    "endorsement.confirm",
+    "endorsement.hold",
+    "endorsement.release",
+    "endorsement.reject",
+    "endorsement.approve",
+    "withdraw",
+    "endorsement.purge",
+}
 
 
 @pytest.fixture
@@ -41,8 +48,11 @@ def press(client, url: str) -> None:
 
 
 def decide(client, endorsement_id: int, decision: str) -> None:
-    answer = client.post(f"/admin/endorsements/{endorsement_id}/decision",
-                         data={"csrf_token": csrf(client, "/admin/"), "decision": decision}, follow_redirects=False)
+    answer = client.post(
+        f"/admin/endorsements/{endorsement_id}/decision",
+        data={"csrf_token": csrf(client, "/admin/"), "decision": decision},
+        follow_redirects=False,
+    )
     assert answer.status_code == 303, answer.text
 
 
@@ -51,14 +61,15 @@ def record_id(database_url: str, address: str) -> int:
     return int(row["id"])
 
 
-def test_a_whole_life_is_audited_by_number_and_each_action_filters_to_its_rows(cli_env, make_site, smtp,
-                                                                               database_url):
+def test_a_whole_life_is_audited_by_number_and_each_action_filters_to_its_rows(cli_env, make_site, smtp, database_url):
     site = make_site(ip="198.51.100.90", rate_limit_ip_burst=1)
-    site.endorse(contact_email="desk@quiet-circle.example", organisation_name="Quiet Exile Circle",
-                 visibility="anonymous")
+    site.endorse(
+        contact_email="desk@quiet-circle.example", organisation_name="Quiet Exile Circle", visibility="anonymous"
+    )
     # Over the address's limit: confirmed, these wait for the organisers.
-    site.endorse(contact_email="office@held-group.example", organisation_name="Held Hidden Group",
-                 visibility="anonymous")
+    site.endorse(
+        contact_email="office@held-group.example", organisation_name="Held Hidden Group", visibility="anonymous"
+    )
     site.endorse(contact_email="never@unconfirmed.example", organisation_name="Never Confirmed Group")
     press(site.client, link(smtp, "desk@quiet-circle.example", 1, "/confirm/"))
     press(site.client, link(smtp, "office@held-group.example", 1, "/confirm/"))
@@ -82,14 +93,22 @@ def test_a_whole_life_is_audited_by_number_and_each_action_filters_to_its_rows(c
     purged = CliRunner().invoke(main, ["purge", "--days", "0"])
     assert purged.exit_code == 0, purged.output
 
-    rows = db_rows(database_url, "SELECT organiser_id, action, target_type, target_id, detail FROM audit_log "
-                                 "WHERE target_type = 'endorsement' ORDER BY id")
+    rows = db_rows(
+        database_url,
+        "SELECT organiser_id, action, target_type, target_id, detail FROM audit_log "
+        "WHERE target_type = 'endorsement' ORDER BY id",
+    )
     assert [(r["action"], r["target_id"]) for r in rows] == [
-        ("endorsement.confirm", quiet), ("endorsement.hold", held), ("endorsement.confirm", shell),
-        ("endorsement.release", held), ("endorsement.reject", quiet),
-        ("endorsement.approve", held), ("endorsement.approve", shell),  # the command line's, in id order
+        ("endorsement.confirm", quiet),
+        ("endorsement.hold", held),
+        ("endorsement.confirm", shell),
+        ("endorsement.release", held),
+        ("endorsement.reject", quiet),
+        ("endorsement.approve", held),
+        ("endorsement.approve", shell),  # the command line's, in id order
         ("withdraw", held),
-        ("endorsement.purge", never), ("endorsement.purge", held),  # unconfirmed first, then withdrawn
+        ("endorsement.purge", never),
+        ("endorsement.purge", held),  # unconfirmed first, then withdrawn
     ]
     organiser_rows = {"endorsement.release", "endorsement.reject"}
     assert all((r["organiser_id"] is not None) == (r["action"] in organiser_rows) for r in rows), rows
@@ -102,8 +121,10 @@ def test_a_whole_life_is_audited_by_number_and_each_action_filters_to_its_rows(c
     page = site.client.get("/admin/audit")
     offered = set(re.findall(r'<option value="([^"]+)"', page.text))
     assert LIFE_CYCLE_ACTIONS <= offered
-    stored = {r["action"]: int(r["n"]) for r in db_rows(
-        database_url, "SELECT action, count(*) AS n FROM audit_log GROUP BY action")}
+    stored = {
+        r["action"]: int(r["n"])
+        for r in db_rows(database_url, "SELECT action, count(*) AS n FROM audit_log GROUP BY action")
+    }
     assert LIFE_CYCLE_ACTIONS <= set(stored)
     for action in sorted(offered):
         filtered = site.client.get("/admin/audit", params={"action": action})
@@ -126,9 +147,21 @@ def test_every_action_value_is_offered_and_its_filter_shows_only_its_rows(client
         async with db.write():
             # Each value a different number of times: a filter that leaks shows the wrong count.
             for n, value in enumerate(values, start=1):
-                await db.execute(audit_log.insert().values([
-                    {"organiser_id": None, "action": value, "target_type": "endorsement", "target_id": i,
-                     "detail": "", "created_at": utcnow()} for i in range(n % 4 + 1)]))
+                await db.execute(
+                    audit_log.insert().values(
+                        [
+                            {
+                                "organiser_id": None,
+                                "action": value,
+                                "target_type": "endorsement",
+                                "target_id": i,
+                                "detail": "",
+                                "created_at": utcnow(),
+                            }
+                            for i in range(n % 4 + 1)
+                        ]
+                    )
+                )
 
     client.portal.call(insert, db_of(client))
     login_as(client, "admin")  # one more `login` row

@@ -23,9 +23,7 @@ def endorse_and_get_link(site, smtp, email=EMAIL) -> str:
 
 
 def state(database_url) -> dict:
-    [row] = db_rows(
-        database_url, "SELECT state, confirmed_at, listed_at, token_nonce FROM endorsements"
-    )
+    [row] = db_rows(database_url, "SELECT state, confirmed_at, listed_at, token_nonce FROM endorsements")
     return row
 
 
@@ -38,9 +36,7 @@ def signed_in_the_past(purpose: Purpose, payload: list, seconds_ago: int) -> str
         def get_timestamp(self) -> int:
             return int(time.time()) - seconds_ago
 
-    return str(
-        URLSafeTimedSerializer(TEST_SECRET, salt=purpose.value, signer=PastSigner).dumps(payload)
-    )
+    return str(URLSafeTimedSerializer(TEST_SECRET, salt=purpose.value, signer=PastSigner).dumps(payload))
 
 
 def post_confirm(client, path: str, page_path: str | None = None):
@@ -93,18 +89,11 @@ def test_a_token_signed_for_another_purpose_is_refused(site, client, smtp, datab
     path = endorse_and_get_link(site, smtp)
     claims = Tokens(TEST_SECRET).read(Purpose.CONFIRM, token_of(path), max_age=None)
     for purpose in (Purpose.WITHDRAW, Purpose.DATA_REQUEST):
-        other = Tokens(TEST_SECRET).make(
-            purpose, endorsement_id=claims.endorsement_id, nonce=claims.nonce
-        )
+        other = Tokens(TEST_SECRET).make(purpose, endorsement_id=claims.endorsement_id, nonce=claims.nonce)
         assert client.get(f"/confirm/{other}").status_code == 400
         assert post_confirm(client, f"/confirm/{other}").status_code == 400
     # The CSRF signer's salt does not make a confirmation token either.
-    assert (
-        client.get(
-            f"/confirm/{csrf_from(client.get('/appeals/protect-deserters').text)}"
-        ).status_code
-        == 400
-    )
+    assert client.get(f"/confirm/{csrf_from(client.get('/appeals/protect-deserters').text)}").status_code == 400
     assert state(database_url)["state"] == "pending"
 
 
@@ -172,14 +161,8 @@ def test_expiry_follows_the_setting(database_url, tmp_path, smtp):
         path = endorse_and_get_link(site, smtp)
         claims = Tokens(TEST_SECRET).read(Purpose.CONFIRM, token_of(path), max_age=None)
         payload = [claims.endorsement_id, claims.nonce]
-        assert (
-            client.get(f"/confirm/{signed_in_the_past(Purpose.CONFIRM, payload, 3000)}").status_code
-            == 200
-        )
-        assert (
-            client.get(f"/confirm/{signed_in_the_past(Purpose.CONFIRM, payload, 3700)}").status_code
-            == 410
-        )
+        assert client.get(f"/confirm/{signed_in_the_past(Purpose.CONFIRM, payload, 3000)}").status_code == 200
+        assert client.get(f"/confirm/{signed_in_the_past(Purpose.CONFIRM, payload, 3700)}").status_code == 410
 
 
 def test_resend_sends_nothing_for_a_confirmed_endorsement(site, client, smtp, database_url):

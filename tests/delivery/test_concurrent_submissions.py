@@ -17,8 +17,9 @@ def test_fifty_concurrent_submissions_are_all_stored(make_live, smtp, database_u
     def submit(i: int) -> int:
         with httpx2.Client(base_url=server.url, timeout=60) as browser:
             csrf = csrf_from(browser.get(f"/appeals/{SLUG}").text)
-            form = valid_form(contact_email=f"peak{i}@org{i}.example", organisation_name=f"Peak Org {i}",
-                              csrf_token=csrf)
+            form = valid_form(
+                contact_email=f"peak{i}@org{i}.example", organisation_name=f"Peak Org {i}", csrf_token=csrf
+            )
             return browser.post(f"/appeals/{SLUG}/endorse", data=form).status_code
 
     with ThreadPoolExecutor(max_workers=50) as pool:

@@ -92,8 +92,10 @@ class CuttableProxy:
             self.sockets.clear()
 
 
-@pytest.mark.skipif(not os.environ.get("PETITION_TEST_DATABASE", "").startswith("postgresql://"),
-                    reason="the PostgreSQL deployment's failure mode (SQLite is a file in the process)")
+@pytest.mark.skipif(
+    not os.environ.get("PETITION_TEST_DATABASE", "").startswith("postgresql://"),
+    reason="the PostgreSQL deployment's failure mode (SQLite is a file in the process)",
+)
 def test_database_restart_under_load_gives_503_then_recovers(make_live, database_url):
     parts = urlsplit(database_url)
     proxy = CuttableProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
@@ -110,8 +112,10 @@ def test_database_restart_under_load_gives_503_then_recovers(make_live, database
             if i % 2:
                 r = c.get(f"/appeals/{SLUG}")
             else:
-                r = c.post(f"/appeals/{SLUG}/endorse", data=valid_form(
-                    contact_email=f"down{i}@outage.example", csrf_token=csrf))
+                r = c.post(
+                    f"/appeals/{SLUG}/endorse",
+                    data=valid_form(contact_email=f"down{i}@outage.example", csrf_token=csrf),
+                )
         return r.status_code, time.monotonic() - started
 
     with ThreadPoolExecutor(max_workers=8) as pool:

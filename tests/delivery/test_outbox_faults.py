@@ -27,8 +27,13 @@ def queue(database_url: str, settings, addresses: list[str]) -> None:
         try:
             async with db.write():
                 for address in addresses:
-                    await mailer.queue(db, name="already_endorsed", to=address, language="en",
-                                       context={"appeal_url": BASE_URL + "/", "title": "Appeal"})
+                    await mailer.queue(
+                        db,
+                        name="already_endorsed",
+                        to=address,
+                        language="en",
+                        context={"appeal_url": BASE_URL + "/", "title": "Appeal"},
+                    )
         finally:
             await db.disconnect()
 
@@ -36,8 +41,9 @@ def queue(database_url: str, settings, addresses: list[str]) -> None:
 
 
 def rows(database_url: str) -> list[dict]:
-    found = run_sql(database_url, "SELECT to_addr, state, attempts, last_error, next_attempt_at, claimed_by "
-                                  "FROM outbox ORDER BY id")
+    found = run_sql(
+        database_url, "SELECT to_addr, state, attempts, last_error, next_attempt_at, claimed_by FROM outbox ORDER BY id"
+    )
     for row in found:  # SQLite hands raw SQL timestamps back as text
         if isinstance(row["next_attempt_at"], str):
             row["next_attempt_at"] = dt.datetime.fromisoformat(row["next_attempt_at"])
@@ -66,8 +72,7 @@ def test_permanent_refusal_fails_at_once_and_temporary_is_retried(database_url, 
 
 
 def test_too_many_temporary_refusals_give_up(database_url, tmp_path, smtp):
-    settings = make_settings(database_url, tmp_path / "data", smtp, outbox_max_attempts=3,
-                             outbox_max_backoff=0.05)
+    settings = make_settings(database_url, tmp_path / "data", smtp, outbox_max_attempts=3, outbox_max_backoff=0.05)
     queue(database_url, settings, ["stubborn@relay.example"])
     smtp.sink.refuse_with = "452 4.2.2 mailbox full"
     with TestClient(create_app(settings), base_url=BASE_URL):
@@ -113,8 +118,11 @@ def test_relay_down_for_a_while_then_everything_is_delivered_once(database_url, 
         # not use up attempts: two would, and the email would be given up.
         for _ in range(3):
             before = {r["to_addr"]: r["next_attempt_at"] for r in rows(database_url)}
-            wait_for(lambda before=before: all(r["last_error"] and r["next_attempt_at"] > before[r["to_addr"]]
-                                               for r in rows(database_url)))
+            wait_for(
+                lambda before=before: all(
+                    r["last_error"] and r["next_attempt_at"] > before[r["to_addr"]] for r in rows(database_url)
+                )
+            )
         assert {r["state"] for r in rows(database_url)} <= {"queued", "sending"}
         assert {r["attempts"] for r in rows(database_url) if r["state"] == "queued"} <= {0}
         smtp.start()
@@ -130,10 +138,18 @@ def test_a_claim_left_by_a_dead_worker_is_taken_over_after_the_lease(database_ur
     long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)).replace(tzinfo=None)
     just_now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     # One row claimed by a worker that died ten minutes ago, one claimed by a live worker just now.
-    run_sql(database_url, "UPDATE outbox SET state = 'sending', attempts = 1, claimed_by = 'dead:1', "
-                          "claimed_at = :t WHERE to_addr = 'orphan@relay.example'", t=long_ago)
-    run_sql(database_url, "UPDATE outbox SET state = 'sending', attempts = 1, claimed_by = 'alive:2', "
-                          "claimed_at = :t WHERE to_addr = 'fresh@relay.example'", t=just_now)
+    run_sql(
+        database_url,
+        "UPDATE outbox SET state = 'sending', attempts = 1, claimed_by = 'dead:1', "
+        "claimed_at = :t WHERE to_addr = 'orphan@relay.example'",
+        t=long_ago,
+    )
+    run_sql(
+        database_url,
+        "UPDATE outbox SET state = 'sending', attempts = 1, claimed_by = 'alive:2', "
+        "claimed_at = :t WHERE to_addr = 'fresh@relay.example'",
+        t=just_now,
+    )
     with TestClient(create_app(settings), base_url=BASE_URL) as client:
         wait_for(lambda: smtp.sink.to("orphan@relay.example"))
         # The live worker's claim is not due: a pass of another worker finds nothing to send.

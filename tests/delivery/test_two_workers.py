@@ -17,25 +17,37 @@ from tests.support import run_sql, wait_for
 WORKER = Path(sys.executable).parent / "petition"
 
 
-@pytest.mark.skipif(not os.environ.get("PETITION_TEST_DATABASE", "").startswith("postgresql://"),
-                    reason="several workers are the PostgreSQL deployment (SQLite runs one in-process)")
+@pytest.mark.skipif(
+    not os.environ.get("PETITION_TEST_DATABASE", "").startswith("postgresql://"),
+    reason="several workers are the PostgreSQL deployment (SQLite runs one in-process)",
+)
 def test_two_worker_processes_deliver_500_emails_exactly_once(database_url, tmp_path, smtp):
     settings = make_settings(database_url, tmp_path / "data", smtp)
     addresses = [f"reader{i}@workers.example" for i in range(500)]
     queue(database_url, settings, addresses)
-    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET,
-           "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "DATA_DIR": str(tmp_path / "data"),
-           "WORKER_POLL_INTERVAL": "0.1", "PURGE_INTERVAL": "3600"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": TEST_SECRET,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp.port),
+        "DATA_DIR": str(tmp_path / "data"),
+        "WORKER_POLL_INTERVAL": "0.1",
+        "PURGE_INTERVAL": "3600",
+    }
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     workers = []
     for log in logs:
         with log.open("wb") as sink:
-            workers.append(subprocess.Popen([str(WORKER), "worker"], env=env, cwd=tmp_path,
-                                            stdout=subprocess.DEVNULL, stderr=sink))
+            workers.append(
+                subprocess.Popen([str(WORKER), "worker"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=sink)
+            )
     try:
         wait_for(lambda: len(smtp.messages) >= 500, timeout=180, interval=0.2)
-        wait_for(lambda: run_sql(database_url, "SELECT count(*) AS n FROM outbox WHERE state = 'sent'")[0]["n"]
-                 == 500, timeout=30)
+        wait_for(
+            lambda: run_sql(database_url, "SELECT count(*) AS n FROM outbox WHERE state = 'sent'")[0]["n"] == 500,
+            timeout=30,
+        )
     finally:
         for process in workers:
             process.send_signal(signal.SIGTERM)

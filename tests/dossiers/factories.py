@@ -42,9 +42,7 @@ async def _recompute(url: str, country: str, threshold: int) -> str:
         await db.disconnect()
 
     def esc(v: str) -> str:
-        return (
-            v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-        )
+        return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
     named = [r for r in rows if r["visibility"] == "public"]
     anonymous = len(rows) - len(named)
@@ -126,7 +124,6 @@ def make_p12(path: Path, name: str, password: str | None = None) -> bytes:
         )
         .sign(key, hashes.SHA256())
     )
-    encryption = (serialization.BestAvailableEncryption(password.encode()) if password
-                  else serialization.NoEncryption())
+    encryption = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
     path.write_bytes(pkcs12.serialize_key_and_certificates(b"test", key, cert, None, encryption))
     return cert.public_bytes(serialization.Encoding.DER)

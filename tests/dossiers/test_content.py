@@ -9,16 +9,24 @@ from petition.dossiers.content import Signatory, canonical_list, country_languag
 
 
 def org(name: str, city: str = "") -> Signatory:
-    return Signatory(
-        name=name, city=city, organisation_type="peace", website="", endorsed_on=dt.date(2026, 1, 2)
-    )
+    return Signatory(name=name, city=city, organisation_type="peace", website="", endorsed_on=dt.date(2026, 1, 2))
 
 
 def test_each_country_reads_its_language_where_the_platform_has_it() -> None:
-    assert [
-        country_language(c)
-        for c in ("DE", "AT", "CH", "FR", "BE", "LU", "RU", "BY", "KZ", "UA", "IT", "GE")
-    ] == ["de", "de", "de", "fr", "fr", "fr", "ru", "ru", "ru", "uk", "en", "en"]
+    assert [country_language(c) for c in ("DE", "AT", "CH", "FR", "BE", "LU", "RU", "BY", "KZ", "UA", "IT", "GE")] == [
+        "de",
+        "de",
+        "de",
+        "fr",
+        "fr",
+        "fr",
+        "ru",
+        "ru",
+        "ru",
+        "uk",
+        "en",
+        "en",
+    ]
 
 
 def test_names_sort_as_readers_expect_across_scripts_and_accents() -> None:
@@ -48,9 +56,7 @@ def test_names_sort_as_readers_expect_across_scripts_and_accents() -> None:
 
 def test_the_canonical_list_is_documented_bytes_in_code_point_order() -> None:
     rows = [org("Zeta\tTab", "Köln"), org("alpha\\back"), org("Beta\nline")]
-    data = canonical_list(
-        appeal_slug="protect-deserters", country="DE", signatories=rows, anonymous_count=4
-    )
+    data = canonical_list(appeal_slug="protect-deserters", country="DE", signatories=rows, anonymous_count=4)
     assert (
         data
         == (
@@ -61,7 +67,5 @@ def test_the_canonical_list_is_documented_bytes_in_code_point_order() -> None:
         ).encode()
     )
     # The order of the input does not matter: the digest is of the list, not of a view of it.
-    again = canonical_list(
-        appeal_slug="protect-deserters", country="DE", signatories=rows[::-1], anonymous_count=4
-    )
+    again = canonical_list(appeal_slug="protect-deserters", country="DE", signatories=rows[::-1], anonymous_count=4)
     assert hashlib.sha256(again).hexdigest() == hashlib.sha256(data).hexdigest()

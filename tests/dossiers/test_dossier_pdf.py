@@ -107,9 +107,7 @@ def fingerprint_hex(settings: Settings) -> str:
 
 def upload(client: TestClient, data: bytes, name: str = "dossier.pdf"):
     token = csrf_from(client.get("/verify").text)
-    return client.post(
-        "/verify", data={"csrf_token": token}, files={"dossier": (name, data, "application/pdf")}
-    )
+    return client.post("/verify", data={"csrf_token": token}, files={"dossier": (name, data, "application/pdf")})
 
 
 def test_dossier_names_the_countrys_public_organisations_and_is_verifiably_signed(
@@ -154,8 +152,15 @@ def test_dossier_names_the_countrys_public_organisations_and_is_verifiably_signe
         assert absent not in flat, absent
     # A German dossier speaks German (the catalogue's words, so a new translation does not break this).
     german = translations("de")
-    assert german.ngettext("and %(num)s organisation that asked not to be named",
-                           "and %(num)s organisations that asked not to be named", 3) % {"num": 3} in flat
+    assert (
+        german.ngettext(
+            "and %(num)s organisation that asked not to be named",
+            "and %(num)s organisations that asked not to be named",
+            3,
+        )
+        % {"num": 3}
+        in flat
+    )
     assert row["signatory_count"] == len(public_de) and row["anonymous_count"] == 3
 
     # The digest on the cover is the one recomputed from the database, and the one recorded.

@@ -53,9 +53,7 @@ def dossier_content(names: list[str]) -> DossierContent:
 
 def page_sizes(path: Path, pages: int) -> list[tuple[float, float]]:
     info = run("pdfinfo", "-f", "1", "-l", str(pages), path)
-    return [
-        (float(w), float(h)) for w, h in re.findall(r"Page\s+\d+ size:\s+([\d.]+) x ([\d.]+)", info)
-    ]
+    return [(float(w), float(h)) for w, h in re.findall(r"Page\s+\d+ size:\s+([\d.]+) x ([\d.]+)", info)]
 
 
 def page_text(path: Path, page: int) -> str:

@@ -46,9 +46,7 @@ def test_real_markup_that_points_outside_fetches_nothing(tmp_path: Path) -> None
     assert any("127.0.0.1" in url for url in seen)
     out = tmp_path / "isolated.pdf"
     out.write_bytes(pdf)
-    listing = subprocess.run(
-        ["pdfdetach", "-list", str(out)], capture_output=True, text=True
-    ).stdout
+    listing = subprocess.run(["pdfdetach", "-list", str(out)], capture_output=True, text=True).stdout
     assert listing.strip() == "0 embedded files"
     assert b"do not attach me" not in pdf
 
@@ -57,10 +55,7 @@ def test_asset_path_serves_only_files_inside_the_assets_folder(tmp_path: Path) -
     assert asset_path((ASSETS_DIR / "dossier.css").as_uri()) == ASSETS_DIR / "dossier.css"
     assert asset_path((ASSETS_DIR / ".." / "render.py").as_uri()) is None
     assert asset_path("file:///etc/passwd") is None
-    assert (
-        asset_path((ASSETS_DIR / "dossier.css").as_uri().replace("file://", "file://evil.example"))
-        is None
-    )
+    assert asset_path((ASSETS_DIR / "dossier.css").as_uri().replace("file://", "file://evil.example")) is None
     assert asset_path("http://127.0.0.1:9/dossier.css") is None
     link = tmp_path / "link.css"
     link.symlink_to("/etc/passwd")

@@ -50,9 +50,7 @@ def test_cli_builds_a_dossier_signed_with_the_configured_p12(
     assert result.exit_code == 0, result.output
     # One anonymous organisation is not attributed to Germany (ANONYMOUS_COUNT_THRESHOLD).
     assert "2 named, 0 not named" in result.output
-    assert (
-        "dossier protect-deserters DE" in result.output
-    )  # the progress bar's label (no TTY: no bar)
+    assert "dossier protect-deserters DE" in result.output  # the progress bar's label (no TTY: no bar)
 
     data = out.read_bytes()
     assert re.search(r"PDF SHA-256:\s+" + hashlib.sha256(data).hexdigest(), result.output)
@@ -66,10 +64,9 @@ def test_cli_builds_a_dossier_signed_with_the_configured_p12(
     assert "https://petition.example/verify?digest=" in text.replace("\n", "")
     # The build is recorded like any other.
     rows = asyncio.run(_dossiers(database_url))
-    assert [
-        (r["state"], r["country"], r["signatory_count"], r["anonymous_count"], r["pdf_sha256"])
-        for r in rows
-    ] == [("done", "DE", 2, 0, hashlib.sha256(data).hexdigest())]
+    assert [(r["state"], r["country"], r["signatory_count"], r["anonymous_count"], r["pdf_sha256"]) for r in rows] == [
+        ("done", "DE", 2, 0, hashlib.sha256(data).hexdigest())
+    ]
     # No self-signed certificate was made when a P12 is configured.
     assert not (tmp_path / "data" / "signing").exists()
 
@@ -94,19 +91,13 @@ def test_cli_refuses_an_unknown_appeal_or_country(
     monkeypatch.setenv("SECRET_KEY", TEST_SECRET)
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    bad_country = runner.invoke(
-        main, ["dossier", "build", "--appeal", "x", "--country", "XX", "--out", "a.pdf"]
-    )
+    bad_country = runner.invoke(main, ["dossier", "build", "--appeal", "x", "--country", "XX", "--out", "a.pdf"])
     assert bad_country.exit_code != 0 and "not an ISO 3166-1" in bad_country.output
-    bad_appeal = runner.invoke(
-        main, ["dossier", "build", "--appeal", "nope", "--country", "DE", "--out", "a.pdf"]
-    )
+    bad_appeal = runner.invoke(main, ["dossier", "build", "--appeal", "nope", "--country", "DE", "--out", "a.pdf"])
     assert bad_appeal.exit_code != 0 and "no appeal with the slug" in bad_appeal.output
 
 
-def test_the_self_signed_certificate_is_made_once_and_kept_private(
-    database_url: str, tmp_path: Path
-) -> None:
+def test_the_self_signed_certificate_is_made_once_and_kept_private(database_url: str, tmp_path: Path) -> None:
     settings = make_settings(database_url, tmp_path / "data", None)
     first = certificate_fingerprint(settings)
     path = self_signed_path(settings)
@@ -122,8 +113,6 @@ def test_a_wrong_p12_password_is_a_clear_error(database_url: str, tmp_path: Path
 
     p12 = tmp_path / "o.p12"
     make_p12(p12, "X", "right")
-    settings = make_settings(
-        database_url, tmp_path / "data", None, signing_p12=str(p12), signing_p12_password="wrong"
-    )
+    settings = make_settings(database_url, tmp_path / "data", None, signing_p12=str(p12), signing_p12_password="wrong")
     with pytest.raises(SigningError, match="SIGNING_P12_PASSWORD"):
         certificate_fingerprint(settings)

@@ -35,11 +35,17 @@ def _anonymous_phrases(language: str, counts: range) -> list[str]:
     phrases = []
     for catalogue in (translations(language), translations("en")):
         for n in counts:
-            phrases.append(catalogue.ngettext("%(num)s asked not to be named",
-                                              "%(num)s asked not to be named", n) % {"num": n})
-            phrases.append(catalogue.ngettext("and %(num)s organisation that asked not to be named",
-                                              "and %(num)s organisations that asked not to be named",
-                                              n) % {"num": n})
+            phrases.append(
+                catalogue.ngettext("%(num)s asked not to be named", "%(num)s asked not to be named", n) % {"num": n}
+            )
+            phrases.append(
+                catalogue.ngettext(
+                    "and %(num)s organisation that asked not to be named",
+                    "and %(num)s organisations that asked not to be named",
+                    n,
+                )
+                % {"num": n}
+            )
     return phrases
 
 
@@ -96,8 +102,11 @@ async def _content(database_url: str, country: str, **kwargs: int):
 @pytest.mark.asyncio
 async def test_a_dossier_attributes_anonymous_groups_only_from_the_threshold_on(database_url: str) -> None:
     orgs = [dict(organisation_name="Named Group", country=c) for c in ("BY", "RU", "UA", "GE")]
-    orgs += [dict(organisation_name=f"Quiet {c} {n}", country=c, visibility="anonymous")
-             for c, count in (("BY", 1), ("RU", 2), ("UA", 3), ("GE", 4)) for n in range(count)]
+    orgs += [
+        dict(organisation_name=f"Quiet {c} {n}", country=c, visibility="anonymous")
+        for c, count in (("BY", 1), ("RU", 2), ("UA", 3), ("GE", 4))
+        for n in range(count)
+    ]
     await asyncio.to_thread(add_endorsements, database_url, rows=orgs)
     found = {c: (await _content(database_url, c)).anonymous_count for c in ("BY", "RU", "UA", "GE")}
     assert found == {"BY": 0, "RU": 0, "UA": 3, "GE": 4}
@@ -121,9 +130,16 @@ def test_the_verify_page_does_not_attribute_a_small_stored_anonymous_count(clien
             for country, anonymous, digest in (("BY", 2, small), ("UA", 3, enough)):
                 await db.execute(
                     dossiers.insert().values(
-                        appeal_id=appeal["id"], country=country, state="done", progress=100,
-                        signatory_count=5, anonymous_count=anonymous, pdf_sha256=digest,
-                        list_sha256=digest[::-1], created_at=utcnow(), finished_at=utcnow(),
+                        appeal_id=appeal["id"],
+                        country=country,
+                        state="done",
+                        progress=100,
+                        signatory_count=5,
+                        anonymous_count=anonymous,
+                        pdf_sha256=digest,
+                        list_sha256=digest[::-1],
+                        created_at=utcnow(),
+                        finished_at=utcnow(),
                     )
                 )
 
@@ -140,16 +156,23 @@ def test_no_dossier_is_offered_for_a_country_whose_only_signatories_are_a_withhe
     """A Belarus dossier of nothing but "0 named" would itself say that Belarusian groups signed."""
     from tests.organisers.support import add_organiser, csrf, login
 
-    add_endorsements(database_url, rows=[dict(organisation_name="Deutsche Friedensgruppe", country="DE"),
-                                         dict(organisation_name="Тихая группа Минск", country="BY",
-                                              visibility="anonymous")])
+    add_endorsements(
+        database_url,
+        rows=[
+            dict(organisation_name="Deutsche Friedensgruppe", country="DE"),
+            dict(organisation_name="Тихая группа Минск", country="BY", visibility="anonymous"),
+        ],
+    )
     appeal_id = demo_appeal_id(database_url)
     add_organiser(client, "mod@petition.example", "moderator")
     login(client, "mod@petition.example")
     page = client.get("/admin/dossiers").text
     assert 'value="DE"' in page and 'value="BY"' not in page
-    answer = client.post("/admin/dossiers", data={"csrf_token": csrf(client, "/admin/"), "appeal": str(appeal_id),
-                                                  "country": "ALL"}, follow_redirects=False)
+    answer = client.post(
+        "/admin/dossiers",
+        data={"csrf_token": csrf(client, "/admin/"), "appeal": str(appeal_id), "country": "ALL"},
+        follow_redirects=False,
+    )
     assert answer.status_code == 303
     built = [r["country"] for r in asyncio.run(_queued(database_url))]
     assert built == ["DE"]

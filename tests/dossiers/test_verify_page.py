@@ -17,11 +17,7 @@ def test_the_page_shows_the_platforms_certificate_fingerprint(client: TestClient
     page = client.get("/verify?lang=de")
     assert page.status_code == 200
     assert '<html lang="de"' in page.text
-    assert (
-        'name="csrf_token"' in page.text
-        and 'for="dossier"' in page.text
-        and 'for="digest"' in page.text
-    )
+    assert 'name="csrf_token"' in page.text and 'for="dossier"' in page.text and 'for="digest"' in page.text
     from petition.dossiers.sign import certificate_fingerprint
 
     assert certificate_fingerprint(client.app.state.services.settings) in page.text
@@ -92,9 +88,7 @@ def test_a_digest_is_looked_up_among_issued_dossiers(client: TestClient) -> None
     by_list = client.get(f"/verify?digest={list_digest.upper()}")
     assert by_list.status_code == 200
     assert "digest of the list in a dossier issued by this platform" in by_list.text
-    assert (
-        "Ukraine" in by_list.text and "<td>12</td>" in by_list.text and "<td>3</td>" in by_list.text
-    )
+    assert "Ukraine" in by_list.text and "<td>12</td>" in by_list.text and "<td>3</td>" in by_list.text
     typed = ":".join(pdf_digest[i : i + 2] for i in range(0, 64, 2))
     by_pdf = client.post("/verify", data={"csrf_token": token(client), "digest": typed})
     assert "digest of a dossier file issued by this platform" in by_pdf.text

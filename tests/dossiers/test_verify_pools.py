@@ -163,7 +163,8 @@ def test_no_pool_process_outlives_the_app(settings: Settings) -> None:
         busy = render_pool.pool().submit(time.sleep, 60)
         wait_for(busy.running)
         processes = wait_for(
-            lambda: (found := _pool_processes(me)) and len(found) >= render_pool.pool_workers() and found)
+            lambda: (found := _pool_processes(me)) and len(found) >= render_pool.pool_workers() and found
+        )
         stopping = time.monotonic()
     assert time.monotonic() - stopping < 20  # the busy one was ended, not waited for
 

@@ -28,6 +28,7 @@ SIGMA_TWIN = "office@σίσυφοσ.gr"
 
 # --- the canonical forms -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("typed", "canonical"),
     [
@@ -78,8 +79,17 @@ def test_different_mailboxes_stay_apart(one, other):
     assert canonical_email(one) != canonical_email(other)
 
 
-@pytest.mark.parametrize("typed", ["Info@Straße.DE", "info@xn--strae-oqa.de", "Office+x@ΣΊΣΥΦΟΣ.GR",
-                                   "ПЁТР@Почта.РФ", "J.O.H.N+x@GoogleMail.com", "x@ｅｘａｍｐｌｅ.org"])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "Info@Straße.DE",
+        "info@xn--strae-oqa.de",
+        "Office+x@ΣΊΣΥΦΟΣ.GR",
+        "ПЁТР@Почта.РФ",
+        "J.O.H.N+x@GoogleMail.com",
+        "x@ｅｘａｍｐｌｅ.org",
+    ],
+)
 def test_the_stored_address_and_what_was_typed_have_one_canonical_form(typed):
     # The form stores email_validator's normalised address and canonicalises that.
     normalized = validate_email(typed, check_deliverability=False).normalized
@@ -112,6 +122,7 @@ def test_a_website_host_that_only_idna_2003_allows_is_refused():
 
 # --- over HTTP: the twin of a mailbox cannot answer for it ------------------------------------
 
+
 @pytest.fixture
 def smtp() -> Iterator[SMTPServer]:
     # Offers SMTPUTF8, as most relays do: mail reaches the ß mailbox however its domain is sent.
@@ -130,8 +141,9 @@ def confirm_link(message: EmailMessage) -> str:
 
 
 def records(database_url: str) -> dict[str, dict[str, object]]:
-    rows = db_rows(database_url, "SELECT organisation_name, contact_email, email_canonical, state"
-                                 " FROM endorsements ORDER BY id")
+    rows = db_rows(
+        database_url, "SELECT organisation_name, contact_email, email_canonical, state FROM endorsements ORDER BY id"
+    )
     return {str(r["contact_email"]): r for r in rows}
 
 

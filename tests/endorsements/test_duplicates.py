@@ -23,18 +23,13 @@ EMAIL = "office@connection-ev.example"
 def endorsements(database_url):
     return db_rows(
         database_url,
-        "SELECT id, state, organisation_name, contact_email, email_canonical,"
-        " confirmed_at FROM endorsements",
+        "SELECT id, state, organisation_name, contact_email, email_canonical, confirmed_at FROM endorsements",
     )
 
 
-def test_the_same_email_twice_gives_the_same_answer_and_one_endorsement(
-    site, client, smtp, database_url
-):
+def test_the_same_email_twice_gives_the_same_answer_and_one_endorsement(site, client, smtp, database_url):
     first = site.endorse(contact_email=EMAIL)
-    second = site.endorse(
-        contact_email="  Office@Connection-EV.example ", organisation_name="Connection"
-    )
+    second = site.endorse(contact_email="  Office@Connection-EV.example ", organisation_name="Connection")
     assert first.status_code == second.status_code == 303
     assert first.headers["location"] == second.headers["location"]
     assert client.get(first.headers["location"]).text == client.get(second.headers["location"]).text
@@ -53,9 +48,7 @@ def test_the_same_email_twice_gives_the_same_answer_and_one_endorsement(
     assert [r["state"] for r in endorsements(database_url)] == ["confirmed"]
 
 
-def test_a_confirmed_email_gets_an_already_endorsed_email_and_nothing_new(
-    site, client, smtp, database_url
-):
+def test_a_confirmed_email_gets_an_already_endorsed_email_and_nothing_new(site, client, smtp, database_url):
     site.endorse(contact_email=EMAIL)
     [message] = mail_for(smtp, EMAIL, 1)
     site.confirm(links(message, BASE_URL)[0])
@@ -77,10 +70,7 @@ def test_a_confirmed_email_gets_an_already_endorsed_email_and_nothing_new(
     assert not [u for u in links(already, BASE_URL) if "/confirm/" in u]
     assert "Someone Else" not in text_body(already)
     assert client.get("/api/appeals/protect-deserters").json()["counts"]["total"] == 1
-    names = [
-        i["organisation_name"]
-        for i in client.get("/api/appeals/protect-deserters/endorsements").json()["items"]
-    ]
+    names = [i["organisation_name"] for i in client.get("/api/appeals/protect-deserters/endorsements").json()["items"]]
     assert names == ["Connection e.V."]
 
 

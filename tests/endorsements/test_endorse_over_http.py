@@ -45,9 +45,7 @@ def overlong(name: str) -> str:
     return "x" * n
 
 
-def assert_refused(
-    client, smtp, database_url, response, field: str, message: str, sent: dict[str, str]
-):
+def assert_refused(client, smtp, database_url, response, field: str, message: str, sent: dict[str, str]):
     """400, the field's message by the field, the other values kept, nothing stored or sent."""
     assert response.status_code == 400, response.text[:500]
     page = response.text
@@ -100,9 +98,7 @@ def test_only_whitespace_counts_as_missing(site, client, smtp, database_url):
     assert_refused(client, smtp, database_url, response, "organisation_name", REQUIRED, form)
     # Invisible characters (zero-width space, right-to-left override) are not a name either.
     form, response = post(site, contact_name="\u200b \u202e")
-    assert_refused(
-        client, smtp, database_url, response, "contact_name", MESSAGES["contact_name"], form
-    )
+    assert_refused(client, smtp, database_url, response, "contact_name", MESSAGES["contact_name"], form)
 
 
 @pytest.mark.parametrize("field", sorted(LIMITS))
@@ -113,11 +109,7 @@ def test_each_overlong_field_is_refused(site, client, smtp, database_url, field)
 
 
 def test_field_at_its_limit_is_accepted(site, database_url):
-    values = {
-        name: "y" * limit
-        for name, limit in LIMITS.items()
-        if name not in ("website", "contact_email")
-    }
+    values = {name: "y" * limit for name, limit in LIMITS.items() if name not in ("website", "contact_email")}
     _form, response = post(site, **values)
     assert response.status_code == 303
     [row] = db_rows(database_url, "SELECT organisation_name, comment FROM endorsements")
@@ -138,9 +130,7 @@ def test_field_at_its_limit_is_accepted(site, database_url):
 )
 def test_malformed_email_is_refused(site, client, smtp, database_url, email):
     form, response = post(site, contact_email=email)
-    assert_refused(
-        client, smtp, database_url, response, "contact_email", MESSAGES["contact_email"], form
-    )
+    assert_refused(client, smtp, database_url, response, "contact_email", MESSAGES["contact_email"], form)
 
 
 @pytest.mark.parametrize("country", ["XX", "Germany", "D", "DEU", "EU", "<b>"])
@@ -422,9 +412,7 @@ def test_post_without_csrf_token_is_forbidden(site, client, smtp, database_url):
 @pytest.mark.parametrize("token", ["wrong", "x" * 60, "eyJ9.invalid"])
 def test_post_with_wrong_csrf_token_is_forbidden(site, client, smtp, database_url, token):
     site.csrf()
-    response = client.post(
-        ENDORSE, data={**valid_form(), "csrf_token": token}, follow_redirects=False
-    )
+    response = client.post(ENDORSE, data={**valid_form(), "csrf_token": token}, follow_redirects=False)
     assert response.status_code == 403
     _assert_nothing_stored(client, smtp, database_url)
 
@@ -433,9 +421,7 @@ def test_csrf_token_of_another_browser_is_forbidden(site, client, smtp, database
     other_token = site.csrf()
     client.cookies.clear()
     site.csrf()  # this browser gets its own cookie
-    response = client.post(
-        ENDORSE, data={**valid_form(), "csrf_token": other_token}, follow_redirects=False
-    )
+    response = client.post(ENDORSE, data={**valid_form(), "csrf_token": other_token}, follow_redirects=False)
     assert response.status_code == 403
     _assert_nothing_stored(client, smtp, database_url)
 
@@ -443,9 +429,7 @@ def test_csrf_token_of_another_browser_is_forbidden(site, client, smtp, database
 def test_csrf_token_without_its_cookie_is_forbidden(site, client, smtp, database_url):
     token = site.csrf()
     client.cookies.clear()
-    response = client.post(
-        ENDORSE, data={**valid_form(), "csrf_token": token}, follow_redirects=False
-    )
+    response = client.post(ENDORSE, data={**valid_form(), "csrf_token": token}, follow_redirects=False)
     assert response.status_code == 403
     _assert_nothing_stored(client, smtp, database_url)
 
@@ -460,9 +444,7 @@ def test_the_form_page_sets_a_strict_csrf_cookie(client):
 # --- honeypot -----------------------------------------------------------------------------------
 
 
-def test_filled_honeypot_gets_the_same_answer_and_nothing_is_stored(
-    site, client, smtp, database_url
-):
+def test_filled_honeypot_gets_the_same_answer_and_nothing_is_stored(site, client, smtp, database_url):
     person = post(site, contact_email="person@example.org")[1]
     assert person.status_code == 303
     form = valid_form(contact_email="bot@example.org")

@@ -55,20 +55,28 @@ def take_together(settings: Settings, datas: list[dict[str, Any]], ip: str) -> l
         async with demo_intake(settings) as (intake, appeal, text):
             return await asyncio.gather(
                 *(intake.take(appeal=appeal, text=text, data=data, language="en", ip=ip) for data in datas),
-                return_exceptions=True)
+                return_exceptions=True,
+            )
 
     return asyncio.run(go())
 
 
 @pytest.fixture
 def roomy_settings(database_url, tmp_path) -> Settings:
-    return make_settings(database_url, tmp_path / "data", None, rate_limit_ip_burst=1000,
-                         rate_limit_ip_sustained=1000, rate_limit_domain=1000)
+    return make_settings(
+        database_url,
+        tmp_path / "data",
+        None,
+        rate_limit_ip_burst=1000,
+        rate_limit_ip_sustained=1000,
+        rate_limit_domain=1000,
+    )
 
 
 def test_forty_submissions_at_once_are_all_stored_each_with_its_confirmation(roomy_settings, database_url):
-    forms = [valid_form(contact_email=f"office{i}@group{i % 7}.example", organisation_name=f"Group {i}")
-             for i in range(40)]
+    forms = [
+        valid_form(contact_email=f"office{i}@group{i % 7}.example", organisation_name=f"Group {i}") for i in range(40)
+    ]
     # The same address twice in one go: one endorsement, the later submission waits beside it
     # with an email of its own.
     forms += [valid_form(contact_email="twice@group.example"), valid_form(contact_email="Twice@Group.example")]
@@ -86,16 +94,26 @@ def test_forty_submissions_at_once_are_all_stored_each_with_its_confirmation(roo
 
 
 def test_over_the_limit_in_a_crowd_is_held_for_review_and_still_emailed(database_url, tmp_path):
-    settings = make_settings(database_url, tmp_path / "data", None, rate_limit_ip_burst=1000,
-                             rate_limit_ip_sustained=1000, rate_limit_domain=3)
+    settings = make_settings(
+        database_url,
+        tmp_path / "data",
+        None,
+        rate_limit_ip_burst=1000,
+        rate_limit_ip_sustained=1000,
+        rate_limit_domain=3,
+    )
     first = submit_together(settings, [valid_form(contact_email=f"a{i}@one-domain.example") for i in range(3)])
     assert first == [SubmitOutcome.NEW] * 3
     # The domain's three are used up: whoever comes next from it is held, the others are not.
-    later = submit_together(settings, [valid_form(contact_email="b@one-domain.example"),
-                                       valid_form(contact_email="c@another-domain.example")])
+    later = submit_together(
+        settings,
+        [valid_form(contact_email="b@one-domain.example"), valid_form(contact_email="c@another-domain.example")],
+    )
     assert later == [SubmitOutcome.NEW, SubmitOutcome.NEW]
-    holds = {r["email_canonical"]: r["hold_reason"] for r in db_rows(
-        database_url, "SELECT email_canonical, hold_reason FROM endorsements WHERE state = 'pending'")}
+    holds = {
+        r["email_canonical"]: r["hold_reason"]
+        for r in db_rows(database_url, "SELECT email_canonical, hold_reason FROM endorsements WHERE state = 'pending'")
+    }
     assert holds["b@one-domain.example"] == "form.domain"
     assert holds["c@another-domain.example"] is None
     # Held back, not silenced: the owner of the address is asked all the same.
@@ -104,8 +122,9 @@ def test_over_the_limit_in_a_crowd_is_held_for_review_and_still_emailed(database
 
 
 def test_a_burst_of_parallel_requests_from_one_address_is_held_past_the_limit(database_url, tmp_path):
-    settings = make_settings(database_url, tmp_path / "data", None, rate_limit_ip_burst=10,
-                             rate_limit_ip_sustained=1000)
+    settings = make_settings(
+        database_url, tmp_path / "data", None, rate_limit_ip_burst=10, rate_limit_ip_sustained=1000
+    )
     forms = [valid_form(contact_email=f"bot{i}@d{i}.example") for i in range(30)]
     outcomes = submit_together(settings, forms, ip="192.0.2.66")
     # As if they had come one after another: ten pass, the rest are held for review once confirmed.
@@ -156,10 +175,18 @@ def test_reserved_ids_stay_unique_across_blocks_and_processes(database_url):
 
 
 def test_the_same_address_twice_at_the_limit_keeps_the_first_and_caps_the_second(database_url, tmp_path):
-    settings = make_settings(database_url, tmp_path / "data", None, rate_limit_ip_burst=1000,
-                             rate_limit_ip_sustained=1000, rate_limit_email=1)
-    forms = [valid_form(contact_email="once@limit.example", organisation_name="First"),
-             valid_form(contact_email="once@limit.example", organisation_name="Second")]
+    settings = make_settings(
+        database_url,
+        tmp_path / "data",
+        None,
+        rate_limit_ip_burst=1000,
+        rate_limit_ip_sustained=1000,
+        rate_limit_email=1,
+    )
+    forms = [
+        valid_form(contact_email="once@limit.example", organisation_name="First"),
+        valid_form(contact_email="once@limit.example", organisation_name="Second"),
+    ]
     # As one after the other: one is stored and mailed, the other (over the address's own cap)
     # leaves the known record alone and sends nothing.
     outcomes = submit_together(settings, forms)
@@ -181,8 +208,12 @@ def test_an_appeal_paused_since_it_was_read_takes_nothing(roomy_settings, databa
         async with demo_intake(roomy_settings) as (intake, appeal, text):  # read while open, as the cache does
             await asyncio.to_thread(run_sql, database_url, "UPDATE appeals SET status = 'paused'")
             forms = [valid_form(contact_email=f"late{i}@paused.example") for i in range(3)]
-            return await asyncio.gather(*(intake.take(appeal=appeal, text=text, data=data_of(f), language="en",
-                                                      ip="198.51.100.9") for f in forms))
+            return await asyncio.gather(
+                *(
+                    intake.take(appeal=appeal, text=text, data=data_of(f), language="en", ip="198.51.100.9")
+                    for f in forms
+                )
+            )
 
     assert asyncio.run(go()) == [SubmitOutcome.CLOSED] * 3
     assert db_rows(database_url, "SELECT id FROM endorsements") == []
@@ -196,9 +227,18 @@ def test_requests_waiting_for_a_write_that_is_cancelled_do_not_hang(roomy_settin
 
     async def go() -> list[Any]:
         async with demo_intake(roomy_settings) as (intake, appeal, text):
-            takes = [asyncio.create_task(intake.take(appeal=appeal, text=text, language="en", ip="198.51.100.9",
-                                                     data=data_of(valid_form(contact_email=f"c{i}@stop.example"))))
-                     for i in range(20)]
+            takes = [
+                asyncio.create_task(
+                    intake.take(
+                        appeal=appeal,
+                        text=text,
+                        language="en",
+                        ip="198.51.100.9",
+                        data=data_of(valid_form(contact_email=f"c{i}@stop.example")),
+                    )
+                )
+                for i in range(20)
+            ]
             while not intake._writers:  # noqa: ASYNC110 - until the first group has a writer
                 await asyncio.sleep(0)
             if when == "while it writes":
@@ -217,23 +257,33 @@ def test_requests_waiting_for_a_write_that_is_cancelled_do_not_hang(roomy_settin
 def test_a_twin_in_the_same_group_waits_beside_the_record_and_changes_nothing(roomy_settings, database_url):
     """The rewrite attack through the grouped intake: the owner's anonymous submission and a +tag
     twin's public one arrive in one group; the record keeps the first, the twin's waits apart."""
-    forms = [valid_form(contact_email="office@exile.example", organisation_name="Exile Group", visibility="anonymous"),
-             valid_form(contact_email="Office+x@exile.example", organisation_name="Named By Someone Else",
-                        visibility="public", website="attacker.example")]
+    forms = [
+        valid_form(contact_email="office@exile.example", organisation_name="Exile Group", visibility="anonymous"),
+        valid_form(
+            contact_email="Office+x@exile.example",
+            organisation_name="Named By Someone Else",
+            visibility="public",
+            website="attacker.example",
+        ),
+    ]
     outcomes = submit_together(roomy_settings, forms)
     assert sorted(outcomes) == sorted([SubmitOutcome.NEW, SubmitOutcome.VERSION])
     if not database_url.startswith("sqlite"):
         assert outcomes == [SubmitOutcome.NEW, SubmitOutcome.VERSION]  # one group, in arrival order
         [row] = db_rows(database_url, "SELECT organisation_name, visibility, website, token_nonce FROM endorsements")
         assert (row["organisation_name"], row["visibility"], row["website"]) == (
-            "Exile Group", "anonymous", "https://connection-ev.org")
+            "Exile Group",
+            "anonymous",
+            "https://connection-ev.org",
+        )
     [version] = db_rows(database_url, "SELECT token_nonce, data FROM endorsement_versions")
     [record] = db_rows(database_url, "SELECT token_nonce FROM endorsements")
     # Two emails, two nonces: neither link can confirm the other's facts.
     assert version["token_nonce"] != record["token_nonce"]
     mails = db_rows(database_url, "SELECT context FROM outbox WHERE kind = 'confirm' ORDER BY id")
     assert len(mails) == 2 and {version["token_nonce"], record["token_nonce"]} == {
-        json.loads(m["context"])["confirm_url"]["nonce"] for m in mails}
+        json.loads(m["context"])["confirm_url"]["nonce"] for m in mails
+    }
 
 
 def test_the_grouped_intake_queues_the_row_enqueue_email_would(roomy_settings, database_url):
@@ -247,9 +297,15 @@ def test_the_grouped_intake_queues_the_row_enqueue_email_would(roomy_settings, d
         await db.connect()
         try:
             async with db.write():
-                await enqueue_email(db, settings=roomy_settings, name=taken["kind"], to=taken["to_addr"],
-                                    language=taken["language"], context=json.loads(taken["context"]),
-                                    endorsement_id=taken["endorsement_id"])
+                await enqueue_email(
+                    db,
+                    settings=roomy_settings,
+                    name=taken["kind"],
+                    to=taken["to_addr"],
+                    language=taken["language"],
+                    context=json.loads(taken["context"]),
+                    endorsement_id=taken["endorsement_id"],
+                )
         finally:
             await db.disconnect()
 

@@ -70,8 +70,14 @@ class World:
 
     def audit(self, endorsement_id: int) -> list[dict[str, Any]]:
         async def get() -> list[dict[str, Any]]:
-            return [dict(r) for r in await self.db.fetch_all(audit_log.select().where(
-                audit_log.c.target_type == "endorsement", audit_log.c.target_id == endorsement_id))]
+            return [
+                dict(r)
+                for r in await self.db.fetch_all(
+                    audit_log.select().where(
+                        audit_log.c.target_type == "endorsement", audit_log.c.target_id == endorsement_id
+                    )
+                )
+            ]
 
         return self.call(get)  # type: ignore[no-any-return]
 
@@ -81,9 +87,15 @@ class World:
 
         async def insert() -> None:
             async with self.db.write():
-                await self.db.execute(endorsement_versions.insert().values(
-                    endorsement_id=row["id"], token_nonce=nonce, hold_reason=hold_reason, created_at=utcnow(),
-                    data=json.dumps({name: row[name] for name in SUBMITTED_FIELDS})))
+                await self.db.execute(
+                    endorsement_versions.insert().values(
+                        endorsement_id=row["id"],
+                        token_nonce=nonce,
+                        hold_reason=hold_reason,
+                        created_at=utcnow(),
+                        data=json.dumps({name: row[name] for name in SUBMITTED_FIELDS}),
+                    )
+                )
 
         self.call(insert)
         return nonce
@@ -95,8 +107,11 @@ class World:
 
         async def age() -> None:
             async with self.db.write():
-                await self.db.execute(endorsements.update().where(endorsements.c.id == row["id"])
-                                      .values(updated_at=utcnow() - RETENTION - dt.timedelta(days=10)))
+                await self.db.execute(
+                    endorsements.update()
+                    .where(endorsements.c.id == row["id"])
+                    .values(updated_at=utcnow() - RETENTION - dt.timedelta(days=10))
+                )
 
         self.call(age)
         return self.row(row["id"])  # type: ignore[return-value]
@@ -105,15 +120,16 @@ class World:
         """Make `event` happen to the record, the way its actor makes it."""
         lc = self.lifecycle
         if event is Event.SUBMIT:
+
             async def submit() -> None:
                 appeal = await get_appeal_by_id(self.db, appeal_id=row["appeal_id"])
                 assert appeal is not None
                 text = await current_text(self.db, appeal=appeal, language="en")
                 assert text is not None
-                data = endorsement_row({"id": row["appeal_id"], "moderation": "post"}, 0,
-                                       contact_email=row["contact_email"])
-                await submit_endorsement(self.db, mailer=lc.mailer, appeal=appeal, text=text, data=data,
-                                         language="en")
+                data = endorsement_row(
+                    {"id": row["appeal_id"], "moderation": "post"}, 0, contact_email=row["contact_email"]
+                )
+                await submit_endorsement(self.db, mailer=lc.mailer, appeal=appeal, text=text, data=data, language="en")
 
             self.call(submit)
         elif event in (Event.CONFIRM, Event.HOLD):
@@ -176,7 +192,8 @@ def test_every_event_from_every_state(client, event):
             else:
                 assert after is not None and after["state"] == move.target, (event, state, after)
             assert [(a["action"], a["organiser_id"] is None) for a in audit] == [
-                (move.audit, Actor.ORGANISER not in move.by)], (event, state, audit)
+                (move.audit, Actor.ORGANISER not in move.by)
+            ], (event, state, audit)
             # Names nothing: the record's number says which.
             assert all("Peace Group" not in a["detail"] and "@" not in a["detail"] for a in audit), audit
             if event is not Event.PURGE:  # what a purge deletes was never listed
@@ -189,14 +206,17 @@ def test_every_event_from_every_state(client, event):
 
 def test_a_new_submission_is_pending_and_not_audited(client):
     world = World(client)
-    row = dict(endorsement_row({"id": world.appeal["id"], "moderation": "post"}, 0, contact_email="new@cycle.example"),
-               id=0,
-               token_nonce="")
+    row = dict(
+        endorsement_row({"id": world.appeal["id"], "moderation": "post"}, 0, contact_email="new@cycle.example"),
+        id=0,
+        token_nonce="",
+    )
     world.perform(Event.SUBMIT, row)
 
     async def find() -> Any:
-        return await world.db.fetch_one(endorsements.select().where(
-            endorsements.c.email_canonical == "new@cycle.example"))
+        return await world.db.fetch_one(
+            endorsements.select().where(endorsements.c.email_canonical == "new@cycle.example")
+        )
 
     found = world.call(find)
     assert found is not None and found["state"] == TRANSITIONS[Event.SUBMIT].target
@@ -242,17 +262,26 @@ def test_a_bulk_decision_audits_each_changed_record_once_and_tells_each_appeal_o
     here = add_endorsements(client, 3, appeal=world.appeal["id"])
     there = add_endorsements(client, 2, appeal=other["id"])
     pending = add_endorsements(client, 1, appeal=other["id"], state="pending", confirmed_at=None)
-    changed = world.call(lambda: world.lifecycle.decide(ids=[*here, *there, *pending, *here], event=Event.APPROVE,
-                                                        organiser_id=world.organiser_id))
+    changed = world.call(
+        lambda: world.lifecycle.decide(
+            ids=[*here, *there, *pending, *here], event=Event.APPROVE, organiser_id=world.organiser_id
+        )
+    )
     assert changed == sorted([*here, *there])
     assert sorted(world.told) == sorted([world.appeal["id"], other["id"]])
 
     async def rows() -> list[Any]:
-        return list(await world.db.fetch_all(sa.select(audit_log.c.target_id, audit_log.c.action,
-                                                       audit_log.c.organiser_id).order_by(audit_log.c.target_id)))
+        return list(
+            await world.db.fetch_all(
+                sa.select(audit_log.c.target_id, audit_log.c.action, audit_log.c.organiser_id).order_by(
+                    audit_log.c.target_id
+                )
+            )
+        )
 
     assert [(r["target_id"], r["action"], r["organiser_id"]) for r in world.call(rows)] == [
-        (i, AuditAction.APPROVE, world.organiser_id) for i in sorted([*here, *there])]
+        (i, AuditAction.APPROVE, world.organiser_id) for i in sorted([*here, *there])
+    ]
 
 
 def test_this_processs_public_pages_show_each_change_at_once(make_site, smtp, database_url):
@@ -286,8 +315,10 @@ def test_this_processs_public_pages_show_each_change_at_once(make_site, smtp, da
     login(client, "mod@organisers.example")
     [row] = run_sql(database_url, "SELECT id, appeal_id FROM endorsements")
     for decision, expected in (("reject", (0, False)), ("approve", (1, True))):
-        answer = client.post(f"/admin/endorsements/{row['id']}/decision",
-                             data={"csrf_token": csrf(client, "/admin/"), "decision": decision})
+        answer = client.post(
+            f"/admin/endorsements/{row['id']}/decision",
+            data={"csrf_token": csrf(client, "/admin/"), "decision": decision},
+        )
         assert answer.status_code == 200
         assert (total(), named()) == expected, decision
 
@@ -296,7 +327,8 @@ def test_this_processs_public_pages_show_each_change_at_once(make_site, smtp, da
     assert (total(), named()) == (0, False)
 
     assert client.get("/api/appeals/protect-deserters").json()["status"] == "open"
-    closed = client.post(f"/admin/appeals/{row['appeal_id']}/status",
-                         data={"csrf_token": csrf(client, "/admin/"), "status": "closed"})
+    closed = client.post(
+        f"/admin/appeals/{row['appeal_id']}/status", data={"csrf_token": csrf(client, "/admin/"), "status": "closed"}
+    )
     assert closed.status_code == 200
     assert client.get("/api/appeals/protect-deserters").json()["status"] == "closed"

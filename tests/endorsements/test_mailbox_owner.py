@@ -25,13 +25,15 @@ S = EndorsementState
 
 
 def public_outputs(client: TestClient) -> str:
-    return "\n".join([
-        client.get(f"/appeals/{SLUG}").text,
-        client.get(f"/appeals/{SLUG}/signatories").text,
-        client.get(f"/api/appeals/{SLUG}").text,
-        client.get(f"/api/appeals/{SLUG}/endorsements").text,
-        client.get(f"/appeals/{SLUG}/endorsements.csv").text,
-    ])
+    return "\n".join(
+        [
+            client.get(f"/appeals/{SLUG}").text,
+            client.get(f"/appeals/{SLUG}/signatories").text,
+            client.get(f"/api/appeals/{SLUG}").text,
+            client.get(f"/api/appeals/{SLUG}/endorsements").text,
+            client.get(f"/appeals/{SLUG}/endorsements.csv").text,
+        ]
+    )
 
 
 def only_link(smtp, address: str, count: int = 1) -> str:
@@ -48,9 +50,11 @@ def organiser_client(make_site, ip: str = "192.0.2.200"):
 
 
 def decide(site, endorsement_id: int, decision: str) -> None:
-    answer = site.client.post(f"/admin/endorsements/{endorsement_id}/decision",
-                              data={"csrf_token": csrf(site.client, "/admin/"), "decision": decision},
-                              follow_redirects=False)
+    answer = site.client.post(
+        f"/admin/endorsements/{endorsement_id}/decision",
+        data={"csrf_token": csrf(site.client, "/admin/"), "decision": decision},
+        follow_redirects=False,
+    )
     assert answer.status_code == 303, answer.text
 
 
@@ -60,20 +64,41 @@ def decide(site, endorsement_id: int, decision: str) -> None:
 def test_third_party_cannot_rewrite_a_pending_anonymous_endorsement(make_site, smtp, database_url):
     victim = make_site(ip="198.51.100.10")
     attacker = make_site(ip="203.0.113.66")
-    assert victim.endorse(contact_email="office@exile-group.example", organisation_name="Belarusian Exile Group",
-                          country="LT", city="Vilnius", website="exile-group.example",
-                          visibility="anonymous").status_code == 303
+    assert (
+        victim.endorse(
+            contact_email="office@exile-group.example",
+            organisation_name="Belarusian Exile Group",
+            country="LT",
+            city="Vilnius",
+            website="exile-group.example",
+            visibility="anonymous",
+        ).status_code
+        == 303
+    )
     first_link = only_link(smtp, "office@exile-group.example")
     # The same mailbox spelled with a +tag, submitted as public with the attacker's own site.
-    assert attacker.endorse(contact_email="Office+Press@Exile-Group.example", organisation_name="Unmasked Group",
-                            country="BY", city="Minsk", website="attacker.example",
-                            visibility="public").status_code == 303
+    assert (
+        attacker.endorse(
+            contact_email="Office+Press@Exile-Group.example",
+            organisation_name="Unmasked Group",
+            country="BY",
+            city="Minsk",
+            website="attacker.example",
+            visibility="public",
+        ).status_code
+        == 303
+    )
     # The organisation confirms the link of its own first email.
     assert victim.confirm(first_link).status_code == 303
 
     [row] = run_sql(database_url, "SELECT organisation_name, country, visibility, website, state FROM endorsements")
-    assert row == {"organisation_name": "Belarusian Exile Group", "country": "LT", "visibility": "anonymous",
-                   "website": "https://exile-group.example", "state": "confirmed"}
+    assert row == {
+        "organisation_name": "Belarusian Exile Group",
+        "country": "LT",
+        "visibility": "anonymous",
+        "website": "https://exile-group.example",
+        "state": "confirmed",
+    }
     public = public_outputs(victim.client)
     for leak in ("Unmasked Group", "attacker.example", "Belarusian Exile Group", "exile-group", "Vilnius", "Minsk"):
         assert leak not in public, leak
@@ -82,14 +107,20 @@ def test_third_party_cannot_rewrite_a_pending_anonymous_endorsement(make_site, s
 
 
 def test_the_third_partys_submission_reaches_the_owner_with_its_own_facts_and_dies_unconfirmed(
-        make_site, smtp, database_url):
+    make_site, smtp, database_url
+):
     victim = make_site(ip="198.51.100.11")
     attacker = make_site(ip="203.0.113.67")
-    victim.endorse(contact_email="info@refuge.example", organisation_name="Refuge Network", country="DE",
-                   visibility="anonymous")
+    victim.endorse(
+        contact_email="info@refuge.example", organisation_name="Refuge Network", country="DE", visibility="anonymous"
+    )
     own_link = only_link(smtp, "info@refuge.example")
-    attacker.endorse(contact_email="INFO+x@refuge.example", organisation_name="Refuge Network Named", country="PL",
-                     visibility="public")
+    attacker.endorse(
+        contact_email="INFO+x@refuge.example",
+        organisation_name="Refuge Network Named",
+        country="PL",
+        visibility="public",
+    )
     [message] = wait_for_mail(smtp, "INFO+x@refuge.example")
     # The second email says what its link would confirm: another name, another country, named.
     body = text_body(message)
@@ -155,8 +186,11 @@ def test_an_attacker_over_its_own_limit_cannot_silence_the_victim(make_site, smt
     [link] = links(own, BASE_URL)
     # ...and, confirmed, it is listed like any other: the attacker's limit held only the attacker.
     assert victim.confirm(link).status_code == 303
-    [row] = run_sql(database_url, "SELECT organisation_name, state, hold_reason FROM endorsements "
-                                  "WHERE email_canonical = 'contact@victim-org.example'")
+    [row] = run_sql(
+        database_url,
+        "SELECT organisation_name, state, hold_reason FROM endorsements "
+        "WHERE email_canonical = 'contact@victim-org.example'",
+    )
     assert row == {"organisation_name": "Victim Org", "state": "confirmed", "hold_reason": None}
     assert "Victim Org" in public_outputs(victim.client)
 
@@ -170,8 +204,10 @@ def test_flooding_a_domain_does_not_silence_its_addresses(make_site, smtp, datab
     link = only_link(smtp, "office@shared-domain.example")
     assert victim.confirm(link).status_code == 303
     # Held for the organisers, with the reason — never silently nowhere.
-    [row] = run_sql(database_url, "SELECT id, state, hold_reason FROM endorsements "
-                                  "WHERE email_canonical = 'office@shared-domain.example'")
+    [row] = run_sql(
+        database_url,
+        "SELECT id, state, hold_reason FROM endorsements WHERE email_canonical = 'office@shared-domain.example'",
+    )
     assert (row["state"], row["hold_reason"]) == ("quarantined", "form.domain")
     assert "Shared Domain Peace Group" not in public_outputs(victim.client)
     organiser = organiser_client(make_site)
@@ -223,8 +259,9 @@ def test_a_never_confirmed_record_cannot_be_approved_after_a_rejection(make_site
 
     [appeal] = run_sql(database_url, "SELECT id FROM appeals WHERE slug = :slug", slug=SLUG)
     # As an earlier release left it: held silently, never emailed, then rejected by an organiser.
-    [eid] = add_endorsements(organiser.client, appeal=appeal["id"], state="rejected", organisation_name="Never Asked",
-                             confirmed_at=None)
+    [eid] = add_endorsements(
+        organiser.client, appeal=appeal["id"], state="rejected", organisation_name="Never Asked", confirmed_at=None
+    )
     page = organiser.client.get(f"/admin/endorsements/{eid}")
     assert 'value="approve"' not in page.text and 'value="release"' not in page.text
     decide(organiser, eid, "approve")
@@ -259,8 +296,9 @@ def test_no_path_through_the_state_machine_lists_what_its_mailbox_did_not_confir
         if move.target in MAILBOX_CONFIRMED and Actor.CONTACT not in move.by:
             assert not any(may(event, state, mailbox_confirmed=False) for state in S), event
     # Only its owner re-endorses a withdrawn record.
-    assert {move.by for move in TRANSITIONS.values()
-            if S.WITHDRAWN in move.sources and move.target in MAILBOX_CONFIRMED} == {frozenset({Actor.CONTACT})}
+    assert {
+        move.by for move in TRANSITIONS.values() if S.WITHDRAWN in move.sources and move.target in MAILBOX_CONFIRMED
+    } == {frozenset({Actor.CONTACT})}
 
 
 # --- found in review: the long way round -------------------------------------------------------
@@ -273,8 +311,9 @@ def _withdraw(site, smtp, address: str, count: int) -> None:
     [withdraw] = [link for m in messages for link in links(m, BASE_URL) if "/withdraw/" in link][-1:]
     page = site.client.get(withdraw.replace(BASE_URL, ""))
     assert page.status_code == 200, page.status_code  # the form, whatever the state it withdraws from
-    answer = site.client.post(withdraw.replace(BASE_URL, ""), data={"csrf_token": csrf_from(page.text)},
-                              follow_redirects=False)
+    answer = site.client.post(
+        withdraw.replace(BASE_URL, ""), data={"csrf_token": csrf_from(page.text)}, follow_redirects=False
+    )
     assert answer.status_code == 303
 
 
@@ -303,10 +342,12 @@ def test_a_held_endorsement_can_be_withdrawn_from_its_email(make_site, smtp, dat
     site.endorse(contact_email="board@held-group.example", organisation_name="Held Group")
     site.confirm(only_link(smtp, "board@held-group.example"))
     assert run_sql(database_url, "SELECT state FROM endorsements WHERE organisation_name = 'Held Group'") == [
-        {"state": "quarantined"}]
+        {"state": "quarantined"}
+    ]
     _withdraw(site, smtp, "board@held-group.example", count=2)
     assert run_sql(database_url, "SELECT state FROM endorsements WHERE organisation_name = 'Held Group'") == [
-        {"state": "withdrawn"}]
+        {"state": "withdrawn"}
+    ]
 
 
 def test_a_client_using_up_its_share_of_an_address_does_not_silence_the_owner(make_site, smtp, database_url):
@@ -342,11 +383,13 @@ def test_withdrawing_drops_the_submissions_waiting_beside_it(make_site, smtp, da
 
 
 def test_a_decision_from_a_page_opened_before_the_owner_changed_its_facts_changes_nothing(
-        make_site, smtp, database_url):
+    make_site, smtp, database_url
+):
     site = make_site(ip="198.51.100.33", rate_limit_ip_burst=1)
     site.endorse(contact_email="x@elsewhere.example")
-    site.endorse(contact_email="team@changing.example", organisation_name="Changing Group", visibility="anonymous",
-                 city="Minsk")
+    site.endorse(
+        contact_email="team@changing.example", organisation_name="Changing Group", visibility="anonymous", city="Minsk"
+    )
     site.confirm(only_link(smtp, "team@changing.example"))
     [row] = run_sql(database_url, "SELECT id FROM endorsements WHERE organisation_name = 'Changing Group'")
     organiser = organiser_client(make_site)
@@ -354,17 +397,30 @@ def test_a_decision_from_a_page_opened_before_the_owner_changed_its_facts_change
     seen_at = re.search(r'name="seen_at" value="([^"]+)"', page).group(1)
     # Meanwhile the owner confirms other facts: named now.
     again = make_site(ip="198.51.100.34")
-    again.endorse(contact_email="team@changing.example", organisation_name="Changing Group", visibility="public",
-                  city="")
+    again.endorse(
+        contact_email="team@changing.example", organisation_name="Changing Group", visibility="public", city=""
+    )
     again.confirm(only_link(smtp, "team@changing.example", count=3))
     token = csrf(organiser.client, "/admin/")
-    answer = organiser.client.post(f"/admin/endorsements/{row['id']}/decision",
-                                   data={"csrf_token": token, "decision": "release", "seen_at": seen_at},
-                                   follow_redirects=False)
+    answer = organiser.client.post(
+        f"/admin/endorsements/{row['id']}/decision",
+        data={"csrf_token": token, "decision": "release", "seen_at": seen_at},
+        follow_redirects=False,
+    )
     assert "released=0" in answer.headers["location"]
-    stale_edit = organiser.client.post(f"/admin/endorsements/{row['id']}", data={
-        "csrf_token": token, "seen_at": seen_at, "organisation_name": "Changing Group", "country": "DE",
-        "city": "Minsk", "organisation_type": "peace", "website": "", "comment": ""})
+    stale_edit = organiser.client.post(
+        f"/admin/endorsements/{row['id']}",
+        data={
+            "csrf_token": token,
+            "seen_at": seen_at,
+            "organisation_name": "Changing Group",
+            "country": "DE",
+            "city": "Minsk",
+            "organisation_type": "peace",
+            "website": "",
+            "comment": "",
+        },
+    )
     assert stale_edit.status_code == 400
     [after] = run_sql(database_url, "SELECT state, city, visibility FROM endorsements WHERE id = :id", id=row["id"])
     assert after == {"state": "quarantined", "city": "", "visibility": "public"}

@@ -69,24 +69,35 @@ MAILBOXES = {
 
 #: How anybody may spell each mailbox on the form; each reaches that mailbox and no other.
 SPELLINGS = {
-    "exile": ("office@exile.example", "Office@EXILE.example", "OFFICE+press@exile.example",
-              "office+Petition@Exile.Example"),
-    "eszett": ("info@straße.example", "Info@STRAẞE.EXAMPLE", "info+x@xn--strae-oqa.example",
-               "INFO+Presse@Straße.example"),
-    "double-s": ("info@strasse.example", "INFO@STRASSE.EXAMPLE", "info+x@strasse.example",
-                 "Info+Presse@Strasse.Example"),
+    "exile": (
+        "office@exile.example",
+        "Office@EXILE.example",
+        "OFFICE+press@exile.example",
+        "office+Petition@Exile.Example",
+    ),
+    "eszett": (
+        "info@straße.example",
+        "Info@STRAẞE.EXAMPLE",
+        "info+x@xn--strae-oqa.example",
+        "INFO+Presse@Straße.example",
+    ),
+    "double-s": (
+        "info@strasse.example",
+        "INFO@STRASSE.EXAMPLE",
+        "info+x@strasse.example",
+        "Info+Presse@Strasse.Example",
+    ),
     "peace": ("desk@peace.example", "Desk+x@PEACE.example", "DESK@peace.EXAMPLE"),
 }
 
 #: Domains of the mailboxes (as typed and as A-labels): private, never in a public output.
-MAILBOX_DOMAINS = ("exile.example", "straße.example", "xn--strae-oqa.example", "strasse.example",
-                   "peace.example")
+MAILBOX_DOMAINS = ("exile.example", "straße.example", "xn--strae-oqa.example", "strasse.example", "peace.example")
 
 #: What the confirmation email says about the visibility chosen (templates/email/confirm).
 VISIBILITY_SENTENCES = {
     "anonymous": "Your organisation will be counted, but not named anywhere public.",
     "public": "Your organisation will be named publicly: on this site, in the open data and in the dossier "
-              "for members of parliament.",
+    "for members of parliament.",
 }
 
 COUNTRIES = ("DE", "BY", "RU", "UA", "LT")
@@ -169,8 +180,11 @@ def submissions(draw: st.DrawFn, owners: st.SearchStrategy[str]) -> tuple[str, s
     tag = f"{next(_uids):06d}"
     website = draw(st.sampled_from(("", "{}.example", "https://{}.EXAMPLE/about", "http://www.{}.example/")))
     form = {
-        "organisation_name": " ".join(part for part in (draw(st.sampled_from(NAME_PARTS)), f"OrgMark{tag}",
-                                                        draw(st.sampled_from(NAME_PARTS))) if part),
+        "organisation_name": " ".join(
+            part
+            for part in (draw(st.sampled_from(NAME_PARTS)), f"OrgMark{tag}", draw(st.sampled_from(NAME_PARTS)))
+            if part
+        ),
         "country": draw(st.sampled_from(COUNTRIES)),
         "city": draw(st.sampled_from(("", f"CityMark{tag}", f"CityMark{tag} an der Oder"))),
         "organisation_type": draw(st.sampled_from(ORGANISATION_TYPES)),
@@ -181,8 +195,13 @@ def submissions(draw: st.DrawFn, owners: st.SearchStrategy[str]) -> tuple[str, s
         "visibility": draw(st.sampled_from(("public", "anonymous"))),
         "comment": draw(st.sampled_from(("", f"CommentMark{tag}: we stand with them"))),
     }
-    return owner, address, form, draw(st.sampled_from(("owner", "third party"))), draw(
-        st.sampled_from(("en", "de", "ru")))
+    return (
+        owner,
+        address,
+        form,
+        draw(st.sampled_from(("owner", "third party"))),
+        draw(st.sampled_from(("en", "de", "ru"))),
+    )
 
 
 def message_text(message: EmailMessage) -> str:
@@ -216,8 +235,12 @@ def dossier_text(database_url: str, country: str, *, anonymous_threshold: int) -
             content = await gather_content(db, appeal=appeal, country=country, anonymous_threshold=anonymous_threshold)
         finally:
             await db.disconnect()
-        html = build_html(content, Presentation(verification_url=f"{BASE_URL}/verify?digest={content.list_sha256}",
-                                                certificate_fingerprint="00" * 32))
+        html = build_html(
+            content,
+            Presentation(
+                verification_url=f"{BASE_URL}/verify?digest={content.list_sha256}", certificate_fingerprint="00" * 32
+            ),
+        )
         pages = [html.cover, html.marks, *(html.table(i) for i in range(html.chunks))]
         return "\n".join(pages), content.canonical_list
 
@@ -226,12 +249,17 @@ def dossier_text(database_url: str, country: str, *, anonymous_threshold: int) -
 
 def empty_tables(database_url: str) -> None:
     """What one example leaves behind, gone (one connection: a pool per statement is slow)."""
-    statements = ["DELETE FROM endorsement_versions", "DELETE FROM outbox", "DELETE FROM audit_log",
-                  "DELETE FROM rate_events", "DELETE FROM endorsements"]
+    statements = [
+        "DELETE FROM endorsement_versions",
+        "DELETE FROM outbox",
+        "DELETE FROM audit_log",
+        "DELETE FROM rate_events",
+        "DELETE FROM endorsements",
+    ]
     if database_url.startswith("sqlite:///"):
         import sqlite3
 
-        with contextlib.closing(sqlite3.connect(database_url[len("sqlite:///"):], timeout=30)) as conn, conn:
+        with contextlib.closing(sqlite3.connect(database_url[len("sqlite:///") :], timeout=30)) as conn, conn:
             for statement in statements:
                 conn.execute(statement)
         return
@@ -250,9 +278,16 @@ def empty_tables(database_url: str) -> None:
 
 
 def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stays_unnamed(
-        make_site, smtp, database_url):
-    limits = {"rate_limit_ip_burst": 10000, "rate_limit_ip_sustained": 10000, "rate_limit_email": 10000,
-              "rate_limit_domain": 10000, "rate_limit_data_request": 10000, "rate_limit_export": 10000}
+    make_site, smtp, database_url
+):
+    limits = {
+        "rate_limit_ip_burst": 10000,
+        "rate_limit_ip_sustained": 10000,
+        "rate_limit_email": 10000,
+        "rate_limit_domain": 10000,
+        "rate_limit_data_request": 10000,
+        "rate_limit_export": 10000,
+    }
     # One app instance for the owners, one for third parties: each with its own client address.
     sites = {"owner": make_site(ip="198.51.100.10", **limits), "third party": make_site(ip="203.0.113.66", **limits)}
     csrf = {who: site.csrf() for who, site in sites.items()}
@@ -270,8 +305,9 @@ def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stay
             self.expected_messages = 0
             # The same database and mail server for every example: emptied here (not in an
             # `initialize` rule: those run in any order).
-            wait_for(lambda: db_rows(database_url, "SELECT count(*) AS n FROM outbox WHERE state = 'queued'")
-                     == [{"n": 0}])
+            wait_for(
+                lambda: db_rows(database_url, "SELECT count(*) AS n FROM outbox WHERE state = 'queued'") == [{"n": 0}]
+            )
             empty_tables(database_url)
             with smtp.sink.lock:
                 smtp.sink.messages.clear()
@@ -285,8 +321,9 @@ def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stay
             owners = data.draw(st.lists(st.sampled_from(sorted(MAILBOXES)), unique=True, max_size=3), label="owners")
             for owner in owners:
                 submitted = data.draw(submissions(st.just(owner)), label="submission")
-                self.submit(owner, MAILBOXES[owner], submitted[2] | {"contact_email": MAILBOXES[owner]}, "owner",
-                            submitted[4])
+                self.submit(
+                    owner, MAILBOXES[owner], submitted[2] | {"contact_email": MAILBOXES[owner]}, "owner", submitted[4]
+                )
 
         # --- mail ---------------------------------------------------------------------------
 
@@ -296,8 +333,8 @@ def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stay
             wait_for(lambda: len(smtp.messages) >= self.expected_messages, interval=0.01)
             with smtp.sink.lock:
                 arrived = list(smtp.messages)
-            assert len(arrived) == self.expected_messages, [m["Subject"] for m in arrived[self.seen_messages:]]
-            fresh = arrived[self.seen_messages:]
+            assert len(arrived) == self.expected_messages, [m["Subject"] for m in arrived[self.seen_messages :]]
+            fresh = arrived[self.seen_messages :]
             self.seen_messages = len(arrived)
             return fresh
 
@@ -314,7 +351,8 @@ def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stay
                 for kind, marker in other.markers.items():
                     assert marker not in body, (
                         f"an email to {message['To']} ({message['Subject']}) holds the {kind} of submission "
-                        f"{other.uid} made for {other.address} ({other.form['visibility']})")
+                        f"{other.uid} made for {other.address} ({other.form['visibility']})"
+                    )
             return body
 
         # --- actions ------------------------------------------------------------------------
@@ -333,13 +371,20 @@ def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stay
             self.submit(*data.draw(submissions(st.sampled_from(self.unconfirmed())), label="submission"))
 
         def submit(self, owner: str, address: str, form: dict[str, str], who: str, language: str) -> None:
-            submission = Submission(uid=int(form["contact_name"][len("PersonMark"):]), owner=owner,
-                                    address=address, form=form, language=language)
+            submission = Submission(
+                uid=int(form["contact_name"][len("PersonMark") :]),
+                owner=owner,
+                address=address,
+                form=form,
+                language=language,
+            )
             self.submissions[submission.uid] = submission
             site = sites[who]
-            answer = site.client.post(f"/appeals/{SLUG}/endorse?lang={language}",
-                                      data={**form, "authorised": "yes", "consent": "yes",
-                                            "csrf_token": csrf[who]}, follow_redirects=False)
+            answer = site.client.post(
+                f"/appeals/{SLUG}/endorse?lang={language}",
+                data={**form, "authorised": "yes", "consent": "yes", "csrf_token": csrf[who]},
+                follow_redirects=False,
+            )
             # The same answer whatever is known about the address.
             assert answer.status_code == 303, answer.text
             assert "/check-email" in answer.headers["location"]
@@ -369,8 +414,9 @@ def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stay
         def confirmable(self, uid: int) -> bool:
             """Whether the model says this submission's link confirms it now."""
             record = self.records[self.submissions[uid].owner]
-            return ((record.submission == uid and record.state == "pending")
-                    or (uid in record.waiting and record.state in ("pending", "withdrawn")))
+            return (record.submission == uid and record.state == "pending") or (
+                uid in record.waiting and record.state in ("pending", "withdrawn")
+            )
 
         def live_links(self) -> list[tuple[str, int]]:
             return [(link, uid) for link, uid in self.confirm_links if self.confirmable(uid)]
@@ -419,9 +465,13 @@ def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stay
             before = self.submissions[record.submission].form["country"]
             record.submission, record.state, record.waiting = uid, "confirmed", set()
             # What the mailbox confirmed is what its own email showed, no more and no less.
-            rows = db_rows(database_url, "SELECT organisation_name, country, city, website, comment, "
-                                         "organisation_type, visibility, contact_email, state FROM endorsements "
-                                         "WHERE email_canonical = $1", mailbox_of(MAILBOXES[submission.owner]))
+            rows = db_rows(
+                database_url,
+                "SELECT organisation_name, country, city, website, comment, "
+                "organisation_type, visibility, contact_email, state FROM endorsements "
+                "WHERE email_canonical = $1",
+                mailbox_of(MAILBOXES[submission.owner]),
+            )
             assert rows == [{**submission.stored(), "state": "confirmed"}], (uid, rows)
             [thanks] = self.new_messages(1)
             body = self.check_holds_only(thanks, submission)
@@ -435,9 +485,12 @@ def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stay
         def withdraw(self, data: st.DataObject) -> None:
             """The owner withdraws with the link of a thank-you email (maybe an old one)."""
             candidates = self.withdraw_links
-            alive = [(link, uid) for link, uid in candidates
-                     if self.records[self.submissions[uid].owner].submission == uid
-                     and self.records[self.submissions[uid].owner].state == "confirmed"]
+            alive = [
+                (link, uid)
+                for link, uid in candidates
+                if self.records[self.submissions[uid].owner].submission == uid
+                and self.records[self.submissions[uid].owner].state == "confirmed"
+            ]
             if alive and data.draw(st.booleans(), label="a link that still withdraws"):
                 candidates = alive
             link, uid = data.draw(st.sampled_from(candidates), label="withdrawal link")
@@ -464,8 +517,9 @@ def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stay
             the download holds nothing of another mailbox's submissions (the ß/ss twins above all)."""
             address = data.draw(st.sampled_from(SPELLINGS[owner]), label="address")
             who = data.draw(st.sampled_from(sorted(sites)), label="who asks")
-            answer = sites[who].client.post("/privacy/data", data={"contact_email": address, "csrf_token": csrf[who]},
-                                            follow_redirects=False)
+            answer = sites[who].client.post(
+                "/privacy/data", data={"contact_email": address, "csrf_token": csrf[who]}, follow_redirects=False
+            )
             assert answer.status_code == 303, answer.text
             record = self.records.get(owner)
             if record is None:
@@ -486,7 +540,8 @@ def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stay
                 for kind, marker in other.markers.items():
                     assert marker not in copy, (
                         f"the data copy for {address} holds the {kind} of submission {other.uid} "
-                        f"made for {other.address}")
+                        f"made for {other.address}"
+                    )
 
         def listing_changed(self, countries: set[str]) -> None:
             """After a change of what is listed: every public page, and the touched countries' dossiers."""
@@ -509,7 +564,8 @@ def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stay
                     assert marker not in text, (
                         f"the {country} dossier holds the {kind} of submission {submission.uid} "
                         f"({submission.form['visibility']}, {submission.form['country']}, its record "
-                        f"{self.records[submission.owner]})")
+                        f"{self.records[submission.owner]})"
+                    )
             assert f"\nnamed\t{sum(1 for u in named if self.submissions[u].form['country'] == country)}\n" in text
             for domain in MAILBOX_DOMAINS:
                 assert domain not in text, domain
@@ -517,24 +573,36 @@ def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stay
         # --- invariants ---------------------------------------------------------------------
 
         def listed_public(self) -> set[int]:
-            return {r.submission for r in self.records.values()
-                    if r.state == "confirmed" and self.submissions[r.submission].form["visibility"] == "public"}
+            return {
+                r.submission
+                for r in self.records.values()
+                if r.state == "confirmed" and self.submissions[r.submission].form["visibility"] == "public"
+            }
 
         @invariant()
         def records_are_what_their_mailboxes_confirmed(self) -> None:
-            rows = db_rows(database_url, "SELECT e.organisation_name, e.country, e.city, e.website, e.comment, "
-                                         "e.organisation_type, e.visibility, e.contact_email, e.state, "
-                                         "(SELECT count(*) FROM endorsement_versions v WHERE v.endorsement_id = e.id) "
-                                         "AS waiting FROM endorsements e")
+            rows = db_rows(
+                database_url,
+                "SELECT e.organisation_name, e.country, e.city, e.website, e.comment, "
+                "e.organisation_type, e.visibility, e.contact_email, e.state, "
+                "(SELECT count(*) FROM endorsement_versions v WHERE v.endorsement_id = e.id) "
+                "AS waiting FROM endorsements e",
+            )
             found = {}
             for row in rows:
                 marker = re.search(r"OrgMark(\d+)", row["organisation_name"])
                 assert marker is not None, row
                 uid = int(marker.group(1))
                 found[self.submissions[uid].owner] = {**row, "uid": uid}
-            expected = {owner: {**self.submissions[r.submission].stored(withdrawn=r.state == "withdrawn"),
-                                "state": r.state, "waiting": len(r.waiting), "uid": r.submission}
-                        for owner, r in self.records.items()}
+            expected = {
+                owner: {
+                    **self.submissions[r.submission].stored(withdrawn=r.state == "withdrawn"),
+                    "state": r.state,
+                    "waiting": len(r.waiting),
+                    "uid": r.submission,
+                }
+                for owner, r in self.records.items()
+            }
             assert found == expected
 
         @invariant()
@@ -550,8 +618,12 @@ def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stay
             invalidate(site)
             paths = [f"/api/appeals/{SLUG}", f"/api/appeals/{SLUG}/endorsements"]
             if countries is not None:
-                paths += [f"/appeals/{SLUG}/endorsements.csv", f"/appeals/{SLUG}", f"/appeals/{SLUG}/signatories",
-                          *(f"/appeals/{SLUG}/signatories?country={c}" for c in sorted(countries))]
+                paths += [
+                    f"/appeals/{SLUG}/endorsements.csv",
+                    f"/appeals/{SLUG}",
+                    f"/appeals/{SLUG}/signatories",
+                    *(f"/appeals/{SLUG}/signatories?country={c}" for c in sorted(countries)),
+                ]
             outputs = {}
             for path in paths:
                 answer = site.client.get(path)
@@ -561,8 +633,10 @@ def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stay
             listed = [r for r in self.records.values() if r.state == "confirmed"]
             # The open data: exactly the listed public records, with their facts as stored.
             items = json.loads(outputs[f"/api/appeals/{SLUG}/endorsements"])["items"]
-            expected = sorted((facts["organisation_name"], facts["city"], facts["website"], facts["country"])
-                              for facts in (self.submissions[u].stored() for u in named))
+            expected = sorted(
+                (facts["organisation_name"], facts["city"], facts["website"], facts["country"])
+                for facts in (self.submissions[u].stored() for u in named)
+            )
             assert sorted((i["organisation_name"], i["city"], i["website"], i["country"]) for i in items) == expected
             if countries is not None:
                 rows = list(csv.DictReader(io.StringIO(outputs[f"/appeals/{SLUG}/endorsements.csv"])))
@@ -580,10 +654,19 @@ def test_whatever_a_mailbox_confirms_is_what_its_email_showed_and_anonymous_stay
                         raise AssertionError(
                             f"the {kind} of submission {submission.uid} ({submission.form['visibility']}, "
                             f"for {submission.address}, its record "
-                            f"{self.records[submission.owner]}) is public in {where}")
+                            f"{self.records[submission.owner]}) is public in {where}"
+                        )
             for domain in MAILBOX_DOMAINS:
                 assert domain not in everything, domain
 
-    run_state_machine_as_test(Mailboxes, settings=settings(
-        max_examples=12, stateful_step_count=20, deadline=None, derandomize=True, database=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]))
+    run_state_machine_as_test(
+        Mailboxes,
+        settings=settings(
+            max_examples=12,
+            stateful_step_count=20,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        ),
+    )

@@ -41,8 +41,14 @@ def browser() -> Iterator[Any]:
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         try:
             yield instance
@@ -58,8 +64,9 @@ def javascript(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture
 def page(browser: Any, javascript: bool) -> Iterator[Any]:
     # A fresh profile per test; axe is injected through the DevTools protocol, not a <script>.
-    context = browser.new_context(java_script_enabled=javascript, locale="en-GB",
-                                  viewport={"width": 1280, "height": 900})
+    context = browser.new_context(
+        java_script_enabled=javascript, locale="en-GB", viewport={"width": 1280, "height": 900}
+    )
     page = context.new_page()
     try:
         yield page
@@ -95,7 +102,7 @@ def axe_violations(page: Any, *, impacts: tuple[str, ...] = ("serious", "critica
     page.evaluate(AXE.read_text(encoding="utf-8"))
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     return [
-        {"id": v["id"], "impact": v["impact"], "help": v["help"],
-         "nodes": [n["target"] for n in v["nodes"]][:5]}
-        for v in result["violations"] if v["impact"] in impacts
+        {"id": v["id"], "impact": v["impact"], "help": v["help"], "nodes": [n["target"] for n in v["nodes"]][:5]}
+        for v in result["violations"]
+        if v["impact"] in impacts
     ]

@@ -90,16 +90,29 @@ def test_verification_and_organiser_pages_have_no_serious_violations(live_server
     assert axe_violations(page) == []
 
     future = asyncio.run_coroutine_threadsafe(
-        create_organiser(live_server.services.db, email="axe@petition.example",
-                         password_hash=hash_password("an accessible password"), role=Role.ADMIN),
-        live_server.loop)
+        create_organiser(
+            live_server.services.db,
+            email="axe@petition.example",
+            password_hash=hash_password("an accessible password"),
+            role=Role.ADMIN,
+        ),
+        live_server.loop,
+    )
     future.result(30)
     page.fill("input[name=email]", "axe@petition.example")
     page.fill("input[name=password]", "an accessible password")
     with page.expect_navigation():
         page.click("main button[type=submit]")
-    for path in ("/admin/", "/admin/moderation", "/admin/endorsements", "/admin/dossiers", "/admin/appeals",
-                 "/admin/organisers", "/admin/audit", "/admin/export"):
+    for path in (
+        "/admin/",
+        "/admin/moderation",
+        "/admin/endorsements",
+        "/admin/dossiers",
+        "/admin/appeals",
+        "/admin/organisers",
+        "/admin/audit",
+        "/admin/export",
+    ):
         page.goto(f"{live_server.url}{path}")
         assert page.url.endswith(path), page.url
         assert axe_violations(page) == [], path

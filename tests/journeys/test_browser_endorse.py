@@ -22,8 +22,9 @@ def test_german_organisation_endorses_in_german(live_server, smtp, page, shots):
     page.goto(f"{live_server.url}/appeals/protect-deserters?lang=de")
     assert page.locator("html").get_attribute("lang") == "de"
     shots("appeal-de")
-    fill_endorsement(page, name="Friedenskreis Offenbach", country="DE", city="Offenbach",
-                     email="kreis@friedenskreis.example")
+    fill_endorsement(
+        page, name="Friedenskreis Offenbach", country="DE", city="Offenbach", email="kreis@friedenskreis.example"
+    )
     page.click("button[type=submit]")
     page.wait_for_url("**/check-email**")
     shots("check-email")
@@ -53,8 +54,14 @@ def test_belarusian_organisation_endorses_anonymously_in_russian(live_server, sm
     page.goto(f"{live_server.url}/appeals/protect-deserters?lang=ru")
     assert page.locator("html").get_attribute("lang") == "ru"
     assert page.locator("main button[type=submit]").inner_text().strip() == translated("Endorse the appeal", "ru")
-    fill_endorsement(page, name=secret_name, country="BY", email="hidden@initiative.example",
-                     visibility="anonymous", org_type="human_rights")
+    fill_endorsement(
+        page,
+        name=secret_name,
+        country="BY",
+        email="hidden@initiative.example",
+        visibility="anonymous",
+        org_type="human_rights",
+    )
     shots("form-filled")
     page.click("main button[type=submit]")
     page.wait_for_url("**/check-email**")
@@ -71,15 +78,20 @@ def test_belarusian_organisation_endorses_anonymously_in_russian(live_server, sm
     assert page.locator("html").get_attribute("lang") == "ru"
     assert page.locator("h1").inner_text().strip() == translated("Endorsement confirmed", "ru")
     assert translated("As you asked, your organisation is counted but not named.", "ru") in (
-        page.locator("main").inner_text())
+        page.locator("main").inner_text()
+    )
 
     # Counted — as one of "other countries": a lone anonymous group is not attributed to Belarus...
     page.goto(f"{live_server.url}/api/appeals/protect-deserters")
     content = page.content().replace(" ", "")
     assert '"total":1' in content and '"unattributed":1' in content and '"BY"' not in content
     # ...but named nowhere public.
-    for path in ("/appeals/protect-deserters?lang=ru", "/appeals/protect-deserters/signatories?lang=ru",
-                 "/api/appeals/protect-deserters/endorsements", "/appeals/protect-deserters/endorsements.csv"):
+    for path in (
+        "/appeals/protect-deserters?lang=ru",
+        "/appeals/protect-deserters/signatories?lang=ru",
+        "/api/appeals/protect-deserters/endorsements",
+        "/appeals/protect-deserters/endorsements.csv",
+    ):
         response = page.request.get(f"{live_server.url}{path}")
         assert response.ok
         assert secret_name not in response.text(), path

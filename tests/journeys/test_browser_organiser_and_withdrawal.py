@@ -35,19 +35,25 @@ def endorse_and_confirm(page, live_server, smtp, *, slug, name, email, country="
         page.click("main button[type=submit]")
 
 
-def test_organiser_approves_builds_a_dossier_and_the_public_verifies_it(live_server, smtp, page, shots,
-                                                                        tmp_path):
+def test_organiser_approves_builds_a_dossier_and_the_public_verifies_it(live_server, smtp, page, shots, tmp_path):
     async def setup(db):
-        appeal_id = await create_appeal(db, slug="pre-appeal", moderation=Moderation.PRE,
-                                        status=AppealStatus.OPEN)
-        await save_text(db, appeal_id=appeal_id, language="en", title="Protect those who refuse to kill",
-                        addressees="The members of the Bundestag", body="We ask you to **protect** them.")
-        await create_organiser(db, email="organiser@petition.example", password_hash=hash_password(PASSWORD),
-                               role=Role.MODERATOR)
+        appeal_id = await create_appeal(db, slug="pre-appeal", moderation=Moderation.PRE, status=AppealStatus.OPEN)
+        await save_text(
+            db,
+            appeal_id=appeal_id,
+            language="en",
+            title="Protect those who refuse to kill",
+            addressees="The members of the Bundestag",
+            body="We ask you to **protect** them.",
+        )
+        await create_organiser(
+            db, email="organiser@petition.example", password_hash=hash_password(PASSWORD), role=Role.MODERATOR
+        )
 
     run(live_server, setup)
-    endorse_and_confirm(page, live_server, smtp, slug="pre-appeal", name="Pax Christi Berlin",
-                        email="office@paxchristi.example")
+    endorse_and_confirm(
+        page, live_server, smtp, slug="pre-appeal", name="Pax Christi Berlin", email="office@paxchristi.example"
+    )
     page.goto(f"{live_server.url}/appeals/pre-appeal/signatories")
     assert page.get_by_text("Pax Christi Berlin").count() == 0  # waiting for review
 
@@ -110,8 +116,9 @@ def test_organiser_approves_builds_a_dossier_and_the_public_verifies_it(live_ser
 
 
 def test_withdrawal_link_removes_the_organisation_from_the_list(live_server, smtp, page, shots):
-    endorse_and_confirm(page, live_server, smtp, slug="protect-deserters", name="Quäker Hilfe Kassel",
-                        email="buero@quaeker.example")
+    endorse_and_confirm(
+        page, live_server, smtp, slug="protect-deserters", name="Quäker Hilfe Kassel", email="buero@quaeker.example"
+    )
     page.goto(f"{live_server.url}/appeals/protect-deserters/signatories")
     assert page.get_by_text("Quäker Hilfe Kassel").count() == 1
     thank_you = wait_for_mail(smtp, "buero@quaeker.example", count=2)[-1]
@@ -133,15 +140,18 @@ def test_an_organiser_turns_on_two_step_login_and_logs_in_with_a_code(live_serve
     from tests.journeys.conftest import axe_violations
 
     async def setup(db):
-        await create_organiser(db, email="totp@petition.example", password_hash=hash_password(PASSWORD),
-                               role=Role.MODERATOR)
-        await create_organiser(db, email="admin@petition.example", password_hash=hash_password(PASSWORD),
-                               role=Role.ADMIN)
+        await create_organiser(
+            db, email="totp@petition.example", password_hash=hash_password(PASSWORD), role=Role.MODERATOR
+        )
+        await create_organiser(
+            db, email="admin@petition.example", password_hash=hash_password(PASSWORD), role=Role.ADMIN
+        )
 
     run(live_server, setup)
     blocked = []
-    page.on("console", lambda message: blocked.append(message.text)
-            if "Content Security Policy" in message.text else None)
+    page.on(
+        "console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None
+    )
 
     def log_in(email: str = "totp@petition.example") -> None:
         page.goto(f"{live_server.url}/admin/")

@@ -40,7 +40,8 @@ def test_belarusian_group_in_exile_submits_without_choosing_then_asks_not_to_be_
     expect(anonymous).not_to_be_checked()
     # Where the group works from now, as the country field asks.
     expect(page.get_by_label("Country where your organisation is based now")).to_have_accessible_description(
-        re.compile("Groups working in exile: choose the country you work from now"))
+        re.compile("Groups working in exile: choose the country you work from now")
+    )
 
     page.fill("#f-organisation_name", secret_name)
     page.select_option("#f-country", "LT")
@@ -78,16 +79,23 @@ def test_belarusian_group_in_exile_submits_without_choosing_then_asks_not_to_be_
     expect(public).to_be_focused()
 
     # Under each option, what is shown where (each read with its radio, after the error).
-    expect(public).to_have_accessible_description(re.compile(
-        rf"^{ERROR} Your organisation's name, type, city, country and website appear on this site's list "
-        r"of signatories, in the open data \(JSON and CSV\) that anyone can download, and in the signed "
-        r"dossier handed to the members of parliament"))
-    expect(anonymous).to_have_accessible_description(re.compile(
-        rf"^{ERROR} Choose this if naming your organisation could put people at risk\. It is only counted, "
-        r"as “an organisation from” the country you chose above.*nowhere public: not in lists, open data or "
-        r"dossiers.*counted under “other countries” instead\.$"))
+    expect(public).to_have_accessible_description(
+        re.compile(
+            rf"^{ERROR} Your organisation's name, type, city, country and website appear on this site's list "
+            r"of signatories, in the open data \(JSON and CSV\) that anyone can download, and in the signed "
+            r"dossier handed to the members of parliament"
+        )
+    )
+    expect(anonymous).to_have_accessible_description(
+        re.compile(
+            rf"^{ERROR} Choose this if naming your organisation could put people at risk\. It is only counted, "
+            r"as “an organisation from” the country you chose above.*nowhere public: not in lists, open data or "
+            r"dossiers.*counted under “other countries” instead\.$"
+        )
+    )
     expect(page.get_by_label("Public comment (optional)")).to_have_accessible_description(
-        re.compile("If you choose not to be named, the comment is never published; only the organisers read it"))
+        re.compile("If you choose not to be named, the comment is never published; only the organisers read it")
+    )
 
     page.keyboard.press("ArrowDown")  # the next option of the group, chosen as it gets focus
     expect(anonymous).to_be_focused()
@@ -110,7 +118,11 @@ def test_belarusian_group_in_exile_submits_without_choosing_then_asks_not_to_be_
         page.click("main button[type=submit]")
     counts = page.request.get(f"{live_server.url}/api/appeals/protect-deserters").json()["counts"]
     assert counts["total"] == 1
-    for path in ("/appeals/protect-deserters", "/appeals/protect-deserters/signatories",
-                 "/api/appeals/protect-deserters/endorsements", "/appeals/protect-deserters/endorsements.csv"):
+    for path in (
+        "/appeals/protect-deserters",
+        "/appeals/protect-deserters/signatories",
+        "/api/appeals/protect-deserters/endorsements",
+        "/appeals/protect-deserters/endorsements.csv",
+    ):
         body = page.request.get(f"{live_server.url}{path}").text()
         assert secret_name not in body and "forced conscription" not in body, path

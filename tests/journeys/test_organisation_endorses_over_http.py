@@ -13,8 +13,14 @@ NAME = "Союз комитетов солдатских матерей"
 
 def test_cyrillic_organisation_endorses_confirms_and_is_listed(site, smtp, client):
     email = "kontakt@soldiers-mothers.example"
-    response = site.endorse(organisation_name=NAME, country="RU", city="Москва", contact_email=email,
-                            website="http://soldiers-mothers.example/about", lang="ru")
+    response = site.endorse(
+        organisation_name=NAME,
+        country="RU",
+        city="Москва",
+        contact_email=email,
+        website="http://soldiers-mothers.example/about",
+        lang="ru",
+    )
     assert response.status_code == 303
     assert response.headers["location"].startswith("/appeals/protect-deserters/check-email")
     page = client.get(response.headers["location"])

@@ -13,8 +13,15 @@ NAME = "Bund für Soziale Verteidigung"
 def test_moderator_approves_and_the_endorsement_is_listed(site, smtp, client):
     make_appeal(client, "asylum-for-objectors", moderation=Moderation.PRE, title="Asylum for objectors")
     email = "info@soziale-verteidigung.example"
-    assert site.endorse(slug="asylum-for-objectors", organisation_name=NAME, contact_email=email,
-                        website="https://www.soziale-verteidigung.example").status_code == 303
+    assert (
+        site.endorse(
+            slug="asylum-for-objectors",
+            organisation_name=NAME,
+            contact_email=email,
+            website="https://www.soziale-verteidigung.example",
+        ).status_code
+        == 303
+    )
     [message] = wait_for_mail(smtp, email)
     [link] = links(message, BASE_URL)
     assert site.confirm(link).status_code == 303
@@ -36,10 +43,16 @@ def test_moderator_approves_and_the_endorsement_is_listed(site, smtp, client):
     assert "domain match" in queue.text  # info@soziale-verteidigung.example vs www.soziale-verteidigung.example
     [endorsement_id] = [int(x) for x in __import__("re").findall(r'name="ids" value="(\d+)"', queue.text)]
 
-    approved = client.post("/admin/endorsements/decisions",
-                           data={"csrf_token": csrf_from(queue.text), "decision": "approve",
-                                 "ids": str(endorsement_id), "next": "/admin/moderation"},
-                           follow_redirects=True)
+    approved = client.post(
+        "/admin/endorsements/decisions",
+        data={
+            "csrf_token": csrf_from(queue.text),
+            "decision": "approve",
+            "ids": str(endorsement_id),
+            "next": "/admin/moderation",
+        },
+        follow_redirects=True,
+    )
     assert approved.status_code == 200
     assert "1 endorsement approved." in approved.text
     assert NAME not in approved.text  # the queue is empty now

@@ -38,8 +38,11 @@ def add_organiser(client: TestClient, email: str, role: Role | str, password: st
 
 def login(client: TestClient, email: str, password: str = PASSWORD, *, expect: int = 303) -> Any:
     page = client.get("/admin/login")
-    response = client.post("/admin/login", data={"email": email, "password": password,
-                                                 "csrf_token": csrf_from(page.text)}, follow_redirects=False)
+    response = client.post(
+        "/admin/login",
+        data={"email": email, "password": password, "csrf_token": csrf_from(page.text)},
+        follow_redirects=False,
+    )
     assert response.status_code == expect, response.text[:500]
     return response
 
@@ -57,12 +60,24 @@ def csrf(client: TestClient, path: str = "/admin/login") -> str:
     return csrf_from(client.get(path).text)
 
 
-def make_appeal(client: TestClient, slug: str, *, moderation: Moderation = Moderation.PRE,
-                status: AppealStatus = AppealStatus.OPEN, title: str = "Protect them") -> dict[str, Any]:
+def make_appeal(
+    client: TestClient,
+    slug: str,
+    *,
+    moderation: Moderation = Moderation.PRE,
+    status: AppealStatus = AppealStatus.OPEN,
+    title: str = "Protect them",
+) -> dict[str, Any]:
     async def create(db: Database) -> dict[str, Any]:
         appeal_id = await create_appeal(db, slug=slug, moderation=moderation, status=status)
-        await save_text(db, appeal_id=appeal_id, language="en", title=title, addressees="Parliament",
-                        body="We ask you to **protect** them.")
+        await save_text(
+            db,
+            appeal_id=appeal_id,
+            language="en",
+            title=title,
+            addressees="Parliament",
+            body="We ask you to **protect** them.",
+        )
         return {"id": appeal_id, "slug": slug}
 
     return client.portal.call(create, db_of(client))  # type: ignore[union-attr,no-any-return]

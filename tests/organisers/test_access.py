@@ -54,11 +54,18 @@ TABLE = [
     ("POST", "/admin/export", A),
 ]
 
-PLACEHOLDERS = {"dossier_id:int": "d", "endorsement_id:int": "e", "appeal_id:int": "a", "organiser_id:int": "o",
-                "language": "lang"}
+PLACEHOLDERS = {
+    "dossier_id:int": "d",
+    "endorsement_id:int": "e",
+    "appeal_id:int": "a",
+    "organiser_id:int": "o",
+    "language": "lang",
+}
+
 
 def _template(path: str) -> str:
     return re.sub(r"\{([^}]+)\}", lambda m: "{" + PLACEHOLDERS[m.group(1)] + "}", path)
+
 
 def test_the_table_lists_every_admin_route_with_its_role(client):
     declared = set()
@@ -71,6 +78,7 @@ def test_the_table_lists_every_admin_route_with_its_role(client):
     admin_paths = {r.path for r in client.app.routes if getattr(r, "path", "").startswith("/admin")}
     assert admin_paths == {r.path for r in views.routes}
 
+
 def add_finished_dossier(client, appeal_id: int, tmp_path) -> int:
     """A finished-dossier row for the access checks; real builds are tested in tests/dossiers."""
     from petition.dossiers.tables import dossiers
@@ -81,10 +89,21 @@ def add_finished_dossier(client, appeal_id: int, tmp_path) -> int:
 
     async def insert(db):
         async with db.write():
-            return await db.execute(dossiers.insert().values(
-                appeal_id=appeal_id, country="DE", state="done", progress=100, signatory_count=1,
-                anonymous_count=0, pdf_sha256="0" * 64, list_sha256="1" * 64, file_path=str(path),
-                created_at=utcnow(), finished_at=utcnow()))
+            return await db.execute(
+                dossiers.insert().values(
+                    appeal_id=appeal_id,
+                    country="DE",
+                    state="done",
+                    progress=100,
+                    signatory_count=1,
+                    anonymous_count=0,
+                    pdf_sha256="0" * 64,
+                    list_sha256="1" * 64,
+                    file_path=str(path),
+                    created_at=utcnow(),
+                    finished_at=utcnow(),
+                )
+            )
 
     return int(client.portal.call(insert, client.app.state.services.db))
 
@@ -98,11 +117,14 @@ def ids(client, tmp_path):
     dossier_id = add_finished_dossier(client, appeal["id"], tmp_path)
     return {"e": endorsement_id, "a": appeal["id"], "o": victim, "lang": "de", "d": dossier_id}
 
+
 def _url(path: str, ids: dict) -> str:
     return path.format(**ids)
 
+
 def _protected(role: str | None = None):
     return [(m, p, r) for m, p, r in TABLE if r != ANYONE and (role is None or r == role)]
+
 
 def test_without_a_session_get_goes_to_login_and_post_is_refused(client, ids):
     token = csrf(client)
@@ -114,10 +136,12 @@ def test_without_a_session_get_goes_to_login_and_post_is_refused(client, ids):
             assert response.status_code == 303, url
             assert response.headers["location"].startswith("/admin/login?next="), url
         else:
-            response = client.post(url, data={"csrf_token": token, "decision": "approve", "ids": str(ids["e"])},
-                                   follow_redirects=False)
+            response = client.post(
+                url, data={"csrf_token": token, "decision": "approve", "ids": str(ids["e"])}, follow_redirects=False
+            )
             assert response.status_code == 403, url
     assert audit_rows(client) == before
+
 
 def test_a_moderator_is_refused_every_admin_route(client, ids):
     login_as(client, M)
@@ -128,10 +152,22 @@ def test_a_moderator_is_refused_every_admin_route(client, ids):
         if method == "GET":
             response = client.get(url, follow_redirects=False)
         else:
-            response = client.post(url, data={"csrf_token": token, "role": "admin", "active": "0",
-                                              "status": "closed", "appeal": str(ids["a"]), "slug": "sneaky",
-                                              "moderation": "post", "default_language": "en",
-                                              "title": "x", "body": "y"}, follow_redirects=False)
+            response = client.post(
+                url,
+                data={
+                    "csrf_token": token,
+                    "role": "admin",
+                    "active": "0",
+                    "status": "closed",
+                    "appeal": str(ids["a"]),
+                    "slug": "sneaky",
+                    "moderation": "post",
+                    "default_language": "en",
+                    "title": "x",
+                    "body": "y",
+                },
+                follow_redirects=False,
+            )
         assert response.status_code == 403, url
         assert "Your role does not allow this" in response.text
     assert len(audit_rows(client)) == count  # nothing happened, nothing was exported
@@ -139,6 +175,7 @@ def test_a_moderator_is_refused_every_admin_route(client, ids):
     for method, path, _role in _protected(M):
         if method == "GET":
             assert client.get(_url(path, ids)).status_code == 200, path
+
 
 def test_an_admin_opens_every_page_and_every_form_carries_csrf(client, ids):
     login_as(client, A)
@@ -155,15 +192,18 @@ def test_an_admin_opens_every_page_and_every_form_carries_csrf(client, ids):
         for form in forms:
             assert 'name="csrf_token"' in form, path
 
+
 def test_every_admin_post_without_csrf_is_refused(client, ids):
     login_as(client, A)
     before = audit_rows(client)
     for method, path, _role in TABLE:
         if method != "POST":
             continue
-        response = client.post(_url(path, ids), data={"decision": "approve", "ids": str(ids["e"]),
-                                                       "email": "x@y.example", "password": "whatever"},
-                               follow_redirects=False)
+        response = client.post(
+            _url(path, ids),
+            data={"decision": "approve", "ids": str(ids["e"]), "email": "x@y.example", "password": "whatever"},
+            follow_redirects=False,
+        )
         assert response.status_code == 403, path
     assert audit_rows(client) == before
     assert client.get("/admin/").status_code == 200  # still logged in: logout needed CSRF too

@@ -14,9 +14,14 @@ from tests.support import valid_form
 
 def _texts(client, appeal_id, language):
     async def get(db):
-        return [dict(r) for r in await db.fetch_all(appeal_texts.select().where(
-            appeal_texts.c.appeal_id == appeal_id, appeal_texts.c.language == language).order_by(
-            appeal_texts.c.version))]
+        return [
+            dict(r)
+            for r in await db.fetch_all(
+                appeal_texts.select()
+                .where(appeal_texts.c.appeal_id == appeal_id, appeal_texts.c.language == language)
+                .order_by(appeal_texts.c.version)
+            )
+        ]
 
     return client.portal.call(get, db_of(client))
 
@@ -31,11 +36,16 @@ def _endorsement_count(client):
 def test_an_admin_creates_writes_and_opens_an_appeal(client, site):
     login_as(client, "admin")
     token = csrf(client, "/admin/appeals")
-    bad = client.post("/admin/appeals", data={"csrf_token": token, "slug": "Not A Slug!", "moderation": "pre",
-                                              "default_language": "en"})
+    bad = client.post(
+        "/admin/appeals",
+        data={"csrf_token": token, "slug": "Not A Slug!", "moderation": "pre", "default_language": "en"},
+    )
     assert bad.status_code == 400 and "lower-case letters" in bad.text and 'value="not a slug!"' in bad.text
-    created = client.post("/admin/appeals", data={"csrf_token": token, "slug": "free-them", "moderation": "pre",
-                                                  "default_language": "de"}, follow_redirects=False)
+    created = client.post(
+        "/admin/appeals",
+        data={"csrf_token": token, "slug": "free-them", "moderation": "pre", "default_language": "de"},
+        follow_redirects=False,
+    )
     assert created.status_code == 303
     appeal = run(client, get_appeal, slug="free-them")
     assert appeal["status"] == "draft" and appeal["moderation"] == "pre"
@@ -47,13 +57,20 @@ def test_an_admin_creates_writes_and_opens_an_appeal(client, site):
     text_url = f"/admin/appeals/{appeal['id']}/texts/de"
     empty = client.post(text_url, data={"csrf_token": token, "title": "", "body": ""})
     assert empty.status_code == 400 and "Please enter a title." in empty.text
-    saved = client.post(text_url, data={"csrf_token": token, "title": "Schützt sie",
-                                        "addressees": "An das Parlament",
-                                        "body": "Wir bitten **Sie**.\n\n<script>alert(1)</script>"},
-                        follow_redirects=True)
+    saved = client.post(
+        text_url,
+        data={
+            "csrf_token": token,
+            "title": "Schützt sie",
+            "addressees": "An das Parlament",
+            "body": "Wir bitten **Sie**.\n\n<script>alert(1)</script>",
+        },
+        follow_redirects=True,
+    )
     assert "A new version of the text was saved." in saved.text
-    opened = client.post(f"/admin/appeals/{appeal['id']}/status", data={"csrf_token": token, "status": "open"},
-                         follow_redirects=False)
+    opened = client.post(
+        f"/admin/appeals/{appeal['id']}/status", data={"csrf_token": token, "status": "open"}, follow_redirects=False
+    )
     assert opened.status_code == 303
     public = client.get("/appeals/free-them?lang=de")
     assert public.status_code == 200 and "<strong>Sie</strong>" in public.text
@@ -71,8 +88,11 @@ def test_editing_a_published_text_makes_a_new_version_and_keeps_the_old(client, 
     login_as(client, "admin")
     token = csrf(client, "/admin/")
     url = f"/admin/appeals/{appeal['id']}/texts/en"
-    response = client.post(url, data={"csrf_token": token, "title": "Second title", "addressees": "Parliament",
-                                      "body": "A better text."}, follow_redirects=False)
+    response = client.post(
+        url,
+        data={"csrf_token": token, "title": "Second title", "addressees": "Parliament", "body": "A better text."},
+        follow_redirects=False,
+    )
     assert response.status_code == 303
     after = _texts(client, appeal["id"], "en")
     assert [(t["version"], t["is_current"]) for t in after] == [(1, False), (2, True)]
@@ -83,8 +103,11 @@ def test_editing_a_published_text_makes_a_new_version_and_keeps_the_old(client, 
     assert before[0]["content_hash"] in page.text and after[1]["content_hash"] in page.text
     assert "Second title" in client.get("/appeals/versioned").text
     # Saving the same text again adds nothing.
-    same = client.post(url, data={"csrf_token": token, "title": "Second title", "addressees": "Parliament",
-                                  "body": "A better text."}, follow_redirects=True)
+    same = client.post(
+        url,
+        data={"csrf_token": token, "title": "Second title", "addressees": "Parliament", "body": "A better text."},
+        follow_redirects=True,
+    )
     assert "unchanged" in same.text
     assert len(_texts(client, appeal["id"], "en")) == 2
     assert [r["detail"] for r in audit_rows(client, "appeal.text")] == ["language=en version=2"]
@@ -92,12 +115,9 @@ def test_editing_a_published_text_makes_a_new_version_and_keeps_the_old(client, 
 
 def test_save_text_versions_directly(client):
     appeal = make_appeal(client, "direct-versions")
-    assert run(client, save_text, appeal_id=appeal["id"], language="fr", title="T", addressees="",
-               body="B") == 1
-    assert run(client, save_text, appeal_id=appeal["id"], language="fr", title="T", addressees="",
-               body="B") is None
-    assert run(client, save_text, appeal_id=appeal["id"], language="fr", title="T2", addressees="",
-               body="B") == 2
+    assert run(client, save_text, appeal_id=appeal["id"], language="fr", title="T", addressees="", body="B") == 1
+    assert run(client, save_text, appeal_id=appeal["id"], language="fr", title="T", addressees="", body="B") is None
+    assert run(client, save_text, appeal_id=appeal["id"], language="fr", title="T2", addressees="", body="B") == 2
     assert [t["is_current"] for t in _texts(client, appeal["id"], "fr")] == [False, True]
 
 
@@ -107,41 +127,58 @@ def test_a_paused_appeal_answers_503_and_stores_nothing(client, site):
     stored = _endorsement_count(client)
     login_as(client, "admin")
     form_token = site.csrf("/appeals/pausable")  # someone opened the form before the pause
-    paused = client.post(f"/admin/appeals/{appeal['id']}/status",
-                         data={"csrf_token": csrf(client, "/admin/"), "status": "paused"}, follow_redirects=False)
+    paused = client.post(
+        f"/admin/appeals/{appeal['id']}/status",
+        data={"csrf_token": csrf(client, "/admin/"), "status": "paused"},
+        follow_redirects=False,
+    )
     assert paused.status_code == 303
-    response = client.post("/appeals/pausable/endorse", data={
-        **valid_form(contact_email="during@example.org"), "csrf_token": form_token})
+    response = client.post(
+        "/appeals/pausable/endorse", data={**valid_form(contact_email="during@example.org"), "csrf_token": form_token}
+    )
     assert response.status_code == 503
     assert "paused" in response.text.lower()
     assert _endorsement_count(client) == stored  # nothing new, nothing lost
-    client.post(f"/admin/appeals/{appeal['id']}/status", data={"csrf_token": csrf(client, "/admin/"),
-                                                                "status": "open"})
+    client.post(f"/admin/appeals/{appeal['id']}/status", data={"csrf_token": csrf(client, "/admin/"), "status": "open"})
     assert site.endorse(slug="pausable", contact_email="after@example.org").status_code == 303
     assert _endorsement_count(client) == stored + 1
-    client.post(f"/admin/appeals/{appeal['id']}/status", data={"csrf_token": csrf(client, "/admin/"),
-                                                                "status": "closed"})
-    late = client.post("/appeals/pausable/endorse", data={
-        **valid_form(contact_email="late@example.org"), "csrf_token": form_token})
+    client.post(
+        f"/admin/appeals/{appeal['id']}/status", data={"csrf_token": csrf(client, "/admin/"), "status": "closed"}
+    )
+    late = client.post(
+        "/appeals/pausable/endorse", data={**valid_form(contact_email="late@example.org"), "csrf_token": form_token}
+    )
     assert late.status_code == 410
     assert _endorsement_count(client) == stored + 1
     assert [r["detail"] for r in audit_rows(client, "appeal.status")] == [
-        "open -> paused", "paused -> open", "open -> closed"]
+        "open -> paused",
+        "paused -> open",
+        "open -> closed",
+    ]
 
 
 def test_changing_moderation_settings_is_audited(client):
     appeal = make_appeal(client, "settings-appeal")
     login_as(client, "admin")
-    response = client.post(f"/admin/appeals/{appeal['id']}", data={
-        "csrf_token": csrf(client, "/admin/"), "moderation": "post", "default_language": "en",
-        "addressees": "Council of Europe"}, follow_redirects=True)
+    response = client.post(
+        f"/admin/appeals/{appeal['id']}",
+        data={
+            "csrf_token": csrf(client, "/admin/"),
+            "moderation": "post",
+            "default_language": "en",
+            "addressees": "Council of Europe",
+        },
+        follow_redirects=True,
+    )
     assert "The settings were saved." in response.text
     row = run(client, get_appeal, slug="settings-appeal")
     assert row["moderation"] == "post" and row["addressees"] == "Council of Europe"
     [audit] = audit_rows(client, "appeal.edit")
     assert "moderation: pre -> post" in audit["detail"]
-    bad = client.post(f"/admin/appeals/{appeal['id']}", data={"csrf_token": csrf(client, "/admin/"),
-                                                               "moderation": "sometimes", "default_language": "xx"})
+    bad = client.post(
+        f"/admin/appeals/{appeal['id']}",
+        data={"csrf_token": csrf(client, "/admin/"), "moderation": "sometimes", "default_language": "xx"},
+    )
     assert bad.status_code == 400
 
 
@@ -162,10 +199,14 @@ def test_an_appeal_change_whose_audit_row_fails_is_not_made(client, monkeypatch)
     monkeypatch.setattr(appeal_views, "record", broken_record)
     attempts = [
         (f"/admin/appeals/{appeal['id']}/status", {"status": "paused"}),
-        (f"/admin/appeals/{appeal['id']}", {"moderation": "post", "default_language": "de",
-                                            "addressees": "Someone else"}),
-        (f"/admin/appeals/{appeal['id']}/texts/en", {"title": "Another title", "addressees": "Them",
-                                                     "body": "Another body."}),
+        (
+            f"/admin/appeals/{appeal['id']}",
+            {"moderation": "post", "default_language": "de", "addressees": "Someone else"},
+        ),
+        (
+            f"/admin/appeals/{appeal['id']}/texts/en",
+            {"title": "Another title", "addressees": "Them", "body": "Another body."},
+        ),
     ]
     for path, data in attempts:
         try:

@@ -20,20 +20,21 @@ def cli_env(monkeypatch, database_url, tmp_path):
 
 def test_organiser_add_reads_the_password_from_stdin_and_can_log_in(cli_env, client):
     runner = CliRunner()
-    result = runner.invoke(main, ["organiser", "add", "Mia@Organisers.example", "--role", "admin"],
-                           input="a long cli password\n")
+    result = runner.invoke(
+        main, ["organiser", "add", "Mia@Organisers.example", "--role", "admin"], input="a long cli password\n"
+    )
     assert result.exit_code == 0, result.output
     assert "added (admin)" in result.output
     assert "a long cli password" not in result.output
     login(client, "mia@organisers.example", "a long cli password")
     assert client.get("/admin/organisers").status_code == 200
 
-    again = runner.invoke(main, ["organiser", "add", "mia@organisers.example", "--role", "admin"],
-                          input="a long cli password\n")
+    again = runner.invoke(
+        main, ["organiser", "add", "mia@organisers.example", "--role", "admin"], input="a long cli password\n"
+    )
     assert again.exit_code != 0 and "exists already" in again.output
 
-    changed = runner.invoke(main, ["organiser", "password", "mia@organisers.example"],
-                            input="another long password\n")
+    changed = runner.invoke(main, ["organiser", "password", "mia@organisers.example"], input="another long password\n")
     assert changed.exit_code == 0, changed.output
     assert client.get("/admin/", follow_redirects=False).status_code == 303  # sessions ended
     login(client, "mia@organisers.example", "another long password")
@@ -45,8 +46,9 @@ def test_organiser_add_refuses_weak_passwords_bad_roles_and_password_arguments(c
     assert weak.exit_code != 0 and "at least 12 characters" in weak.output
     role = runner.invoke(main, ["organiser", "add", "x@organisers.example", "--role", "root"], input="x" * 20)
     assert role.exit_code != 0
-    argument = runner.invoke(main, ["organiser", "add", "x@organisers.example", "--role", "moderator",
-                                    "--password", "a long cli password"])
+    argument = runner.invoke(
+        main, ["organiser", "add", "x@organisers.example", "--role", "moderator", "--password", "a long cli password"]
+    )
     assert argument.exit_code != 0 and "No such option" in argument.output
 
 
@@ -85,10 +87,12 @@ def test_moderate_approve_is_audited_with_no_organiser_and_record_numbers_only(c
     result = CliRunner().invoke(main, ["moderate", "approve", "--appeal", "cli-audited", "--all-confirmed"])
     assert result.exit_code == 0, result.output
     assert "approved 2 endorsement" in result.output
-    rows = db_rows(database_url, "SELECT organiser_id, action, target_type, target_id, detail FROM audit_log "
-                                 "ORDER BY target_id")
+    rows = db_rows(
+        database_url, "SELECT organiser_id, action, target_type, target_id, detail FROM audit_log ORDER BY target_id"
+    )
     assert [(r["organiser_id"], r["action"], r["target_type"], r["target_id"]) for r in rows] == [
-        (None, "endorsement.approve", "endorsement", endorsement_id) for endorsement_id in confirmed]
+        (None, "endorsement.approve", "endorsement", endorsement_id) for endorsement_id in confirmed
+    ]
     for row in rows:
         assert "petition moderate approve" in row["detail"] and "command line" in row["detail"]
         assert "@" not in row["detail"] and "Peace Group" not in row["detail"]

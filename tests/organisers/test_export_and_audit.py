@@ -19,12 +19,24 @@ from tests.organisers.support import (
 
 def test_admins_download_contacts_with_the_formula_guard(client):
     appeal = make_appeal(client, "export-appeal")
-    [eid] = add_endorsements(client, appeal=appeal["id"], organisation_name="=HYPERLINK(\"http://x\")",
-                             contact_name="+Mallory", comment="@SUM(A1)", visibility="anonymous")
+    [eid] = add_endorsements(
+        client,
+        appeal=appeal["id"],
+        organisation_name='=HYPERLINK("http://x")',
+        contact_name="+Mallory",
+        comment="@SUM(A1)",
+        visibility="anonymous",
+    )
     add_endorsements(client, appeal=appeal["id"], state="pending")
     login_as(client, "admin")
-    response = client.post("/admin/export", data={"csrf_token": csrf(client, "/admin/export"),
-                                                  "appeal": str(appeal["id"]), "state": ["confirmed", "approved"]})
+    response = client.post(
+        "/admin/export",
+        data={
+            "csrf_token": csrf(client, "/admin/export"),
+            "appeal": str(appeal["id"]),
+            "state": ["confirmed", "approved"],
+        },
+    )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     assert "attachment" in response.headers["content-disposition"]
@@ -32,16 +44,19 @@ def test_admins_download_contacts_with_the_formula_guard(client):
     assert len(rows) == 1
     [row] = rows
     assert row["id"] == str(eid) and row["contact_email"].startswith("office@peace")
-    assert row["organisation_name"] == "'=HYPERLINK(\"http://x\")"
+    assert row["organisation_name"] == '\'=HYPERLINK("http://x")'
     assert row["contact_name"] == "'+Mallory" and row["comment"] == "'@SUM(A1)"
     assert row["visibility"] == "anonymous"
     [audit] = audit_rows(client, "export")
     assert audit["target_id"] == appeal["id"] and "1 rows" in audit["detail"] and "@" not in audit["detail"]
-    everything = client.post("/admin/export", data={"csrf_token": csrf(client, "/admin/export"),
-                                                    "appeal": str(appeal["id"])})
+    everything = client.post(
+        "/admin/export", data={"csrf_token": csrf(client, "/admin/export"), "appeal": str(appeal["id"])}
+    )
     assert len(list(csv.DictReader(io.StringIO(everything.text)))) == 2
-    assert client.post("/admin/export", data={"csrf_token": csrf(client, "/admin/export"),
-                                              "appeal": "abc"}).status_code == 400
+    assert (
+        client.post("/admin/export", data={"csrf_token": csrf(client, "/admin/export"), "appeal": "abc"}).status_code
+        == 400
+    )
 
 
 def test_safe_cell():
@@ -56,8 +71,10 @@ def test_the_audit_log_is_browsable_filterable_and_free_of_addresses(client):
     add_organiser(client, "lea@organisers.example", "admin")
     login(client, "nobody-here@organisers.example", "wrong password guess", expect=400)
     login(client, "lea@organisers.example")
-    client.post("/admin/endorsements/decisions", data={"csrf_token": csrf(client, "/admin/"), "decision": "reject",
-                                                       "ids": [str(i) for i in ids]})
+    client.post(
+        "/admin/endorsements/decisions",
+        data={"csrf_token": csrf(client, "/admin/"), "decision": "reject", "ids": [str(i) for i in ids]},
+    )
     page = client.get("/admin/audit")
     assert page.status_code == 200
     assert "62 entries" in page.text and "Page 1 of 2" in page.text
@@ -74,18 +91,40 @@ def test_the_audit_log_is_browsable_filterable_and_free_of_addresses(client):
 def test_organisers_are_managed_by_admins(client):
     me = login_as(client, "admin")
     token = csrf(client, "/admin/organisers")
-    bad = client.post("/admin/organisers", data={"csrf_token": token, "email": "not-an-email", "role": "admin",
-                                                 "password": "short", "password_confirm": "short"})
+    bad = client.post(
+        "/admin/organisers",
+        data={
+            "csrf_token": token,
+            "email": "not-an-email",
+            "role": "admin",
+            "password": "short",
+            "password_confirm": "short",
+        },
+    )
     assert bad.status_code == 400
     assert "valid email address" in bad.text and "at least 12 characters" in bad.text
-    ok = client.post("/admin/organisers", data={"csrf_token": token, "email": "new@organisers.example",
-                                                "role": "moderator", "password": "a long enough password",
-                                                "password_confirm": "a long enough password"},
-                     follow_redirects=True)
+    ok = client.post(
+        "/admin/organisers",
+        data={
+            "csrf_token": token,
+            "email": "new@organisers.example",
+            "role": "moderator",
+            "password": "a long enough password",
+            "password_confirm": "a long enough password",
+        },
+        follow_redirects=True,
+    )
     assert "The organiser was added." in ok.text and "new@organisers.example" in ok.text
-    again = client.post("/admin/organisers", data={"csrf_token": token, "email": "NEW@organisers.example",
-                                                   "role": "moderator", "password": "a long enough password",
-                                                   "password_confirm": "a long enough password"})
+    again = client.post(
+        "/admin/organisers",
+        data={
+            "csrf_token": token,
+            "email": "NEW@organisers.example",
+            "role": "moderator",
+            "password": "a long enough password",
+            "password_confirm": "a long enough password",
+        },
+    )
     assert again.status_code == 400 and "exists already" in again.text
     [created] = audit_rows(client, "organiser.create")
     new_id = created["target_id"]
@@ -97,6 +136,5 @@ def test_organisers_are_managed_by_admins(client):
     client.post(f"/admin/organisers/{new_id}/active", data={"csrf_token": token, "active": "0"})
     last = client.post(f"/admin/organisers/{me}/role", data={"csrf_token": token, "role": "moderator"})
     assert last.status_code == 400 and "last administrator" in last.text
-    assert client.post("/admin/organisers/99999/role", data={"csrf_token": token,
-                                                              "role": "admin"}).status_code == 404
+    assert client.post("/admin/organisers/99999/role", data={"csrf_token": token, "role": "admin"}).status_code == 404
     login(client, "new@organisers.example", "a long enough password", expect=400)  # deactivated

@@ -114,17 +114,31 @@ def test_the_login_redirects_only_inside_the_organiser_area(client):
     add_organiser(client, "fay@organisers.example", "moderator")
     page = client.get("/admin/login?next=https://evil.example/")
     assert 'value="/admin/"' in page.text
-    response = client.post("/admin/login", data={"email": "fay@organisers.example", "password": PASSWORD,
-                                                  "next": "//evil.example/admin/", "csrf_token": csrf(client)},
-                           follow_redirects=False)
+    response = client.post(
+        "/admin/login",
+        data={
+            "email": "fay@organisers.example",
+            "password": PASSWORD,
+            "next": "//evil.example/admin/",
+            "csrf_token": csrf(client),
+        },
+        follow_redirects=False,
+    )
     assert response.headers["location"] == "/admin/"
     client.cookies.clear()
     response = client.get("/admin/endorsements?state=confirmed", follow_redirects=False)
     target = response.headers["location"]
     page = client.get(target)
-    response = client.post("/admin/login", data={"email": "fay@organisers.example", "password": PASSWORD,
-                                                  "next": "/admin/endorsements?state=confirmed",
-                                                  "csrf_token": csrf(client)}, follow_redirects=False)
+    response = client.post(
+        "/admin/login",
+        data={
+            "email": "fay@organisers.example",
+            "password": PASSWORD,
+            "next": "/admin/endorsements?state=confirmed",
+            "csrf_token": csrf(client),
+        },
+        follow_redirects=False,
+    )
     assert page.status_code == 200
     assert response.headers["location"] == "/admin/endorsements?state=confirmed"
 
@@ -177,8 +191,9 @@ def test_deactivation_and_a_password_change_end_sessions(client):
     client.cookies.clear()
     login(client, "ida@organisers.example")
     admin_cookie = client.cookies.get(COOKIE_NAME)
-    response = client.post(f"/admin/organisers/{mod_id}/active",
-                           data={"active": "0", "csrf_token": csrf(client, "/admin/organisers")})
+    response = client.post(
+        f"/admin/organisers/{mod_id}/active", data={"active": "0", "csrf_token": csrf(client, "/admin/organisers")}
+    )
     assert response.status_code == 200
     use_cookie(client, mod_cookie)
     assert client.get("/admin/", follow_redirects=False).status_code == 303
@@ -187,9 +202,15 @@ def test_deactivation_and_a_password_change_end_sessions(client):
     # The admin changes her password: this session carries on, older copies of it do not.
     use_cookie(client, admin_cookie)
     new_password = "a much better passphrase 2026"
-    changed = client.post("/admin/account/password", data={
-        "current_password": PASSWORD, "new_password": new_password, "new_password_confirm": new_password,
-        "csrf_token": csrf(client, "/admin/account/password")})
+    changed = client.post(
+        "/admin/account/password",
+        data={
+            "current_password": PASSWORD,
+            "new_password": new_password,
+            "new_password_confirm": new_password,
+            "csrf_token": csrf(client, "/admin/account/password"),
+        },
+    )
     assert changed.status_code == 200 and "Your password was changed" in changed.text
     assert client.get("/admin/").status_code == 200
     use_cookie(client, admin_cookie)
@@ -203,9 +224,15 @@ def test_deactivation_and_a_password_change_end_sessions(client):
 def test_a_wrong_current_password_changes_nothing(client):
     add_organiser(client, "kai@organisers.example", "moderator")
     login(client, "kai@organisers.example")
-    response = client.post("/admin/account/password", data={
-        "current_password": "not it at all", "new_password": "short", "new_password_confirm": "short",
-        "csrf_token": csrf(client, "/admin/account/password")})
+    response = client.post(
+        "/admin/account/password",
+        data={
+            "current_password": "not it at all",
+            "new_password": "short",
+            "new_password_confirm": "short",
+            "csrf_token": csrf(client, "/admin/account/password"),
+        },
+    )
     assert response.status_code == 400
     assert "This is not your current password." in response.text
     assert "at least 12 characters" in response.text

@@ -27,8 +27,10 @@ def test_failed_logins_store_no_raw_ip_address(make_site, database_url):
     [fingerprint] = fingerprints
     assert re.fullmatch(r"[0-9a-f]{64}", fingerprint)
     # Keyed with SECRET_KEY: hashing every possible address does not find it.
-    assert fingerprint not in {hashlib.sha256(spelling.encode()).hexdigest()
-                               for spelling in (ADDRESS, f"login-ip:{ADDRESS}", f"login:{ADDRESS}")}
+    assert fingerprint not in {
+        hashlib.sha256(spelling.encode()).hexdigest()
+        for spelling in (ADDRESS, f"login-ip:{ADDRESS}", f"login:{ADDRESS}")
+    }
 
     # Throttling per address works as before: this address is held back, even for a real account,
     login(guesser, "ida@organisers.example", expect=429)

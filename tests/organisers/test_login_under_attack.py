@@ -75,8 +75,10 @@ def test_thirty_concurrent_wrong_guesses_evaluate_at_most_the_limit(client, monk
         async def guess(n: int) -> int:
             transport = httpx2.ASGITransport(app=app, client=(f"198.51.100.{n + 1}", 40000 + n))
             async with httpx2.AsyncClient(transport=transport, base_url=BASE_URL, cookies=cookies) as browser:
-                response = await browser.post("/admin/login", data={
-                    "email": "target@organisers.example", "password": f"guess {n}", "csrf_token": token})
+                response = await browser.post(
+                    "/admin/login",
+                    data={"email": "target@organisers.example", "password": f"guess {n}", "csrf_token": token},
+                )
                 return response.status_code
 
         # All thirty at once, from thirty addresses, on the app's own event loop.
@@ -209,19 +211,32 @@ def test_one_proxy_address_cannot_lock_out_every_organiser(make_site):
 def test_a_nul_byte_in_the_login_form_is_a_clear_error(client, database_url):
     add_organiser(client, "xena@organisers.example", "admin")
     message = "The email address or the password contains characters that cannot be used."
-    for email, password in [("xena\x00@organisers.example", PASSWORD), ("xena@organisers.example\x00", PASSWORD),
-                            ("xena@organisers.example", PASSWORD + "\x00"), ("\x00", "\x00"),
-                            ("xe\x1bna@organisers.example", PASSWORD)]:
+    for email, password in [
+        ("xena\x00@organisers.example", PASSWORD),
+        ("xena@organisers.example\x00", PASSWORD),
+        ("xena@organisers.example", PASSWORD + "\x00"),
+        ("\x00", "\x00"),
+        ("xe\x1bna@organisers.example", PASSWORD),
+    ]:
         response = login(client, email, password, expect=400)
         assert _error(response) == message
         assert "\x00" not in response.text
     # Percent-encoded in a urlencoded body, and in a multipart one: the same.
     token = csrf(client)
-    raw = client.post("/admin/login", content=f"email=xena%00%40organisers.example&password=x&csrf_token={token}",
-                      headers={"content-type": "application/x-www-form-urlencoded"})
+    raw = client.post(
+        "/admin/login",
+        content=f"email=xena%00%40organisers.example&password=x&csrf_token={token}",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert raw.status_code == 400 and _error(raw) == message
-    multipart = client.post("/admin/login", files={"email": (None, "xena\x00@organisers.example"),
-                                                   "password": (None, PASSWORD), "csrf_token": (None, token)})
+    multipart = client.post(
+        "/admin/login",
+        files={
+            "email": (None, "xena\x00@organisers.example"),
+            "password": (None, PASSWORD),
+            "csrf_token": (None, token),
+        },
+    )
     assert multipart.status_code == 400 and _error(multipart) == message
     # Refused before anything was counted, checked or logged.
     assert db_rows(database_url, "SELECT count(*) AS n FROM login_failures")[0]["n"] == 0
@@ -233,9 +248,16 @@ def test_moderators_do_not_see_the_audit_log_on_the_dashboard(client):
     add_organiser(client, "yara@organisers.example", "admin")
     add_organiser(client, "zeno@organisers.example", "moderator")
     login(client, "yara@organisers.example")
-    client.post("/admin/organisers", data={"email": "new@organisers.example", "role": "moderator",
-                                           "password": PASSWORD, "password_confirm": PASSWORD,
-                                           "csrf_token": csrf(client, "/admin/organisers")})
+    client.post(
+        "/admin/organisers",
+        data={
+            "email": "new@organisers.example",
+            "role": "moderator",
+            "password": PASSWORD,
+            "password_confirm": PASSWORD,
+            "csrf_token": csrf(client, "/admin/organisers"),
+        },
+    )
     admin_page = client.get("/admin/")
     assert "Recent activity" in admin_page.text and "<code>organiser.create</code>" in admin_page.text
     client.cookies.clear()
@@ -262,15 +284,28 @@ def _stored_action_literals() -> set[str]:
 def test_every_audit_action_is_filterable(client):
     values = {a.value for a in AuditAction}
     stored = _stored_action_literals()
-    assert {"withdraw", "endorsement.release", "login.recovery_code", "organiser.totp.enrol",
-            "organiser.totp.reset"} <= stored
+    assert {
+        "withdraw",
+        "endorsement.release",
+        "login.recovery_code",
+        "organiser.totp.enrol",
+        "organiser.totp.reset",
+    } <= stored
     assert stored <= values, f"stored but not filterable: {stored - values}"
 
     async def insert(db):
         async with db.write():
             for value in sorted(values):
-                await db.execute(audit_log.insert().values(organiser_id=None, action=value, target_type=None,
-                                                           target_id=None, detail="", created_at=utcnow()))
+                await db.execute(
+                    audit_log.insert().values(
+                        organiser_id=None,
+                        action=value,
+                        target_type=None,
+                        target_id=None,
+                        detail="",
+                        created_at=utcnow(),
+                    )
+                )
 
     client.portal.call(insert, db_of(client))
     login_as(client, "admin")

@@ -12,15 +12,16 @@ from petition.migrations.runner import downgrade, upgrade
 from tests.conftest import _admin, _backend, _with_database
 from tests.support import db_rows, run_sql
 
-NEW_COLUMNS = {"language", "totp_secret", "totp_pending_secret", "totp_enabled_at", "totp_last_step",
-               "login_alert_at"}
+NEW_COLUMNS = {"language", "totp_secret", "totp_pending_secret", "totp_enabled_at", "totp_last_step", "login_alert_at"}
 
 
 def columns(url: str, table: str) -> set[str]:
     if url.startswith("sqlite:///"):
         return {r["name"] for r in db_rows(url, f"SELECT name FROM pragma_table_info('{table}')")}
-    return {r["name"] for r in db_rows(url, "SELECT column_name AS name FROM information_schema.columns "
-                                            "WHERE table_name = $1", table)}
+    return {
+        r["name"]
+        for r in db_rows(url, "SELECT column_name AS name FROM information_schema.columns WHERE table_name = $1", table)
+    }
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -42,8 +43,11 @@ def fresh_url(request, tmp_path) -> Iterator[str]:
 def test_migration_0009_up_down_up_keeps_organisers_and_untrusted_failures(fresh_url):
     url = fresh_url
     upgrade(url, "0008")
-    run_sql(url, "INSERT INTO organisers (email, password_hash, role, active, created_at, session_version) "
-                 "VALUES ('ada@organisers.example', 'x', 'admin', true, '2026-12-01 00:00:00', 3)")
+    run_sql(
+        url,
+        "INSERT INTO organisers (email, password_hash, role, active, created_at, session_version) "
+        "VALUES ('ada@organisers.example', 'x', 'admin', true, '2026-12-01 00:00:00', 3)",
+    )
     run_sql(url, "INSERT INTO login_failures (account_key, ip, created_at) VALUES ('k', 'i', '2026-12-01 00:00:00')")
     upgrade(url)
     assert NEW_COLUMNS <= columns(url, "organisers")
@@ -51,10 +55,16 @@ def test_migration_0009_up_down_up_keeps_organisers_and_untrusted_failures(fresh
     assert db_rows(url, "SELECT device FROM login_failures") == [{"device": None}]  # an untrusted failure still
     [ada] = db_rows(url, "SELECT session_version, totp_enabled_at FROM organisers")
     assert ada == {"session_version": 3, "totp_enabled_at": None}
-    run_sql(url, "INSERT INTO organiser_recovery_codes (organiser_id, code_hash, created_at) "
-                 "SELECT id, 'h', '2026-12-01 00:00:00' FROM organisers")
-    run_sql(url, "INSERT INTO login_failures (account_key, ip, device, created_at) "
-                 "VALUES ('k', 'i', 'd', '2026-12-01 00:00:00')")
+    run_sql(
+        url,
+        "INSERT INTO organiser_recovery_codes (organiser_id, code_hash, created_at) "
+        "SELECT id, 'h', '2026-12-01 00:00:00' FROM organisers",
+    )
+    run_sql(
+        url,
+        "INSERT INTO login_failures (account_key, ip, device, created_at) "
+        "VALUES ('k', 'i', 'd', '2026-12-01 00:00:00')",
+    )
 
     downgrade(url, "0008")
     assert not NEW_COLUMNS & columns(url, "organisers")
@@ -68,9 +78,12 @@ def test_migration_0009_up_down_up_keeps_organisers_and_untrusted_failures(fresh
 def test_downgrading_past_0009_refuses_while_organisers_use_two_step_login(fresh_url):
     url = fresh_url
     upgrade(url)
-    run_sql(url, "INSERT INTO organisers (email, password_hash, role, active, created_at, session_version, "
-                 "totp_secret, totp_enabled_at) VALUES ('bo@organisers.example', 'x', 'admin', true, "
-                 "'2026-12-01 00:00:00', 0, 'JBSWY3DPEHPK3PXP', '2026-12-01 00:00:00')")
+    run_sql(
+        url,
+        "INSERT INTO organisers (email, password_hash, role, active, created_at, session_version, "
+        "totp_secret, totp_enabled_at) VALUES ('bo@organisers.example', 'x', 'admin', true, "
+        "'2026-12-01 00:00:00', 0, 'JBSWY3DPEHPK3PXP', '2026-12-01 00:00:00')",
+    )
     with pytest.raises(RuntimeError, match="second factor"):
         downgrade(url, "0008")
     assert "totp_secret" in columns(url, "organisers")

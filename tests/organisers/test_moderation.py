@@ -45,9 +45,16 @@ def test_bulk_approval_of_a_thousand_endorsements_in_one_request(client):
     ids = add_endorsements(client, 1000, appeal=appeal["id"])
     [pending] = add_endorsements(client, appeal=appeal["id"], state="pending")
     organiser_id = login_as(client, "moderator")
-    response = client.post("/admin/endorsements/decisions", data={
-        "csrf_token": csrf(client, "/admin/"), "decision": "approve", "ids": [str(i) for i in [*ids, pending]],
-        "next": "/admin/moderation"}, follow_redirects=False)
+    response = client.post(
+        "/admin/endorsements/decisions",
+        data={
+            "csrf_token": csrf(client, "/admin/"),
+            "decision": "approve",
+            "ids": [str(i) for i in [*ids, pending]],
+            "next": "/admin/moderation",
+        },
+        follow_redirects=False,
+    )
     assert response.status_code == 303
     assert "approved=1000" in response.headers["location"]
     public = client.get("/api/appeals/big-appeal").json()
@@ -67,8 +74,11 @@ def test_rejection_takes_a_listed_endorsement_off_every_public_list(client):
     assert "Listed Then Rejected" in client.get("/appeals/post-listed/endorsements.csv").text
     login_as(client, "moderator")
     detail = client.get(f"/admin/endorsements/{eid}")
-    response = client.post(f"/admin/endorsements/{eid}/decision", data={
-        "csrf_token": csrf(client, "/admin/"), "decision": "reject"}, follow_redirects=True)
+    response = client.post(
+        f"/admin/endorsements/{eid}/decision",
+        data={"csrf_token": csrf(client, "/admin/"), "decision": "reject"},
+        follow_redirects=True,
+    )
     assert response.status_code == 200 and "1 endorsement rejected." in response.text
     assert detail.status_code == 200
     assert "Listed Then Rejected" not in client.get("/appeals/post-listed/endorsements.csv").text
@@ -78,8 +88,9 @@ def test_rejection_takes_a_listed_endorsement_off_every_public_list(client):
     assert [r["target_id"] for r in audit_rows(client, "endorsement.reject")] == [eid]
     assert endorsement(client, eid)["listed_at"] is None
     # Re-approving gives it back a public date.
-    client.post(f"/admin/endorsements/{eid}/decision", data={"csrf_token": csrf(client, "/admin/"),
-                                                             "decision": "approve"})
+    client.post(
+        f"/admin/endorsements/{eid}/decision", data={"csrf_token": csrf(client, "/admin/"), "decision": "approve"}
+    )
     assert endorsement(client, eid)["listed_at"] is not None
 
 
@@ -96,8 +107,11 @@ def test_a_withdrawn_endorsement_cannot_be_approved(client):
     login_as(client, "moderator")
     page = client.get(f"/admin/endorsements/{eid}")
     assert 'value="approve"' not in page.text
-    response = client.post(f"/admin/endorsements/{eid}/decision", data={
-        "csrf_token": csrf(client, "/admin/"), "decision": "approve"}, follow_redirects=False)
+    response = client.post(
+        f"/admin/endorsements/{eid}/decision",
+        data={"csrf_token": csrf(client, "/admin/"), "decision": "approve"},
+        follow_redirects=False,
+    )
     assert "approved=0" in response.headers["location"]
     assert endorsement(client, eid)["state"] == "withdrawn"
     assert audit_rows(client, "endorsement.approve") == []
@@ -105,12 +119,20 @@ def test_a_withdrawn_endorsement_cannot_be_approved(client):
 
 def test_correcting_typos_is_validated_like_the_public_form(client):
     appeal = make_appeal(client, "typo-appeal")
-    [eid] = add_endorsements(client, appeal=appeal["id"], organisation_name="Amnesty Internatonal",
-                             visibility="anonymous")
+    [eid] = add_endorsements(
+        client, appeal=appeal["id"], organisation_name="Amnesty Internatonal", visibility="anonymous"
+    )
     login_as(client, "moderator")
     token = csrf(client, "/admin/")
-    form = {"csrf_token": token, "organisation_name": "Amnesty International", "country": "XX",
-            "city": "Bonn", "organisation_type": "human_rights", "website": "not a website", "comment": ""}
+    form = {
+        "csrf_token": token,
+        "organisation_name": "Amnesty International",
+        "country": "XX",
+        "city": "Bonn",
+        "organisation_type": "human_rights",
+        "website": "not a website",
+        "comment": "",
+    }
     bad = client.post(f"/admin/endorsements/{eid}", data=form)
     assert bad.status_code == 400
     assert "Please enter a web address" in bad.text
@@ -147,11 +169,22 @@ def test_anonymous_names_are_shown_to_organisers_only(client):
 def test_duplicate_hints_and_domain_match(client):
     appeal = make_appeal(client, "dupes")
     other = make_appeal(client, "other-appeal")
-    [a] = add_endorsements(client, appeal=appeal["id"], organisation_name="Connection e.V.", country="DE",
-                           contact_email="office@connection.example", website="https://www.connection.example")
+    [a] = add_endorsements(
+        client,
+        appeal=appeal["id"],
+        organisation_name="Connection e.V.",
+        country="DE",
+        contact_email="office@connection.example",
+        website="https://www.connection.example",
+    )
     [b] = add_endorsements(client, appeal=appeal["id"], organisation_name="CONNECTION  e. V.", country="DE")
-    [c] = add_endorsements(client, appeal=appeal["id"], organisation_name="Connection e.V.", country="AT",
-                           website="https://connection.example")
+    [c] = add_endorsements(
+        client,
+        appeal=appeal["id"],
+        organisation_name="Connection e.V.",
+        country="AT",
+        website="https://connection.example",
+    )
     [d] = add_endorsements(client, appeal=other["id"], contact_email="office@connection.example")
     login_as(client, "moderator")
     page = client.get(f"/admin/endorsements/{a}").text

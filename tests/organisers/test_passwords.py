@@ -32,8 +32,14 @@ print(json.dumps({
 
 def test_production_hashes_with_rfc_9106_parameters_and_upgrades_a_cheaper_hash():
     cheap = CHEAP_HASHER.hash(PASSWORD)
-    result = subprocess.run([sys.executable, "-c", PRODUCTION, cheap], capture_output=True, text=True, timeout=120,
-                            cwd=Path(petition.__file__).resolve().parent.parent, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", PRODUCTION, cheap],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(petition.__file__).resolve().parent.parent,
+        check=True,
+    )
     found = json.loads(result.stdout)
     assert argon2.extract_parameters(found["hash"]) == RFC_9106_LOW_MEMORY
     # Were a cheap hash ever stored, it would still let its organiser in, and be replaced at that login.
@@ -45,7 +51,10 @@ def test_this_test_process_hashes_cheaply_and_its_hashes_verify():
     made = passwords.hash_password(PASSWORD)
     parameters = argon2.extract_parameters(made)
     assert (parameters.time_cost, parameters.memory_cost, parameters.parallelism) == (
-        CHEAP_HASHER.time_cost, CHEAP_HASHER.memory_cost, CHEAP_HASHER.parallelism)
+        CHEAP_HASHER.time_cost,
+        CHEAP_HASHER.memory_cost,
+        CHEAP_HASHER.parallelism,
+    )
     assert parameters.type is argon2.Type.ID
     assert passwords.verify_password(made, PASSWORD)
     assert not passwords.verify_password(made, PASSWORD + "!")

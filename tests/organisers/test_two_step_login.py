@@ -40,8 +40,7 @@ def enrol(client) -> tuple[str, list[str]]:
     page = client.get("/admin/account/two-step")
     assert page.status_code == 200
     secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page.text)[1].replace(" ", "")
-    done = client.post("/admin/account/two-step", data={"code": code_at(secret),
-                                                        "csrf_token": csrf_from(page.text)})
+    done = client.post("/admin/account/two-step", data={"code": code_at(secret), "csrf_token": csrf_from(page.text)})
     assert done.status_code == 200, done.text[:500]
     codes = re.findall(r"<li><code>([a-z2-7]{4}(?:-[a-z2-7]{4}){3})</code></li>", done.text)
     assert len(codes) == 10 and len(set(codes)) == 10
@@ -58,8 +57,9 @@ def password_step(client, email: str) -> str:
 
 
 def code_step(client, pending: str, code: str, *, expect: int = 303):
-    response = client.post("/admin/login/code", data={"pending": pending, "code": code,
-                                                      "csrf_token": csrf(client)}, follow_redirects=False)
+    response = client.post(
+        "/admin/login/code", data={"pending": pending, "code": code, "csrf_token": csrf(client)}, follow_redirects=False
+    )
     assert response.status_code == expect, response.text[:500]
     return response
 
@@ -80,11 +80,15 @@ def test_an_organiser_enrols_and_logs_in_with_a_code(client):
     secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page.text)[1].replace(" ", "")
     totp = pyotp.parse_uri(uri)
     assert totp.secret == secret and totp.issuer == "testserver" and totp.name == "anna@organisers.example"
-    assert re.search(r'id="totp-secret">([A-Z2-7 ]+)<', client.get("/admin/account/two-step").text)[1] \
-        .replace(" ", "") == secret
+    assert (
+        re.search(r'id="totp-secret">([A-Z2-7 ]+)<', client.get("/admin/account/two-step").text)[1].replace(" ", "")
+        == secret
+    )
 
-    wrong = client.post("/admin/account/two-step", data={"code": "000000" if code_at(secret) != "000000" else "111111",
-                                                         "csrf_token": csrf_from(page.text)})
+    wrong = client.post(
+        "/admin/account/two-step",
+        data={"code": "000000" if code_at(secret) != "000000" else "111111", "csrf_token": csrf_from(page.text)},
+    )
     assert wrong.status_code == 400 and "not the code your app shows now" in _error(wrong)
     nul = client.post("/admin/account/two-step", data={"code": "12\x003456", "csrf_token": csrf_from(page.text)})
     assert nul.status_code == 400 and "not the code your app shows now" in _error(nul)
@@ -132,8 +136,10 @@ def test_a_code_cannot_be_replayed(client):
     assert "used already" in _error(replay)
     assert client.get("/admin/", follow_redirects=False).status_code == 303
     # The code enrolment used is spent too (an older step than the last one used).
-    assert code_step(client, password_step(client, "ben@organisers.example"), code_at(secret),
-                     expect=400).status_code == 400
+    assert (
+        code_step(client, password_step(client, "ben@organisers.example"), code_at(secret), expect=400).status_code
+        == 400
+    )
     assert audit_rows(client, "login.failed")[-1]["detail"] == "wrong totp code"
 
 
@@ -189,9 +195,15 @@ def test_a_forged_expired_or_stale_pending_login_is_refused(client):
     client.cookies.clear()
     code_step(client, password_step(client, "fay@organisers.example"), codes[0])
     new = "another long passphrase 2026"
-    client.post("/admin/account/password", data={"current_password": PASSWORD, "new_password": new,
-                                                  "new_password_confirm": new,
-                                                  "csrf_token": csrf(client, "/admin/account/password")})
+    client.post(
+        "/admin/account/password",
+        data={
+            "current_password": PASSWORD,
+            "new_password": new,
+            "new_password_confirm": new,
+            "csrf_token": csrf(client, "/admin/account/password"),
+        },
+    )
     stale = code_step(client, pending, codes[1], expect=400)
     assert "Please log in again" in _error(stale)
 
@@ -211,15 +223,26 @@ def test_an_admin_must_enrol_on_an_https_site(https_client):
     assert response.headers["location"] == "/admin/account/two-step"
     assert "Secure" in response.headers["set-cookie"]
     # Nothing else opens until enrolment is done.
-    for path in ("/admin/", "/admin/organisers", "/admin/audit", "/admin/export", "/admin/account/password",
-                 "/admin/organisers/two-step", "/admin/moderation"):
+    for path in (
+        "/admin/",
+        "/admin/organisers",
+        "/admin/audit",
+        "/admin/export",
+        "/admin/account/password",
+        "/admin/organisers/two-step",
+        "/admin/moderation",
+    ):
         refused = client.get(path, follow_redirects=False)
         assert refused.status_code == 303 and refused.headers["location"] == "/admin/account/two-step", path
     token = csrf(client, "/admin/account/two-step")
-    for path, data in (("/admin/organisers", {"email": "evil@x.example", "role": "admin", "password": PASSWORD,
-                                              "password_confirm": PASSWORD}),
-                       (f"/admin/organisers/{victim}/active", {"active": "0"}),
-                       (f"/admin/organisers/{victim}/two-step/reset", {})):
+    for path, data in (
+        (
+            "/admin/organisers",
+            {"email": "evil@x.example", "role": "admin", "password": PASSWORD, "password_confirm": PASSWORD},
+        ),
+        (f"/admin/organisers/{victim}/active", {"active": "0"}),
+        (f"/admin/organisers/{victim}/two-step/reset", {}),
+    ):
         refused = client.post(path, data={**data, "csrf_token": token}, follow_redirects=False)
         assert refused.status_code == 403 and "must use two-step login" in refused.text, path
     assert [r["action"] for r in audit_rows(client)] == ["login"]
@@ -258,8 +281,11 @@ def test_an_admin_resets_another_organisers_second_factor_and_it_is_audited(http
     missing = client.post("/admin/organisers/99999/two-step/reset", data={"csrf_token": csrf_from(overview.text)})
     assert missing.status_code == 404
     assert f'action="/admin/organisers/{mod_id}/two-step/reset"' in overview.text
-    done = client.post(f"/admin/organisers/{mod_id}/two-step/reset",
-                       data={"csrf_token": csrf_from(overview.text)}, follow_redirects=False)
+    done = client.post(
+        f"/admin/organisers/{mod_id}/two-step/reset",
+        data={"csrf_token": csrf_from(overview.text)},
+        follow_redirects=False,
+    )
     assert done.status_code == 303
     assert "was reset" in client.get(done.headers["location"]).text
     [reset] = audit_rows(client, "organiser.totp.reset")
@@ -291,8 +317,10 @@ def test_the_device_cookie_is_issued_only_after_both_steps(client):
     pending = password_step(client, "lea@organisers.example")
     assert client.cookies.get(DEVICE_COOKIE) is None
     # The code form answers a POST: its language links lead back to the login form, not to a POST-only route.
-    page = client.post("/admin/login?lang=de", data={"email": "lea@organisers.example", "password": PASSWORD,
-                                                     "csrf_token": csrf(client)})
+    page = client.post(
+        "/admin/login?lang=de",
+        data={"email": "lea@organisers.example", "password": PASSWORD, "csrf_token": csrf(client)},
+    )
     assert 'href="/admin/login?lang=fr"' in page.text and "/admin/login/code?" not in page.text
     assert "Zweistufige Anmeldung" in page.text
     code_step(client, pending, code_at(secret, 1))

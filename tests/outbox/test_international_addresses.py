@@ -43,8 +43,14 @@ class EnvelopeSink(MailSink):
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self.lock:
-            self.envelopes.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos),
-                                           list(envelope.mail_options), bytes(envelope.original_content or b"")))
+            self.envelopes.append(
+                Received(
+                    str(envelope.mail_from),
+                    list(envelope.rcpt_tos),
+                    list(envelope.mail_options),
+                    bytes(envelope.original_content or b""),
+                )
+            )
         return await super().handle_DATA(server, session, envelope)
 
 
@@ -94,8 +100,13 @@ def queue_and_send(database_url: str, settings: Settings, to: str, passes: int =
         await db.connect()
         try:
             async with db.write():
-                await Mailer(settings).queue(db, name="already_endorsed", to=to, language="en",
-                                             context={"appeal_url": BASE_URL + "/", "title": "Appeal"})
+                await Mailer(settings).queue(
+                    db,
+                    name="already_endorsed",
+                    to=to,
+                    language="en",
+                    context={"appeal_url": BASE_URL + "/", "title": "Appeal"},
+                )
             worker = OutboxWorker(db, settings, make_transport(settings))
             for _ in range(passes):
                 await worker.run_once()
@@ -111,8 +122,7 @@ def header_lines(raw: bytes, name: bytes) -> list[bytes]:
     return [line.rstrip(b"\r") for line in raw.split(b"\n") if line.lower().startswith(name.lower() + b":")]
 
 
-def test_an_eszett_domain_is_delivered_to_its_a_label_by_a_relay_without_smtputf8(
-        database_url, tmp_path, plain_relay):
+def test_an_eszett_domain_is_delivered_to_its_a_label_by_a_relay_without_smtputf8(database_url, tmp_path, plain_relay):
     settings = make_settings(database_url, tmp_path / "data", plain_relay, run_worker=False)
     row = queue_and_send(database_url, settings, "info@straße.de")
     assert (row["state"], row["last_error"]) == ("sent", None)
@@ -133,8 +143,7 @@ def test_a_final_sigma_domain_keeps_its_sigma(database_url, tmp_path, plain_rela
     assert received.rcpt_tos == ["office@xn--kxa6ajbbmh.gr"]  # σίσυφοσ.gr would be xn--kxa6akbbkh.gr
 
 
-def test_a_cyrillic_local_part_is_delivered_with_smtputf8_by_a_relay_that_offers_it(
-        database_url, tmp_path, utf8_relay):
+def test_a_cyrillic_local_part_is_delivered_with_smtputf8_by_a_relay_that_offers_it(database_url, tmp_path, utf8_relay):
     settings = make_settings(database_url, tmp_path / "data", utf8_relay, run_worker=False)
     row = queue_and_send(database_url, settings, "пётр@example.org")
     assert (row["state"], row["last_error"]) == ("sent", None)
@@ -158,7 +167,8 @@ def test_a_cyrillic_address_at_a_cyrillic_domain_goes_to_the_domain_a_label(data
 
 
 def test_a_cyrillic_local_part_fails_at_once_with_the_reason_at_a_relay_without_smtputf8(
-        database_url, tmp_path, plain_relay):
+    database_url, tmp_path, plain_relay
+):
     settings = make_settings(database_url, tmp_path / "data", plain_relay, run_worker=False)
     row = queue_and_send(database_url, settings, "пётр@example.org")
     # Not "relay unreachable", retried forever: failed, on the first attempt, saying why.
@@ -186,8 +196,7 @@ def test_ascii_addresses_are_sent_exactly_as_before(database_url, tmp_path, plai
     assert plain_relay.messages[0]["To"] == "Office@Connection-EV.example"
 
 
-def test_a_contact_at_an_eszett_domain_gets_the_confirmation_through_a_relay_without_smtputf8(
-        site, smtp, database_url):
+def test_a_contact_at_an_eszett_domain_gets_the_confirmation_through_a_relay_without_smtputf8(site, smtp, database_url):
     assert site.endorse(contact_email="info@Straße.de").status_code == 303
     [row] = db_rows(database_url, "SELECT contact_email, email_canonical FROM endorsements")
     assert row == {"contact_email": "info@straße.de", "email_canonical": "info@xn--strae-oqa.de"}

@@ -28,8 +28,7 @@ FACTS = {"organisation_name": "Connection e.V.", "country": "DE", "visibility": 
 SAMPLES: dict[str, dict[str, Any]] = {
     "confirm": {"title": "Protect them", "nonce": "n" * 32, "facts": FACTS, "language": "de"},
     "already_endorsed": {"slug": "protect-deserters", "title": "Protect them", "language": "de"},
-    "thank_you": {"slug": "protect-deserters", "facts": FACTS, "nonce": "n" * 32, "listed_now": False,
-                  "held": True},
+    "thank_you": {"slug": "protect-deserters", "facts": FACTS, "nonce": "n" * 32, "listed_now": False, "held": True},
     "data_request": {"nonce": "n" * 32, "language": "de"},
     "login_guessed": {"failures": 5, "at": dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC)},
 }
@@ -37,16 +36,30 @@ SAMPLES: dict[str, dict[str, Any]] = {
 #: What the release before the builders (c930a06) stored with each kind: an email it queued is
 #: rendered by this release's worker from exactly these values.
 PREVIOUS_RELEASE: dict[str, dict[str, object]] = {
-    "confirm": {"confirm_url": signed_link(Purpose.CONFIRM, "/confirm/{token}?lang=de", nonce="n" * 32),
-                "title": "Protect them", "organisation_name": "Connection e.V.", "country": "DE",
-                "anonymous": True, "valid_days": 7},
-    "already_endorsed": {"appeal_url": "https://petition.example/appeals/protect-deserters?lang=de",
-                         "title": "Protect them"},
-    "thank_you": {"organisation_name": "Connection e.V.", "listed_now": False, "held": True, "anonymous": True,
-                  "list_url": "https://petition.example/appeals/protect-deserters/signatories?lang=de",
-                  "withdraw_url": signed_link(Purpose.WITHDRAW, "/withdraw/{token}?lang=de", nonce="n" * 32)},
-    "data_request": {"download_url": signed_link(Purpose.DATA_REQUEST, "/privacy/data/{token}?lang=de",
-                                                 nonce="n" * 32), "valid_days": 7},
+    "confirm": {
+        "confirm_url": signed_link(Purpose.CONFIRM, "/confirm/{token}?lang=de", nonce="n" * 32),
+        "title": "Protect them",
+        "organisation_name": "Connection e.V.",
+        "country": "DE",
+        "anonymous": True,
+        "valid_days": 7,
+    },
+    "already_endorsed": {
+        "appeal_url": "https://petition.example/appeals/protect-deserters?lang=de",
+        "title": "Protect them",
+    },
+    "thank_you": {
+        "organisation_name": "Connection e.V.",
+        "listed_now": False,
+        "held": True,
+        "anonymous": True,
+        "list_url": "https://petition.example/appeals/protect-deserters/signatories?lang=de",
+        "withdraw_url": signed_link(Purpose.WITHDRAW, "/withdraw/{token}?lang=de", nonce="n" * 32),
+    },
+    "data_request": {
+        "download_url": signed_link(Purpose.DATA_REQUEST, "/privacy/data/{token}?lang=de", nonce="n" * 32),
+        "valid_days": 7,
+    },
     "login_guessed": {"failures": 5, "at": "2026-01-02 03:04 UTC", "minutes": 15},
 }
 
@@ -64,8 +77,11 @@ def built(kind: str, mailer: Mailer) -> dict[str, object]:
 
 
 def template_kinds() -> set[str]:
-    return {name.split("/")[1] for name in make_environment().list_templates()
-            if name.startswith("email/") and name.count("/") == 2}
+    return {
+        name.split("/")[1]
+        for name in make_environment().list_templates()
+        if name.startswith("email/") and name.count("/") == 2
+    }
 
 
 def test_every_template_folder_has_one_builder_and_every_builder_a_folder():
@@ -99,8 +115,10 @@ def test_a_builder_keeps_every_value_the_previous_release_queued(kind, mailer):
 @pytest.mark.parametrize("kind", sorted(PREVIOUS_RELEASE))
 @pytest.mark.parametrize("language", ["en", "de", "ru", "uk", "fr"])
 def test_an_email_queued_by_the_previous_release_still_renders(kind, language):
-    context = {name: ("https://petition.example/link" if isinstance(value, dict) else value)
-               for name, value in PREVIOUS_RELEASE[kind].items()}
+    context = {
+        name: ("https://petition.example/link" if isinstance(value, dict) else value)
+        for name, value in PREVIOUS_RELEASE[kind].items()
+    }
     subject, text, html = render_email(make_environment(), kind, language, context)
     assert subject and text and html
 
@@ -108,8 +126,11 @@ def test_an_email_queued_by_the_previous_release_still_renders(kind, language):
 def test_every_place_that_queues_an_email_uses_its_kinds_builder():
     """In the code: each `name=` of a queued email comes with `context=` from that kind's builder."""
     constants = {"ALERT_EMAIL": throttle.ALERT_EMAIL}
-    call = re.compile(r"\b(?:queue|outbox_values)\((?:[^()]|\([^()]*\))*?\bname=(\"[a-z_]+\"|[A-Z_]+)"
-                      r"(?:[^()]|\([^()]*\))*?\bcontext=(\w+)\(", re.S)
+    call = re.compile(
+        r"\b(?:queue|outbox_values)\((?:[^()]|\([^()]*\))*?\bname=(\"[a-z_]+\"|[A-Z_]+)"
+        r"(?:[^()]|\([^()]*\))*?\bcontext=(\w+)\(",
+        re.S,
+    )
     found = []
     for path in Path(petition.__file__).parent.rglob("*.py"):
         for name, builder in call.findall(path.read_text(encoding="utf-8")):
@@ -118,4 +139,5 @@ def test_every_place_that_queues_an_email_uses_its_kinds_builder():
             assert BUILDERS[kind].__name__ == builder, (path, kind, builder)
     # The confirmation alone is queued from three places: submission, the grouped intake, a resend.
     assert sorted(kind for _path, kind, _builder in found) == sorted(
-        ["already_endorsed", "confirm", "confirm", "confirm", "thank_you", "data_request", "login_guessed"]), found
+        ["already_endorsed", "confirm", "confirm", "confirm", "thank_you", "data_request", "login_guessed"]
+    ), found

@@ -85,9 +85,7 @@ def make_site(database_url, tmp_path, smtp) -> Iterator[Any]:
     clients: list[TestClient] = []
 
     def build(**overrides: Any) -> tuple[Site, Settings]:
-        settings = make_settings(
-            database_url, tmp_path / "data", smtp, run_worker=False, **overrides
-        )
+        settings = make_settings(database_url, tmp_path / "data", smtp, run_worker=False, **overrides)
         client = TestClient(create_app(settings), base_url=BASE_URL)
         client.__enter__()
         clients.append(client)
@@ -98,9 +96,7 @@ def make_site(database_url, tmp_path, smtp) -> Iterator[Any]:
         client.__exit__(None, None, None)
 
 
-def test_smtp_down_then_up_delivers_once_with_the_same_message_id(
-    make_site, smtp, clock, database_url
-):
+def test_smtp_down_then_up_delivers_once_with_the_same_message_id(make_site, smtp, clock, database_url):
     site, settings = make_site()
     smtp.stop()
     response = site.endorse(contact_email=EMAIL)
@@ -215,9 +211,7 @@ def test_too_many_4xx_answers_mark_the_email_failed(make_site, smtp, clock, data
     assert smtp.messages == []
 
 
-def test_a_5xx_answer_marks_the_email_failed_and_it_is_not_retried(
-    make_site, smtp, clock, database_url
-):
+def test_a_5xx_answer_marks_the_email_failed_and_it_is_not_retried(make_site, smtp, clock, database_url):
     site, settings = make_site()
     site.endorse(contact_email=EMAIL)
     smtp.sink.refuse_with = "554 5.7.1 Message rejected"
@@ -236,9 +230,7 @@ def test_a_5xx_answer_marks_the_email_failed_and_it_is_not_retried(
     assert db_rows(database_url, "SELECT state FROM endorsements")[0]["state"] == "pending"
 
 
-def test_an_email_claimed_by_a_worker_that_died_is_sent_after_its_lease(
-    make_site, smtp, clock, database_url
-):
+def test_an_email_claimed_by_a_worker_that_died_is_sent_after_its_lease(make_site, smtp, clock, database_url):
     site, settings = make_site(outbox_lease_seconds=300)
     site.endorse(contact_email=EMAIL)
 
@@ -297,14 +289,18 @@ def test_an_unforeseen_error_is_counted_and_ends_failed_instead_of_looping(make_
 
 
 def test_an_email_queued_before_the_worker_rendered_emails_is_sent_as_it_was_stored(
-        make_site, smtp, clock, database_url):
+    make_site, smtp, clock, database_url
+):
     from tests.support import run_sql
 
     site, settings = make_site()
     site.endorse(contact_email=EMAIL)
     # As a row of the release before migration 0007 holds it: rendered, no context.
-    run_sql(database_url, "UPDATE outbox SET context = NULL, subject = 'Stored subject', "
-                          "body_text = 'Stored text', body_html = '<p>Stored html</p>'")
+    run_sql(
+        database_url,
+        "UPDATE outbox SET context = NULL, subject = 'Stored subject', "
+        "body_text = 'Stored text', body_html = '<p>Stored html</p>'",
+    )
     assert run_passes(settings) == [1]
     [message] = smtp.messages
     assert message["Subject"] == "Stored subject"

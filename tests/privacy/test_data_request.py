@@ -13,8 +13,9 @@ SLUG = "protect-deserters"
 def ask(client, email: str):
     page = client.get("/privacy/data")
     assert page.status_code == 200
-    return client.post("/privacy/data", data={"contact_email": email, "csrf_token": csrf_from(page.text)},
-                       follow_redirects=False)
+    return client.post(
+        "/privacy/data", data={"contact_email": email, "csrf_token": csrf_from(page.text)}, follow_redirects=False
+    )
 
 
 def test_known_contact_receives_a_link_to_all_their_data(site, smtp, client):
@@ -111,8 +112,9 @@ def test_the_export_names_an_email_not_sent_yet_by_its_subject(site, smtp, datab
 def test_the_export_holds_the_submissions_that_wait_unconfirmed_beside_the_record(site, smtp, client):
     email = "waiting@subject.example"
     site.endorse(contact_email=email, organisation_name="First Name Org")
-    site.endorse(contact_email="Waiting+later@subject.example", organisation_name="Later Name Org",
-                 visibility="anonymous")
+    site.endorse(
+        contact_email="Waiting+later@subject.example", organisation_name="Later Name Org", visibility="anonymous"
+    )
     wait_for_mail(smtp, email)
     ask(client, email)
     message = [m for m in wait_for_mail(smtp, email, count=2) if "/privacy/data/" in str(links(m, BASE_URL))][0]

@@ -35,7 +35,8 @@ def others_may_open(path: Path) -> bool:
 
 
 def test_database_mail_and_dossier_files_are_readable_by_the_owner_only(
-        everyone_may_read_by_default, database_url, tmp_path, monkeypatch):
+    everyone_may_read_by_default, database_url, tmp_path, monkeypatch
+):
     data = tmp_path / "data"
     # The embedded default generates its SECRET_KEY into DATA_DIR.
     load_settings(env_file=None, data_dir=str(data), database_url="", secret_key="")
@@ -59,13 +60,18 @@ def test_database_mail_and_dossier_files_are_readable_by_the_owner_only(
             reader.close()
 
     add_endorsements(database_url, rows=[dict(organisation_name="Owner Only e.V.")])
-    for name, value in {"DATABASE_URL": database_url, "DATA_DIR": str(data), "SECRET_KEY": TEST_SECRET,
-                        "BASE_URL": BASE_URL}.items():
+    for name, value in {
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(data),
+        "SECRET_KEY": TEST_SECRET,
+        "BASE_URL": BASE_URL,
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)  # no stray .env
     out = tmp_path / "handed-out" / "de.pdf"
-    result = CliRunner().invoke(main, ["dossier", "build", "--appeal", "protect-deserters", "--country", "DE",
-                                       "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["dossier", "build", "--appeal", "protect-deserters", "--country", "DE", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     stored = list((data / "dossiers").glob("*.pdf"))
     signing = list((data / "signing").iterdir())

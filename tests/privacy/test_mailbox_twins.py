@@ -50,8 +50,9 @@ def endorse_and_confirm(site: Any, smtp: SMTPServer, address: str, name: str, **
 
 def ask_for_data(client: Any, address: str) -> None:
     page = client.get("/privacy/data")
-    answer = client.post("/privacy/data", data={"contact_email": address, "csrf_token": csrf_from(page.text)},
-                         follow_redirects=False)
+    answer = client.post(
+        "/privacy/data", data={"contact_email": address, "csrf_token": csrf_from(page.text)}, follow_redirects=False
+    )
     assert answer.status_code == 303
 
 
@@ -84,7 +85,8 @@ def test_ss_twin_data_export_holds_only_its_own_records(site, smtp, client, data
 
 
 def test_a_row_stored_under_the_old_merged_canonical_form_stays_out_of_the_twins_export(
-        site, smtp, client, database_url):
+    site, smtp, client, database_url
+):
     """Defence in depth: until every stored canonical form is recomputed, a ß row may still say
     "info@strasse.de". The twin's request neither goes to it nor exports it."""
     make_appeal(client, "second-appeal", moderation=Moderation.POST)
@@ -92,8 +94,12 @@ def test_a_row_stored_under_the_old_merged_canonical_form_stays_out_of_the_twins
     endorse_and_confirm(site, smtp, ESZETT, HIDDEN, visibility="anonymous", country="RU")
     endorse_and_confirm(site, smtp, SS_TWIN, "Strasse Collective", slug="second-appeal")
     # What the IDNA 2003 code stored for the ß address.
-    run_sql(database_url, "UPDATE endorsements SET email_canonical = :old WHERE contact_email = :eszett",
-            old=SS_TWIN, eszett=ESZETT)
+    run_sql(
+        database_url,
+        "UPDATE endorsements SET email_canonical = :old WHERE contact_email = :eszett",
+        old=SS_TWIN,
+        eszett=ESZETT,
+    )
 
     ask_for_data(client, SS_TWIN)
     [message] = wait_for(lambda: data_requests(smtp))

@@ -15,8 +15,12 @@ from tests.support import links, run_sql, wait_for, wait_for_mail
 
 def age(database_url: str, email: str, days: int) -> None:
     then = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).replace(tzinfo=None)
-    run_sql(database_url, "UPDATE endorsements SET created_at = :t, updated_at = :t WHERE email_canonical = :e",
-            t=then, e=email)
+    run_sql(
+        database_url,
+        "UPDATE endorsements SET created_at = :t, updated_at = :t WHERE email_canonical = :e",
+        t=then,
+        e=email,
+    )
     run_sql(database_url, "UPDATE outbox SET created_at = :t WHERE to_addr = :e", t=then, e=email)
 
 
@@ -35,13 +39,21 @@ def emails(database_url: str) -> set[str]:
     return {r["contact_email"] for r in run_sql(database_url, "SELECT contact_email FROM endorsements")}
 
 
-def test_purge_command_removes_old_unconfirmed_endorsements_and_their_emails(site, smtp, database_url,
-                                                                             tmp_path, monkeypatch):
+def test_purge_command_removes_old_unconfirmed_endorsements_and_their_emails(
+    site, smtp, database_url, tmp_path, monkeypatch
+):
     seed(site, smtp, database_url)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["purge"], env={
-        "DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET, "DATA_DIR": str(tmp_path / "data"),
-        "UNCONFIRMED_RETENTION_DAYS": "30"})
+    result = CliRunner().invoke(
+        main,
+        ["purge"],
+        env={
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": TEST_SECRET,
+            "DATA_DIR": str(tmp_path / "data"),
+            "UNCONFIRMED_RETENTION_DAYS": "30",
+        },
+    )
     assert result.exit_code == 0, result.output
     assert "purged 1 unconfirmed endorsement(s)" in result.output
     assert emails(database_url) == {"new@pending.example", "old@confirmed.example"}
@@ -85,7 +97,8 @@ def test_unconfirmed_submissions_held_back_by_a_limit_are_purged_too(make_site, 
     site = make_site(rate_limit_ip_burst=0)
     site.endorse(contact_email="held@bot.example")
     assert run_sql(database_url, "SELECT state, hold_reason FROM endorsements") == [
-        {"state": "pending", "hold_reason": "form.ip"}]
+        {"state": "pending", "hold_reason": "form.ip"}
+    ]
     age(database_url, "held@bot.example", 40)
     assert purge(database_url).endorsements == 1
     assert emails(database_url) == set()

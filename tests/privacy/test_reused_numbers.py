@@ -22,7 +22,8 @@ def test_a_data_copy_shows_no_event_of_an_earlier_record_with_the_same_number(cl
     # The next record with that number (SQLite hands it out by itself; PostgreSQL is told to).
     [new] = add_endorsements(client, 1, appeal=appeal["id"], id=gone, contact_email="new@numbers.example")
     assert new == gone
-    copy = run(client, export_data, env=make_environment(), endorsement_id=new,
-               nonce=endorsement(client, new)["token_nonce"])
+    copy = run(
+        client, export_data, env=make_environment(), endorsement_id=new, nonce=endorsement(client, new)["token_nonce"]
+    )
     [item] = copy["endorsements"]
     assert item["events"] == []

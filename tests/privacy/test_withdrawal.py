@@ -20,9 +20,15 @@ def endorse_and_confirm(site, smtp, email: str, **fields: str):
 
 
 def public(client) -> str:
-    return "\n".join(client.get(p).text for p in (
-        f"/appeals/{SLUG}", f"/appeals/{SLUG}/signatories", f"/api/appeals/{SLUG}/endorsements",
-        f"/appeals/{SLUG}/endorsements.csv"))
+    return "\n".join(
+        client.get(p).text
+        for p in (
+            f"/appeals/{SLUG}",
+            f"/appeals/{SLUG}/signatories",
+            f"/api/appeals/{SLUG}/endorsements",
+            f"/appeals/{SLUG}/endorsements.csv",
+        )
+    )
 
 
 def test_withdrawal_link_removes_the_organisation_at_once(site, smtp, client, database_url):

@@ -31,7 +31,7 @@ def plain_row(n: int) -> dict[str, Any]:
     with commas, quotes, a line break or a formula's first character now and then."""
     listed_at = START + dt.timedelta(seconds=(n // 7) * 11)
     state = "pending" if n % 50 == 49 else "confirmed"
-    name = f"Peace Group {n:05d}, \"Östra\" e.V."
+    name = f'Peace Group {n:05d}, "Östra" e.V.'
     if n % 97 == 0:
         name = f"=SUM(A1:A9) {name}"
     elif n % 89 == 0:
@@ -51,8 +51,9 @@ def plain_row(n: int) -> dict[str, Any]:
     }
 
 
-def insert_endorsements(database_url: str, count: int, *, row: Callable[[int], dict[str, Any]] = plain_row,
-                        first: int = 0) -> None:
+def insert_endorsements(
+    database_url: str, count: int, *, row: Callable[[int], dict[str, Any]] = plain_row, first: int = 0
+) -> None:
     """`count` endorsements of the demo appeal (created if missing), `row(n)` giving each one's fields.
 
     One executemany through a SQLAlchemy engine: the statement is compiled once (a multi-row
@@ -67,8 +68,10 @@ def insert_endorsements(database_url: str, count: int, *, row: Callable[[int], d
             appeal, text_hashes = await appeal_and_texts(db, DEMO_SLUG)
         finally:
             await db.disconnect()
-        rows = [endorsement_row(appeal, 7_000_000 + n, text_hashes=text_hashes, **row(n))
-                for n in range(first, first + count)]
+        rows = [
+            endorsement_row(appeal, 7_000_000 + n, text_hashes=text_hashes, **row(n))
+            for n in range(first, first + count)
+        ]
         engine = create_async_engine(sqlalchemy_url(database_url))
         try:
             async with engine.begin() as connection:
@@ -88,13 +91,25 @@ def expected_rows(database_url: str) -> list[list[str]]:
     """The named list as stored, newest first, ties by id: read with plain SQL, not the app's queries."""
     from tests.support import db_rows
 
-    rows = db_rows(database_url,
-                   "SELECT organisation_name, country, city, organisation_type, website, listed_at "
-                   "FROM endorsements WHERE state IN ('confirmed', 'approved') AND visibility = 'public' "
-                   "AND appeal_id = (SELECT id FROM appeals WHERE slug = $1) "
-                   "ORDER BY listed_at DESC, id DESC", DEMO_SLUG)
-    return [[r["organisation_name"], r["country"], r["city"], r["organisation_type"], r["website"],
-             _endorsed_at(r["listed_at"])] for r in rows]
+    rows = db_rows(
+        database_url,
+        "SELECT organisation_name, country, city, organisation_type, website, listed_at "
+        "FROM endorsements WHERE state IN ('confirmed', 'approved') AND visibility = 'public' "
+        "AND appeal_id = (SELECT id FROM appeals WHERE slug = $1) "
+        "ORDER BY listed_at DESC, id DESC",
+        DEMO_SLUG,
+    )
+    return [
+        [
+            r["organisation_name"],
+            r["country"],
+            r["city"],
+            r["organisation_type"],
+            r["website"],
+            _endorsed_at(r["listed_at"]),
+        ]
+        for r in rows
+    ]
 
 
 #: What the CSV guard prefixed before full-width forms were folded: the format the CSV had.

@@ -92,8 +92,9 @@ def test_a_csv_revalidation_is_answered_without_building_the_list(make_site, dat
     assert "Newly Listed Group" in changed.text.splitlines()[1]
 
 
-def _raw_download(client: Any, path: str, query: bytes = b"", *,
-                  leave_after: int | None = None) -> tuple[int, list[int], str]:
+def _raw_download(
+    client: Any, path: str, query: bytes = b"", *, leave_after: int | None = None
+) -> tuple[int, list[int], str]:
     """GET `path` straight through the app's ASGI interface on its own loop, keeping no body:
     (peak of memory allocated meanwhile, size of each body message, SHA-256 of the body).
     `leave_after`: the client goes away after that many body messages."""
@@ -122,11 +123,21 @@ def _raw_download(client: Any, path: str, query: bytes = b"", *,
                 if not message.get("more_body") or len(sizes) == leave_after:
                     gone.set()
 
-        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-                 "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-                 "query_string": query, "headers": [(b"host", b"testserver")],
-                 "client": ("192.0.2.10", 40000), "server": ("testserver", 80),
-                 "state": {"services": app.state.services}}
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": query,
+            "headers": [(b"host", b"testserver")],
+            "client": ("192.0.2.10", 40000),
+            "server": ("testserver", 80),
+            "state": {"services": app.state.services},
+        }
         tracemalloc.start()
         try:
             tracemalloc.reset_peak()
@@ -257,8 +268,9 @@ def test_a_slow_download_is_not_cut_off_by_the_read_deadline(database_url, tmp_p
     lasts longer; Starlette's own StreamingResponse would end it there.
     """
     insert_endorsements(database_url, LIVE_ROWS)
-    settings = make_settings(database_url, tmp_path / "data", smtp, rate_limit_export=100, run_worker=False,
-                             request_read_timeout=0.3)
+    settings = make_settings(
+        database_url, tmp_path / "data", smtp, rate_limit_export=100, run_worker=False, request_read_timeout=0.3
+    )
     server = LiveServer(settings)
     server.start()
     try:
@@ -323,17 +335,19 @@ def test_the_next_link_ignores_the_host_header(make_site, database_url):
     assert forged.headers["etag"] == plain.headers["etag"]
     assert forged.content == plain.content
 
-    filtered = client.get(JSON, params={"country": "de", "type": "peace", "page": "1"},
-                          headers={"Host": "evil.example"}).json()
-    assert filtered["next"] == (f"https://petition.example/api/appeals/{SLUG}/endorsements"
-                                "?country=DE&type=peace&page=2")
+    filtered = client.get(
+        JSON, params={"country": "de", "type": "peace", "page": "1"}, headers={"Host": "evil.example"}
+    ).json()
+    assert filtered["next"] == (
+        f"https://petition.example/api/appeals/{SLUG}/endorsements?country=DE&type=peace&page=2"
+    )
     beyond = client.get(JSON, params={"page": "50"}, headers={"Host": "evil.example"}).json()
     assert beyond == {"items": [], "next": None}
 
 
 #: Cells a spreadsheet would run, each in its own country's row.
 FORMULAS = {
-    "DE": "\uff1dHYPERLINK(\"http://evil.example\",\"click\")",  # full-width =
+    "DE": '\uff1dHYPERLINK("http://evil.example","click")',  # full-width =
     "FR": "\uff0b49 30 1234",  # full-width +
     "IT": "\uff0dcmd|' /C calc'!A0",  # full-width -
     "ES": "\uff20SUM(1+1)",  # full-width @
@@ -351,7 +365,9 @@ FORMULAS = {
 def test_full_width_formula_prefixes_are_neutralised(client):
     for country, value in FORMULAS.items():
         add_endorsements(client, organisation_name=value, country=country, city=value, website=value)
-    add_endorsements(client, organisation_name="\uff30lain \uff27roup", country="LU", city="A=B", website="https://ok.example/?a=-1")
+    add_endorsements(
+        client, organisation_name="\uff30lain \uff27roup", country="LU", city="A=B", website="https://ok.example/?a=-1"
+    )
     response = client.get(CSV)
     assert response.status_code == 200
     rows = {r["country"]: r for r in csv.DictReader(io.StringIO(response.text, newline=""))}

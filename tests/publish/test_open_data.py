@@ -15,10 +15,11 @@ SLUG = "protect-deserters"
 
 
 def test_csv_is_rfc4180_and_formula_cells_are_prefixed(client):
-    add_endorsements(client, organisation_name="=HYPERLINK(\"http://evil.example\",\"click\")", country="DE",
-                     city="+49 Berlin")
+    add_endorsements(
+        client, organisation_name='=HYPERLINK("http://evil.example","click")', country="DE", city="+49 Berlin"
+    )
     add_endorsements(client, organisation_name="-Minus Group", country="FR", city="@home")
-    add_endorsements(client, organisation_name="\tTabbed, \"Quoted\" Group", country="IT", city="\rReturn")
+    add_endorsements(client, organisation_name='\tTabbed, "Quoted" Group', country="IT", city="\rReturn")
     add_endorsements(client, organisation_name="Plain Group", country="AT", city="Wien")
     response = client.get(f"/appeals/{SLUG}/endorsements.csv")
     assert response.status_code == 200
@@ -29,11 +30,11 @@ def test_csv_is_rfc4180_and_formula_cells_are_prefixed(client):
     assert raw.startswith("organisation_name,country,city,organisation_type,website,endorsed_at\r\n")
     assert raw.endswith("\r\n") and "\n" not in raw.replace("\r\n", "")
     rows = {r["country"]: r for r in csv.DictReader(io.StringIO(raw, newline=""))}
-    assert rows["DE"]["organisation_name"] == "'=HYPERLINK(\"http://evil.example\",\"click\")"
+    assert rows["DE"]["organisation_name"] == '\'=HYPERLINK("http://evil.example","click")'
     assert rows["DE"]["city"] == "'+49 Berlin"
     assert rows["FR"]["organisation_name"] == "'-Minus Group"
     assert rows["FR"]["city"] == "'@home"
-    assert rows["IT"]["organisation_name"] == "'\tTabbed, \"Quoted\" Group"
+    assert rows["IT"]["organisation_name"] == '\'\tTabbed, "Quoted" Group'
     assert rows["IT"]["city"] == "'\rReturn"
     assert rows["AT"]["organisation_name"] == "Plain Group"
     # Quotes are doubled inside a quoted field (RFC 4180, 2.7).
@@ -78,13 +79,23 @@ def test_openapi_document_is_valid_and_lists_every_json_route(client):
 
 def test_api_pages_and_filters(client):
     for i in range(105):
-        add_endorsements(client, organisation_name=f"Group {i:03d}", country="DE" if i % 3 else "FR",
-                         organisation_type="union" if i % 5 == 0 else "peace")
+        add_endorsements(
+            client,
+            organisation_name=f"Group {i:03d}",
+            country="DE" if i % 3 else "FR",
+            organisation_type="union" if i % 5 == 0 else "peace",
+        )
     first = client.get(f"/api/appeals/{SLUG}/endorsements").json()
     assert len(first["items"]) == 100
     assert first["items"][0]["organisation_name"] == "Group 104"  # newest first
-    assert set(first["items"][0]) == {"organisation_name", "country", "city", "organisation_type", "website",
-                                      "endorsed_at"}
+    assert set(first["items"][0]) == {
+        "organisation_name",
+        "country",
+        "city",
+        "organisation_type",
+        "website",
+        "endorsed_at",
+    }
     assert first["next"].endswith(f"/api/appeals/{SLUG}/endorsements?page=2")
     second = client.get(first["next"]).json()
     assert len(second["items"]) == 5 and second["next"] is None
@@ -99,8 +110,9 @@ def test_api_pages_and_filters(client):
     assert len(both["items"]) == 7
 
 
-@pytest.mark.parametrize("query", [{"page": "0"}, {"page": "x"}, {"country": "XX"}, {"country": "DEU"},
-                                   {"type": "unknown"}])
+@pytest.mark.parametrize(
+    "query", [{"page": "0"}, {"page": "x"}, {"country": "XX"}, {"country": "DEU"}, {"type": "unknown"}]
+)
 def test_api_rejects_bad_filters_with_a_json_error(client, query):
     response = client.get(f"/api/appeals/{SLUG}/endorsements", params=query)
     assert response.status_code == 400
@@ -112,9 +124,17 @@ def test_unknown_appeal_is_a_json_404(client):
     assert response.status_code == 404 and response.json() == {"error": "no such appeal"}
 
 
-@pytest.mark.parametrize("path", [f"/api/appeals/{SLUG}", f"/api/appeals/{SLUG}/endorsements", "/api/appeals",
-                                  f"/appeals/{SLUG}/endorsements.csv", f"/appeals/{SLUG}/signatories",
-                                  "/api/openapi.json"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/appeals/{SLUG}",
+        f"/api/appeals/{SLUG}/endorsements",
+        "/api/appeals",
+        f"/appeals/{SLUG}/endorsements.csv",
+        f"/appeals/{SLUG}/signatories",
+        "/api/openapi.json",
+    ],
+)
 def test_public_lists_revalidate_with_etags(client, path):
     add_endorsements(client, organisation_name="First Group", country="DE")
     first = client.get(path)
@@ -131,8 +151,12 @@ def test_public_lists_revalidate_with_etags(client, path):
 
 def test_a_new_endorsement_changes_the_etag(client):
     add_endorsements(client, organisation_name="First Group", country="DE")
-    paths = [f"/api/appeals/{SLUG}", f"/api/appeals/{SLUG}/endorsements", f"/appeals/{SLUG}/endorsements.csv",
-             f"/appeals/{SLUG}/signatories"]
+    paths = [
+        f"/api/appeals/{SLUG}",
+        f"/api/appeals/{SLUG}/endorsements",
+        f"/appeals/{SLUG}/endorsements.csv",
+        f"/appeals/{SLUG}/signatories",
+    ]
     before = {p: client.get(p).headers["etag"] for p in paths}
     add_endorsements(client, organisation_name="Second Group", country="FR")
     for path in paths:

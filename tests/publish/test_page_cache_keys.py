@@ -33,8 +33,16 @@ def test_an_unknown_lang_does_not_grow_the_page_cache(client):
     filled = _cache_size(client)
 
     # Each spelling of `lang`, and the language of the page it gets.
-    spellings = {"?lang=zz": "en", "?lang=xx-yy": "en", "?lang=%F0%9F%92%A5": "en", "?lang=" + "a" * 200: "en",
-                 "?lang=": "en", "?lang=en-GB": "en", "?lang=DE": "de", "?lang=%20de%20": "de"}
+    spellings = {
+        "?lang=zz": "en",
+        "?lang=xx-yy": "en",
+        "?lang=%F0%9F%92%A5": "en",
+        "?lang=" + "a" * 200: "en",
+        "?lang=": "en",
+        "?lang=en-GB": "en",
+        "?lang=DE": "de",
+        "?lang=%20de%20": "de",
+    }
     for query, language in spellings.items():
         for path in pages:
             response = client.get(path + query, headers={"Accept-Language": "en"})

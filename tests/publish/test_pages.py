@@ -34,16 +34,14 @@ def test_appeal_page_shows_counts_and_a_chart_with_a_text_alternative(client):
     widths = [float(w) for w in re.findall(r'class="chart-bar" x="\d+" y="\d+" width="([\d.]+)"', svg)]
     assert widths[0] > widths[1] == widths[2] and abs(widths[0] / widths[1] - 3) < 0.01
     # The same numbers as a table, anonymous ones included.
-    assert re.search(r"<th scope=\"row\">Other countries</th><td class=\"num\">1</td><td class=\"num\">1</td>",
-                     html)
+    assert re.search(r"<th scope=\"row\">Other countries</th><td class=\"num\">1</td><td class=\"num\">1</td>", html)
     # The CSP has no unsafe-inline: no style attributes, no inline scripts.
     assert " style=" not in html and "<script" not in html
     assert "German Group 2" in html  # the newest named endorsements
 
 
 def test_many_countries_share_an_other_bar(client):
-    codes = ["DE", "FR", "IT", "ES", "NL", "BE", "AT", "CH", "PL", "CZ", "SE", "DK", "NO", "FI", "IE", "PT",
-             "GR", "LT"]
+    codes = ["DE", "FR", "IT", "ES", "NL", "BE", "AT", "CH", "PL", "CZ", "SE", "DK", "NO", "FI", "IE", "PT", "GR", "LT"]
     for i, code in enumerate(codes):
         add_endorsements(client, organisation_name=f"Group {code}", country=code)
         if i < 2:
@@ -70,21 +68,25 @@ def test_every_visitor_gets_their_own_csrf_token_from_the_cached_page(client):
     client.cookies.clear()  # another visitor
     second = csrf_from(client.get(f"/appeals/{SLUG}").text)
     assert first != second and "csrf-" not in second
-    response = client.post(f"/appeals/{SLUG}/endorse",
-                           data={**valid_form(contact_email="other@visitor.example"), "csrf_token": second},
-                           follow_redirects=False)
+    response = client.post(
+        f"/appeals/{SLUG}/endorse",
+        data={**valid_form(contact_email="other@visitor.example"), "csrf_token": second},
+        follow_redirects=False,
+    )
     assert response.status_code == 303
     # A token from one visitor is no good for another.
     client.cookies.clear()
     client.cookies.update(first_cookies)
-    response = client.post(f"/appeals/{SLUG}/endorse", data={**valid_form(), "csrf_token": second},
-                           follow_redirects=False)
+    response = client.post(
+        f"/appeals/{SLUG}/endorse", data={**valid_form(), "csrf_token": second}, follow_redirects=False
+    )
     assert response.status_code == 403
 
 
 def test_signatories_grouped_by_country_with_filters_and_search(client):
-    add_endorsements(client, organisation_name="Connection e.V.", country="DE", organisation_type="peace",
-                     city="Offenbach")
+    add_endorsements(
+        client, organisation_name="Connection e.V.", country="DE", organisation_type="peace", city="Offenbach"
+    )
     add_endorsements(client, organisation_name="Pro Asyl", country="DE", organisation_type="refugee_support")
     add_endorsements(client, organisation_name="Union syndicale", country="FR", organisation_type="union")
     add_endorsements(client, visibility="anonymous", organisation_name="Quiet Group", country="FR")

@@ -28,19 +28,40 @@ PUBLIC_PAGES = [
 
 
 def test_anonymous_organisation_is_counted_but_never_named(client):
-    add_endorsements(client, visibility="anonymous", organisation_name=SECRET_NAME, country="BY", city=SECRET_CITY,
-                     website=SECRET_SITE, organisation_type="refugee_support",
-                     contact_email="secret@hidden-aid.example", contact_name="Secret Contact")
-    add_endorsements(client, organisation_name="Named Peace Group", country="BY", organisation_type="refugee_support",
-                     contact_email="named@peace.example", contact_name="Named Contact")
+    add_endorsements(
+        client,
+        visibility="anonymous",
+        organisation_name=SECRET_NAME,
+        country="BY",
+        city=SECRET_CITY,
+        website=SECRET_SITE,
+        organisation_type="refugee_support",
+        contact_email="secret@hidden-aid.example",
+        contact_name="Secret Contact",
+    )
+    add_endorsements(
+        client,
+        organisation_name="Named Peace Group",
+        country="BY",
+        organisation_type="refugee_support",
+        contact_email="named@peace.example",
+        contact_name="Named Contact",
+    )
 
     for path in PUBLIC_PAGES:
         for lang in ("en", "ru"):
             response = client.get(path + ("&" if "?" in path else "?") + f"lang={lang}")
             assert response.status_code == 200, path
             body = response.text
-            for secret in (SECRET_NAME, "Hidden Deserters", SECRET_CITY, "hidden-aid", "Secret Contact",
-                           "Named Contact", "named@peace.example"):
+            for secret in (
+                SECRET_NAME,
+                "Hidden Deserters",
+                SECRET_CITY,
+                "hidden-aid",
+                "Secret Contact",
+                "Named Contact",
+                "named@peace.example",
+            ):
                 assert secret not in body, (path, secret)
 
     # Counted: in the totals and as a sentence on the list page; one alone is not attributed to

@@ -148,8 +148,9 @@ def test_the_api_description_documents_unattributed(client):
 def test_public_counts_keep_the_total_and_move_small_anonymous_counts_out_of_their_country():
     from petition.publish.queries import attributable_anonymous, public_counts
 
-    raw = Counts(total=11, by_country={"DE": 5, "BY": 3, "RU": 2, "UA": 1},
-                 anonymous_by_country={"BY": 2, "RU": 2, "DE": 3})
+    raw = Counts(
+        total=11, by_country={"DE": 5, "BY": 3, "RU": 2, "UA": 1}, anonymous_by_country={"BY": 2, "RU": 2, "DE": 3}
+    )
     public = public_counts(raw, threshold=3)
     assert public.by_country == {"DE": 5, "BY": 1, "UA": 1}
     assert public.anonymous_by_country == {"DE": 3}
@@ -162,12 +163,16 @@ def test_public_counts_keep_the_total_and_move_small_anonymous_counts_out_of_the
 def test_a_small_anonymous_count_is_drawn_with_other_countries_never_as_its_own_bar():
     from petition.publish.queries import public_counts
 
-    public = public_counts(Counts(total=9, by_country={"DE": 5, "FR": 2, "BY": 1, "IT": 1},
-                                  anonymous_by_country={"BY": 1}), threshold=3)
+    public = public_counts(
+        Counts(total=9, by_country={"DE": 5, "FR": 2, "BY": 1, "IT": 1}, anonymous_by_country={"BY": 1}), threshold=3
+    )
     with i18n.language("en"):
         chart = country_chart(public, "en", max_bars=3)
     assert chart is not None
     # Countries that do not fit join the unattributed ones in one bar that names no number of countries.
     assert [(b.code, b.name, b.count) for b in chart.bars] == [
-        ("DE", "Germany", 5), ("FR", "France", 2), (None, "Other countries", 2)]
+        ("DE", "Germany", 5),
+        ("FR", "France", 2),
+        (None, "Other countries", 2),
+    ]
     assert all(b.name != "Belarus" for b in chart.bars)

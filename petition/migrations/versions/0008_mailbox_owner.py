@@ -5,6 +5,7 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-02
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -70,12 +71,15 @@ def _recanonicalise(bind: sa.engine.Connection, canonical_email: object) -> None
     for row_id, appeal_id, _contact, _stored in rows:
         other = seen.setdefault((appeal_id, new[row_id]), row_id)
         if other != row_id:
-            raise RuntimeError(f"endorsements {other} and {row_id} would become one mailbox of appeal {appeal_id}: "
-                               "delete or correct one of them, then migrate again")
+            raise RuntimeError(
+                f"endorsements {other} and {row_id} would become one mailbox of appeal {appeal_id}: "
+                "delete or correct one of them, then migrate again"
+            )
     for row_id, _appeal, _contact, stored in rows:
         if new[row_id] != stored:
-            bind.execute(sa.text("UPDATE endorsements SET email_canonical = :c WHERE id = :id"),
-                         {"c": new[row_id], "id": row_id})
+            bind.execute(
+                sa.text("UPDATE endorsements SET email_canonical = :c WHERE id = :id"), {"c": new[row_id], "id": row_id}
+            )
 
 
 def upgrade() -> None:
@@ -97,8 +101,9 @@ def upgrade() -> None:
     bind = op.get_bind()
     # Quarantined records of earlier releases were never emailed nor confirmed: they become
     # unconfirmed submissions (purged like any other), and `quarantined` now means "confirmed, held".
-    bind.execute(sa.text("UPDATE endorsements SET state = 'pending', hold_reason = 'legacy' "
-                         "WHERE state = 'quarantined'"))
+    bind.execute(
+        sa.text("UPDATE endorsements SET state = 'pending', hold_reason = 'legacy' WHERE state = 'quarantined'")
+    )
     # Mailbox identities: IDNA 2008 / UTS 46 keeps ß/ss and ς/σ apart (the old codec merged them).
     _recanonicalise(bind, _canonical_email)
     # Failed logins now keep a keyed hash of the client address; the rows hold raw addresses and
@@ -110,11 +115,14 @@ def downgrade() -> None:
     bind = op.get_bind()
     waiting = bind.execute(sa.text("SELECT count(*) FROM endorsements WHERE state = 'quarantined'")).scalar()
     if waiting:
-        raise RuntimeError(f"{waiting} confirmed endorsements are held for review: release or reject them "
-                           "before downgrading (the release before this one would treat them as unconfirmed)")
+        raise RuntimeError(
+            f"{waiting} confirmed endorsements are held for review: release or reject them "
+            "before downgrading (the release before this one would treat them as unconfirmed)"
+        )
     # Held back by a sender's limit, unconfirmed: the release before holds such ones silently.
-    bind.execute(sa.text("UPDATE endorsements SET state = 'quarantined' "
-                         "WHERE state = 'pending' AND hold_reason IS NOT NULL"))
+    bind.execute(
+        sa.text("UPDATE endorsements SET state = 'quarantined' WHERE state = 'pending' AND hold_reason IS NOT NULL")
+    )
     # The identities that release computes, so it finds the records it wrote.
     _recanonicalise(bind, _old_canonical_email)
     op.drop_index("ix_endorsement_versions_created", table_name="endorsement_versions")

@@ -4,6 +4,7 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-05
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -30,8 +31,12 @@ def upgrade() -> None:
         sa.Column("code_hash", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("used_at", sa.DateTime(), nullable=True),
-        sa.ForeignKeyConstraint(["organiser_id"], ["organisers.id"], ondelete="CASCADE",
-                                name=op.f("fk_organiser_recovery_codes_organiser_id_organisers")),
+        sa.ForeignKeyConstraint(
+            ["organiser_id"],
+            ["organisers.id"],
+            ondelete="CASCADE",
+            name=op.f("fk_organiser_recovery_codes_organiser_id_organisers"),
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_organiser_recovery_codes")),
         sa.UniqueConstraint("organiser_id", "code_hash", name="uq_organiser_recovery_codes_code"),
     )
@@ -45,9 +50,11 @@ def downgrade() -> None:
     bind = op.get_bind()
     enrolled = bind.execute(sa.text("SELECT count(*) FROM organisers WHERE totp_enabled_at IS NOT NULL")).scalar()
     if enrolled:
-        raise RuntimeError(f"{enrolled} organisers log in with a second factor, which the release before this "
-                           "one does not know: it would let them in with the password alone. Reset their "
-                           "second factor (organiser area, Two-step login) before downgrading")
+        raise RuntimeError(
+            f"{enrolled} organisers log in with a second factor, which the release before this "
+            "one does not know: it would let them in with the password alone. Reset their "
+            "second factor (organiser area, Two-step login) before downgrading"
+        )
     # Device rows would count against every client of the account in the release before.
     bind.execute(sa.text("DELETE FROM login_failures WHERE device IS NOT NULL"))
     with op.batch_alter_table("login_failures", schema=None) as batch_op:
