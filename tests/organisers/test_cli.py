@@ -77,12 +77,13 @@ def test_moderate_approve_all_confirmed_lists_what_was_waiting(cli_env, client, 
 
 
 def test_moderate_approve_is_audited_with_no_organiser_and_record_numbers_only(cli_env, client, database_url):
-    from tests.organisers.support import add_endorsements, make_appeal
+    from tests.factories import add_endorsements
+    from tests.organisers.support import make_appeal
     from tests.support import db_rows
 
     appeal = make_appeal(client, "cli-audited")
-    confirmed = add_endorsements(client, appeal["id"], 2, visibility="anonymous")
-    add_endorsements(client, appeal["id"], 1, state="pending", confirmed_at=None)
+    confirmed = add_endorsements(client, 2, appeal=appeal["id"], visibility="anonymous")
+    add_endorsements(client, 1, appeal=appeal["id"], state="pending", confirmed_at=None)
 
     result = CliRunner().invoke(main, ["moderate", "approve", "--appeal", "cli-audited", "--all-confirmed"])
     assert result.exit_code == 0, result.output
