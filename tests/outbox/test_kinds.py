@@ -14,6 +14,7 @@ from jinja2 import meta
 
 import petition
 from petition.endorsements import emails as endorsement_emails  # noqa: F401 - registers its builders
+from petition.endorsements import intake
 from petition.organisers import throttle
 from petition.outbox.kinds import BUILDERS, email_kind
 from petition.outbox.messages import Mailer, outbox_values, render_email, signed_link
@@ -125,7 +126,7 @@ def test_an_email_queued_by_the_previous_release_still_renders(kind, language):
 
 def test_every_place_that_queues_an_email_uses_its_kinds_builder():
     """In the code: each `name=` of a queued email comes with `context=` from that kind's builder."""
-    constants = {"ALERT_EMAIL": throttle.ALERT_EMAIL}
+    constants = {"ALERT_EMAIL": throttle.ALERT_EMAIL, "_MAIL_KIND": intake._MAIL_KIND}
     call = re.compile(
         r"\b(?:queue|outbox_values)\((?:[^()]|\([^()]*\))*?\bname=(\"[a-z_]+\"|[A-Z_]+)"
         r"(?:[^()]|\([^()]*\))*?\bcontext=(\w+)\(",
