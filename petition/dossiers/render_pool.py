@@ -107,17 +107,16 @@ def stop_executor(executor: ProcessPoolExecutor, *, grace: float) -> None:
         return list((getattr(executor, "_processes", None) or {}).values())
 
     known = processes()
-    if grace > 0:
-        # Let running tasks finish within the grace. Not with no grace: on Python 3.11 and 3.12
-        # shutdown(wait=False) drops `_processes` while the executor's manager thread may still
-        # replace a process that just exited (max_tasks_per_child), which then fails in that
-        # thread (TypeError in _adjust_process_count). Killed first, the pool breaks, its manager
-        # thread ends, and shutdown(wait=True) below joins it before dropping anything.
-        executor.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + grace
-        for process in known:
-            with contextlib.suppress(ValueError, AssertionError):  # closed, or never started
-                process.join(max(0.0, deadline - time.monotonic()))
+    # On Python 3.11 and 3.12 shutdown(wait=False) drops `_processes` while the executor's manager
+    # thread may still replace a process that just exited (max_tasks_per_child), which then fails
+    # in that thread (TypeError in _adjust_process_count). A pool being stopped needs no new
+    # process: this instance's replacement step does nothing from here on.
+    executor._adjust_process_count = lambda: None  # type: ignore[method-assign]
+    executor.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace
+    for process in known:
+        with contextlib.suppress(ValueError, AssertionError):  # closed, or never started
+            process.join(max(0.0, deadline - time.monotonic()))
     if hasattr(executor, "terminate_workers"):  # Python 3.14
         executor.terminate_workers()
     for process in {id(p): p for p in (*known, *processes())}.values():
