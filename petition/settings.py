@@ -33,6 +33,10 @@ class Settings:
     smtp_timeout: float = 30.0
     mail_from: str = "petition@localhost"
     signing_p12: Path | None = None
+    # PostgreSQL: connections one process may hold (None: the URL's max_size, else 10), and
+    # seconds `serve`/`worker` wait at start for the server to answer (0: fail at once).
+    database_pool_size: int | None = None
+    database_wait_seconds: float = 60.0
     signing_p12_password: Secret | None = None
     timestamp_url: str | None = None  # RFC 3161 server: dossiers become PAdES B-T
     dossier_lease_seconds: float = 1800.0
@@ -189,6 +193,14 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
     if anonymous_count_threshold < 1:
         raise SettingsError("ANONYMOUS_COUNT_THRESHOLD must be at least 1")
 
+    pool_size = get("DATABASE_POOL_SIZE", None)
+    database_pool_size = as_int("DATABASE_POOL_SIZE", 0) if pool_size not in (None, "") else None
+    if database_pool_size is not None and database_pool_size < 1:
+        raise SettingsError("DATABASE_POOL_SIZE must be at least 1")
+    database_wait_seconds = as_float("DATABASE_WAIT_SECONDS", 60.0)
+    if database_wait_seconds < 0:
+        raise SettingsError("DATABASE_WAIT_SECONDS must be 0 or more")
+
     smtp_password = get("SMTP_PASSWORD", None)
     p12 = get("SIGNING_P12", None)
     p12_password = get("SIGNING_P12_PASSWORD", None)
@@ -206,6 +218,8 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         smtp_timeout=as_float("SMTP_TIMEOUT", 30.0),
         mail_from=str(get("MAIL_FROM", "petition@localhost")),
         signing_p12=Path(str(p12)) if p12 else None,
+        database_pool_size=database_pool_size,
+        database_wait_seconds=database_wait_seconds,
         signing_p12_password=Secret(str(p12_password)) if p12_password else None,
         timestamp_url=_timestamp_url(get("TIMESTAMP_URL", None)),
         dossier_lease_seconds=as_float("DOSSIER_LEASE_SECONDS", 1800.0),

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from logging.config import fileConfig
 from typing import Any
@@ -71,10 +72,16 @@ def do_run_migrations(connection: Connection) -> None:
     if postgres and not _nothing_to_do(connection):
         # Processes starting together (several `serve`, a `db upgrade`) migrate one at a time;
         # the others wait here, then find the schema at head. A session lock, so it holds
-        # across the transactions of each migration and of CREATE INDEX CONCURRENTLY.
-        if not connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATION_LOCK}).scalar():
-            log.info("another process is migrating the database: waiting for it")
-            connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+        # across the transactions of each migration and of CREATE INDEX CONCURRENTLY. Tried,
+        # not waited for in pg_advisory_lock: CREATE INDEX CONCURRENTLY waits for every
+        # statement running, and one blocked on the lock would never end (a deadlock).
+        waiting = False
+        while not connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATION_LOCK}).scalar():
+            connection.commit()
+            if not waiting:
+                log.info("another process is migrating the database: waiting for it")
+                waiting = True
+            time.sleep(0.25)
         connection.commit()
         locked = True
     try:
