@@ -206,3 +206,28 @@ def test_a_process_gives_up_after_database_wait_seconds_with_a_clear_message(
     assert "not answering" in process.log  # it did wait, saying why
     assert f"PostgreSQL at 127.0.0.1:{port} did not answer within 1.5 s (ConnectionRefusedError)" in process.log
     assert "never-in-a-log" not in process.log
+
+
+def test_a_start_on_a_database_at_head_takes_no_migration_lock(empty_postgres: str):
+    """What lets `serve` start through PgBouncer's transaction pooling, where a session lock cannot
+    be kept: with the schema at head, the upgrade at start returns while another session holds the
+    lock (a pending upgrade would wait for it)."""
+    from petition.migrations.runner import upgrade
+
+    upgrade(empty_postgres)
+
+    async def hold_lock_during_upgrade() -> bool:
+        import asyncpg
+
+        holder = await asyncpg.connect(empty_postgres)
+        try:
+            await holder.execute("SELECT pg_advisory_lock(x'7065746974696F6E'::bigint)")
+            task = asyncio.ensure_future(asyncio.to_thread(upgrade, empty_postgres))
+            done, _ = await asyncio.wait([task], timeout=30)
+            await holder.execute("SELECT pg_advisory_unlock_all()")
+            await task
+            return bool(done)
+        finally:
+            await holder.close()
+
+    assert asyncio.run(hold_lock_during_upgrade())

@@ -10,7 +10,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import context
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -56,14 +55,14 @@ def _engine_options() -> dict[str, Any]:
 
 
 def _nothing_to_do(connection: Connection) -> bool:
-    """An upgrade to head of a database already there: what every start of `serve` meets."""
+    """The database is at the revision asked for already: what every start of `serve` meets."""
     from alembic.migration import MigrationContext
 
-    if context.get_revision_argument() not in ("head", "heads"):
-        return False
+    destination = context.get_revision_argument()  # "head" comes resolved: the revision ids
+    wanted = set(destination) if isinstance(destination, tuple) else {destination} - {None}
     current = set(MigrationContext.configure(connection).get_current_heads())
     connection.commit()
-    return current == set(ScriptDirectory.from_config(config).get_heads())
+    return current == wanted
 
 
 def do_run_migrations(connection: Connection) -> None:
