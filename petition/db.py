@@ -65,7 +65,7 @@ def _sqlite_transactions_begin_immediate() -> None:
 #: is handed them as they are.
 POOL_PARAMETERS = ("min_size", "max_size", "statement_cache_size")
 
-#: Idle connections are closed after this many seconds: a quiet process holds one connection, not its peak.
+#: Idle connections are closed after this many seconds: a quiet process does not keep its peak's.
 IDLE_CONNECTION_SECONDS = 45.0
 
 
@@ -91,7 +91,7 @@ def sqlalchemy_url(url: str) -> str:
 def server_address(url: str) -> str:
     """host:port of a postgresql:// URL, for messages: never its user or password."""
     parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+    return f"{parts.hostname or url_parameter(url, 'host') or 'localhost'}:{parts.port or 5432}"
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -104,8 +104,7 @@ def _retryable(exc: BaseException) -> bool:
         | TimeoutError
         | asyncpg.CannotConnectNowError
         | asyncpg.TooManyConnectionsError
-        | asyncpg.ConnectionDoesNotExistError
-        | asyncpg.InterfaceError,
+        | asyncpg.ConnectionDoesNotExistError,
     )
 
 
@@ -123,25 +122,15 @@ async def wait_for_database(url: str, max_wait: float, *, first_delay: float = 0
     """
     if not url.startswith("postgresql://"):
         return
-    import asyncpg
-
-    parts = urlsplit(url)
     where = server_address(url)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(0.0, max_wait)
     delay = first_delay
     while True:
+        # A pool of one, made as the process's own will be: the same host, TLS and login.
+        probe = Database(url, pool_size=1, application_name="petition-start")
         try:
-            connection = await asyncio.wait_for(
-                asyncpg.connect(
-                    host=parts.hostname,
-                    port=parts.port,
-                    user=parts.username,
-                    password=parts.password,
-                    database=parts.path.lstrip("/") or None,
-                ),
-                10,
-            )
+            await asyncio.wait_for(probe.connect(), 10)
         except Exception as exc:
             if not _retryable(exc):
                 raise
@@ -162,7 +151,7 @@ async def wait_for_database(url: str, max_wait: float, *, first_delay: float = 0
             await asyncio.sleep(pause)
             delay = min(delay * 2, max_delay)
             continue
-        await connection.close()
+        await probe.disconnect()
         return
 
 

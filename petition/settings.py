@@ -25,6 +25,10 @@ class Settings:
     secret_key: Secret
     base_url: str
     data_dir: Path
+    # PostgreSQL: connections one process may hold (None: the URL's max_size, else 10), and
+    # seconds `serve`/`worker` wait at start for the server to answer (0: fail at once).
+    database_pool_size: int | None = None
+    database_wait_seconds: float = 60.0
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_username: str | None = None
@@ -33,10 +37,6 @@ class Settings:
     smtp_timeout: float = 30.0
     mail_from: str = "petition@localhost"
     signing_p12: Path | None = None
-    # PostgreSQL: connections one process may hold (None: the URL's max_size, else 10), and
-    # seconds `serve`/`worker` wait at start for the server to answer (0: fail at once).
-    database_pool_size: int | None = None
-    database_wait_seconds: float = 60.0
     signing_p12_password: Secret | None = None
     timestamp_url: str | None = None  # RFC 3161 server: dossiers become PAdES B-T
     dossier_lease_seconds: float = 1800.0
@@ -210,6 +210,8 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         secret_key=Secret(secret),
         base_url=str(get("BASE_URL", "http://127.0.0.1:8000")).rstrip("/"),
         data_dir=data_dir,
+        database_pool_size=database_pool_size,
+        database_wait_seconds=database_wait_seconds,
         smtp_host=str(smtp_host) if smtp_host else None,
         smtp_port=as_int("SMTP_PORT", smtp_port_default),
         smtp_username=str(get("SMTP_USERNAME", "") or "") or None,
@@ -218,8 +220,6 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         smtp_timeout=as_float("SMTP_TIMEOUT", 30.0),
         mail_from=str(get("MAIL_FROM", "petition@localhost")),
         signing_p12=Path(str(p12)) if p12 else None,
-        database_pool_size=database_pool_size,
-        database_wait_seconds=database_wait_seconds,
         signing_p12_password=Secret(str(p12_password)) if p12_password else None,
         timestamp_url=_timestamp_url(get("TIMESTAMP_URL", None)),
         dossier_lease_seconds=as_float("DOSSIER_LEASE_SECONDS", 1800.0),
