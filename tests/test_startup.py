@@ -231,3 +231,23 @@ def test_a_start_on_a_database_at_head_takes_no_migration_lock(empty_postgres: s
             await holder.close()
 
     assert asyncio.run(hold_lock_during_upgrade())
+
+
+def test_web_processes_starting_together_create_one_demo_appeal(database_url: str):
+    if not database_url.startswith("postgresql://"):
+        pytest.skip("several processes share PostgreSQL; this runs in the PostgreSQL pass")
+    from petition.appeals.queries import ensure_demo_appeal
+    from petition.db import Database
+
+    async def start_three() -> None:
+        databases = [Database(database_url, pool_size=2) for _ in range(3)]
+        for db in databases:
+            await db.connect()
+        try:
+            await asyncio.gather(*(ensure_demo_appeal(db) for db in databases))
+        finally:
+            for db in databases:
+                await db.disconnect()
+
+    asyncio.run(start_three())
+    assert db_rows(database_url, "SELECT count(*) AS n FROM appeals") == [{"n": 1}]
