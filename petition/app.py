@@ -145,7 +145,7 @@ class ErrorPageMiddleware:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     templates = make_templates()
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, pool_size=settings.database_pool_size, application_name="petition-web")
     mailer = Mailer(settings)
     tokens = Tokens(str(settings.secret_key))
     # Made here, not on first use: the life cycle's one hook drops its entries after every change.

@@ -41,10 +41,20 @@ def _logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _wait_for_database(settings: Settings) -> None:
+    """Wait (DATABASE_WAIT_SECONDS, logging why) for PostgreSQL to answer; then a clear exit."""
+    from petition.db import DatabaseUnavailable, wait_for_database
+
+    try:
+        asyncio.run(wait_for_database(settings.database_url, settings.database_wait_seconds))
+    except DatabaseUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 async def _with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
     from petition.db import Database
 
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, pool_size=settings.database_pool_size, application_name="petition-cli")
     await db.connect()
     try:
         return await action(db)
@@ -73,6 +83,7 @@ def serve(host: str, port: int) -> None:
     from petition.app import create_app
     from petition.migrations.runner import upgrade
 
+    _wait_for_database(settings)
     upgrade(settings.database_url)
     app = create_app(settings)
     # What exists now (modules, templates, catalogues) lives as long as the process: moved out
@@ -95,9 +106,10 @@ def worker() -> None:
 
     settings = _settings()
     _logging()
+    _wait_for_database(settings)
 
     async def run() -> None:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, pool_size=settings.database_pool_size, application_name="petition-worker")
         await db.connect()
         outbox_worker = OutboxWorker(db, settings, make_transport(settings))
         housekeeper = Housekeeper(db, settings)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import databases
 import sqlalchemy as sa
@@ -59,13 +60,99 @@ def _sqlite_transactions_begin_immediate() -> None:
     SQLiteTransaction.start = start  # type: ignore[method-assign]
 
 
+#: Query parameters of a postgresql:// DATABASE_URL that petition reads itself (the pool's
+#: size, and asyncpg's statement cache, 0 behind PgBouncer's transaction pooling): no driver
+#: is handed them as they are.
+POOL_PARAMETERS = ("min_size", "max_size", "statement_cache_size")
+
+#: Idle connections are closed after this many seconds: a quiet process does not keep its peak's.
+IDLE_CONNECTION_SECONDS = 45.0
+
+
+def url_parameter(url: str, name: str) -> str | None:
+    return dict(parse_qsl(urlsplit(url).query)).get(name)
+
+
+def without_pool_parameters(url: str) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in POOL_PARAMETERS]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
 def sqlalchemy_url(url: str) -> str:
     """The SQLAlchemy (async driver) spelling of a DATABASE_URL."""
     if url.startswith("sqlite:///"):
         return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
     if url.startswith("postgresql://"):
-        return "postgresql+asyncpg://" + url[len("postgresql://") :]
+        return "postgresql+asyncpg://" + without_pool_parameters(url)[len("postgresql://") :]
     return url
+
+
+def server_address(url: str) -> str:
+    """host:port of a postgresql:// URL, for messages: never its user or password."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or url_parameter(url, 'host') or 'localhost'}:{parts.port or 5432}"
+
+
+def _retryable(exc: BaseException) -> bool:
+    """The server is not there (yet): refused, unreachable, starting, shutting down, or full."""
+    import asyncpg
+
+    return isinstance(
+        exc,
+        OSError
+        | TimeoutError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.TooManyConnectionsError
+        | asyncpg.ConnectionDoesNotExistError,
+    )
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database did not answer within DATABASE_WAIT_SECONDS; the message says where and why."""
+
+
+async def wait_for_database(url: str, max_wait: float, *, first_delay: float = 0.5, max_delay: float = 10.0) -> None:
+    """Return once PostgreSQL at `url` accepts a connection; retry with capped exponential backoff.
+
+    Processes started with (or before) the database — a host booting, a container platform —
+    come up when it answers instead of exiting. Errors that waiting does not cure (a wrong
+    password, a missing database) are raised at once; after `max_wait` seconds in all,
+    DatabaseUnavailable. SQLite: nothing to wait for.
+    """
+    if not url.startswith("postgresql://"):
+        return
+    where = server_address(url)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(0.0, max_wait)
+    delay = first_delay
+    while True:
+        # A pool of one, made as the process's own will be: the same host, TLS and login.
+        probe = Database(url, pool_size=1, application_name="petition-start")
+        try:
+            await asyncio.wait_for(probe.connect(), 10)
+        except Exception as exc:
+            if not _retryable(exc):
+                raise
+            left = deadline - loop.time()
+            if left <= 0:
+                raise DatabaseUnavailable(
+                    f"PostgreSQL at {where} did not answer within {max_wait:g} s ({type(exc).__name__}): "
+                    "check DATABASE_URL and that the server is running (DATABASE_WAIT_SECONDS sets how long to wait)"
+                ) from None
+            pause = min(delay, left)
+            log.warning(
+                "PostgreSQL at %s is not answering (%s); trying again in %.1f s (giving up in %.0f s)",
+                where,
+                type(exc).__name__,
+                pause,
+                left,
+            )
+            await asyncio.sleep(pause)
+            delay = min(delay * 2, max_delay)
+            continue
+        await probe.disconnect()
+        return
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -101,7 +188,7 @@ def create_sqlite_file(url: str) -> None:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_size: int | None = None, application_name: str = "petition") -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
@@ -113,7 +200,22 @@ class Database:
             from petition import compiled_cache
 
             compiled_cache.install()
-            self._db = databases.Database(url, min_size=1, max_size=10, command_timeout=30, reset=_keep_session)
+            statement_cache = url_parameter(url, "statement_cache_size")
+            options: dict[str, Any] = {"statement_cache_size": int(statement_cache)} if statement_cache else {}
+            # Every connection this process holds comes from this pool: web requests, the
+            # in-process workers and the intake's id reservation wait here for one when all
+            # are busy (asyncpg queues them), so `pool_size` bounds the process.
+            self.pool_size = pool_size or int(url_parameter(url, "max_size") or 10)
+            self._db = databases.Database(
+                without_pool_parameters(url),
+                min_size=1,
+                max_size=self.pool_size,
+                max_inactive_connection_lifetime=IDLE_CONNECTION_SECONDS,
+                command_timeout=30,
+                reset=_keep_session,
+                server_settings={"application_name": application_name},
+                **options,
+            )
         self._lock: asyncio.Lock | None = None
         self._ids: dict[str, list[int]] = {}
         self._id_locks: dict[str, asyncio.Lock] = {}

@@ -25,6 +25,10 @@ class Settings:
     secret_key: Secret
     base_url: str
     data_dir: Path
+    # PostgreSQL: connections one process may hold (None: the URL's max_size, else 10), and
+    # seconds `serve`/`worker` wait at start for the server to answer (0: fail at once).
+    database_pool_size: int | None = None
+    database_wait_seconds: float = 60.0
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_username: str | None = None
@@ -189,6 +193,14 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
     if anonymous_count_threshold < 1:
         raise SettingsError("ANONYMOUS_COUNT_THRESHOLD must be at least 1")
 
+    pool_size = get("DATABASE_POOL_SIZE", None)
+    database_pool_size = as_int("DATABASE_POOL_SIZE", 0) if pool_size not in (None, "") else None
+    if database_pool_size is not None and database_pool_size < 1:
+        raise SettingsError("DATABASE_POOL_SIZE must be at least 1")
+    database_wait_seconds = as_float("DATABASE_WAIT_SECONDS", 60.0)
+    if database_wait_seconds < 0:
+        raise SettingsError("DATABASE_WAIT_SECONDS must be 0 or more")
+
     smtp_password = get("SMTP_PASSWORD", None)
     p12 = get("SIGNING_P12", None)
     p12_password = get("SIGNING_P12_PASSWORD", None)
@@ -198,6 +210,8 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         secret_key=Secret(secret),
         base_url=str(get("BASE_URL", "http://127.0.0.1:8000")).rstrip("/"),
         data_dir=data_dir,
+        database_pool_size=database_pool_size,
+        database_wait_seconds=database_wait_seconds,
         smtp_host=str(smtp_host) if smtp_host else None,
         smtp_port=as_int("SMTP_PORT", smtp_port_default),
         smtp_username=str(get("SMTP_USERNAME", "") or "") or None,

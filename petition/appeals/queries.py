@@ -156,9 +156,15 @@ async def ensure_demo_appeal(db: Database) -> None:
     """The demo appeal (post-moderated, open) with its texts from `demo/*.md`."""
     if await get_appeal(db, slug=DEMO_SLUG) is not None:
         return
-    files = sorted(DEMO_DIR.glob("*.md"), key=lambda p: (p.stem != "en", p.stem))
-    for path in files:
-        await import_text(db, text=read_text_file(path))
+    async with db.write():
+        if db.dialect == "postgresql":
+            # Web processes starting together: one creates it, the others wait here, then find it.
+            await db.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('petition.demo_appeal'))"))
+            if await get_appeal(db, slug=DEMO_SLUG) is not None:
+                return
+        files = sorted(DEMO_DIR.glob("*.md"), key=lambda p: (p.stem != "en", p.stem))
+        for path in files:
+            await import_text(db, text=read_text_file(path))
 
 
 async def set_status(db: Database, *, appeal_id: int, status: AppealStatus) -> None:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from petition.migrations.indexes import create_index, drop_index
+
 revision: str = "0003"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -19,8 +21,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("organisers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("session_version", sa.Integer(), server_default="0", nullable=False))
-    with op.batch_alter_table("audit_log", schema=None) as batch_op:
-        batch_op.create_index("ix_audit_log_action_created", ["action", "created_at"], unique=False)
+    create_index("ix_audit_log_action_created", "audit_log", ["action", "created_at"])
     op.create_table(
         "login_failures",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -41,7 +42,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_login_failures_ip")
         batch_op.drop_index("ix_login_failures_account")
     op.drop_table("login_failures")
-    with op.batch_alter_table("audit_log", schema=None) as batch_op:
-        batch_op.drop_index("ix_audit_log_action_created")
+    drop_index("ix_audit_log_action_created", "audit_log")
     with op.batch_alter_table("organisers", schema=None) as batch_op:
         batch_op.drop_column("session_version")
