@@ -439,3 +439,41 @@ def test_a_backup_taken_while_submissions_arrive_is_one_moment_of_the_database(
     queued = db_rows(fresh_database, "SELECT endorsement_id FROM outbox WHERE endorsement_id IS NOT NULL")
     assert sorted(row["endorsement_id"] for row in queued) == sorted(row["id"] for row in copied)
     assert len(copied) < len(answered)  # submissions went on after the copy's moment
+
+
+def test_pg_dump_gets_the_password_through_its_environment_and_no_asyncpg_options() -> None:
+    from petition.backup import _libpq_environment
+
+    env, name = _libpq_environment(
+        "postgresql://petition:s%40cret@db.internal:6543/campaign?sslmode=verify-full&statement_cache_size=0&max_size=5"
+    )
+    assert name == "campaign"
+    assert (env["PGHOST"], env["PGPORT"], env["PGUSER"], env["PGPASSWORD"], env["PGSSLMODE"]) == (
+        "db.internal",
+        "6543",
+        "petition",
+        "s@cret",
+        "verify-full",
+    )
+    assert not any("statement_cache_size" in value or "max_size" in value for value in env.values())
+    socket_env, _ = _libpq_environment("postgresql:///petition?host=/run/postgresql&ssl=true")
+    assert (socket_env["PGHOST"], socket_env["PGSSLMODE"]) == ("/run/postgresql", "require")
+    assert "PGPASSWORD" not in socket_env
+
+
+def test_a_pg_dump_older_than_the_server_is_refused_with_the_package_to_install(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's tools: this runs in the PostgreSQL pass")
+    from petition import backup
+
+    old = tmp_path / "pg_dump"
+    old.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n")
+    old.chmod(0o755)
+    monkeypatch.setattr(backup, "_postgres_tool", lambda name: str(old))
+    settings = target(database_url, tmp_path / "data")
+    with pytest.raises(BackupError, match=r"version 9 and cannot dump a PostgreSQL \d+ server.*postgresql-client-\d+"):
+        create_backup(settings, tmp_path / "backup")
+    assert not (tmp_path / "backup").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
