@@ -420,8 +420,9 @@ def _present(directory: Path) -> Iterator[str]:
 
 def verify_backup(directory: Path, *, manifest_sha256: str | None = None) -> Manifest:
     """The backup's manifest, once every file is as it says; BackupError otherwise."""
-    directory = directory.absolute()
-    if not directory.is_dir() or directory.is_symlink():
+    # The directory may be reached through a link ("latest"); links inside it are refused.
+    directory = directory.resolve()
+    if not directory.is_dir():
         raise BackupError(f"{directory} is not a directory")
     manifest, digest = _read_manifest(directory)
     if manifest_sha256 and manifest_sha256.strip().lower() != digest:
@@ -569,6 +570,7 @@ def restore_backup(
 
     Nothing is written until the whole backup is verified and the targets are found empty.
     """
+    directory = directory.resolve()
     manifest = verify_backup(directory, manifest_sha256=manifest_sha256)
     backend = backend_of(settings)
     if manifest.backend != backend:

@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 def _settings(**overrides: object) -> Settings:
     try:
-        return load_settings(**overrides)
+        return load_settings(".env", **overrides)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
 

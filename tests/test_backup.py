@@ -251,8 +251,9 @@ def test_a_changed_missing_or_added_file_is_refused_before_anything_is_written(
     assert "appeal-DE-1.pdf is missing" in messages["dossier removed"]
     assert "not in the manifest: data/dossiers/forged.pdf" in messages["a file slipped in"]
     assert "data/evil: not a plain file" in messages["a link slipped in"]
-    # The untouched backup restores.
-    restore_backup(target(fresh_database, data_dir), backup)
+    # The untouched backup restores, here through a link to it (an operator's "latest").
+    (tmp_path / "latest").symlink_to(backup)
+    restore_backup(target(fresh_database, data_dir), tmp_path / "latest")
     assert has_tables(fresh_database)
 
 
