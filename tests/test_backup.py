@@ -478,3 +478,38 @@ def test_a_pg_dump_older_than_the_server_is_refused_with_the_package_to_install(
         create_backup(settings, tmp_path / "backup")
     assert not (tmp_path / "backup").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_the_embedded_default_backs_up_its_files_but_not_its_database_file_mail_or_temporaries(tmp_path: Path) -> None:
+    from petition.backup import data_dir_files
+    from petition.migrations.runner import upgrade
+
+    data = tmp_path / "data"
+    settings = make_settings("", data, None, secret_key="")  # sqlite:///DATA_DIR/petition.db, a generated secret
+    upgrade(settings.database_url)
+    ensure_self_signed(settings)
+    for name in ("mail/x.eml", "dossiers/.d.pdf.1234.tmp", "dossiers/a.pdf"):
+        (data / name).parent.mkdir(mode=0o700, exist_ok=True)
+        write_private_file(data / name, b"x")
+    running = sqlite3.connect(data / "petition.db")  # as petition holds it: in WAL mode, -wal and -shm beside it
+    try:
+        running.execute("PRAGMA journal_mode=WAL")
+        running.execute("SELECT count(*) FROM appeals").fetchall()
+        assert (data / "petition.db-wal").exists() and (data / "petition.db-shm").exists()
+        files = [str(p) for p in data_dir_files(settings)]
+        assert files == ["secret_key", "dossiers/a.pdf", "signing/organiser-signing.p12"]
+        outcome = create_backup(settings, tmp_path / "backup")
+    finally:
+        running.close()
+    assert [f.path for f in outcome.manifest.files] == [
+        "database.sqlite",
+        "data/secret_key",
+        "data/dossiers/a.pdf",
+        "data/signing/organiser-signing.p12",
+    ]
+    # Restored the same way: DATA_DIR holds its database and files, and petition starts on it.
+    restored = tmp_path / "restored"
+    restore_backup(make_settings("", restored, None, secret_key=TEST_SECRET), outcome.directory)
+    assert (restored / "secret_key").read_bytes() == (data / "secret_key").read_bytes()
+    with TestClient(create_app(make_settings("", restored, None, secret_key="")), base_url=BASE_URL) as client:
+        assert client.get(f"/api/appeals/{SLUG}").status_code == 200
