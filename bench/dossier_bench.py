@@ -110,7 +110,11 @@ async def child_dossier(url: str, data_dir: str) -> None:
     from petition.settings import load_settings
 
     settings = load_settings(
-        env_file=None, database_url=url, data_dir=data_dir, secret_key="bench-secret-key-0123456789"
+        env_file=None,
+        database_url=url,
+        data_dir=data_dir,
+        secret_key="bench-secret-key-0123456789",
+        signing_p12="self-signed",  # one host: required with PostgreSQL
     )
     db = Database(url)
     await db.connect()

@@ -258,6 +258,7 @@ def main() -> int:
         **os.environ,
         "DATABASE_URL": database_url,
         "SECRET_KEY": SECRET,
+        "SIGNING_P12": "self-signed",  # one host: required with PostgreSQL
         "BASE_URL": f"http://127.0.0.1:{port}",
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(relay.port),

@@ -390,6 +390,7 @@ def measure(url: str, args: argparse.Namespace) -> None:
         **os.environ,
         "DATABASE_URL": url,
         "SECRET_KEY": secrets.token_urlsafe(32),
+        "SIGNING_P12": "self-signed",  # one host: required with PostgreSQL
         "BASE_URL": base,
         "DATA_DIR": data_dir,
         "RUN_WORKER": "false",

@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import logging
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -23,9 +24,9 @@ if TYPE_CHECKING:  # imported where used: each command loads only what it needs
 T = TypeVar("T")
 
 
-def _settings() -> Settings:
+def _settings(**overrides: object) -> Settings:
     try:
-        return load_settings()
+        return load_settings(".env", **overrides)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -405,6 +406,53 @@ def dossier_build(slug: str, country: str, out: Path) -> None:
     click.echo(f"{out}: {built.named_count} named, {built.anonymous_count} not named, {built.pages} pages")
     click.echo(f"PDF SHA-256:  {built.pdf_sha256}")
     click.echo(f"list SHA-256: {built.list_sha256}")
+
+
+@main.command()
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A new directory for the backup (made 0700).",
+)
+def backup(out: Path) -> None:
+    """Back up the database and DATA_DIR's files, with a manifest of their SHA-256 (safe while petition runs)."""
+    from petition.backup import BackupError, create_backup
+
+    try:
+        done = create_backup(_settings(), out)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    manifest = done.manifest
+    size = sum(f.size for f in manifest.files)
+    what = f"{manifest.backend} at revision {manifest.alembic_revision}"
+    click.echo(f"{done.directory}: {what}, {len(manifest.files)} file(s), {size} bytes")
+    click.echo(f"manifest SHA-256: {done.manifest_sha256}")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--check", is_flag=True, help="Only verify the backup against its manifest; write nothing.")
+@click.option("--force", is_flag=True, help="Replace what the database and DATA_DIR hold (stop petition first).")
+@click.option("--manifest-sha256", help="Refuse the backup unless its manifest has this SHA-256 (as backup printed).")
+def restore(directory: Path, check: bool, force: bool, manifest_sha256: str | None) -> None:
+    """Restore a backup into the configured database and DATA_DIR (both empty, unless --force)."""
+    from petition.backup import BackupError, restore_backup, verify_backup
+
+    try:
+        if check:
+            manifest = verify_backup(directory, manifest_sha256=manifest_sha256)
+        else:
+            # A placeholder secret: the embedded default would generate one into DATA_DIR, where
+            # the backup's belongs (restoring never signs anything).
+            settings = _settings(secret_key=secrets.token_urlsafe(32))
+            manifest = restore_backup(settings, directory, force=force, manifest_sha256=manifest_sha256)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    what = f"{manifest.backend} at revision {manifest.alembic_revision}, made {manifest.created_at}"
+    click.echo(f"{directory}: intact ({what}, {len(manifest.files)} file(s))" if check else f"restored {what}")
+    if not check:
+        click.echo("next: `petition db upgrade`, then start petition")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,8 @@ class SettingsError(RuntimeError):
 
 
 SMTP_TLS_MODES = ("none", "starttls", "tls")
+#: SIGNING_P12's value for "the certificate generated into DATA_DIR" (what unset means on SQLite).
+SELF_SIGNED = "self-signed"
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,18 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         raise SettingsError("DATABASE_WAIT_SECONDS must be 0 or more")
 
     smtp_password = get("SMTP_PASSWORD", None)
-    p12 = get("SIGNING_P12", None)
+    p12 = str(get("SIGNING_P12", "") or "").strip()
+    if not p12 and not database_url.startswith("sqlite"):
+        # Each host would make a certificate of its own in its DATA_DIR: a dossier signed on
+        # one would be "another certificate" to /verify on the next, and lost with its disk.
+        raise SettingsError(
+            "SIGNING_P12 is not set. In production (a PostgreSQL DATABASE_URL) set it to the PKCS#12 "
+            "file (with SIGNING_P12_PASSWORD) that signs dossiers on every host, or to `self-signed` "
+            "to keep the certificate generated into DATA_DIR/signing, which every host must then "
+            "share and every backup hold (docs/operations.md)."
+        )
+    if p12 == SELF_SIGNED:
+        p12 = ""
     p12_password = get("SIGNING_P12_PASSWORD", None)
     smtp_host = get("SMTP_HOST", None)
     return Settings(

@@ -57,6 +57,14 @@ async def _admin(url: str, sql: str) -> None:
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
+@pytest.fixture(autouse=True)
+def self_signed_dossiers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands a test runs sign as one host would, with the certificate made into DATA_DIR:
+    PostgreSQL requires SIGNING_P12 to say so (a test that sets it, or clears it, wins)."""
+    if "SIGNING_P12" not in os.environ:
+        monkeypatch.setenv("SIGNING_P12", "self-signed")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def cheap_password_hashing() -> Iterator[None]:
     """Organiser passwords hashed cheaply, in this test process only: nothing an operator can set
@@ -170,6 +178,8 @@ def make_settings(database_url: str, data_dir: Path, smtp: SMTPServer | None, **
         "mail_from": "appeal@petition.example",
         "worker_poll_interval": 0.05,
         "trusted_ips": "",
+        # Required with PostgreSQL; the tests sign with the certificate made into DATA_DIR.
+        "signing_p12": "self-signed",
     }
     values.update(overrides)
     return load_settings(env_file=None, **values)

@@ -100,6 +100,17 @@ def test_a_missing_secret_with_postgresql_is_a_clear_error(tmp_path: Path):
         load_settings(env_file=None, database_url="postgres://u@h/db", data_dir=str(tmp_path))
 
 
+def test_postgresql_needs_a_signing_certificate_named_or_self_signed_by_choice(tmp_path: Path):
+    values = dict(database_url=PG, data_dir=str(tmp_path / "data"), secret_key="k" * 40)
+    with pytest.raises(SettingsError, match="SIGNING_P12 is not set.*`self-signed`"):
+        load_settings(env_file=None, **values)
+    assert load_settings(env_file=None, signing_p12="self-signed", **values).signing_p12 is None
+    p12 = tmp_path / "organisers.p12"
+    assert load_settings(env_file=None, signing_p12=str(p12), **values).signing_p12 == p12
+    # The embedded default goes on generating its own, as it always did.
+    assert load_settings(env_file=None, data_dir=str(tmp_path / "data")).signing_p12 is None
+
+
 def test_a_short_secret_is_refused(tmp_path: Path):
     with pytest.raises(SettingsError, match="at least 16"):
         load_settings(env_file=None, secret_key="short", data_dir=str(tmp_path))
@@ -159,6 +170,7 @@ def test_cli_db_upgrade_on_postgresql(monkeypatch: pytest.MonkeyPatch):
         url = _with_database(server, name)
         monkeypatch.setenv("DATABASE_URL", url)
         monkeypatch.setenv("SECRET_KEY", "k" * 40)
+        monkeypatch.setenv("SIGNING_P12", "self-signed")
         result = CliRunner().invoke(main, ["db", "upgrade"])
         assert result.exit_code == 0, result.output
         rows = db_rows(url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
