@@ -89,6 +89,7 @@ def worker() -> None:
     """Run a background worker: sends the outbox and builds dossiers (several may run side by side)."""
     from petition.db import Database
     from petition.dossiers.jobs import DossierWorker
+    from petition.operations.heartbeats import Heartbeats
     from petition.outbox.transports import make_transport
     from petition.outbox.worker import OutboxWorker
     from petition.privacy.housekeeping import Housekeeper
@@ -102,17 +103,19 @@ def worker() -> None:
         outbox_worker = OutboxWorker(db, settings, make_transport(settings))
         housekeeper = Housekeeper(db, settings)
         dossier_worker = DossierWorker(db, settings)
+        heartbeats = Heartbeats(db, [outbox_worker, dossier_worker])
 
         def stop() -> None:
             outbox_worker.stop()
             housekeeper.stop()
             dossier_worker.stop()
+            heartbeats.stop()
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)
         try:
-            await asyncio.gather(outbox_worker.run(), housekeeper.run(), dossier_worker.run())
+            await asyncio.gather(outbox_worker.run(), housekeeper.run(), dossier_worker.run(), heartbeats.run())
         finally:
             await db.disconnect()
 
