@@ -27,6 +27,7 @@ from petition.dossiers.views import UploadLimitMiddleware
 from petition.endorsements.intake import Intake
 from petition.endorsements.lifecycle import Lifecycle
 from petition.i18n_middleware import LanguageMiddleware
+from petition.logs import RequestIdMiddleware
 from petition.metrics import Metrics
 from petition.migrations.runner import upgrade_async
 from petition.operations import views as operations_views
@@ -234,6 +235,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Mount("/static", app=StaticFiles(directory=str(package_path("static"))), name="static"),
     ]
     middleware = [
+        Middleware(RequestIdMiddleware),
         Middleware(SecurityHeadersMiddleware, settings=settings),
         Middleware(PathGuardMiddleware),
         Middleware(UploadLimitMiddleware),

@@ -37,8 +37,10 @@ def _base_url_configured() -> bool:
     return env_file.exists() and any(line.strip().startswith("BASE_URL=") for line in env_file.read_text().splitlines())
 
 
-def _logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _logging(level: int = logging.INFO, settings: Settings | None = None) -> None:
+    from petition.logs import configure
+
+    configure(settings.log_format if settings else "text", level)
 
 
 async def _with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
@@ -69,7 +71,7 @@ def serve(host: str, port: int) -> None:
         # Links in emails must reach this server; without BASE_URL, that is where it listens.
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
         settings = dataclasses.replace(settings, base_url=f"http://{shown}:{port}")
-    _logging()
+    _logging(settings=settings)
     from petition.app import create_app
     from petition.migrations.runner import upgrade
 
@@ -95,7 +97,7 @@ def worker() -> None:
     from petition.privacy.housekeeping import Housekeeper
 
     settings = _settings()
-    _logging()
+    _logging(settings=settings)
 
     async def run() -> None:
         db = Database(settings.database_url)
@@ -359,7 +361,7 @@ def dossier_build(slug: str, country: str, out: Path) -> None:
     if not is_country(code):
         raise click.ClickException(f"{country!r} is not an ISO 3166-1 alpha-2 country code")
     settings = _settings()
-    _logging(logging.WARNING)
+    _logging(logging.WARNING, settings)
 
     async def action(database: Database) -> Built:
         appeal_row = await get_appeal(database, slug=slug)
