@@ -27,7 +27,11 @@ from petition.dossiers.views import UploadLimitMiddleware
 from petition.endorsements.intake import Intake
 from petition.endorsements.lifecycle import Lifecycle
 from petition.i18n_middleware import LanguageMiddleware
+from petition.logs import RequestIdMiddleware
+from petition.metrics import Metrics
 from petition.migrations.runner import upgrade_async
+from petition.operations import views as operations_views
+from petition.operations.heartbeats import Heartbeats
 from petition.organisers import views as organiser_views
 from petition.organisers.devices import DeviceCookies
 from petition.organisers.sessions import PendingLogins, Sessions
@@ -79,7 +83,7 @@ def _chain(exc: BaseException | None) -> list[BaseException]:
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path == "/healthz"
+    return request.url.path.startswith("/api/") or request.url.path in ("/healthz", "/readyz")
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -150,6 +154,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     tokens = Tokens(str(settings.secret_key))
     # Made here, not on first use: the life cycle's one hook drops its entries after every change.
     cache = PublicCache(anonymous_count_threshold=settings.anonymous_count_threshold)
+    metrics = Metrics()
     services = Services(
         settings=settings,
         db=db,
@@ -157,12 +162,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         mailer=mailer,
         tokens=tokens,
         csrf=CSRF(settings),
-        intake=Intake(db, settings, mailer, tokens),
+        intake=Intake(db, settings, mailer, tokens, metrics=metrics),
         public_cache=cache,
         organiser_sessions=Sessions(settings),
         organiser_devices=DeviceCookies(settings),
         pending_logins=PendingLogins(settings),
         lifecycle=Lifecycle(db, mailer, on_public_change=cache.invalidate),
+        metrics=metrics,
     )
 
     @contextlib.asynccontextmanager
@@ -179,16 +185,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
         housekeeper = Housekeeper(services.db, settings)
         housekeeping_task = None
         dossier_task = None
+        heartbeats = heartbeat_task = None
         if settings.run_worker:
-            services.worker = OutboxWorker(services.db, settings, make_transport(settings))
+            services.worker = OutboxWorker(services.db, settings, metrics.timed(make_transport(settings)))
             services.mailer.on_queued(services.worker.notify)
             worker_task = asyncio.create_task(services.worker.run(), name="outbox-worker")
             housekeeping_task = asyncio.create_task(housekeeper.run(), name="housekeeping")
             services.dossier_worker = DossierWorker(services.db, settings)
             dossier_task = asyncio.create_task(services.dossier_worker.run(), name="dossier-worker")
+            heartbeats = Heartbeats(services.db, [services.worker, services.dossier_worker])
+            heartbeat_task = asyncio.create_task(heartbeats.run(), name="heartbeats")
         try:
             yield {"services": services}
         finally:
+            if heartbeats is not None and heartbeat_task is not None:
+                heartbeats.stop()
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(heartbeat_task, 10)
             if housekeeping_task is not None:
                 housekeeper.stop()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -218,9 +231,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *organiser_views.routes,
         *privacy_views.routes,
         *dossier_views.routes,
+        *operations_views.routes,
         Mount("/static", app=StaticFiles(directory=str(package_path("static"))), name="static"),
     ]
     middleware = [
+        Middleware(RequestIdMiddleware),
         Middleware(SecurityHeadersMiddleware, settings=settings),
         Middleware(PathGuardMiddleware),
         Middleware(UploadLimitMiddleware),

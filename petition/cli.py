@@ -38,8 +38,10 @@ def _base_url_configured() -> bool:
     return env_file.exists() and any(line.strip().startswith("BASE_URL=") for line in env_file.read_text().splitlines())
 
 
-def _logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _logging(level: int = logging.INFO, settings: Settings | None = None) -> None:
+    from petition.logs import configure
+
+    configure(settings.log_format if settings else "text", level)
 
 
 def _wait_for_database(settings: Settings) -> None:
@@ -80,7 +82,7 @@ def serve(host: str, port: int) -> None:
         # Links in emails must reach this server; without BASE_URL, that is where it listens.
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
         settings = dataclasses.replace(settings, base_url=f"http://{shown}:{port}")
-    _logging()
+    _logging(settings=settings)
     from petition.app import create_app
     from petition.migrations.runner import upgrade
 
@@ -101,12 +103,13 @@ def worker() -> None:
     """Run a background worker: sends the outbox and builds dossiers (several may run side by side)."""
     from petition.db import Database
     from petition.dossiers.jobs import DossierWorker
+    from petition.operations.heartbeats import Heartbeats
     from petition.outbox.transports import make_transport
     from petition.outbox.worker import OutboxWorker
     from petition.privacy.housekeeping import Housekeeper
 
     settings = _settings()
-    _logging()
+    _logging(settings=settings)
     _wait_for_database(settings)
 
     async def run() -> None:
@@ -115,17 +118,19 @@ def worker() -> None:
         outbox_worker = OutboxWorker(db, settings, make_transport(settings))
         housekeeper = Housekeeper(db, settings)
         dossier_worker = DossierWorker(db, settings)
+        heartbeats = Heartbeats(db, [outbox_worker, dossier_worker])
 
         def stop() -> None:
             outbox_worker.stop()
             housekeeper.stop()
             dossier_worker.stop()
+            heartbeats.stop()
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)
         try:
-            await asyncio.gather(outbox_worker.run(), housekeeper.run(), dossier_worker.run())
+            await asyncio.gather(outbox_worker.run(), housekeeper.run(), dossier_worker.run(), heartbeats.run())
         finally:
             await db.disconnect()
 
@@ -369,7 +374,7 @@ def dossier_build(slug: str, country: str, out: Path) -> None:
     if not is_country(code):
         raise click.ClickException(f"{country!r} is not an ISO 3166-1 alpha-2 country code")
     settings = _settings()
-    _logging(logging.WARNING)
+    _logging(logging.WARNING, settings)
 
     async def action(database: Database) -> Built:
         appeal_row = await get_appeal(database, slug=slug)

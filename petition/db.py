@@ -345,6 +345,36 @@ class Database:
             # Popped from the end: the lowest first, the ones left over after them.
             ids[:0] = sorted((int(row["id"]) for row in rows), reverse=True)
 
+    def drop_reserved_ids(self, table: str) -> None:
+        """Forget the ids reserved for `table` (they clashed with stored rows); a refill under way
+        fills a list nobody reads any more."""
+        self._ids.pop(table, None)
+
+    async def repair_sequence(self, table: str) -> tuple[int, int] | None:
+        """Move `table`'s id sequence past its highest id when it has fallen behind (a restore while
+        petition ran): (the sequence's next value, the highest id) when it was behind, else None."""
+        assert not self.is_sqlite and table.isidentifier(), table
+        row = await self.fetch_one(
+            sa.text(
+                f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS next, "  # noqa: S608 - an identifier of ours
+                f"(SELECT max(id) FROM {table}) AS top"
+            )
+        )
+        assert row is not None
+        if row["top"] is None or row["next"] > row["top"]:
+            return None
+        await self.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {int(row['top'])})"))
+        return int(row["next"]), int(row["top"])
+
+    def pool_use(self) -> dict[str, int] | None:
+        """This process's PostgreSQL connections (open, in use, the most it may hold); None on SQLite."""
+        # asyncpg's pool, held by databases' backend (tests/test_db_internals.py checks the path).
+        pool = None if self.is_sqlite else getattr(getattr(self._db, "_backend", None), "_pool", None)
+        if pool is None:
+            return None
+        size = pool.get_size()
+        return {"open": size, "in_use": size - pool.get_idle_size(), "max": pool.get_max_size()}
+
     async def ping(self) -> bool:
         try:
             return await asyncio.wait_for(self._db.fetch_val(sa.text("SELECT 1")), 5) == 1

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+
+from petition.schema import utcnow
 
 
 class PollingWorker:
@@ -21,6 +24,8 @@ class PollingWorker:
         self.poll_interval = poll_interval
         self.wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        #: When a pass last started or ended: the heartbeat petition.operations.heartbeats records.
+        self.beat_at: dt.datetime | None = None
 
     @property
     def worker_id(self) -> str:
@@ -39,11 +44,13 @@ class PollingWorker:
     async def run(self) -> None:
         self.log.info("%s %s started", self.name, self.worker_id)
         while not self._stopping.is_set():
+            self.beat_at = utcnow()
             try:
                 handled = await self.run_once()
             except Exception:  # noqa: BLE001 - keep going; the next pass may succeed
                 self.log.exception("%s pass failed; retrying", self.name)
                 handled = False
+            self.beat_at = utcnow()
             if handled:
                 continue
             self.wake.clear()

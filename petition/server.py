@@ -18,8 +18,11 @@ import logging
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from petition.logs import FROM_PROXY, uvicorn_log_config
 from petition.settings import Settings
 
 log = logging.getLogger("petition.server")
@@ -69,9 +72,35 @@ def protocol_class(settings: Settings) -> type[H11Protocol]:
     return type("PetitionH11Protocol", (TimedH11Protocol,), {"header_timeout": settings.request_read_timeout})
 
 
+class FromProxy:
+    """Notes in the scope that a request came from a proxy of PROXY_IPS, before uvicorn's
+    ProxyHeadersMiddleware puts the visitor's address in the proxy's place: only such a request's
+    X-Request-ID is believed (petition.logs)."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.app: ASGIApp = app  # uvicorn's middleware, typed with uvicorn's own scope types
+        self.proxies = settings.proxy_ips
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] == "http" and client:
+            try:
+                address = ipaddress.ip_address(client[0])
+            except ValueError:
+                address = None
+            scope[FROM_PROXY] = address is not None and any(address in network for network in self.proxies)
+        await self.app(scope, receive, send)
+
+
 def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int, **extra: Any) -> uvicorn.Config:
     """The one uvicorn configuration, for `petition serve` and the tests' live servers."""
     proxies = ",".join(str(network) for network in settings.proxy_ips)
+    if proxies:
+        # What uvicorn's proxy_headers would do, with FromProxy in front of it.
+        app = FromProxy(ProxyHeadersMiddleware(app, trusted_hosts=proxies), settings)
+    log_config = uvicorn_log_config(settings.log_format)
+    if log_config is not None:
+        extra["log_config"] = log_config
     return uvicorn.Config(
         app,
         host=host,
@@ -79,8 +108,7 @@ def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int, **extr
         http=protocol_class(settings),
         access_log=False,
         server_header=False,
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or None,
+        proxy_headers=False,
         **extra,
     )
 

@@ -19,6 +19,7 @@ class SettingsError(RuntimeError):
 SMTP_TLS_MODES = ("none", "starttls", "tls")
 #: SIGNING_P12's value for "the certificate generated into DATA_DIR" (what unset means on SQLite).
 SELF_SIGNED = "self-signed"
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,12 @@ class Settings:
     # CPU time) one check may take before the file is called too complex (petition.dossiers.verify_pool).
     rate_limit_verify: int = 10
     verify_timeout: float = 20.0
+    # Operations (docs/operations.md): /metrics for TRUSTED_IPS or this bearer token; log lines as text
+    # or JSON; /readyz says "degraded" past these bounds (seconds).
+    metrics_token: Secret | None = None
+    log_format: str = "text"
+    ready_outbox_max_age: float = 900.0
+    ready_worker_max_silence: float = 300.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -202,6 +209,12 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
     database_wait_seconds = as_float("DATABASE_WAIT_SECONDS", 60.0)
     if database_wait_seconds < 0:
         raise SettingsError("DATABASE_WAIT_SECONDS must be 0 or more")
+    log_format = str(get("LOG_FORMAT", "text") or "text").strip().lower()
+    if log_format not in LOG_FORMATS:
+        raise SettingsError(f"LOG_FORMAT must be text or json, not {log_format!r}")
+    metrics_token = str(get("METRICS_TOKEN", "") or "")
+    if metrics_token and len(metrics_token) < 16:
+        raise SettingsError("METRICS_TOKEN must be at least 16 characters long")
 
     smtp_password = get("SMTP_PASSWORD", None)
     p12 = str(get("SIGNING_P12", "") or "").strip()
@@ -259,6 +272,10 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         anonymous_count_threshold=anonymous_count_threshold,
         rate_limit_verify=as_int("RATE_LIMIT_VERIFY", 10),
         verify_timeout=as_float("VERIFY_TIMEOUT", 20.0),
+        metrics_token=Secret(metrics_token) if metrics_token else None,
+        log_format=log_format,
+        ready_outbox_max_age=as_float("READY_OUTBOX_MAX_AGE", 900.0),
+        ready_worker_max_silence=as_float("READY_WORKER_MAX_SILENCE", 300.0),
     )
 
 

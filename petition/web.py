@@ -15,6 +15,7 @@ from starlette.templating import Jinja2Templates
 
 from petition import i18n
 from petition.db import Database
+from petition.metrics import Metrics
 from petition.security import CSRF
 from petition.settings import Settings
 from petition.templating import switch_language_url
@@ -49,6 +50,8 @@ class Services:
     pending_logins: PendingLogins
     #: Every change of an endorsement's state (petition.endorsements.lifecycle).
     lifecycle: Lifecycle
+    #: This process's counters for /metrics (petition.metrics).
+    metrics: Metrics
     # Set while the application runs (its lifespan starts and stops them).
     worker: OutboxWorker | None = None
     dossier_worker: DossierWorker | None = None

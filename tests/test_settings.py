@@ -126,6 +126,18 @@ def test_a_bad_smtp_tls_is_a_clear_error(tmp_path: Path, value: str):
         load_settings(env_file=None, data_dir=str(tmp_path), smtp_tls=value)
 
 
+def test_log_format_and_metrics_token(tmp_path: Path):
+    default = load_settings(env_file=None, data_dir=str(tmp_path))
+    assert default.log_format == "text" and default.metrics_token is None
+    chosen = load_settings(env_file=None, data_dir=str(tmp_path), log_format=" JSON", metrics_token="t" * 32)
+    assert chosen.log_format == "json" and str(chosen.metrics_token) == "t" * 32
+    assert "t" * 32 not in repr(chosen)  # a Secret: not in tracebacks
+    with pytest.raises(SettingsError, match="LOG_FORMAT must be text or json"):
+        load_settings(env_file=None, data_dir=str(tmp_path), log_format="xml")
+    with pytest.raises(SettingsError, match="METRICS_TOKEN must be at least 16"):
+        load_settings(env_file=None, data_dir=str(tmp_path), metrics_token="short")
+
+
 @pytest.mark.parametrize("value", ["10.0.0.0/8,nonsense", "300.1.1.1", "10.0.0.0/40", "localhost"])
 def test_bad_trusted_ips_are_a_clear_error(tmp_path: Path, value: str):
     with pytest.raises(SettingsError, match="TRUSTED_IPS"):

@@ -71,6 +71,7 @@ async def confirm(request: Request) -> Response:
         return claims
     svc = services(request)
     outcome, _row = await svc.lifecycle.confirm(endorsement_id=claims.endorsement_id, nonce=claims.nonce)
+    svc.metrics.confirmations.labels(outcome=outcome.value).inc()
     if outcome is ConfirmOutcome.GONE and _row is None:
         return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
     if outcome is ConfirmOutcome.CLOSED and _row is not None:

@@ -15,6 +15,10 @@ An address already known for its appeal (the INSERT meets the unique constraint 
 does nothing) then takes the general path, `lifecycle.submit_endorsement`, with the
 verdict of the limits already counted. On SQLite, the embedded default with one
 writer, the same steps run as separate statements in `Database.write()`.
+
+Reserved ids can clash with stored rows when the sequence moved back under a running
+process (a restore while it ran): the clashing ids are dropped, the sequence is moved
+past the table's highest id (said in the log and in /readyz) and the group written again.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +48,7 @@ from petition.db import Database, Row
 from petition.endorsements.emails import confirmation_context
 from petition.endorsements.lifecycle import Event, SubmitOutcome, new_nonce, submit_endorsement, target_of
 from petition.endorsements.states import HoldReason
+from petition.metrics import Metrics
 from petition.outbox.messages import Mailer, outbox_values
 from petition.outbox.tables import QUEUED_DEFAULTS, outbox
 from petition.schema import utcnow
@@ -173,6 +180,8 @@ FROM sub s LEFT JOIN verdict v ON v.sid = s.id LEFT JOIN ins ON ins.id = s.id
 
 #: Submissions written by one statement at most.
 MAX_GROUP = 100
+#: Times a group is written again after its reserved ids clashed with stored rows.
+ID_CLASH_RETRIES = 3
 #: Groups a process writes at the same time. One: each group's statement then sees the
 #: events of the group before it, so the limits hold exactly within a process (two
 #: statements at once would not see each other's), and waiting groups grow larger.
@@ -182,6 +191,32 @@ MAX_IN_FLIGHT = 1
 def _naive(value: dt.datetime) -> dt.datetime:
     """asyncpg wants naive datetimes for `timestamp` columns (stored as UTC, see UTCDateTime)."""
     return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+class IntakeHealth:
+    """Whether this process's submissions have been failing of late (petition.operations' /readyz)."""
+
+    #: Failed submissions, none succeeding after them, within `WINDOW` seconds: this process is not ready.
+    FAILURES = 5
+    WINDOW = 60.0
+
+    def __init__(self) -> None:
+        self._failures: deque[float] = deque(maxlen=self.FAILURES)
+        self._last_success = float("-inf")
+        #: When reserved ids last clashed with stored rows, in which table, and (when the sequence was
+        #: still behind the table and moved forward) its next value and the table's highest id.
+        self.id_clash: tuple[dt.datetime, str, tuple[int, int] | None] | None = None
+
+    def succeeded(self) -> None:
+        self._last_success = time.monotonic()
+
+    def failed(self) -> None:
+        self._failures.append(time.monotonic())
+
+    def failing(self) -> bool:
+        now = time.monotonic()
+        recent = [t for t in self._failures if now - t <= self.WINDOW and t > self._last_success]
+        return len(recent) >= self.FAILURES
 
 
 @dataclass
@@ -194,11 +229,15 @@ class _Submission:
 class Intake:
     """Endorsements in, on either backend; on PostgreSQL, in groups (see the module's text)."""
 
-    def __init__(self, db: Database, settings: Settings, mailer: Mailer, tokens: Tokens) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, mailer: Mailer, tokens: Tokens, *, metrics: Metrics | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
         self.mailer = mailer
         self.tokens = tokens
+        self.metrics = metrics or Metrics()
+        self.health = IntakeHealth()
         self._waiting: list[_Submission] = []
         self._in_flight = 0
         self._writers: set[asyncio.Task[None]] = set()
@@ -208,14 +247,29 @@ class Intake:
     ) -> SubmitOutcome:
         """Apply the rate limits and record the endorsement; the caller answers the same in every case
         but CLOSED (the appeal stopped taking endorsements since the caller read it: nothing stored)."""
+        try:
+            outcome, held = await self._take(appeal=appeal, text=text, data=data, language=language, ip=ip)
+        except Exception:
+            self.health.failed()
+            self.metrics.submissions.labels(outcome="error").inc()
+            raise
+        self.health.succeeded()
+        counted = "held" if held and outcome in (SubmitOutcome.NEW, SubmitOutcome.VERSION) else outcome.value
+        self.metrics.submissions.labels(outcome=counted).inc()
+        return outcome
+
+    async def _take(
+        self, *, appeal: Row, text: Row, data: dict[str, Any], language: str, ip: str | None
+    ) -> tuple[SubmitOutcome, str | None]:
+        """The outcome, and the hold reason the limits gave."""
         if self.db.is_sqlite:
             current = await get_appeal_by_id(self.db, appeal_id=appeal["id"])
             if current is None or current["status"] != AppealStatus.OPEN:
-                return SubmitOutcome.CLOSED
+                return SubmitOutcome.CLOSED, None
             verdict = await endorsement_verdict(self.db, self.settings, ip=ip, email_canonical=data["email_canonical"])
             if verdict.hold_reason == HoldReason.IP:
                 hint_proxy_setting(self.settings, ip)
-            return await submit_endorsement(
+            outcome = await submit_endorsement(
                 self.db,
                 mailer=self.mailer,
                 tokens=self.tokens,
@@ -226,21 +280,22 @@ class Intake:
                 mailbox_ok=verdict.mailbox_ok,
                 hold_reason=verdict.hold_reason,
             )
+            return outcome, verdict.hold_reason
         submission = await self._prepare(appeal=appeal, text=text, data=data, language=language, ip=ip)
         self._waiting.append(submission)
         self._start_writing()
         row = await asyncio.shield(submission.done)
         if row["appeal_status"] != AppealStatus.OPEN:
-            return SubmitOutcome.CLOSED
+            return SubmitOutcome.CLOSED, None
         if row["held"] == HoldReason.IP:
             hint_proxy_setting(self.settings, ip)
         if not row["mailbox_ok"]:
-            return SubmitOutcome.CAPPED
+            return SubmitOutcome.CAPPED, None
         if row["inserted"]:
             self.mailer.notify()
-            return SubmitOutcome.NEW
+            return SubmitOutcome.NEW, row["held"]
         # A known address: its events are counted already, the general path does the rest.
-        return await submit_endorsement(
+        outcome = await submit_endorsement(
             self.db,
             mailer=self.mailer,
             tokens=self.tokens,
@@ -250,6 +305,7 @@ class Intake:
             language=language,
             hold_reason=row["held"],
         )
+        return outcome, row["held"]
 
     async def _prepare(
         self, *, appeal: Row, text: Row, data: dict[str, Any], language: str, ip: str | None
@@ -325,12 +381,18 @@ class Intake:
         waiting, self._waiting = self._waiting, []
         _fail(waiting, asyncio.CancelledError())
 
-    async def _write(self, group: list[_Submission]) -> None:
+    async def _write(self, group: list[_Submission], *, retries: int = ID_CLASH_RETRIES) -> None:
         try:
+            self.metrics.intake_group_size.observe(len(group))
             rows = await self._run(group)
             by_id = {row["id"]: row for row in rows}
             results = [by_id[submission.record["id"]] for submission in group]
         except Exception as exc:  # noqa: BLE001 - each submission learns its own fate below
+            clashed = _clashing_table(exc)
+            if clashed is not None and retries > 0:
+                await self._new_ids(clashed, group)
+                await self._write(group, retries=retries - 1)
+                return
             if len(group) > 1 and not _is_connection_error(exc):
                 # One bad submission must not fail the others: write each on its own.
                 log.warning(
@@ -344,6 +406,29 @@ class Intake:
         for submission, row in zip(group, results, strict=True):
             if not submission.done.done():
                 submission.done.set_result(row)
+
+    async def _new_ids(self, table: str, group: list[_Submission]) -> None:
+        """The group's ids (or its emails') clashed with stored rows: the sequence moved back under
+        this process. Drop what was reserved, move the sequence past the table, reserve anew."""
+        self.db.drop_reserved_ids("endorsements")
+        repaired = await self.db.repair_sequence(table)
+        self.metrics.id_clashes.labels(table=table).inc()
+        self.health.id_clash = (utcnow(), table, repaired)
+        if repaired is not None:
+            log.error(
+                "intake: the %s id sequence was behind the table (next %d, highest id %d): moved it past "
+                "the table. Was the database restored while petition ran?",
+                table,
+                *repaired,
+            )
+        else:
+            log.error(
+                "intake: reserved ids clashed with stored %s (the sequence had moved back; it is past the "
+                "table now): reserving new ones. Was the database restored while petition ran?",
+                table,
+            )
+        for submission in group:
+            submission.record["id"] = await self.db.reserve_id("endorsements")
 
     async def _run(self, group: list[_Submission]) -> list[Row]:
         columns = [[s.record[name] for s in group] for name, _type in _COLUMNS]
@@ -383,6 +468,19 @@ def _fail(group: list[_Submission], exc: BaseException) -> None:
         # Retrieved here, so a request that went away leaves no "never retrieved" warning.
         if not submission.done.cancelled():
             submission.done.exception()
+
+
+def _clashing_table(exc: BaseException) -> str | None:
+    """The table whose primary key a reserved id (or its email's id) clashed with, if that is what failed."""
+    import asyncpg
+
+    if not isinstance(exc, asyncpg.UniqueViolationError):
+        return None
+    constraint = getattr(exc, "constraint_name", None) or ""
+    for table in ("endorsements", "outbox"):
+        if constraint in (f"pk_{table}", f"{table}_pkey"):
+            return table
+    return None
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
+import pytest
+
+from petition.logs import JsonFormatter, RequestIdFilter
 from tests.conftest import BASE_URL
 from tests.support import links, wait_for_mail
 
@@ -13,7 +17,31 @@ EMAIL = "Kontakt.Person@Soldiers-Mothers.example"
 NOT_THE_APP = ("httpx", "httpcore", "mail.log", "asyncio")
 
 
-def test_endorse_and_confirm_logs_no_email_address_or_token(site, smtp, client, caplog):
+class JsonLines(logging.Handler):
+    """What LOG_FORMAT=json writes (petition.logs), kept as lines."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter())
+        self.addFilter(RequestIdFilter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.name.startswith(NOT_THE_APP):
+            self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def json_lines():
+    handler = JsonLines()
+    logging.getLogger().addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+def test_endorse_and_confirm_logs_no_email_address_or_token(site, smtp, client, caplog, json_lines):
     caplog.set_level(logging.DEBUG)
     assert site.endorse(contact_email=EMAIL, contact_name="Valentina Melnikova").status_code == 303
     [message] = wait_for_mail(smtp, "Kontakt.Person@soldiers-mothers.example")
@@ -32,3 +60,9 @@ def test_endorse_and_confirm_logs_no_email_address_or_token(site, smtp, client, 
         text = " ".join([record.getMessage(), str(record.args), record.exc_text or ""]).lower()
         for secret in secrets:
             assert secret.lower() not in text, (record.name, record.getMessage())
+    # The same as JSON lines: one object each, and nothing more in them than in the text.
+    assert len(json_lines) == len(records)
+    for line in json_lines:
+        assert json.loads(line)["message"]
+        for secret in secrets:
+            assert secret.lower() not in line.lower(), line

@@ -1,0 +1,1 @@
+"""What an operator's tools read: `/readyz`, `/metrics`, and the workers' heartbeats behind them."""
