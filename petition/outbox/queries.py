@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import secrets
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
@@ -185,3 +186,39 @@ async def outbox_health(db: Database) -> dict[str, int]:
     counts = {state.value: 0 for state in OutboxState}
     counts.update({row["state"]: int(row["n"]) for row in rows})
     return counts
+
+
+#: Failed emails an organiser can queue again: what they say is kept (rows before 0007 kept
+#: rendered bodies instead, blanked when they failed: those cannot be sent again).
+_REQUEUEABLE = sa.and_(outbox.c.state == Q.FAILED.value, outbox.c.context.is_not(None))
+
+
+async def list_failed(db: Database, *, limit: int = 200) -> Sequence[Row]:
+    """The failed emails that can be queued again, newest first."""
+    columns = (outbox.c.id, outbox.c.kind, outbox.c.to_addr, outbox.c.last_error, outbox.c.created_at)
+    return await db.fetch_all(
+        sa.select(*columns).where(_REQUEUEABLE).order_by(outbox.c.created_at.desc(), outbox.c.id.desc()).limit(limit)
+    )
+
+
+async def requeue_failed(db: Database, *, outbox_id: int | None = None) -> list[int]:
+    """Queue failed emails again (one, or all): due now, their attempts counted afresh.
+
+    Runs in the caller's transaction when there is one (its audit row goes with it).
+    """
+    where = _REQUEUEABLE if outbox_id is None else sa.and_(_REQUEUEABLE, outbox.c.id == outbox_id)
+    async with db.write():
+        rows = await db.fetch_all(
+            outbox.update()
+            .where(where)
+            .values(
+                state=Q.QUEUED.value,
+                attempts=0,
+                next_attempt_at=utcnow(),
+                claimed_at=None,
+                claimed_by=None,
+                claim_token=None,
+            )
+            .returning(outbox.c.id)
+        )
+    return sorted(int(row["id"]) for row in rows)
