@@ -40,6 +40,11 @@ log = logging.getLogger("petition.outbox")
 class ClaimLost(Exception):
     """This worker can no longer show it holds the email's claim: it must not send or record it."""
 
+    def __init__(self, message: str, *, taken_over: bool) -> None:
+        super().__init__(message)
+        #: False: the database could not be reached to renew it (the claim may still be ours).
+        self.taken_over = taken_over
+
 
 @dataclass(frozen=True)
 class Unrecorded:
@@ -85,6 +90,18 @@ class OutboxWorker(PollingWorker):
             await self._deliver(row)
         return handled
 
+    async def run(self) -> None:
+        await super().run()
+        if self._unrecorded:
+            try:
+                await self._record_unrecorded()
+            except Exception:  # noqa: BLE001 - stopping: say what is lost
+                log.error(
+                    "outbox worker stopped with %d results the database did not take: those emails "
+                    "are sent again once their lease runs out",
+                    len(self._unrecorded),
+                )
+
     async def _record_unrecorded(self) -> None:
         while self._unrecorded:
             pending = self._unrecorded[0]
@@ -124,8 +141,10 @@ class OutboxWorker(PollingWorker):
         except Exception as exc:  # noqa: BLE001 - unforeseen: counted, so it cannot loop forever
             raise TemporaryFailure(f"unexpected error ({type(exc).__name__})") from exc
 
-    async def _check_claim(self, outbox_id: int, token: str) -> None:
-        """Just before the relay gets it: the claim is still ours, and its lease starts again."""
+    async def _check_claim(self, outbox_id: int, token: str) -> float:
+        """Just before the relay gets it: the claim is still ours, and its lease starts again
+        (no later than the monotonic time returned)."""
+        started = time.monotonic()
         try:
             held = await queries.renew_claim(self.db, outbox_id=outbox_id, token=token)
         except Exception:
@@ -137,9 +156,10 @@ class OutboxWorker(PollingWorker):
             )
             raise
         if not held:
-            raise ClaimLost("taken over before it was sent")
+            raise ClaimLost("taken over before it was sent", taken_over=True)
+        return started
 
-    async def _send_holding_claim(self, message: EmailMessage, row: queries.Row, token: str) -> None:
+    async def _send_holding_claim(self, message: EmailMessage, row: queries.Row, token: str, renewed: float) -> None:
         """Send while renewing the claim's lease; stop the send when the claim cannot be kept.
 
         The lease is renewed every third of its length. When a renewal finds the claim gone, or
@@ -149,7 +169,6 @@ class OutboxWorker(PollingWorker):
         """
         lease = self.settings.outbox_lease_seconds
         outbox_id = row["id"]
-        renewed = time.monotonic()  # _check_claim just renewed it
         lost = asyncio.Event()
         done = asyncio.Event()
 
@@ -181,7 +200,9 @@ class OutboxWorker(PollingWorker):
                     send.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await send
-                    raise ClaimLost("the claim was taken over" if lost.is_set() else "the lease could not be renewed")
+                    if lost.is_set():
+                        raise ClaimLost("the claim was taken over", taken_over=True)
+                    raise ClaimLost("the lease could not be renewed", taken_over=False)
                 await asyncio.wait({send, lost_wait}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
         finally:
             done.set()
@@ -200,10 +221,12 @@ class OutboxWorker(PollingWorker):
         try:
             message = self._build(row)
             subject = str(message["Subject"])
-            await self._check_claim(outbox_id, token)
-            await self._send_holding_claim(message, row, token)
+            renewed = await self._check_claim(outbox_id, token)
+            await self._send_holding_claim(message, row, token, renewed)
         except ClaimLost as exc:
             log.warning("outbox %s (%s) not sent by this worker: %s", outbox_id, row["kind"], exc)
+            if exc.taken_over:
+                return  # the worker that holds it now sends it
             # Released if it is still ours (the database was away, not another worker): due again.
             await self._record(
                 outbox_id, "its release", lambda: queries.release_claim(self.db, outbox_id=outbox_id, token=token)

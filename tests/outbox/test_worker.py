@@ -322,3 +322,39 @@ def test_a_message_that_cannot_be_built_is_marked_failed_at_once(make_site, smtp
     [row] = outbox_rows(database_url)
     assert row["state"] == "failed" and "cannot be built" in row["last_error"]
     assert smtp.messages == []
+
+
+def test_a_send_is_stopped_when_another_worker_took_the_claim_over(make_site, smtp, database_url):
+    """The lease renewal finds another token in the row: the send is cancelled, nothing recorded."""
+    site, settings = make_site(outbox_lease_seconds=0.6)
+    site.endorse(contact_email=EMAIL)
+    started = asyncio.Event()
+    outcome: list[str] = []
+
+    class SlowRelay:
+        async def send(self, message, *, kind):
+            started.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                outcome.append("cancelled")
+                raise
+            outcome.append("sent")
+
+    async def go() -> int:
+        db = Database(settings.database_url)
+        await db.connect()
+        try:
+            worker = OutboxWorker(db, settings, SlowRelay())
+            sending = asyncio.create_task(worker.run_once())
+            await started.wait()
+            async with db.write():  # as a worker that took the claim over would
+                await db.execute("UPDATE outbox SET claim_token = 'theirs', claimed_by = 'other'")
+            return await asyncio.wait_for(sending, 10)
+        finally:
+            await db.disconnect()
+
+    assert asyncio.run(go()) == 1
+    assert outcome == ["cancelled"]
+    [row] = outbox_rows(database_url)
+    assert (row["state"], row["claim_token"], row["claimed_by"]) == ("sending", "theirs", "other")
