@@ -21,13 +21,8 @@ def age(database_url: str, email: str, days: int) -> None:
         t=then,
         e=email,
     )
-    run_sql(
-        database_url,
-        "UPDATE outbox SET created_at = :t, sent_at = CASE WHEN sent_at IS NULL THEN NULL ELSE :t END "
-        "WHERE to_addr = :e",
-        t=then,
-        e=email,
-    )
+    run_sql(database_url, "UPDATE outbox SET created_at = :t WHERE to_addr = :e", t=then, e=email)
+    run_sql(database_url, "UPDATE outbox SET sent_at = :t WHERE to_addr = :e AND sent_at IS NOT NULL", t=then, e=email)
 
 
 def seed(site: Site, smtp, database_url: str) -> None:
