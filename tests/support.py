@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import re
@@ -33,13 +34,20 @@ class MailSink:
         self.messages: list[EmailMessage] = []
         self.lock = threading.Lock()
         self.refuse_with: str | None = None  # e.g. "451 4.3.0 try later"
+        self.delay = 0.0  # seconds a slow relay takes over each message before it answers
+        #: Called with each message as it is accepted (in the server's thread), e.g. to inject a fault.
+        self.on_accept: Callable[[EmailMessage], None] | None = None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.refuse_with:
             return self.refuse_with
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append(message)  # type: ignore[arg-type]
+        if self.on_accept is not None:
+            self.on_accept(message)  # type: ignore[arg-type]
         return "250 OK"
 
     def to(self, address: str) -> list[EmailMessage]:

@@ -38,3 +38,5 @@ class AuditAction(enum.StrEnum):
     ORGANISER_PASSWORD = "organiser.password"  # noqa: S105 - an action name, not a secret
     TOTP_ENROL = "organiser.totp.enrol"
     TOTP_RESET = "organiser.totp.reset"
+    # An organiser queued failed emails again (petition.outbox.queries.requeue_failed).
+    OUTBOX_REQUEUE = "outbox.requeue"

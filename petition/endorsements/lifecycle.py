@@ -594,9 +594,13 @@ async def _withdraw(db: Database, *, endorsement_id: int, nonce: str) -> tuple[W
         # Submissions waiting beside it go too: they hold contact details, and an old link of one
         # must not list the organisation again after it withdrew.
         await db.execute(endorsement_versions.delete().where(endorsement_versions.c.endorsement_id == endorsement_id))
-        # Unsent emails about it (a confirmation still queued) are no longer wanted.
+        # Unsent emails about it (a confirmation still queued, or failed: kept to be queued again)
+        # are no longer wanted.
         await db.execute(
-            outbox.delete().where(outbox.c.endorsement_id == endorsement_id, outbox.c.state == OutboxState.QUEUED.value)
+            outbox.delete().where(
+                outbox.c.endorsement_id == endorsement_id,
+                outbox.c.state.in_((OutboxState.QUEUED.value, OutboxState.FAILED.value)),
+            )
         )
         await record(
             db,
@@ -636,7 +640,9 @@ async def purge_stale(db: Database, *, cutoff: dt.datetime) -> Purged:
 
     Kept: a record a submission newer than `cutoff` still waits beside (it may yet be confirmed
     onto it), and a withdrawn record that organisers had rejected (its details blanked): purged,
-    its mailbox could start afresh and be listed without the organisers seeing it again.
+    its mailbox could start afresh and be listed without the organisers seeing it again. Kept
+    too: a pending record whose email never left (queued, being sent, or failed: organisers may
+    queue it again) or left after `cutoff`: its mailbox has not had the time to confirm.
     """
     v = endorsement_versions
     waiting = sa.exists().where(v.c.endorsement_id == e.c.id, v.c.created_at >= cutoff)
@@ -644,7 +650,14 @@ async def purge_stale(db: Database, *, cutoff: dt.datetime) -> Purged:
         e.c.state == S.WITHDRAWN.value, sa.func.coalesce(e.c.hold_reason, "") == HoldReason.REJECTED_BEFORE.value
     )
     # Withdrawal sets `updated_at`: whatever touches the record later can only postpone this.
-    stale = sa.and_(_movable(Event.PURGE), e.c.updated_at < cutoff, ~waiting, ~rejected_before)
+    unsent = sa.and_(
+        e.c.state == S.PENDING.value,
+        sa.exists().where(
+            outbox.c.endorsement_id == e.c.id,
+            sa.or_(outbox.c.state != OutboxState.SENT.value, outbox.c.sent_at >= cutoff),
+        ),
+    )
+    stale = sa.and_(_movable(Event.PURGE), e.c.updated_at < cutoff, ~waiting, ~rejected_before, ~unsent)
     deleted: list[Row] = []
     emails = 0
     async with db.write():

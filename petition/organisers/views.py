@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from petition.appeals.queries import current_titles, list_appeals
 from petition.audit.actions import AuditAction
-from petition.audit.queries import record
+from petition.audit.queries import record, record_many
 from petition.endorsements.states import EndorsementState
 from petition.i18n import get_language
 from petition.i18n import gettext as _
@@ -43,7 +43,7 @@ from petition.organisers.queries import (
     set_role,
 )
 from petition.organisers.roles import Role, has_role
-from petition.outbox.queries import outbox_health
+from petition.outbox.queries import list_failed, outbox_health, requeue_failed
 from petition.publish.queries import count_listed
 from petition.web import read_form, render, services
 
@@ -123,6 +123,38 @@ async def audit_page(request: Request) -> Response:
         },
         private=True,
     )
+
+
+# --- failed emails -----------------------------------------------------------------------------------
+
+
+async def outbox_page(request: Request) -> Response:
+    return render(
+        request,
+        "admin/outbox.html",
+        {"failed": await list_failed(services(request).db), "done": request.query_params.get("done") == "1"},
+        private=True,
+    )
+
+
+async def outbox_requeue(request: Request) -> Response:
+    """Queue one failed email again (`id`), or every one (no `id`): the worker sends them at once."""
+    form = await read_form(request)
+    db = services(request).db
+    raw = text(form, "id", 12)
+    if raw and not raw.isdigit():
+        raise HTTPException(400, "bad id")
+    async with db.write():
+        ids = await requeue_failed(db, outbox_id=int(raw) if raw else None)
+        await record_many(
+            db,
+            organiser_id=organiser(request)["id"],
+            action=AuditAction.OUTBOX_REQUEUE,
+            target_type="email",
+            target_ids=ids,
+            detail="one" if raw else "all failed",
+        )
+    return RedirectResponse("/admin/outbox?done=1", status_code=303)
 
 
 # --- organisers ----------------------------------------------------------------------------------------
@@ -305,6 +337,8 @@ routes = [
     admin_route("/logout", logout, role=M, methods=["POST"], name="admin_logout", during_enrolment=True),
     admin_route("/", dashboard, role=M, name="admin_dashboard"),
     admin_route("/account/password", password_page, role=M, name="admin_password"),
+    admin_route("/outbox", outbox_page, role=M, name="admin_outbox"),
+    admin_route("/outbox/requeue", outbox_requeue, role=M, methods=["POST"]),
     admin_route("/account/password", password_change, role=M, methods=["POST"]),
     *moderation_views.routes(M),
     *dossier_views.routes(M),

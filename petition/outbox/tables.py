@@ -27,6 +27,9 @@ outbox = sa.Table(
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("claimed_at", UTCDateTime, nullable=True),
     sa.Column("claimed_by", sa.String(80), nullable=True),
+    # Fences a claim (set when claimed, cleared with the result): a worker renews the lease and
+    # records a result only while the row still holds its token (outbox.queries.claim_next).
+    sa.Column("claim_token", sa.String(32), nullable=True),
     sa.Column("last_error", sa.String(500), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime, nullable=True),

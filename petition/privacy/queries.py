@@ -203,9 +203,19 @@ async def purge_unconfirmed(db: Database, *, retention_days: int, now: dt.dateti
         if submissions:
             await db.execute(v.delete().where(old_submissions))
         purged = await purge_stale(db, cutoff=cutoff)
-        # Delivered or given-up emails keep an address: no longer needed after the same time.
-        done = sa.and_(
-            outbox.c.state.in_((OutboxState.SENT.value, OutboxState.FAILED.value)), outbox.c.created_at < cutoff
+        # Delivered or given-up emails keep an address: no longer needed after the same time. A
+        # failed email about an endorsement stays while the endorsement does (organisers may queue
+        # it again); the endorsement's purge takes it.
+        done = sa.or_(
+            sa.and_(
+                outbox.c.state == OutboxState.SENT.value,
+                sa.func.coalesce(outbox.c.sent_at, outbox.c.created_at) < cutoff,
+            ),
+            sa.and_(
+                outbox.c.state == OutboxState.FAILED.value,
+                outbox.c.created_at < cutoff,
+                outbox.c.endorsement_id.is_(None),
+            ),
         )
         old = int(await db.fetch_val(sa.select(sa.func.count()).select_from(outbox).where(done)) or 0)
         if old:

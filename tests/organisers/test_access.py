@@ -23,6 +23,8 @@ TABLE = [
     ("GET", "/admin/", M),
     ("GET", "/admin/account/password", M),
     ("POST", "/admin/account/password", M),
+    ("GET", "/admin/outbox", M),
+    ("POST", "/admin/outbox/requeue", M),
     ("GET", "/admin/account/two-step", M),
     ("POST", "/admin/account/two-step", M),
     ("GET", "/admin/moderation", M),

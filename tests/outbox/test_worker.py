@@ -219,8 +219,10 @@ def test_a_5xx_answer_marks_the_email_failed_and_it_is_not_retried(make_site, sm
     [row] = outbox_rows(database_url)
     assert (row["state"], row["attempts"]) == ("failed", 1)
     assert "554" in row["last_error"]
-    # Never to be sent: what it said (its signed link) is gone, its subject is kept.
-    assert row["context"] is None and row["body_text"] == "" and row["body_html"] == ""
+    # Not sent again by itself. What it says stays (no signed link: those are signed when sent),
+    # so organisers can queue it again; no rendered body is kept.
+    assert row["context"] is not None and "{token}" in row["context"]
+    assert row["body_text"] == "" and row["body_html"] == ""
     assert row["subject"] and "\n" not in row["subject"]
     smtp.sink.refuse_with = None
     clock.advance(7 * 86400)
@@ -238,8 +240,8 @@ def test_an_email_claimed_by_a_worker_that_died_is_sent_after_its_lease(make_sit
         db = Database(settings.database_url)
         await db.connect()
         try:
-            claimed = await queries.claim_due(db, worker_id="dead", limit=5, lease_seconds=300)
-            assert len(claimed) == 1
+            assert await queries.claim_next(db, worker_id="dead", lease_seconds=300) is not None
+            assert await queries.claim_next(db, worker_id="dead", lease_seconds=300) is None
         finally:
             await db.disconnect()
 
@@ -320,3 +322,39 @@ def test_a_message_that_cannot_be_built_is_marked_failed_at_once(make_site, smtp
     [row] = outbox_rows(database_url)
     assert row["state"] == "failed" and "cannot be built" in row["last_error"]
     assert smtp.messages == []
+
+
+def test_a_send_is_stopped_when_another_worker_took_the_claim_over(make_site, smtp, database_url):
+    """The lease renewal finds another token in the row: the send is cancelled, nothing recorded."""
+    site, settings = make_site(outbox_lease_seconds=0.6)
+    site.endorse(contact_email=EMAIL)
+    started = asyncio.Event()
+    outcome: list[str] = []
+
+    class SlowRelay:
+        async def send(self, message, *, kind):
+            started.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                outcome.append("cancelled")
+                raise
+            outcome.append("sent")
+
+    async def go() -> int:
+        db = Database(settings.database_url)
+        await db.connect()
+        try:
+            worker = OutboxWorker(db, settings, SlowRelay())
+            sending = asyncio.create_task(worker.run_once())
+            await started.wait()
+            async with db.write():  # as a worker that took the claim over would
+                await db.execute("UPDATE outbox SET claim_token = 'theirs', claimed_by = 'other'")
+            return await asyncio.wait_for(sending, 10)
+        finally:
+            await db.disconnect()
+
+    assert asyncio.run(go()) == 1
+    assert outcome == ["cancelled"]
+    [row] = outbox_rows(database_url)
+    assert (row["state"], row["claim_token"], row["claimed_by"]) == ("sending", "theirs", "other")

@@ -22,6 +22,7 @@ def age(database_url: str, email: str, days: int) -> None:
         e=email,
     )
     run_sql(database_url, "UPDATE outbox SET created_at = :t WHERE to_addr = :e", t=then, e=email)
+    run_sql(database_url, "UPDATE outbox SET sent_at = :t WHERE to_addr = :e AND sent_at IS NOT NULL", t=then, e=email)
 
 
 def seed(site: Site, smtp, database_url: str) -> None:
@@ -99,6 +100,8 @@ def test_unconfirmed_submissions_held_back_by_a_limit_are_purged_too(make_site, 
     assert run_sql(database_url, "SELECT state, hold_reason FROM endorsements") == [
         {"state": "pending", "hold_reason": "form.ip"}
     ]
+    # Emailed as usual (a record whose email never left is kept: see below).
+    wait_for(lambda: run_sql(database_url, "SELECT state FROM outbox") == [{"state": "sent"}])
     age(database_url, "held@bot.example", 40)
     assert purge(database_url).endorsements == 1
     assert emails(database_url) == set()
@@ -115,3 +118,38 @@ def test_held_endorsements_confirmed_by_their_mailbox_are_kept_for_the_organiser
     age(database_url, "real@held-group.example", 40)
     assert purge(database_url).endorsements == 0
     assert run_sql(database_url, "SELECT state FROM endorsements") == [{"state": "quarantined"}]
+
+
+def test_an_unconfirmed_endorsement_whose_email_never_left_is_kept(make_site, smtp, database_url):
+    """Its mailbox never had the chance to confirm: kept while the email waits, is being sent or
+    failed (organisers may queue it again), and for the retention period once it left."""
+    site = make_site()
+    addresses = ["sent@unsent.example", "queued@unsent.example", "sending@unsent.example", "failed@unsent.example"]
+    for address in addresses:
+        site.endorse(contact_email=address, organisation_name="Org " + address)
+        wait_for_mail(smtp, address)
+    wait_for(lambda: not run_sql(database_url, "SELECT id FROM outbox WHERE state <> 'sent'"))
+    for address in addresses:
+        age(database_url, address, 40)
+    for state in ("queued", "sending", "failed"):
+        run_sql(
+            database_url,
+            "UPDATE outbox SET state = :s, sent_at = NULL WHERE to_addr = :e",
+            s=state,
+            e=f"{state}@unsent.example",
+        )
+    assert purge(database_url).endorsements == 1
+    assert emails(database_url) == {"queued@unsent.example", "sending@unsent.example", "failed@unsent.example"}
+    # The failed email stays with its endorsement, to be queued again.
+    assert run_sql(database_url, "SELECT state FROM outbox WHERE to_addr = 'failed@unsent.example'") == [
+        {"state": "failed"}
+    ]
+    # Sent again (by an organiser's re-queue) long after the submission: the mailbox gets the
+    # retention period from then on.
+    run_sql(
+        database_url,
+        "UPDATE outbox SET state = 'sent', sent_at = :t WHERE to_addr = 'failed@unsent.example'",
+        t=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+    )
+    assert purge(database_url).endorsements == 0
+    assert "failed@unsent.example" in emails(database_url)
