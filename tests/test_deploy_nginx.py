@@ -226,3 +226,24 @@ def test_behind_nginx_each_visitor_is_counted_on_their_own_and_a_forged_forwarde
     # No visitor address and no path in nginx's log: paths carry tokens.
     text = access_log.read_text()
     assert "127.0.0.2" not in text and "127.0.0.3" not in text and "/appeals" not in text
+
+
+def test_nginx_lets_petition_answer_bodies_up_to_its_own_limits(nginx_in_front: tuple[int, int, Path]):
+    https_port, _, _ = nginx_in_front
+    with visitor("127.0.0.2", https_port) as client:
+
+        def post(path: str, megabytes: float) -> httpx2.Response:
+            body = b"x" * int(megabytes * 1024 * 1024)
+            return client.post(path, content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+        # Over a form's 1 MiB: petition's own refusal (plain text), not nginx's page.
+        refused = post(f"/appeals/{SLUG}/endorse", 1.5)
+        assert (refused.status_code, refused.headers["content-type"]) == (413, "text/plain; charset=utf-8")
+        # Far over it nginx refuses before reading (its page: text/html without a charset).
+        far = post(f"/appeals/{SLUG}/endorse", 3)
+        assert (far.status_code, far.headers["content-type"]) == (413, "text/html")
+        # A dossier to check gets its 20 MiB through nginx, and petition's page in the reader's
+        # language says when a file is larger.
+        assert post("/verify", 3).status_code != 413
+        too_large = post("/verify", 20.5)
+        assert (too_large.status_code, too_large.headers["content-type"]) == (413, "text/html; charset=utf-8")
