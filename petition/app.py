@@ -162,7 +162,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         mailer=mailer,
         tokens=tokens,
         csrf=CSRF(settings),
-        intake=Intake(db, settings, mailer, tokens, metrics=metrics),
+        intake=Intake(db, settings, mailer, metrics=metrics),
         public_cache=cache,
         organiser_sessions=Sessions(settings),
         organiser_devices=DeviceCookies(settings),

@@ -54,7 +54,6 @@ from petition.outbox.tables import QUEUED_DEFAULTS, outbox
 from petition.schema import utcnow
 from petition.server import hint_proxy_setting
 from petition.settings import Settings
-from petition.tokens import Tokens
 
 log = logging.getLogger("petition.intake")
 
@@ -229,13 +228,10 @@ class _Submission:
 class Intake:
     """Endorsements in, on either backend; on PostgreSQL, in groups (see the module's text)."""
 
-    def __init__(
-        self, db: Database, settings: Settings, mailer: Mailer, tokens: Tokens, *, metrics: Metrics | None = None
-    ) -> None:
+    def __init__(self, db: Database, settings: Settings, mailer: Mailer, *, metrics: Metrics | None = None) -> None:
         self.db = db
         self.settings = settings
         self.mailer = mailer
-        self.tokens = tokens
         self.metrics = metrics or Metrics()
         self.health = IntakeHealth()
         self._waiting: list[_Submission] = []
@@ -272,7 +268,6 @@ class Intake:
             outcome = await submit_endorsement(
                 self.db,
                 mailer=self.mailer,
-                tokens=self.tokens,
                 appeal=appeal,
                 text=text,
                 data=data,
@@ -298,7 +293,6 @@ class Intake:
         outcome = await submit_endorsement(
             self.db,
             mailer=self.mailer,
-            tokens=self.tokens,
             appeal=appeal,
             text=text,
             data=data,

@@ -43,7 +43,6 @@ from petition.outbox.messages import Mailer
 from petition.outbox.states import OutboxState
 from petition.outbox.tables import outbox
 from petition.schema import UTCDateTime, utcnow
-from petition.tokens import Tokens
 
 S = EndorsementState
 e = endorsements
@@ -257,7 +256,6 @@ async def submit_endorsement(
     language: str,
     mailbox_ok: bool = True,
     hold_reason: str | None = None,
-    tokens: Tokens | None = None,
 ) -> SubmitOutcome:
     """Record an endorsement and queue its email in one transaction.
 
@@ -268,7 +266,6 @@ async def submit_endorsement(
     leads to the organisers' queue; over the mailbox's own cap (`mailbox_ok` false)
     nothing is stored or sent, which is what protects a mailbox from a flood.
     The grouped intake (petition.endorsements.intake) makes the same new records in bulk.
-    (`tokens` is not needed: the worker signs the links when it sends the email.)
     """
     for attempt in range(2):
         try:

@@ -63,7 +63,7 @@ def test_every_one_of_a_group_after_the_sequence_moved_back_is_stored(postgres_o
             await ensure_demo_appeal(db)
             appeal = dict(await get_appeal(db, slug=DEMO_SLUG))
             text = dict(await current_text(db, appeal=appeal, language="en"))
-            intake = Intake(db, svc.settings, svc.mailer, svc.tokens)
+            intake = Intake(db, svc.settings, svc.mailer)
             forms = [valid_form(contact_email=f"g{i}@group{i}.example", organisation_name=f"G{i}") for i in range(20)]
             return await asyncio.gather(
                 *(

@@ -19,7 +19,6 @@ from petition.endorsements.lifecycle import SubmitOutcome
 from petition.outbox.messages import Mailer, enqueue_email
 from petition.outbox.tables import outbox
 from petition.settings import Settings
-from petition.tokens import Tokens
 from tests.conftest import make_settings
 from tests.support import db_rows, valid_form
 
@@ -44,7 +43,7 @@ async def demo_intake(settings: Settings) -> AsyncIterator[tuple[Intake, dict[st
         await ensure_demo_appeal(db)
         appeal = dict(await get_appeal(db, slug=DEMO_SLUG))
         text = dict(await current_text(db, appeal=appeal, language="en"))
-        yield Intake(db, settings, Mailer(settings), Tokens(str(settings.secret_key))), appeal, text
+        yield Intake(db, settings, Mailer(settings)), appeal, text
     finally:
         await db.disconnect()
 
