@@ -73,7 +73,23 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--http",
+    "http",
+    type=click.Choice(["auto", "httptools", "h11"]),
+    default="auto",
+    show_default=True,
+    help="HTTP parser: httptools (C, from uvicorn[standard]) when installed, or h11 (pure Python).",
+)
+@click.option(
+    "--loop",
+    "loop",
+    type=click.Choice(["auto", "uvloop", "asyncio"]),
+    default="auto",
+    show_default=True,
+    help="Event loop: uvloop when installed, or the standard library's asyncio.",
+)
+def serve(host: str, port: int, http: str, loop: str) -> None:
     """Run the web application (migrates the database first; runs the outbox worker in-process)."""
     import uvicorn
 
@@ -95,7 +111,8 @@ def serve(host: str, port: int) -> None:
     gc.freeze()
     from petition.server import uvicorn_config
 
-    uvicorn.Server(uvicorn_config(app, settings, host=host, port=port, log_level="info")).run()
+    config = uvicorn_config(app, settings, host=host, port=port, http=http, loop=loop, log_level="info")
+    uvicorn.Server(config).run()
 
 
 @main.command()

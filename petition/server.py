@@ -2,8 +2,9 @@
 
 uvicorn closes idle keep-alive connections, but waits without end for a request's
 headers that trickle in a byte at a time (slowloris): a few hundred such connections
-hold a process's sockets. `TimedH11Protocol` gives every request's headers a deadline
-(`REQUEST_READ_TIMEOUT`); `security.BodySizeLimitMiddleware` gives its body the same.
+hold a process's sockets. The protocols here (httptools by default, h11 on request) give
+every request's headers a deadline (`REQUEST_READ_TIMEOUT`); `security.BodySizeLimitMiddleware`
+gives its body the same.
 
 Behind a reverse proxy every visitor arrives from the proxy's address, so rate limits
 would count them all as one. `PROXY_IPS` names the proxies whose `X-Forwarded-For`
@@ -28,11 +29,35 @@ from petition.settings import Settings
 log = logging.getLogger("petition.server")
 
 
-class TimedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for each request's headers."""
+class _HeaderDeadline:
+    """A deadline for each request's headers, shared by both HTTP protocols below: armed when a
+    connection opens and when the first bytes of a request arrive, disarmed when its headers are
+    complete; when it passes, the client gets a 408 and the connection is closed."""
 
     header_timeout: float = 10.0
     _deadline: asyncio.TimerHandle | None = None
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.header_timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            self.transport.close()
+
+
+class TimedH11Protocol(_HeaderDeadline, H11Protocol):
+    """uvicorn's h11 protocol (pure Python) with a deadline for each request's headers."""
+
     _timed_cycle: object | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -52,24 +77,44 @@ class TimedH11Protocol(H11Protocol):
         self._disarm()
         super().connection_lost(exc)
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(self.header_timeout, self._too_slow)
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+def _httptools_protocol() -> type[asyncio.Protocol] | None:
+    """uvicorn's httptools protocol (the C parser of uvicorn[standard]) with the same deadline."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        return None
 
-    def _too_slow(self) -> None:
-        self._deadline = None
-        if not self.transport.is_closing():
-            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-            self.transport.close()
+    class TimedHttpToolsProtocol(_HeaderDeadline, HttpToolsProtocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            # The first bytes of a request, on a new or a kept-alive connection.
+            if self._deadline is None:
+                self._arm()
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()  # the body has the application's deadline
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return TimedHttpToolsProtocol
 
 
-def protocol_class(settings: Settings) -> type[H11Protocol]:
-    return type("PetitionH11Protocol", (TimedH11Protocol,), {"header_timeout": settings.request_read_timeout})
+def protocol_class(settings: Settings, http: str = "auto") -> type[asyncio.Protocol]:
+    """The HTTP protocol class with the request read deadline of `settings`."""
+    base: type[asyncio.Protocol] | None = TimedH11Protocol if http == "h11" else _httptools_protocol()
+    if base is None:
+        if http == "httptools":
+            raise RuntimeError("--http httptools needs the httptools package (pip install 'uvicorn[standard]')")
+        base = TimedH11Protocol
+    return type(f"Petition{base.__name__}", (base,), {"header_timeout": settings.request_read_timeout})
 
 
 class FromProxy:
@@ -92,8 +137,15 @@ class FromProxy:
         await self.app(scope, receive, send)
 
 
-def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int, **extra: Any) -> uvicorn.Config:
-    """The one uvicorn configuration, for `petition serve` and the tests' live servers."""
+def uvicorn_config(
+    app: Any, settings: Settings, *, host: str, port: int, http: str = "auto", loop: str = "auto", **extra: Any
+) -> uvicorn.Config:
+    """The one uvicorn configuration, for `petition serve` and the tests' live servers.
+
+    By default the C parts of `uvicorn[standard]`: httptools parses HTTP and uvloop runs the
+    event loop (docs/benchmarks.md measures them against h11 and asyncio); `http="h11"` and
+    `loop="asyncio"` choose the pure-Python ones.
+    """
     proxies = ",".join(str(network) for network in settings.proxy_ips)
     if proxies:
         # What uvicorn's proxy_headers would do, with FromProxy in front of it.
@@ -105,7 +157,8 @@ def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int, **extr
         app,
         host=host,
         port=port,
-        http=protocol_class(settings),
+        http=protocol_class(settings, http),
+        loop=loop,
         access_log=False,
         server_header=False,
         proxy_headers=False,

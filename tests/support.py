@@ -298,7 +298,7 @@ def run_sql(database_url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
 class LiveServer:
     """The application served by uvicorn on loopback, in a thread of the test process."""
 
-    def __init__(self, settings: Any, port: int | None = None) -> None:
+    def __init__(self, settings: Any, port: int | None = None, *, http: str = "auto") -> None:
         import uvicorn
 
         from petition.app import create_app
@@ -310,7 +310,7 @@ class LiveServer:
         self.app = create_app(settings)
         # The configuration `petition serve` runs (read deadlines, the reverse proxy setting).
         config = uvicorn_config(
-            self.app, settings, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            self.app, settings, host="127.0.0.1", port=self.port, http=http, log_level="warning", lifespan="on"
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)

@@ -54,13 +54,14 @@ def test_a_confirmation_link_used_after_the_appeal_closed_confirms_nothing(site,
     ]
 
 
-@pytest.fixture
-def slow_server(database_url: str, tmp_path: Path):
+@pytest.fixture(params=["httptools", "h11"])
+def slow_server(request, database_url: str, tmp_path: Path):
+    """`petition serve` with each HTTP parser it can run: httptools (the default) and h11."""
     port = free_port()
     settings = make_settings(
         database_url, tmp_path / "data", None, base_url=f"http://127.0.0.1:{port}", request_read_timeout=0.5
     )
-    server = LiveServer(settings, port)
+    server = LiveServer(settings, port, http=request.param)
     server.start()
     try:
         yield server
