@@ -8,9 +8,13 @@ the endorsements with COPY (about a tenth anonymous, a few pending or withdrawn,
 counts must filter), runs VACUUM ANALYZE and prints the query plans of the public reads.
 Then it starts `uvicorn petition.app:create_app` and, beside it, a bare Starlette app
 (bench/constant_app.py) serving the very bytes of the appeal page as a constant page, with
-the same worker count, and measures each URL with wrk: requests/s and p99 latency, and the
-ratio to the constant page measured just before and just after it in the same run. The database is dropped at the end
-(unless --keep). `--load-only` fills a database for a demo and exits.
+the same worker count and the same server stack (`--http`, `--loop`: httptools and uvloop,
+what `petition serve` runs, unless told otherwise), and measures each URL with wrk:
+requests/s and p99 latency, and the ratio to the constant page measured just before and
+just after it in the same run. wrk sends no cookie, so every request of the pages is a new
+visitor's (a CSRF secret and cookie each); the rows "returning visitor" send the CSRF cookie
+a first visit got. The database is dropped at the end (unless --keep). `--load-only` fills
+a database for a demo and exits.
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SLUG = "protect-deserters"
-TARGET_RATIO = 0.5
+TARGET_RATIO = 0.8
+#: The pages the target is for (as new visitors: what this script has always measured).
+TARGET_PAGES = ("appeal page", "signatory list")
 
 # Countries with a skewed share, as real appeals have: a few large, many small.
 COUNTRIES = [
@@ -282,8 +288,14 @@ async def explain(url: str) -> None:
         await conn.close()
 
 
-def start_server(args: list[str], env: dict[str, str], port: int, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
-    """uvicorn serving `args` from `cwd` (another checkout, to compare), once /healthz answers."""
+def start_server(
+    args: list[str], env: dict[str, str], port: int, cwd: Path = ROOT, *, http: str = "httptools", loop: str = "uvloop"
+) -> subprocess.Popen[bytes]:
+    """uvicorn serving `args` from `cwd` (another checkout, to compare), once /healthz answers.
+
+    The HTTP parser and the event loop are named, never uvicorn's "auto": both servers of a
+    run must have the same, and a missing package must fail rather than fall back.
+    """
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         [
             sys.executable,
@@ -297,6 +309,10 @@ def start_server(args: list[str], env: dict[str, str], port: int, cwd: Path = RO
             "--no-access-log",
             "--log-level",
             "warning",
+            "--http",
+            http,
+            "--loop",
+            loop,
         ],
         cwd=cwd,
         env=env,
@@ -327,10 +343,11 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk(url: str, duration: int, connections: int, threads: int) -> tuple[float, float, int]:
+def wrk(url: str, duration: int, connections: int, threads: int, cookie: str | None = None) -> tuple[float, float, int]:
     """(requests/s, p99 in ms, non-2xx/3xx responses) of one wrk run."""
+    headers = ["-H", f"Cookie: {cookie}"] if cookie else []
     out = subprocess.run(  # noqa: S603
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", *headers, url],
         check=True,
         capture_output=True,
         text=True,
@@ -351,6 +368,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers, for the app and the baseline")
+    parser.add_argument("--http", default="httptools", help="uvicorn --http of both servers (h11: the old stack)")
+    parser.add_argument("--loop", default="uvloop", help="uvicorn --loop of both servers (asyncio: the old stack)")
     parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
     parser.add_argument(
         "--load-only", metavar="DBNAME", help="create DBNAME, load it, print its URL and exit (for demos)"
@@ -396,33 +415,40 @@ def measure(url: str, args: argparse.Namespace) -> None:
         "RUN_WORKER": "false",
         "PYTHONPATH": str(ROOT),
     }
-    paths = {
-        "appeal page": f"/appeals/{SLUG}",
-        "signatory list": f"/appeals/{SLUG}/signatories",
-        "counts JSON": f"/api/appeals/{SLUG}",
-    }
-    app = start_server(["petition.app:create_app", "--factory", "--workers", str(args.workers)], env, app_port)
+    # (label, path, as a returning visitor)
+    pages = [
+        ("appeal page", f"/appeals/{SLUG}", False),
+        ("signatory list", f"/appeals/{SLUG}/signatories", False),
+        ("counts JSON", f"/api/appeals/{SLUG}", False),
+        ("appeal page, returning", f"/appeals/{SLUG}", True),
+        ("signatory list, returning", f"/appeals/{SLUG}/signatories", True),
+    ]
+    stack = {"http": args.http, "loop": args.loop}
+    app = start_server(["petition.app:create_app", "--factory", "--workers", str(args.workers)], env, app_port, **stack)
     baseline = None
     try:
-        with urllib.request.urlopen(base + paths["appeal page"]) as response:  # noqa: S310
+        with urllib.request.urlopen(base + pages[0][1]) as response:  # noqa: S310
             page = response.read()
+            # The CSRF cookie a first visit gets: a returning visitor sends it back.
+            cookie = response.headers["set-cookie"].partition(";")[0]
         page_file = Path(data_dir) / "constant.html"
         page_file.write_bytes(page)
         baseline = start_server(
             ["bench.constant_app:app", "--workers", str(args.workers)],
             {**env, "BENCH_PAGE_FILE": str(page_file)},
             base_port,
+            **stack,
         )
         constant = f"http://127.0.0.1:{base_port}/"
 
-        def run(target: str) -> tuple[float, float, int]:
-            wrk(target, 2, args.connections, args.threads)  # warm-up
-            return wrk(target, args.duration, args.connections, args.threads)
+        def run(target: str, cookie: str | None = None) -> tuple[float, float, int]:
+            wrk(target, 2, args.connections, args.threads, cookie)  # warm-up
+            return wrk(target, args.duration, args.connections, args.threads, cookie)
 
         baselines = [run(constant)]
         results: dict[str, tuple[float, float, int, float]] = {}
-        for label, path in paths.items():
-            measured = run(base + path)
+        for label, path, returning in pages:
+            measured = run(base + path, cookie if returning else None)
             baselines.append(run(constant))
             around = (baselines[-2][0] + baselines[-1][0]) / 2
             results[label] = (*measured, measured[0] / around)
@@ -433,7 +459,8 @@ def measure(url: str, args: argparse.Namespace) -> None:
 
     print(
         f"\n{args.endorsements:,} endorsements; wrk -t{args.threads} -c{args.connections} -d{args.duration}s; "
-        f"uvicorn --workers {args.workers}; constant page = the appeal page's {len(page):,} bytes\n"
+        f"uvicorn --workers {args.workers} --http {args.http} --loop {args.loop}; "
+        f"constant page = the appeal page's {len(page):,} bytes\n"
     )
     print(f"| {'page':<26} | {'requests/s':>10} | {'p99 ms':>8} | {'ratio to baseline':>17} | {'errors':>6} |")
     print(f"|{'-' * 28}|{'-' * 11}:|{'-' * 9}:|{'-' * 18}:|{'-' * 7}:|")
@@ -441,12 +468,14 @@ def measure(url: str, args: argparse.Namespace) -> None:
         print(f"| {'constant page, run ' + str(i + 1):<26} | {rps:>10.0f} | {p99:>8.1f} | {1:>17.2f} | {errors:>6} |")
     for label, (rps, p99, errors, ratio) in results.items():
         print(f"| {label:<26} | {rps:>10.0f} | {p99:>8.1f} | {ratio:>17.2f} | {errors:>6} |")
-    ratio = results["appeal page"][3]
-    verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
-    print(
-        f"\nappeal page / constant page (mean of the runs before and after) = {ratio:.2f}: "
-        f"{verdict} the target of {TARGET_RATIO}"
-    )
+    print()
+    for label in TARGET_PAGES:
+        ratio = results[label][3]
+        verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
+        print(
+            f"{label} (new visitors) / constant page (mean of the runs before and after) = {ratio:.2f}: "
+            f"{verdict} the target of {TARGET_RATIO}"
+        )
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from petition.privacy.housekeeping import Housekeeper
 from petition.publish import appeal_views
 from petition.publish import views as publish_views
 from petition.publish.cache import PublicCache
+from petition.publish.pages import CachedPageMiddleware
 from petition.resources import package_path
 from petition.security import CSRF, BodySizeLimitMiddleware, PathGuardMiddleware, SecurityHeadersMiddleware
 from petition.settings import Settings, load_settings, private_directory
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     tokens = Tokens(str(settings.secret_key))
     # Made here, not on first use: the life cycle's one hook drops its entries after every change.
     cache = PublicCache(anonymous_count_threshold=settings.anonymous_count_threshold)
+    csrf = CSRF(settings)
     metrics = Metrics()
     services = Services(
         settings=settings,
@@ -161,7 +163,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         templates=templates,
         mailer=mailer,
         tokens=tokens,
-        csrf=CSRF(settings),
+        csrf=csrf,
         intake=Intake(db, settings, mailer, metrics=metrics),
         public_cache=cache,
         organiser_sessions=Sessions(settings),
@@ -237,6 +239,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(SecurityHeadersMiddleware, settings=settings),
+        # Cached public pages are answered here, before the rest (petition.publish.pages).
+        Middleware(
+            CachedPageMiddleware,
+            cache=cache,
+            csrf=csrf,
+            routes=[appeal_views.APPEAL_PAGE, publish_views.SIGNATORY_LIST],
+        ),
         Middleware(PathGuardMiddleware),
         Middleware(UploadLimitMiddleware),
         Middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY, read_timeout=settings.request_read_timeout),

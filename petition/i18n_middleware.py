@@ -8,7 +8,7 @@ languages and no route has to know about prefixes.
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from petition import i18n
@@ -22,6 +22,24 @@ def split_language_prefix(path: str) -> tuple[str | None, str]:
     return None, path
 
 
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a request header (`name` in lower case), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
+
+
+def request_language(scope: Scope, query: QueryParams | None) -> tuple[str | None, str, str, bool]:
+    """(prefix, path without it, language, explicit) of a request: `explicit` when `?lang=` or the
+    prefix named the language it gets, so that the page's links keep it."""
+    prefix, path = split_language_prefix(scope["path"])
+    query_lang = query.get("lang") if query is not None else None
+    language = i18n.negotiate(query_lang, header(scope, b"accept-language"), prefix=prefix)
+    explicit = query_lang.strip().lower() if query_lang else prefix
+    return prefix, path, language, explicit == language
+
+
 class LanguageMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,18 +48,17 @@ class LanguageMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        prefix, path = split_language_prefix(scope["path"])
+        query_string = scope.get("query_string", b"")
+        query = QueryParams(query_string.decode("latin-1")) if query_string else None
+        prefix, path, language, explicit = request_language(scope, query)
         if prefix is not None:
             scope = dict(scope)
             scope["path"] = path
             raw = scope.get("raw_path")
             if raw is not None:
                 scope["raw_path"] = raw[len(prefix) + 1 :] or b"/"
-        query_lang = QueryParams(scope.get("query_string", b"").decode("latin-1")).get("lang")
-        language = i18n.negotiate(query_lang, Headers(scope=scope).get("accept-language"), prefix=prefix)
         scope.setdefault("state", {})
-        explicit = query_lang.strip().lower() if query_lang else prefix
-        scope["state"]["lang_explicit"] = explicit == language
+        scope["state"]["lang_explicit"] = explicit
         token = i18n.set_language(language)
         try:
             await self.app(scope, receive, send)

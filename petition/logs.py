@@ -14,9 +14,9 @@ import contextvars
 import datetime as dt
 import json
 import logging
+import os
 import re
 import sys
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -112,7 +112,7 @@ class RequestIdMiddleware:
                 if name == b"x-request-id":
                     given = value.decode("latin-1")
                     rid = given if _WELL_FORMED.fullmatch(given) else None
-        rid = rid or uuid.uuid4().hex
+        rid = rid or os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
         header = (b"x-request-id", rid.encode("ascii"))
 
         async def send_with_id(message: Message) -> None:

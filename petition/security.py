@@ -35,14 +35,21 @@ class CSRF:
 
     def __init__(self, settings: Settings) -> None:
         # A key of its own, derived from SECRET_KEY, so no other signature can pass for it.
-        self._key = hmac.new(str(settings.secret_key).encode(), b"petition.csrf", hashlib.sha256).digest()
+        key = hmac.new(str(settings.secret_key).encode(), b"petition.csrf", hashlib.sha256).digest()
+        # Keyed once: a copy per token costs less than keying HMAC anew for every new visitor.
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     def _token(self, secret: str) -> str:
-        return hmac.digest(self._key, secret.encode(), hashlib.sha256).hex()
+        mac = self._keyed.copy()
+        mac.update(secret.encode())
+        return mac.hexdigest()
 
     def token_for(self, conn: HTTPConnection) -> str:
-        conn.scope["state"]["csrf_used"] = True
-        return self._token(conn.scope["state"]["csrf_secret"])
+        state = conn.scope["state"]
+        state["csrf_used"] = True
+        if state["csrf_secret"] is None:  # a new visitor's first token: their secret is made now
+            state["csrf_secret"] = secrets.token_urlsafe(32)
+        return self._token(state["csrf_secret"])
 
     def check(self, request: Request, submitted: object) -> None:
         cookie = request.cookies.get(CSRF_COOKIE)
@@ -79,7 +86,8 @@ class SecurityHeadersMiddleware:
         existing = conn.cookies.get(CSRF_COOKIE)
         fresh = not existing or len(existing) < 20 or len(existing) > 100
         scope.setdefault("state", {})
-        scope["state"]["csrf_secret"] = secrets.token_urlsafe(32) if fresh else existing
+        # A new visitor's secret is made when a page first needs a token (CSRF.token_for).
+        scope["state"]["csrf_secret"] = None if fresh else existing
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -24,7 +24,7 @@ from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
 from petition.publish.cache import public_cache
 from petition.publish.cached import appeal_by_slug, appeal_text, listed_counts, newest_named
 from petition.publish.chart import country_chart
-from petition.publish.pages import cached_page
+from petition.publish.pages import CachedRoute, cached_page
 from petition.templating import page_url
 from petition.web import client_ip, read_form, render, services
 
@@ -93,12 +93,16 @@ async def home(request: Request) -> Response:
     return render(request, "appeals/index.html", {"appeals": appeals, "titles": titles})
 
 
+#: The appeal page, served from the page cache (petition.publish.pages): one per language.
+APPEAL_PAGE = CachedRoute("/appeals/{slug}", params=frozenset({"lang"}), variant=lambda query: ())
+
+
 async def show(request: Request) -> Response:
     appeal = await cached_public_appeal(request)
     return await cached_page(
         request,
+        route=APPEAL_PAGE,
         appeal_id=appeal["id"],
-        params={"lang"},
         build=lambda token: appeal_page(request, appeal, csrf_token=token),
     )
 
@@ -159,7 +163,7 @@ async def check_email(request: Request) -> Response:
 
 routes = [
     Route("/", home, name="home"),
-    Route("/appeals/{slug}", show, name="appeal"),
+    Route(APPEAL_PAGE.path, show, name="appeal"),
     Route("/appeals/{slug}/endorse", endorse, methods=["POST"], name="endorse"),
     Route("/appeals/{slug}/check-email", check_email, name="check_email"),
 ]

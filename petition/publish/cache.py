@@ -84,6 +84,13 @@ class PublicCache:
             if self._loading.get(key) is future:
                 del self._loading[key]
 
+    def peek(self, key: Hashable) -> Any:
+        """The fresh value of `key`, or None (also for a stored None): never loads."""
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires > self._clock():
+            return entry.value
+        return None
+
     def _store(self, key: Hashable, value: Any) -> None:
         now = self._clock()
         if len(self._entries) >= self.max_entries:

@@ -24,6 +24,12 @@ async def appeal_by_slug(cache: PublicCache, db: Database, *, slug: str) -> Row 
     return await cache.get(("slug", slug), load)
 
 
+def appeal_if_cached(cache: PublicCache, *, slug: str) -> Row | None:
+    """The appeal as `appeal_by_slug` has it now, if it has it: no query."""
+    row: Row | None = cache.peek(("slug", slug))
+    return row
+
+
 async def appeal_text(cache: PublicCache, db: Database, *, appeal: Row, language: str) -> Row | None:
     async def load() -> Row | None:
         row = await current_text(db, appeal=appeal, language=language)

@@ -45,7 +45,7 @@ class PublicJSONResponse(JSONResponse):
         return text.translate(_HTML_SENSITIVE).encode("utf-8")
 
 
-def _etag(body: bytes | memoryview) -> str:
+def body_etag(body: bytes | memoryview) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
 
@@ -55,7 +55,7 @@ def etag_of(*parts: object) -> str:
     The parts must decide the body byte for byte (a format version among them, so that a
     change of format changes every tag).
     """
-    return _etag(repr(parts).encode("utf-8"))
+    return body_etag(repr(parts).encode("utf-8"))
 
 
 def _matches(if_none_match: str, etag: str) -> bool:
@@ -92,7 +92,7 @@ def tagged(response: Response, etag: str, *, max_age: int = PUBLIC_MAX_AGE) -> R
 
 def revalidatable(request: Request, response: Response, *, max_age: int = PUBLIC_MAX_AGE) -> Response:
     """Give a public response an ETag and Cache-Control; answer 304 when the client has it."""
-    etag = _etag(response.body)
+    etag = body_etag(response.body)
     return not_modified(request, etag, max_age=max_age, headers=response.headers) or tagged(
         response, etag, max_age=max_age
     )

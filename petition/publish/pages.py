@@ -7,31 +7,62 @@ kept in the public cache (dropped with the appeal's counts), and each request ge
 copy with its own token. The placeholder is random per process, so no text a user
 can submit can contain it.
 
-Only requests whose query parameters are all in `params` are served from the cache:
-anything else (a form that came back with errors, an unexpected parameter) is
+Only requests whose query parameters are all in the page's `params` are served from the
+cache: anything else (a form that came back with errors, an unexpected parameter) is
 rendered fresh, so the cache cannot be filled with variants. Nor can spellings of one
 page fill it: the key holds the language actually served (an unknown `?lang=zz` is
 the page in the negotiated language, `?lang=DE` the German one) rather than the raw
-`lang`, and the caller's parsed `variant` of the other parameters (`?page=01` is
-page 1) where it gives one.
+`lang`, and the page's parsed `variant` of the other parameters (`?page=01` is page 1).
+
+Serving a cached page costs far less than the way to it through the middleware, the
+router and the handler, so `CachedPageMiddleware` serves it before routing when it is
+in the cache: the same key, made by the same functions, the same bytes and headers
+(the request id, the security headers and the CSRF cookie are still added by the
+middleware around it). Whatever it does not know for certain it leaves to the handler.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
-from collections.abc import Awaitable, Callable, Collection, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from petition import i18n
-from petition.publish.cache import public_cache
+from petition.appeals.states import AppealStatus
+from petition.i18n_middleware import request_language
+from petition.publish.cache import PublicCache, public_cache
+from petition.publish.cached import appeal_if_cached
+from petition.publish.http import body_etag, tagged
+from petition.security import CSRF
 from petition.web import services
 
 CSRF_PLACEHOLDER = "csrf-" + secrets.token_urlsafe(24)
 _PLACEHOLDER = CSRF_PLACEHOLDER.encode("ascii")
 _NOT_STORED = {"content-length", "set-cookie"}
+_NO_QUERY = QueryParams()
+
+
+@dataclass(frozen=True)
+class CachedRoute:
+    """A page served through `cached_page`: its route, and what tells its variants apart."""
+
+    #: The route's path, as in its `Route` (`{slug}` names the appeal).
+    path: str
+    #: The query parameters it may be served from the cache with (`lang` among them).
+    params: frozenset[str]
+    #: The page's parameters other than `lang`, parsed as its handler parses them (a bad value
+    #: raises HTTPException, which the handler answers).
+    variant: Callable[[QueryParams], Hashable]
+    #: Whether the page carries an ETag (`petition.publish.http.revalidatable`).
+    revalidate: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,38 +71,131 @@ class StoredPage:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     has_form: bool
+    #: The body cut at the placeholder: a visitor's copy is their token joined with these.
+    parts: tuple[bytes, ...]
+    #: `headers` as sent (names in lower case), without Content-Length.
+    raw_headers: tuple[tuple[bytes, bytes], ...]
+    #: A page without a form: every header as the handler sends it (Content-Length, and with
+    #: `revalidate` the ETag and Cache-Control of `revalidatable`).
+    served_headers: tuple[tuple[bytes, bytes], ...] | None
+
+
+def page_key(appeal_id: int, path: str, variant: Hashable, language: str, explicit: bool) -> Hashable:
+    """What `lang` changes in the page is the language it is in, and whether its links keep
+    `?lang=` (`explicit`): with both in the key, its raw value must not be."""
+    return (appeal_id, "page", path, variant, language, explicit)
+
+
+def _stored(response: Response, *, revalidate: bool) -> StoredPage:
+    body = bytes(response.body)
+    headers = tuple((k, v) for k, v in response.headers.items() if k not in _NOT_STORED)
+    has_form = _PLACEHOLDER in body
+    served = None
+    if not has_form:
+        whole = Response(body, status_code=response.status_code, headers=dict(headers))
+        if revalidate:
+            tagged(whole, body_etag(body))
+        served = tuple(whole.raw_headers)
+    return StoredPage(
+        status=response.status_code,
+        headers=headers,
+        body=body,
+        has_form=has_form,
+        parts=tuple(body.split(_PLACEHOLDER)),
+        raw_headers=tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers),
+        served_headers=served,
+    )
 
 
 async def cached_page(
     request: Request,
     *,
+    route: CachedRoute,
     appeal_id: int,
-    params: Collection[str],
     build: Callable[[str | None], Awaitable[Response]],
-    variant: Hashable = None,
 ) -> Response:
-    """`build(csrf_token)` renders the page; None means "use the request's own token".
-
-    `variant`: the page's parameters other than `lang` as the handler parsed them; without
-    it, their raw values (in a fixed order) tell the pages apart.
-    """
-    if request.method != "GET" or any(name not in params for name in request.query_params):
+    """`build(csrf_token)` renders the page; None means "use the request's own token"."""
+    if request.method != "GET" or any(name not in route.params for name in request.query_params):
         return await build(None)
     scope = request.scope
-    if variant is None:
-        variant = tuple(sorted((k, v) for k, v in request.query_params.multi_items() if k != "lang"))
-    # What `lang` changes in the page is the language it is in, and whether its links keep
-    # `?lang=` (lang_explicit): with both in the key, its raw value must not be.
-    key = (appeal_id, "page", scope["path"], variant, i18n.get_language(), bool(scope["state"].get("lang_explicit")))
+    key = page_key(
+        appeal_id,
+        scope["path"],
+        route.variant(request.query_params),
+        i18n.get_language(),
+        bool(scope["state"].get("lang_explicit")),
+    )
 
     async def render_once() -> StoredPage:
-        response = await build(CSRF_PLACEHOLDER)
-        headers = tuple((k, v) for k, v in response.headers.items() if k not in _NOT_STORED)
-        return StoredPage(response.status_code, headers, bytes(response.body), _PLACEHOLDER in response.body)
+        return _stored(await build(CSRF_PLACEHOLDER), revalidate=route.revalidate)
 
     page = await public_cache(request).get(key, render_once)
     body = page.body
     if page.has_form:
-        token = services(request).csrf.token_for(request)
-        body = body.replace(_PLACEHOLDER, token.encode("ascii"))
+        body = services(request).csrf.token_for(request).encode("ascii").join(page.parts)
     return Response(body, status_code=page.status, headers=dict(page.headers))
+
+
+class CachedPageMiddleware:
+    """Serves the pages of `routes` from the page cache before routing, when they are there.
+
+    A GET of such a page, in a language (`?lang=`, a prefix, Accept-Language) and variant
+    whose page is in the cache and fresh, of an appeal that is too, is answered here with
+    what `cached_page` (and, for `revalidate`, `revalidatable`) would send. Anything else —
+    a miss, another method, other parameters, a body, `If-None-Match`, a path the path
+    guard or the router would change — goes on to the application, which fills the cache.
+    It sits inside the request id and security header middleware, which add their headers
+    (and the CSRF cookie of a new visitor) to these responses as to any other.
+    """
+
+    def __init__(self, app: ASGIApp, *, cache: PublicCache, csrf: CSRF, routes: Sequence[CachedRoute]) -> None:
+        self.app = app
+        self.cache = cache
+        self.csrf = csrf
+        self.routes: list[tuple[re.Pattern[str], CachedRoute]] = [(compile_path(r.path)[0], r) for r in routes]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        page = self._find(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
+        if page is None:
+            await self.app(scope, receive, send)
+            return
+        if page.served_headers is not None:
+            body = page.body
+            headers = list(page.served_headers)
+        else:
+            body = self.csrf.token_for(HTTPConnection(scope)).encode("ascii").join(page.parts)
+            headers = [*page.raw_headers, (b"content-length", str(len(body)).encode("latin-1"))]
+        await send({"type": "http.response.start", "status": page.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _find(self, scope: Scope) -> StoredPage | None:
+        if scope.get("root_path") or "\x00" in scope["path"]:
+            return None
+        query_string: bytes = scope.get("query_string", b"")
+        if b"%00" in query_string.lower():
+            return None  # the path guard's 400
+        for name, _value in scope["headers"]:
+            if name in (b"content-length", b"transfer-encoding", b"if-none-match"):
+                return None  # a body has its limit; a revalidation its 304
+        query = QueryParams(query_string.decode("latin-1")) if query_string else None
+        _prefix, path, language, explicit = request_language(scope, query)
+        for regex, candidate in self.routes:
+            match = regex.match(path)
+            if match is not None:
+                route = candidate
+                break
+        else:
+            return None
+        if query is not None and any(name not in route.params for name in query):
+            return None
+        appeal = appeal_if_cached(self.cache, slug=match["slug"])
+        if appeal is None or appeal["status"] == AppealStatus.DRAFT:
+            return None
+        try:
+            variant = route.variant(query or _NO_QUERY)
+        except HTTPException:
+            return None
+        page: StoredPage | None = self.cache.peek(page_key(appeal["id"], path, variant, language, explicit))
+        if page is None or (page.served_headers is None and route.revalidate):
+            return None
+        return page

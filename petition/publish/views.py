@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -26,7 +27,7 @@ from petition.publish.cache import public_cache
 from petition.publish.cached import appeal_by_slug, appeal_text, list_version, listed_counts
 from petition.publish.http import Download, PublicJSONResponse, etag_of, not_modified, revalidatable, tagged
 from petition.publish.openapi import openapi_document
-from petition.publish.pages import cached_page
+from petition.publish.pages import CachedRoute, cached_page
 from petition.publish.queries import (
     ListVersion,
     aware_utc,
@@ -64,8 +65,8 @@ async def _appeal_or_404(request: Request) -> Row:
     return appeal
 
 
-def _page_number(request: Request) -> int:
-    raw = request.query_params.get("page", "1")
+def _page_number(query: QueryParams) -> int:
+    raw = query.get("page", "1")
     try:
         page = int(raw)
     except ValueError as exc:
@@ -75,15 +76,15 @@ def _page_number(request: Request) -> int:
     return page
 
 
-def _country_filter(request: Request) -> str | None:
-    country = request.query_params.get("country", "").strip().upper() or None
+def _country_filter(query: QueryParams) -> str | None:
+    country = query.get("country", "").strip().upper() or None
     if country is not None and not countries.is_country(country):
         raise HTTPException(400, "country must be an ISO 3166-1 alpha-2 code")
     return country
 
 
-def _type_filter(request: Request) -> str | None:
-    kind = request.query_params.get("type", "").strip() or None
+def _type_filter(query: QueryParams) -> str | None:
+    kind = query.get("type", "").strip() or None
     if kind is not None and kind not in ORGANISATION_TYPES:
         raise HTTPException(400, "unknown organisation type")
     return kind
@@ -102,12 +103,21 @@ def public_item(row: Row) -> dict[str, Any]:
     }
 
 
+def _list_filters(query: QueryParams) -> tuple[str | None, str | None, int]:
+    """The signatory list's country, type and page: what tells its cached pages apart."""
+    return _country_filter(query), _type_filter(query), _page_number(query)
+
+
+#: The signatory list, served from the page cache (petition.publish.pages) unless searched.
+SIGNATORY_LIST = CachedRoute(
+    "/appeals/{slug}/signatories", params=LIST_PAGE_PARAMS, variant=_list_filters, revalidate=True
+)
+
+
 async def signatories(request: Request) -> Response:
     appeal = await _appeal_or_404(request)
-    country = _country_filter(request)
-    kind = _type_filter(request)
+    country, kind, page = _list_filters(request.query_params)
     search = request.query_params.get("q", "").strip()[:100] or None
-    page = _page_number(request)
 
     async def build(csrf_token: str | None) -> Response:
         db = services(request).db
@@ -161,9 +171,7 @@ async def signatories(request: Request) -> Response:
             },
         )
 
-    response = await cached_page(
-        request, appeal_id=appeal["id"], params=LIST_PAGE_PARAMS, build=build, variant=(country, kind, page)
-    )
+    response = await cached_page(request, route=SIGNATORY_LIST, appeal_id=appeal["id"], build=build)
     return revalidatable(request, response)
 
 
@@ -220,9 +228,9 @@ def _api_page_url(settings: Settings, appeal: Row, *, country: str | None, kind:
 
 async def api_endorsements(request: Request) -> Response:
     appeal = await _appeal_or_404(request)
-    country = _country_filter(request)
-    kind = _type_filter(request)
-    page = _page_number(request)
+    country = _country_filter(request.query_params)
+    kind = _type_filter(request.query_params)
+    page = _page_number(request.query_params)
     settings = services(request).settings
     etag, _version = await _open_data_version(
         request, appeal, "json", page, settings.base_url, country=country, kind=kind
@@ -286,8 +294,8 @@ async def _nothing() -> AsyncIterator[bytes]:
 
 async def endorsements_csv(request: Request) -> Response:
     appeal = await _appeal_or_404(request)
-    country = _country_filter(request)
-    kind = _type_filter(request)
+    country = _country_filter(request.query_params)
+    kind = _type_filter(request.query_params)
     etag, version = await _open_data_version(request, appeal, "csv", country=country, kind=kind)
     if (unchanged := not_modified(request, etag)) is not None:
         return unchanged  # a revalidation: no row read, no download counted
@@ -323,7 +331,7 @@ async def healthz(request: Request) -> Response:
 
 
 routes = [
-    Route("/appeals/{slug}/signatories", signatories, name="signatories"),
+    Route(SIGNATORY_LIST.path, signatories, name="signatories"),
     Route("/appeals/{slug}/endorsements.csv", endorsements_csv, name="endorsements_csv"),
     Route("/api/appeals", api_appeals, name="api_appeals"),
     Route("/api/appeals/{slug}", api_appeal, name="api_appeal"),

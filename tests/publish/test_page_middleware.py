@@ -1,0 +1,124 @@
+"""Cached public pages answered before routing (petition.publish.pages.CachedPageMiddleware):
+the same answer as the handler's, never a stale one after a change this process made."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from petition.publish.pages import CachedPageMiddleware
+from petition.security import CSRF_COOKIE
+from tests.conftest import BASE_URL
+from tests.factories import add_endorsements, forget_cached
+from tests.support import csrf_from, links, valid_form, wait_for_mail
+
+SLUG = "protect-deserters"
+TOKEN = re.compile(r'(name="csrf_token" value=")[^"]+(")')
+#: What differs between two answers to the same request, whoever gives them.
+PER_REQUEST = {"date", "x-request-id", "set-cookie"}
+
+
+@pytest.fixture
+def served_early(monkeypatch):
+    """The paths the middleware answered itself (rather than passing them on)."""
+    answered: list[str] = []
+    find = CachedPageMiddleware._find
+
+    def spy(self, scope):
+        page = find(self, scope)
+        if page is not None:
+            answered.append(scope["path"])
+        return page
+
+    monkeypatch.setattr(CachedPageMiddleware, "_find", spy)
+    return answered
+
+
+def _comparable(response) -> tuple[int, list[tuple[str, str]], str]:
+    headers = [(k, v) for k, v in response.headers.multi_items() if k not in PER_REQUEST]
+    return response.status_code, headers, TOKEN.sub(r"\1…\2", response.text)
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        (f"/appeals/{SLUG}", {}),
+        (f"/appeals/{SLUG}?lang=de", {}),
+        (f"/ru/appeals/{SLUG}", {}),
+        (f"/appeals/{SLUG}", {"Accept-Language": "fr;q=0.9, uk"}),
+        (f"/appeals/{SLUG}?lang=zz", {"Accept-Language": "de"}),
+        (f"/appeals/{SLUG}/signatories", {}),
+        (f"/appeals/{SLUG}/signatories?country=de&page=01&lang=uk", {}),
+        (f"/appeals/{SLUG}/signatories?type=peace", {"Accept-Language": "fr"}),
+    ],
+)
+def test_a_page_from_the_cache_is_the_page_the_handler_sends(client, served_early, path, headers):
+    add_endorsements(client, organisation_name="Connection e.V.", country="DE", organisation_type="peace")
+    for returning in (False, True):
+        forget_cached(client)
+        client.cookies.clear()
+        if returning:
+            client.cookies.set(CSRF_COOKIE, "a-returning-visitors-secret-0123456789")
+        served_early.clear()
+        rendered = client.get(path, headers=headers)  # not in the cache yet: the handler renders it
+        assert served_early == [] and rendered.status_code == 200
+        if not returning:
+            client.cookies.clear()  # a new visitor again
+        cached = client.get(path, headers=headers)
+        assert served_early == [path.split("?")[0]]
+        assert _comparable(cached) == _comparable(rendered)
+        has_form = 'name="csrf_token"' in rendered.text
+        for response in (rendered, cached):
+            # A new visitor of a page with a form gets a cookie; the token in the form is theirs.
+            assert ("set-cookie" in response.headers) == (has_form and not returning)
+            if has_form:
+                assert response.headers.get("set-cookie", "").endswith("; Path=/; HttpOnly; SameSite=Lax") or returning
+                assert "csrf-" not in csrf_from(response.text)
+        if has_form and not returning:
+            # The token from the cache works, with the cookie that came with it.
+            client.cookies.clear()
+            client.cookies.set(CSRF_COOKIE, cached.cookies[CSRF_COOKIE])
+            posted = client.post(
+                f"/appeals/{SLUG}/endorse",
+                data={**valid_form(contact_email="other@visitor.example"), "csrf_token": csrf_from(cached.text)},
+                follow_redirects=False,
+            )
+            assert posted.status_code == 303
+
+
+def test_what_the_cache_does_not_answer_goes_to_the_handler(client, served_early):
+    add_endorsements(client, organisation_name="Connection e.V.", country="DE")
+    page = f"/appeals/{SLUG}/signatories"
+    first = client.get(page)
+    etag = first.headers["etag"]
+    served_early.clear()
+    assert client.get(page, headers={"If-None-Match": etag}).status_code == 304
+    assert client.head(page).status_code == 200
+    assert "Connection e.V." in client.get(page, params={"q": "connection"}).text
+    assert client.get(page, params={"country": "XX"}).status_code == 400
+    assert client.get(page, params={"page": "0"}).status_code == 400
+    assert client.get(page + "?lang=%00").status_code == 400
+    assert client.get(f"/appeals/{SLUG}", params={"utm_source": "x"}).status_code == 200
+    assert client.get("/appeals/no-such-appeal").status_code == 404
+    assert served_early == []
+
+
+def test_a_confirmed_endorsement_shows_at_once_on_the_cached_pages(site, smtp, client, served_early):
+    pages = [f"/appeals/{SLUG}", f"/appeals/{SLUG}/signatories"]
+    for path in pages:
+        client.get(path)
+        assert "Union syndicale" not in client.get(path).text
+    assert served_early == pages  # the second view of each came from the cache
+
+    assert site.endorse(organisation_name="Union syndicale", contact_email="union@example.org").status_code == 303
+    [message] = wait_for_mail(smtp, "union@example.org")
+    [link] = links(message, BASE_URL)
+    assert site.confirm(link).status_code == 303
+
+    # The cache's lifetime has not passed, but this process dropped the pages when it listed the endorsement.
+    served_early.clear()
+    for path in pages:
+        assert "Union syndicale" in client.get(path).text
+        assert "Union syndicale" in client.get(path).text
+    assert served_early == pages
