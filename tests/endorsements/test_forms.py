@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+from unittest import mock
 
+import pytest
+from hypothesis import given
+
+from petition.endorsements import forms
 from petition.endorsements.forms import (
     WebsiteError,
     clean_line,
@@ -11,6 +16,7 @@ from petition.endorsements.forms import (
     parse_endorsement_form,
 )
 from petition.endorsements.vocabulary import canonical_email, normalise_name
+from tests.endorsements.host_names import HOST_NAMES, with_edges
 from tests.support import valid_form
 
 
@@ -53,6 +59,23 @@ def test_websites_are_normalised_to_https(typed, normalised):
 def test_websites_that_are_not_web_addresses_are_refused(typed):
     with pytest.raises(WebsiteError):
         normalise_website(typed)
+
+
+def _website(typed: str) -> object:
+    try:
+        return normalise_website(typed)
+    except WebsiteError:
+        return WebsiteError
+
+
+@given(HOST_NAMES)
+@with_edges
+def test_plain_host_names_come_out_as_the_idna_package_makes_them(host):
+    # The fast path for letters, digits and hyphens gives what IDNA 2008 / UTS 46 give.
+    url = f"https://{host}/about"
+    fast = _website(url)
+    with mock.patch.object(forms, "_LDH_NAME", re.compile(r"(?!)")):  # never taken
+        assert _website(url) == fast
 
 
 def test_emails_are_compared_lower_case_and_trimmed():
