@@ -6,13 +6,16 @@ import re
 from unittest import mock
 
 import pytest
-from hypothesis import given
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from petition.endorsements import forms
 from petition.endorsements.forms import (
     WebsiteError,
     clean_line,
     normalise_website,
+    normalised_email,
     parse_endorsement_form,
 )
 from petition.endorsements.vocabulary import canonical_email, normalise_name
@@ -76,6 +79,47 @@ def test_plain_host_names_come_out_as_the_idna_package_makes_them(host):
     fast = _website(url)
     with mock.patch.object(forms, "_LDH_NAME", re.compile(r"(?!)")):  # never taken
         assert _website(url) == fast
+
+
+_LOCAL_PIECES = st.sampled_from(
+    ["a", "Z", "0", ".", "+", "_", "-", "!", "~", '"', " ", "é", "@", "info", "Info", "POSTMASTER", "a" * 60]
+)
+_DOMAINS = st.one_of(
+    HOST_NAMES,
+    st.sampled_from(["example.org", "Example.ORG", "x.test", "a.invalid", "b.local", "localhost", "c.onion"]),
+    st.sampled_from(["in-addr.arpa", "a.b1", "a.123", "org", "a.b-c", "[127.0.0.1]", "a.co."]),
+)
+
+
+def _email(typed: str) -> object:
+    try:
+        return normalised_email(typed)
+    except EmailNotValidError as exc:
+        return str(exc)
+
+
+def _validated(typed: str) -> object:
+    try:
+        return validate_email(typed, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        return str(exc)
+
+
+@given(st.lists(_LOCAL_PIECES, max_size=6).map("".join), _DOMAINS)
+@example("a" * 64, "example.org")
+@example("a" * 65, "example.org")
+@example("a" * 64, "b" * 63 + "." + "b" * 63 + "." + "b" * 58 + ".cd")  # 254 in all
+@example("a" * 64, "b" * 63 + "." + "b" * 63 + "." + "b" * 58 + ".cde")  # 255
+@example("Info", "example.org")  # RFC 2142 names are lowered
+@example("POSTMASTER", "Example.ORG")
+@example("a", "x.test")  # special-use names
+@example("a", "c.onion")
+@example("a", "in-addr.arpa")
+@example("a", "org")
+@example("a", "a.b1")
+def test_plain_addresses_come_out_as_email_validator_makes_them(local, domain):
+    typed = f"{local}@{domain}"
+    assert _email(typed) == _validated(typed)
 
 
 def test_emails_are_compared_lower_case_and_trimmed():
