@@ -3,6 +3,7 @@ path's throughput against a bare endpoint, measured in the same run.
 
     .venv/bin/python bench/load_bench.py                       # the 5 minutes
     .venv/bin/python bench/load_bench.py --duration 60 --throughput-seconds 10   # a quick look
+    # before/after: git worktree add /tmp/old <commit>; add --skip-delivery --app-dir /tmp/old
 
 Phase 1 submits RATE endorsements per minute for DURATION seconds to `petition serve` (one
 process) with two `petition worker` processes on a fresh PostgreSQL database, while the SMTP
@@ -273,6 +274,11 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--drain-timeout", type=float, default=600)
     parser.add_argument("--skip-delivery", action="store_true", help="only the throughput phase")
+    parser.add_argument(
+        "--app-dir",
+        default=str(ROOT),
+        help="the checkout whose petition is served (default: this one; the bare endpoint is always this one's)",
+    )
     args = parser.parse_args()
 
     name = f"petition_bench_{os.getpid()}"
@@ -298,8 +304,8 @@ def main() -> int:
         "WORKER_POLL_INTERVAL": "0.5",
         "SMTP_TIMEOUT": "5",
         "PROXY_IPS": "127.0.0.1",
-        # The checkout this script belongs to, not whatever `petition` the virtualenv points at.
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        # The checkout asked for (this one by default), not whatever `petition` the virtualenv points at.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(args.app_dir).resolve()), os.environ.get("PYTHONPATH")])),
     }
     # The default rate limits apply: each submission comes from its own address (X-Forwarded-For,
     # trusted from loopback through PROXY_IPS), as from many people behind a reverse proxy.
@@ -379,7 +385,9 @@ def main() -> int:
             process.wait(30)
 
         print(
-            f"== Phase 2: sign path vs bare endpoint, wrk -c{args.connections} -d{args.throughput_seconds}s", flush=True
+            f"== Phase 2: sign path vs bare endpoint, wrk -c{args.connections} -d{args.throughput_seconds}s; "
+            f"petition from {Path(args.app_dir).resolve()}",
+            flush=True,
         )
         with httpx2.Client(base_url=base) as client:
             page = client.get(f"/appeals/{SLUG}")
