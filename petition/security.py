@@ -141,7 +141,9 @@ class BodySizeLimitMiddleware:
                 # waits for as long as it streams. No deadline for that.
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.read_timeout)
+                # A timeout scope, not wait_for: no task per read (the sign path reads every body).
+                async with asyncio.timeout(self.read_timeout):
+                    message = await receive()
             except TimeoutError:
                 raise HTTPException(408, "Request body too slow") from None
             if message["type"] == "http.request":

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+from unittest import mock
 
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from petition.endorsements import forms
 from petition.endorsements.forms import (
     WebsiteError,
     clean_line,
     normalise_website,
+    normalised_email,
     parse_endorsement_form,
 )
 from petition.endorsements.vocabulary import canonical_email, normalise_name
+from tests.endorsements.host_names import HOST_NAMES, with_edges
 from tests.support import valid_form
 
 
@@ -53,6 +62,64 @@ def test_websites_are_normalised_to_https(typed, normalised):
 def test_websites_that_are_not_web_addresses_are_refused(typed):
     with pytest.raises(WebsiteError):
         normalise_website(typed)
+
+
+def _website(typed: str) -> object:
+    try:
+        return normalise_website(typed)
+    except WebsiteError:
+        return WebsiteError
+
+
+@given(HOST_NAMES)
+@with_edges
+def test_plain_host_names_come_out_as_the_idna_package_makes_them(host):
+    # The fast path for letters, digits and hyphens gives what IDNA 2008 / UTS 46 give.
+    url = f"https://{host}/about"
+    fast = _website(url)
+    with mock.patch.object(forms, "_LDH_NAME", re.compile(r"(?!)")):  # never taken
+        assert _website(url) == fast
+
+
+_LOCAL_PIECES = st.sampled_from(
+    ["a", "Z", "0", ".", "+", "_", "-", "!", "~", '"', " ", "é", "@", "info", "Info", "POSTMASTER", "a" * 60]
+)
+_DOMAINS = st.one_of(
+    HOST_NAMES,
+    st.sampled_from(["example.org", "Example.ORG", "x.test", "a.invalid", "b.local", "localhost", "c.onion"]),
+    st.sampled_from(["in-addr.arpa", "a.b1", "a.123", "org", "a.b-c", "[127.0.0.1]", "a.co."]),
+)
+
+
+def _email(typed: str) -> object:
+    try:
+        return normalised_email(typed)
+    except EmailNotValidError as exc:
+        return str(exc)
+
+
+def _validated(typed: str) -> object:
+    try:
+        return validate_email(typed, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        return str(exc)
+
+
+@given(st.lists(_LOCAL_PIECES, max_size=6).map("".join), _DOMAINS)
+@example("a" * 64, "example.org")
+@example("a" * 65, "example.org")
+@example("a" * 64, "b" * 63 + "." + "b" * 63 + "." + "b" * 58 + ".cd")  # 254 in all
+@example("a" * 64, "b" * 63 + "." + "b" * 63 + "." + "b" * 58 + ".cde")  # 255
+@example("Info", "example.org")  # RFC 2142 names are lowered
+@example("POSTMASTER", "Example.ORG")
+@example("a", "x.test")  # special-use names
+@example("a", "c.onion")
+@example("a", "in-addr.arpa")
+@example("a", "org")
+@example("a", "a.b1")
+def test_plain_addresses_come_out_as_email_validator_makes_them(local, domain):
+    typed = f"{local}@{domain}"
+    assert _email(typed) == _validated(typed)
 
 
 def test_emails_are_compared_lower_case_and_trimmed():

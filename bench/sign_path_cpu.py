@@ -1,0 +1,202 @@
+"""The sign path's CPU per submission inside the application, without an HTTP server.
+
+    .venv/bin/python bench/sign_path_cpu.py [--requests 4000] [--app-dir DIR] [--profile OUT]
+
+Calls the ASGI application of `--app-dir` (default: this checkout) directly with POSTs to
+/appeals/<slug>/endorse from 50 concurrent submitters, on a fresh PostgreSQL database (created
+and dropped), and prints the process's CPU time per submission, the group statements' sizes and
+latency, and checks that every submission was answered 303 and stored pending. CPU time per
+submission is steadier than requests/s on a shared machine, so two checkouts can be compared
+one after the other (docs/benchmarks.md, "Load and delivery"); wrk and bench/load_bench.py
+measure the whole server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import uvloop
+
+ROOT = Path(__file__).resolve().parent.parent
+SLUG = "protect-deserters"
+CONCURRENCY = 50
+
+
+def with_database(url: str, name: str) -> str:
+    p = urlsplit(url)
+    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, ""))
+
+
+async def admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(with_database(url, "postgres"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def measure(args: argparse.Namespace, url: str) -> int:  # noqa: PLR0915 - one measurement, in order
+    from petition.app import create_app
+    from petition.endorsements import intake
+    from petition.migrations.runner import upgrade_async
+    from petition.settings import load_settings
+
+    settings = load_settings(
+        None,
+        database_url=url,
+        secret_key="sign-path-cpu-" + uuid.uuid4().hex,
+        signing_p12="self-signed",
+        base_url="http://bench",
+        data_dir=tempfile.mkdtemp(prefix="petition-cpu-"),
+        run_worker=False,
+    )
+    await upgrade_async(url)
+    app = create_app(settings)
+    groups: list[tuple[int, float]] = []
+    write = intake.Intake._run
+
+    async def timed(self: intake.Intake, group: list[Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return await write(self, group)
+        finally:
+            groups.append((len(group), time.perf_counter() - started))
+
+    intake.Intake._run = timed  # type: ignore[method-assign]
+    async with app.router.lifespan_context(app) as state:  # type: ignore[attr-defined]
+
+        async def call(method: str, headers: list[tuple[bytes, bytes]], body: bytes, client: str) -> list[Any]:
+            sent: list[Any] = []
+            read = False
+
+            async def receive() -> dict[str, Any]:
+                nonlocal read
+                if not read:
+                    read = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                await asyncio.sleep(3600)  # no disconnect while the response is written
+                raise AssertionError
+
+            async def send(message: dict[str, Any]) -> None:
+                sent.append(message)
+
+            path = f"/appeals/{SLUG}" + ("/endorse" if method == "POST" else "")
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": method,
+                "scheme": "http",
+                "path": path,
+                "raw_path": path.encode(),
+                "query_string": b"",
+                "root_path": "",
+                "headers": [(b"host", b"bench"), *headers],
+                "client": (client, 1234),
+                "server": ("bench", 80),
+                "state": dict(state),
+            }
+            await app(scope, receive, send)
+            return sent
+
+        page = await call("GET", [], b"", "127.0.0.1")
+        cookie = next(v for k, v in page[0]["headers"] if k == b"set-cookie").split(b";")[0]
+        csrf = re.search(rb'name="csrf_token" value="([^"]+)"', page[1]["body"]).group(1).decode()  # type: ignore[union-attr]
+        fields = {
+            "organisation_name": "Load Test Organisation",
+            "country": "DE",
+            "city": "Berlin",
+            "organisation_type": "peace",
+            "website": "https://load.example",
+            "contact_name": "Bench Person",
+            "contact_role": "Tester",
+            "authorised": "yes",
+            "consent": "yes",
+            "visibility": "public",
+            "comment": "",
+            "csrf_token": csrf,
+        }
+        body = urlencode(fields)
+        statuses: dict[int, int] = {}
+
+        async def submitter(prefix: str, w: int, count: int) -> None:
+            for i in range(count):
+                data = f"{body}&contact_email={prefix}{w}-{i}%40org{w}x{i}.example".encode()
+                headers = [
+                    (b"content-type", b"application/x-www-form-urlencoded"),
+                    (b"content-length", str(len(data)).encode()),
+                    (b"cookie", cookie),
+                ]
+                # Each submission from its own address, under the default limits.
+                sent = await call("POST", headers, data, f"10.{w}.{i // 256 % 256}.{i % 256}")
+                statuses[sent[0]["status"]] = statuses.get(sent[0]["status"], 0) + 1
+
+        await asyncio.gather(*(submitter("warm", 100 + w, 20) for w in range(CONCURRENCY)))
+        groups.clear()
+        statuses.clear()
+        per = args.requests // CONCURRENCY
+        profile = cProfile.Profile() if args.profile else None
+        cpu, wall = time.process_time(), time.perf_counter()
+        if profile:
+            profile.enable()
+        await asyncio.gather(*(submitter("cpu", w, per) for w in range(CONCURRENCY)))
+        if profile:
+            profile.disable()
+            profile.dump_stats(args.profile)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        n = per * CONCURRENCY
+        conn = await asyncpg.connect(url)
+        try:
+            rows = await conn.fetch(
+                "SELECT state || coalesce(' held: ' || hold_reason, '') AS state, count(*) AS n "
+                "FROM endorsements WHERE email_canonical LIKE 'cpu%' GROUP BY 1"
+            )
+        finally:
+            await conn.close()
+        stored = {row["state"]: int(row["n"]) for row in rows}
+        sizes = [size for size, _ in groups]
+        latency = sorted(seconds * 1000 for _, seconds in groups)
+        print(f"petition from {args.app_dir}")
+        print(f"submissions:             {n}, statuses {statuses}, stored {stored}")
+        print(f"process CPU:             {1e6 * cpu / n:.0f} µs per submission (wall {1e6 * wall / n:.0f} µs)")
+        print(
+            f"group statements:        {len(groups)}, size mean {statistics.mean(sizes):.1f} max {max(sizes)}; "
+            f"latency median {statistics.median(latency):.1f} ms, p90 {latency[int(len(latency) * 0.9)]:.1f} ms"
+        )
+        return 0 if statuses == {303: n} and stored == {"pending": n} else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--postgres", default=os.environ.get("PETITION_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--app-dir", default=str(ROOT), help="the checkout whose application is measured")
+    parser.add_argument("--profile", help="write a cProfile of the measured submissions here")
+    args = parser.parse_args()
+    args.app_dir = str(Path(args.app_dir).resolve())
+    sys.path.insert(0, args.app_dir)
+    name = f"petition_cpu_{os.getpid()}"
+    asyncio.run(admin(args.postgres, f'CREATE DATABASE "{name}"'))
+    try:
+        return uvloop.run(measure(args, with_database(args.postgres, name)))
+    finally:
+        asyncio.run(admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
