@@ -19,7 +19,7 @@ from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
 from petition import countries
 from petition.endorsements.states import ORGANISATION_TYPES, Visibility
-from petition.endorsements.vocabulary import CONSENT_VERSION, canonical_email, normalise_name
+from petition.endorsements.vocabulary import CONSENT_VERSION, LDH_NAME, canonical_email, normalise_name
 from petition.i18n import gettext as _
 
 FIELDS = (
@@ -51,12 +51,6 @@ MAX_LENGTHS = {
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 _SPACES = re.compile(r"\s+")
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
-#: A host name that IDNA 2008 and UTS 46 take as it is but for letter case (tests/endorsements/
-#: test_forms.py compares the result with the idna package's).
-_LDH_NAME = re.compile(
-    r"(?:(?!..--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*(?!..--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?",
-    re.ASCII | re.IGNORECASE,
-)
 
 
 def clean_line(value: str) -> str:
@@ -78,7 +72,7 @@ def clean_text(value: str) -> str:
 #: ASCII before the @, a plain host name of two labels or more after it (tests/endorsements/
 #: test_forms.py compares the result with email_validator's).
 _PLAIN_EMAIL = re.compile(
-    r"([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*)@(" + _LDH_NAME.pattern + ")",
+    r"([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*)@(" + LDH_NAME.pattern + ")",
     re.ASCII | re.IGNORECASE,
 )
 
@@ -131,7 +125,7 @@ def normalise_website(raw: str) -> str:
     if host.startswith("["):  # an IPv6 address, not a host name
         raise WebsiteError
     host = host.partition(":")[0]
-    if len(host) <= 253 and _LDH_NAME.fullmatch(host):
+    if len(host) <= 253 and LDH_NAME.fullmatch(host):
         # Letters, digits and inner hyphens, no "xn--" or other "??--" label: UTS 46 and
         # IDNA 2008 only lower its case (the idna package takes some 20 µs to say so).
         ascii_host = host = host.lower()
