@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -39,7 +40,8 @@ import httpx2
 from aiosmtpd.controller import Controller
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+#: `petition` from this checkout (the venv's own script may import another worktree's package).
+PETITION = [sys.executable, "-m", "petition.cli"]
 SLUG = "protect-deserters"
 SECRET = "bench-secret-key-" + uuid.uuid4().hex
 
@@ -186,13 +188,32 @@ async def submit_steadily(
     return accepted, failed, emails
 
 
-def wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, float]:
-    out = subprocess.run(
+@dataclass
+class WrkRun:
+    """What one wrk run measured, and what its Lua script counted of the answers."""
+
+    rps: float
+    p99_ms: float
+    completed: int  # requests wrk saw answered
+    statuses: dict[int, int]  # answers by HTTP status, tallied by the script's response()
+    socket_errors: str | None  # wrk's line, when it had any (connect, read, write, timeout)
+
+    def all_answered(self, status: int) -> bool:
+        """Every request wrk completed got `status`, and the script saw each of them."""
+        return self.completed > 0 and self.statuses == {status: self.completed}
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int) -> WrkRun:
+    done = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout
+    )
+    out = done.stdout
+    # A script that fails to load still runs, sending plain GETs (see STYLE.md): stop at any Lua error.
+    if done.stderr.strip():
+        raise SystemExit(f"wrk {url}: {done.stderr.strip()}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99_raw = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     assert p99_raw, out
@@ -204,18 +225,27 @@ def wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, 
         raise SystemExit(f"wrk {url}: {non2xx.group(0)}")
     if errors:
         print(f"  wrk {url}: {errors.group(0)}")
-    return rps, p99
+    completed = re.search(r"^completed (\d+)$", out, re.M)
+    if completed is None:
+        raise SystemExit(f"wrk {url}: the script's done() did not report (is it the script from WRK_SCRIPT?)\n{out}")
+    statuses = {int(code): int(n) for code, n in re.findall(r"^status (\d+) (\d+)$", out, re.M)}
+    return WrkRun(rps, p99, int(completed.group(1)), statuses, errors.group(0) if errors else None)
 
 
 # Each wrk thread runs its own Lua state with the same unseeded random numbers: `setup` numbers
-# the threads, so no two threads send the same address (a repeat would take the known-address path).
+# the threads, so no two threads send the same address (a repeat would take the known-address
+# path) and each request comes from an X-Forwarded-For of its own (10.<thread, high bits of the
+# counter>.<counter>: 2 million per thread before one repeats), so the default per-IP limits
+# hold none back. `response` tallies the answers by status in each thread; `done` adds them up
+# (through thread:get) and prints them with wrk's own count of completed requests.
 WRK_SCRIPT = """
-local threads = 0
+local threads = {{}}
 function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
 end
 local counter = 0
+statuses = {{}}
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Cookie"] = "{cookie}"
@@ -225,10 +255,36 @@ request = function()
   local body = "{body}" .. "&contact_email=" .. email
   local headers = {{}}
   for k, v in pairs(wrk.headers) do headers[k] = v end
-  headers["X-Forwarded-For"] = "10." .. math.random(0, 255) .. "." .. math.random(0, 255) .. "." .. math.random(0, 255)
+  local high = (tid * 32 + math.floor(counter / 65536)) % 256
+  headers["X-Forwarded-For"] = "10." .. high .. "." .. (math.floor(counter / 256) % 256) .. "." .. (counter % 256)
   return wrk.format(nil, nil, headers, body)
 end
+response = function(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+done = function(summary, latency, requests)
+  local tally = {{}}
+  for _, thread in ipairs(threads) do
+    for code, n in pairs(thread:get("statuses")) do tally[code] = (tally[code] or 0) + n end
+  end
+  for code, n in pairs(tally) do io.write(string.format("status %d %d\\n", code, n)) end
+  io.write(string.format("completed %d\\n", summary.requests))
+end
 """
+
+
+def sign_script(client_base: str, tmp: Path, prefix: str = "sign") -> Path:
+    """A wrk script for the sign path of the server at `client_base`: its CSRF cookie and token,
+    the bench form, a new address and client address per request (WRK_SCRIPT)."""
+    with httpx2.Client(base_url=client_base) as client:
+        page = client.get(f"/appeals/{SLUG}")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    fields = form("x", csrf)
+    fields.pop("contact_email")
+    script = tmp / f"{prefix}.lua"
+    script.write_text(WRK_SCRIPT.format(prefix=prefix, cookie=cookie, body=urlencode(fields)))
+    return script
 
 
 def main() -> int:
@@ -268,20 +324,19 @@ def main() -> int:
         "WORKER_POLL_INTERVAL": "0.5",
         "SMTP_TIMEOUT": "5",
         "PROXY_IPS": "127.0.0.1",
+        "PYTHONPATH": str(ROOT),
     }
     # The default rate limits apply: each submission comes from its own address (X-Forwarded-For,
     # trusted from loopback through PROXY_IPS), as from many people behind a reverse proxy.
     exit_code = 0
     try:
-        subprocess.run(
-            [str(BIN / "petition"), "db", "upgrade"], env=env, cwd=tmp, check=True, stdout=subprocess.DEVNULL
-        )
+        subprocess.run([*PETITION, "db", "upgrade"], env=env, cwd=tmp, check=True, stdout=subprocess.DEVNULL)
         log = (tmp / "serve.log").open("wb")
-        command = [str(BIN / "petition"), "serve", "--port", str(port)]
+        command = [*PETITION, "serve", "--port", str(port)]
         processes.append(subprocess.Popen(command, env=env, cwd=tmp, stdout=log, stderr=log))
         workers = [
             subprocess.Popen(
-                [str(BIN / "petition"), "worker"],
+                [*PETITION, "worker"],
                 env=env,
                 cwd=tmp,
                 stdout=(tmp / f"worker{i}.log").open("wb"),
@@ -349,15 +404,7 @@ def main() -> int:
         print(
             f"== Phase 2: sign path vs bare endpoint, wrk -c{args.connections} -d{args.throughput_seconds}s", flush=True
         )
-        with httpx2.Client(base_url=base) as client:
-            page = client.get(f"/appeals/{SLUG}")
-            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-            cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
-        fields = form("x", csrf)
-        fields.pop("contact_email")
-        body = urlencode(fields)
-        script = tmp / "sign.lua"
-        script.write_text(WRK_SCRIPT.format(prefix="sign", cookie=cookie, body=body))
+        script = sign_script(base, tmp)
         bare_port = free_port()
         bare = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "bare_endpoint.py"), "--dsn", database_url, "--port", str(bare_port)],
@@ -366,14 +413,15 @@ def main() -> int:
         processes.append(bare)
         bare_url = f"http://127.0.0.1:{bare_port}"
         wait_http(bare_url + "/")
-        bare_rps, bare_p99 = wrk(
-            f"{bare_url}/appeals/{SLUG}/endorse", script, args.throughput_seconds, args.connections
-        )
-        sign_rps, sign_p99 = wrk(f"{base}/appeals/{SLUG}/endorse", script, args.throughput_seconds, args.connections)
-        ratio = sign_rps / bare_rps if bare_rps else 0.0
-        print(f"bare endpoint:           {bare_rps:8.1f} req/s  p99 {bare_p99:7.1f} ms")
-        print(f"sign path:               {sign_rps:8.1f} req/s  p99 {sign_p99:7.1f} ms")
+        bare_run = wrk(f"{bare_url}/appeals/{SLUG}/endorse", script, args.throughput_seconds, args.connections)
+        sign = wrk(f"{base}/appeals/{SLUG}/endorse", script, args.throughput_seconds, args.connections)
+        ratio = sign.rps / bare_run.rps if bare_run.rps else 0.0
+        print(f"bare endpoint:           {bare_run.rps:8.1f} req/s  p99 {bare_run.p99_ms:7.1f} ms")
+        print(f"sign path:               {sign.rps:8.1f} req/s  p99 {sign.p99_ms:7.1f} ms")
         print(f"sign / bare:             {ratio:.2f} (target >= 0.5)")
+        print(f"sign path answers:       {sign.statuses} of {sign.completed} completed")
+        if not (bare_run.all_answered(303) and sign.all_answered(303)):
+            exit_code = 1
 
         async def sign_states() -> dict[str, int]:
             conn = await asyncpg.connect(database_url)
