@@ -158,9 +158,8 @@ def main() -> int:
         "RUN_WORKER": "false",  # the sign path alone, on both backends
         "PROXY_IPS": "127.0.0.1",
     }
-    synchronous = os.environ.get("SQLITE_SYNCHRONOUS")
     print(
-        f"== sign path: PostgreSQL vs SQLite (SQLITE_SYNCHRONOUS={synchronous or 'default'}), "
+        "== sign path: PostgreSQL vs SQLite (synchronous=FULL), "
         f"wrk -t2 -c{args.connections} -d{args.seconds}s, {args.rounds} round(s)",
         flush=True,
     )
