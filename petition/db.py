@@ -400,9 +400,9 @@ class Database:
         connection = self._writer_connection
         if connection is None:
             path = sqlite_file(self.url)
-            connection = sqlite3.connect(
-                str(path) if path else ":memory:", timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None
-            )
+            # (An in-memory database is one per connection, as `databases` opens them: no use here.)
+            assert path is not None, "a SQLite database file"
+            connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None)
             connection.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
             self._writer_connection = connection
         try:
