@@ -36,7 +36,7 @@ import httpx2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.load_bench import BIN, SLUG, admin, form, free_port, wait_http, with_database  # noqa: E402
+from bench.load_bench import PETITION, ROOT, SLUG, admin, form, free_port, wait_http, with_database  # noqa: E402
 
 STACKS = {"h11 + asyncio": ("h11", "asyncio"), "httptools + uvloop": ("httptools", "uvloop")}
 
@@ -147,20 +147,19 @@ def main() -> int:
         "DATA_DIR": str(tmp),
         "RUN_WORKER": "false",
         "PROXY_IPS": "127.0.0.1",
+        "PYTHONPATH": str(ROOT),  # this checkout's petition
     }
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     failures: list[str] = []
     try:
-        subprocess.run(
-            [str(BIN / "petition"), "db", "upgrade"], env=env, cwd=tmp, check=True, stdout=subprocess.DEVNULL
-        )
+        subprocess.run([*PETITION, "db", "upgrade"], env=env, cwd=tmp, check=True, stdout=subprocess.DEVNULL)
         for round_ in range(args.rounds):
             for label, (http, loop) in STACKS.items():
                 port = free_port()
                 base = f"http://127.0.0.1:{port}"
                 log = (tmp / f"serve-{http}-{round_}.log").open("wb")
                 server = subprocess.Popen(
-                    [str(BIN / "petition"), "serve", "--port", str(port), "--http", http, "--loop", loop],
+                    [*PETITION, "serve", "--port", str(port), "--http", http, "--loop", loop],
                     env={**env, "BASE_URL": base},
                     cwd=tmp,
                     stdout=log,

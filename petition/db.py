@@ -1,8 +1,14 @@
 """The one place that knows about `databases` (frozen since 0.9.0) and the two backends.
 
 SQLite is the embedded default and must never drop a signature with "database is
-locked": every write goes through `Database.write()`, which serialises writers in
-this process and runs them in one transaction. PostgreSQL needs no such lock.
+locked": every write goes through `Database.write()` (or, for the grouped intake's many
+statements at once, `Database.sqlite_transaction()`), which serialise writers in this
+process and run them in one transaction. PostgreSQL needs no such lock.
+
+SQLite runs in WAL mode with `synchronous=FULL` on every connection that writes: a
+commit returns only once the WAL is on disk (fsync), so whatever a request answers
+after its transaction survives a crash of the process and a power loss alike
+(docs/operations.md, "Durability on SQLite").
 """
 
 from __future__ import annotations
@@ -10,14 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import databases
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.sql import ClauseElement
 
 from petition.settings import PRIVATE_FILE_MODE, create_private_file, private_directory
@@ -31,6 +41,17 @@ for _name in ("databases", "aiosqlite", "asyncpg"):
     logging.getLogger(_name).setLevel(logging.INFO)
 
 _write_depth: contextvars.ContextVar[int] = contextvars.ContextVar("petition_write_depth", default=0)
+
+T = TypeVar("T")
+
+#: Seconds a SQLite writer waits for another process's write lock (a `petition worker`, a
+#: second `serve`, `petition backup`) before "database is locked".
+SQLITE_BUSY_TIMEOUT = 30.0
+
+#: Set on every SQLite connection before it writes. In WAL mode FULL syncs the WAL at each
+#: commit: a committed row survives a power loss. (NORMAL would sync only at checkpoints:
+#: safe from a crash of the process, but the last commits could be lost with the power.)
+SQLITE_SYNCHRONOUS = "FULL"
 
 
 def _sqlite_transactions_begin_immediate() -> None:
@@ -53,6 +74,9 @@ def _sqlite_transactions_begin_immediate() -> None:
             return
         assert self._connection._connection is not None, "Connection is not acquired"
         self._is_root = True
+        # Each acquire opens a new connection: say how its commits reach the disk every time.
+        async with self._connection._connection.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}") as cursor:
+            await cursor.close()
         async with self._connection._connection.execute("BEGIN IMMEDIATE") as cursor:
             await cursor.close()
 
@@ -106,6 +130,49 @@ def _retryable(exc: BaseException) -> bool:
         | asyncpg.TooManyConnectionsError
         | asyncpg.ConnectionDoesNotExistError,
     )
+
+
+_SQLITE_DIALECT = sqlite_dialect.dialect(paramstyle="qmark")
+
+
+def sqlite_binder(column: sa.Column[Any]) -> Callable[[Any], Any]:
+    """A value of `column` as the sqlite3 driver takes it, as SQLAlchemy would bind it (a
+    UTCDateTime as its naive UTC text, a Boolean as 0 or 1)."""
+    processor = column.type.dialect_impl(_SQLITE_DIALECT).bind_processor(_SQLITE_DIALECT)
+    return processor if processor is not None else _as_it_is
+
+
+def _as_it_is(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class SqliteInsert:
+    """An INSERT compiled once for `Database.sqlite_transaction()`: its SQL and, in its
+    placeholders' order, the columns whose values `params` binds."""
+
+    sql: str
+    columns: tuple[str, ...]
+    binders: tuple[Callable[[Any], Any] | None, ...]  # None: the value as it is
+
+    @classmethod
+    def of(cls, table: sa.Table, columns: Sequence[str], *, do_nothing_on: Sequence[str] = ()) -> SqliteInsert:
+        """INSERT INTO table (columns) VALUES (?, …), doing nothing when it meets the unique
+        constraint over `do_nothing_on`."""
+        statement = sqlite_dialect.insert(table).values({name: sa.bindparam(name) for name in columns})
+        if do_nothing_on:
+            statement = statement.on_conflict_do_nothing(index_elements=list(do_nothing_on))
+        compiled = statement.compile(dialect=_SQLITE_DIALECT)
+        order = tuple(compiled.positiontup or ())
+        assert sorted(order) == sorted(columns), (order, columns)
+        binders = [sqlite_binder(table.c[name]) for name in order]
+        return cls(compiled.string, order, tuple(None if bind is _as_it_is else bind for bind in binders))
+
+    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            values[name] if bind is None else bind(values[name])
+            for name, bind in zip(self.columns, self.binders, strict=True)
+        )
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -195,7 +262,7 @@ class Database:
             create_sqlite_file(url)
             _sqlite_transactions_begin_immediate()
             # Wait for another process's writer instead of failing at once.
-            self._db = databases.Database(url, timeout=30)
+            self._db = databases.Database(url, timeout=SQLITE_BUSY_TIMEOUT)
         else:
             from petition import compiled_cache
 
@@ -217,6 +284,9 @@ class Database:
                 **options,
             )
         self._lock: asyncio.Lock | None = None
+        # SQLite: the connection of sqlite_transaction(), opened in and used by its one thread.
+        self._writer: ThreadPoolExecutor | None = None
+        self._writer_connection: sqlite3.Connection | None = None
         self._ids: dict[str, list[int]] = {}
         self._id_locks: dict[str, asyncio.Lock] = {}
         self._id_refills: dict[str, asyncio.Task[None]] = {}
@@ -234,6 +304,10 @@ class Database:
         for task in list(self._id_refills.values()):
             task.cancel()
         self._ids.clear()
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await asyncio.get_running_loop().run_in_executor(writer, self._close_writer_connection)
+            writer.shutdown()
         await self._db.disconnect()
 
     @property
@@ -296,6 +370,63 @@ class Database:
                     yield
             finally:
                 _write_depth.reset(token)
+
+    async def sqlite_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(connection)` in one SQLite write transaction, in this process's writer thread.
+
+        For a write of many statements (the grouped intake): they run in one hop to a thread of
+        their own on one long-lived connection, where each statement through `databases` would
+        cost a hop (and a transaction a new connection). BEGIN IMMEDIATE waits up to
+        SQLITE_BUSY_TIMEOUT for another process's writer; COMMIT syncs (SQLITE_SYNCHRONOUS);
+        anything `work` raises rolls the whole transaction back. Takes its turn with `write()`'s
+        writers in this process; values are bound as SQLAlchemy would (`SqliteInsert`, `sqlite_binder`).
+        """
+        assert self.is_sqlite and self._lock is not None, "Database.connect() was not awaited on SQLite"
+        assert not _write_depth.get(), "not inside write(): this is a transaction of its own"
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+            done = loop.run_in_executor(self._writer, self._in_transaction, work)
+            try:
+                return await asyncio.shield(done)
+            except asyncio.CancelledError:
+                # The transaction ends in its thread (committed or rolled back) before the next
+                # writer of this process begins.
+                await asyncio.wait([done])
+                raise
+
+    def _in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        connection = self._writer_connection
+        if connection is None:
+            path = sqlite_file(self.url)
+            # (An in-memory database is one per connection, as `databases` opens them: no use here.)
+            assert path is not None, "a SQLite database file"
+            connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None)
+            connection.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
+            self._writer_connection = connection
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            # A broken connection is not kept: the next transaction opens a new one.
+            self._close_writer_connection()
+            raise
+        try:
+            result = work(connection)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                try:
+                    connection.execute("ROLLBACK")
+                except sqlite3.Error:
+                    self._close_writer_connection()
+            raise
+        return result
+
+    def _close_writer_connection(self) -> None:
+        connection, self._writer_connection = self._writer_connection, None
+        if connection is not None:
+            connection.close()
 
     async def fetch_all_raw(self, sql: str, *args: Any) -> Sequence[Row]:
         """One hand-written PostgreSQL statement straight through asyncpg (prepared once per connection).

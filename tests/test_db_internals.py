@@ -10,6 +10,7 @@ petition.db, SQLite (every backend pass: SQLite is always at hand)
     one; it reads `self._connection._connection` (the aiosqlite connection, opened with
     isolation_level=None so that no driver BEGIN comes first) and sets `self._is_root`, which
     `commit()` and `rollback()` read to choose COMMIT/ROLLBACK over a savepoint's.
+    It issues `PRAGMA synchronous=FULL` first (every acquire opens a new connection).
   - `databases.Database(url, timeout=30)` hands `timeout` on to the driver (busy timeout).
 petition.db, PostgreSQL
   - `databases.Database(url, ..., reset=_keep_session)` hands `reset` on to asyncpg's pool.
@@ -29,6 +30,7 @@ petition.compiled_cache (the PostgreSQL backend)
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import inspect
 import sqlite3
@@ -133,6 +135,47 @@ async def test_sqlite_connections_wait_for_another_writer_and_use_wal(tmp_path: 
         # sqlite3's timeout is the busy timeout: Database(url, timeout=30) reached the driver.
         assert await db.fetch_val(sa.text("PRAGMA busy_timeout")) == 30_000
         assert await db.fetch_val(sa.text("PRAGMA journal_mode")) == "wal"
+
+
+@pytest.mark.asyncio
+async def test_every_sqlite_connection_that_writes_syncs_each_commit(tmp_path: Path):
+    """synchronous=FULL in WAL: a commit returns once the WAL is on disk, so an answer given after
+    it survives a power loss, whatever the SQLite build's default (docs/operations.md)."""
+    async with connected(scratch_sqlite(tmp_path)[0]) as db:
+        async with db.write():
+            assert await db.fetch_val(sa.text("PRAGMA synchronous")) == 2  # FULL
+        assert await db.sqlite_transaction(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == 2
+        assert await db.sqlite_transaction(lambda c: c.execute("PRAGMA busy_timeout").fetchone()[0]) == 30_000
+
+
+@pytest.mark.asyncio
+async def test_a_sqlite_group_transaction_is_all_or_nothing_and_takes_turns(tmp_path: Path):
+    url, path = scratch_sqlite(tmp_path)
+    async with connected(url) as db:
+        await db.execute(sa.text("CREATE TABLE t (v INTEGER)"))
+
+        def half_then_fail(connection: sqlite3.Connection) -> None:
+            connection.execute("INSERT INTO t (v) VALUES (1)")
+            raise RuntimeError
+
+        with pytest.raises(RuntimeError):
+            await db.sqlite_transaction(half_then_fail)
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            async with db.write():
+                # A writer of this process holds the lock: the group waits its turn, it does not
+                # meet "database is locked"; no other process gets in meanwhile.
+                waiting = asyncio.create_task(
+                    db.sqlite_transaction(lambda c: c.execute("INSERT INTO t (v) VALUES (2)").rowcount),
+                    context=contextvars.Context(),  # another request's, outside this write()
+                )
+                await asyncio.sleep(0.05)
+                assert not waiting.done()
+                await db.execute(sa.text("INSERT INTO t (v) VALUES (3)"))
+            assert await waiting == 1
+            assert sorted(v for (v,) in other.execute("SELECT v FROM t")) == [2, 3]
+        finally:
+            other.close()
 
 
 # --- PostgreSQL: the compiled cache ---------------------------------------------------------------

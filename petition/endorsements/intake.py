@@ -13,8 +13,14 @@ its link.
 
 An address already known for its appeal (the INSERT meets the unique constraint and
 does nothing) then takes the general path, `lifecycle.submit_endorsement`, with the
-verdict of the limits already counted. On SQLite, the embedded default with one
-writer, the same steps run as separate statements in `Database.write()`.
+verdict of the limits already counted.
+
+On SQLite, the embedded default with one writer, groups form the same way and each is
+one transaction (`Database.sqlite_transaction`: one hop to the writer's thread, one
+commit and so one fsync for the group). There the submissions of a group are written
+one after another in it, each in a savepoint of its own: each counts the limits with the
+events of those before it (exactly as one at a time), and one that fails is rolled back
+alone. SQLite hands out the ids as it inserts, so nothing is reserved.
 
 Reserved ids can clash with stored rows when the sequence moved back under a running
 process (a restore while it ran): the clashing ids are dropped, the sequence is moved
@@ -25,7 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
+import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -37,17 +45,18 @@ from sqlalchemy.dialects import postgresql
 from petition.abuse.limits import (
     MAILBOX_BUCKETS,
     Rule,
+    Verdict,
     endorsement_rules,
-    endorsement_verdict,
     events_of,
     hashed_rules,
 )
-from petition.appeals.queries import get_appeal_by_id
+from petition.abuse.tables import rate_events
 from petition.appeals.states import AppealStatus
-from petition.db import Database, Row
+from petition.db import Database, Row, SqliteInsert, sqlite_binder
 from petition.endorsements.emails import confirmation_context
 from petition.endorsements.lifecycle import Event, SubmitOutcome, new_nonce, submit_endorsement, target_of
 from petition.endorsements.states import HoldReason
+from petition.endorsements.tables import endorsements
 from petition.metrics import Metrics
 from petition.outbox.messages import Mailer, outbox_values
 from petition.outbox.tables import QUEUED_DEFAULTS, outbox
@@ -177,6 +186,29 @@ FROM sub s LEFT JOIN verdict v ON v.sid = s.id LEFT JOIN ins ON ins.id = s.id
      LEFT JOIN appeals a ON a.id = s.appeal_id
 """  # noqa: S608 - every interpolated piece is a constant here or an outbox default quoted by SQLAlchemy
 
+# SQLite: the same rows, written by a few statements per group in its transaction
+# (`_write_sqlite_group`).
+_SQLITE_EVENT = SqliteInsert.of(rate_events, ("bucket", "key_hash", "created_at"))
+_SQLITE_ENDORSEMENT = SqliteInsert.of(
+    endorsements,
+    (*(name for name in _RECORD if name != "id"), "state", "hold_reason"),
+    do_nothing_on=("appeal_id", "email_canonical"),
+)
+_SQLITE_EMAIL = SqliteInsert.of(outbox, tuple(_MAIL_VALUES))
+_SQLITE_TIME = sqlite_binder(rate_events.c.created_at)
+_SQLITE_WINDOW = (
+    "(SELECT count(*) FROM (SELECT 1 FROM rate_events WHERE bucket = ? AND key_hash = ? AND created_at >= ? LIMIT ?))"
+)
+#: Windows counted by one statement at most (a column each).
+_SQLITE_MAX_WINDOWS = 500
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_counts(windows: int) -> str:
+    """One SELECT counting `windows` windows, each stopping at its limit."""
+    return "SELECT " + ", ".join([_SQLITE_WINDOW] * windows)
+
+
 #: Submissions written by one statement at most.
 MAX_GROUP = 100
 #: Times a group is written again after its reserved ids clashed with stored rows.
@@ -222,11 +254,12 @@ class IntakeHealth:
 class _Submission:
     record: dict[str, Any]
     rules: list[tuple[Rule, str]]  # each with its key's hash
+    email: dict[str, Any]  # its confirmation's outbox row (outbox_values), but for the endorsement's id
     done: asyncio.Future[Row] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class Intake:
-    """Endorsements in, on either backend; on PostgreSQL, in groups (see the module's text)."""
+    """Endorsements in, in groups on either backend (see the module's text)."""
 
     def __init__(self, db: Database, settings: Settings, mailer: Mailer, *, metrics: Metrics | None = None) -> None:
         self.db = db
@@ -258,24 +291,6 @@ class Intake:
         self, *, appeal: Row, text: Row, data: dict[str, Any], language: str, ip: str | None
     ) -> tuple[SubmitOutcome, str | None]:
         """The outcome, and the hold reason the limits gave."""
-        if self.db.is_sqlite:
-            current = await get_appeal_by_id(self.db, appeal_id=appeal["id"])
-            if current is None or current["status"] != AppealStatus.OPEN:
-                return SubmitOutcome.CLOSED, None
-            verdict = await endorsement_verdict(self.db, self.settings, ip=ip, email_canonical=data["email_canonical"])
-            if verdict.hold_reason == HoldReason.IP:
-                hint_proxy_setting(self.settings, ip)
-            outcome = await submit_endorsement(
-                self.db,
-                mailer=self.mailer,
-                appeal=appeal,
-                text=text,
-                data=data,
-                language=language,
-                mailbox_ok=verdict.mailbox_ok,
-                hold_reason=verdict.hold_reason,
-            )
-            return outcome, verdict.hold_reason
         submission = await self._prepare(appeal=appeal, text=text, data=data, language=language, ip=ip)
         self._waiting.append(submission)
         self._start_writing()
@@ -305,7 +320,9 @@ class Intake:
         self, *, appeal: Row, text: Row, data: dict[str, Any], language: str, ip: str | None
     ) -> _Submission:
         now = utcnow()
-        endorsement_id = await self.db.reserve_id("endorsements")
+        # SQLite numbers the row when it inserts it; its times go through UTCDateTime there.
+        endorsement_id = None if self.db.is_sqlite else await self.db.reserve_id("endorsements")
+        stamp = now if self.db.is_sqlite else _naive(now)
         nonce = new_nonce()
         email = outbox_values(
             self.settings,
@@ -325,13 +342,13 @@ class Intake:
             "text_language": text["language"],
             "text_hash": text["content_hash"],
             "token_nonce": nonce,
-            "created_at": _naive(now),
-            "updated_at": _naive(now),
+            "created_at": stamp,
+            "updated_at": stamp,
             "mail_context": email["context"],
             "mail_message_id": email["message_id"],
         }
         rules = endorsement_rules(self.settings, ip=ip, email_canonical=data["email_canonical"])
-        return _Submission(record=record, rules=hashed_rules(str(self.settings.secret_key), rules))
+        return _Submission(record=record, rules=hashed_rules(str(self.settings.secret_key), rules), email=email)
 
     def _start_writing(self) -> None:
         if self._in_flight >= MAX_IN_FLIGHT:
@@ -376,6 +393,9 @@ class Intake:
         _fail(waiting, asyncio.CancelledError())
 
     async def _write(self, group: list[_Submission], *, retries: int = ID_CLASH_RETRIES) -> None:
+        if self.db.is_sqlite:
+            await self._write_sqlite(group)
+            return
         try:
             self.metrics.intake_group_size.observe(len(group))
             rows = await self._run(group)
@@ -400,6 +420,27 @@ class Intake:
         for submission, row in zip(group, results, strict=True):
             if not submission.done.done():
                 submission.done.set_result(row)
+
+    async def _write_sqlite(self, group: list[_Submission]) -> None:
+        self.metrics.intake_group_size.observe(len(group))
+        try:
+            results = await self.db.sqlite_transaction(functools.partial(_write_sqlite_group, group))
+        except Exception as exc:  # noqa: BLE001 - nothing of the group was written: each learns its fate below
+            if len(group) > 1 and not isinstance(exc, sqlite3.OperationalError):
+                # One bad submission must not fail the others: write each on its own. (Not when
+                # the database itself failed — locked past the busy timeout, full, unreadable:
+                # each would only fail the same way.)
+                log.warning(
+                    "intake: a group of %d failed (%s); writing them one by one", len(group), type(exc).__name__
+                )
+                for submission in group:
+                    await self._write_sqlite([submission])
+                return
+            _fail(group, exc)
+            return
+        for submission, result in zip(group, results, strict=True):
+            if not submission.done.done():
+                submission.done.set_result(result)
 
     async def _new_ids(self, table: str, group: list[_Submission]) -> None:
         """The group's ids (or its emails') clashed with stored rows: the sequence moved back under
@@ -426,28 +467,93 @@ class Intake:
 
     async def _run(self, group: list[_Submission]) -> list[Row]:
         columns = [[s.record[name] for s in group] for name, _type in _COLUMNS]
-        events, at, rules = [], [], []
-        seen: dict[tuple[int, str, str], int] = {}  # (rule's place, bucket, key) → earlier in this group
-        for s in group:
-            created_at = s.record["created_at"]  # naive UTC
-            for event in events_of(s.rules):
-                events.append(event)
-                at.append(created_at)
-            for place, (rule, key) in enumerate(s.rules):
-                before = seen.get((place, rule.bucket, key), 0)
-                seen[(place, rule.bucket, key)] = before + 1
-                since = created_at - dt.timedelta(seconds=rule.window)
-                rules.append((s.record["id"], rule.bucket, key, since, rule.limit, before))
+        events, windows = _limits_of(group)
+        rules = [
+            (group[place].record["id"], rule.bucket, key, since, rule.limit, before)
+            for place, rule, key, since, before in windows
+        ]
         return list(
             await self.db.fetch_all_raw(
                 SUBMIT_SQL,
                 *columns,
-                [bucket for bucket, _key in events],
-                [key for _bucket, key in events],
-                at,
+                [bucket for bucket, _key, _at in events],
+                [key for _bucket, key, _at in events],
+                [at for _bucket, _key, at in events],
                 *([r[i] for r in rules] for i in range(6)),
             )
         )
+
+
+def _limits_of(
+    group: list[_Submission],
+) -> tuple[list[tuple[str, str, dt.datetime]], list[tuple[int, Rule, str, dt.datetime, int]]]:
+    """The group's rate-limit events (bucket, key hash, time), and the windows to count: for each
+    submission's rules, its place in the group, the rule, its key hash, the window's start, and how
+    many submissions earlier in the group have that rule's key (`before`)."""
+    events: list[tuple[str, str, dt.datetime]] = []
+    windows: list[tuple[int, Rule, str, dt.datetime, int]] = []
+    seen: dict[tuple[int, str, str], int] = {}  # (rule's place, bucket, key) → earlier in this group
+    for place, s in enumerate(group):
+        created_at = s.record["created_at"]
+        events += [(bucket, key, created_at) for bucket, key in events_of(s.rules)]
+        for rule_place, (rule, key) in enumerate(s.rules):
+            before = seen.get((rule_place, rule.bucket, key), 0)
+            seen[(rule_place, rule.bucket, key)] = before + 1
+            windows.append((place, rule, key, created_at - dt.timedelta(seconds=rule.window), before))
+    return events, windows
+
+
+def _write_sqlite_group(group: list[_Submission], connection: sqlite3.Connection) -> list[Row]:
+    """Each submission's row as SUBMIT_SQL answers it, in the writer's thread, inside the group's
+    transaction: the limits counted as SUBMIT_SQL counts them (the stored events in each window,
+    then `before`), the group's events recorded, and the endorsements inserted in arrival order
+    (the same address twice: the earlier is stored), their emails after them."""
+    times: dict[dt.datetime, str] = {}
+
+    def as_text(value: dt.datetime) -> str:
+        text = times.get(value)
+        if text is None:
+            text = times[value] = _SQLITE_TIME(value)
+        return text
+
+    events, windows = _limits_of(group)
+    exceeded: list[set[str]] = [set() for _ in group]
+    # Within SQLite's limits on a statement's columns and variables (MAX_GROUP × 5 rules at most).
+    for start in range(0, len(windows), _SQLITE_MAX_WINDOWS):
+        part = windows[start : start + _SQLITE_MAX_WINDOWS]
+        counts = connection.execute(
+            _sqlite_counts(len(part)),
+            [v for _p, rule, key, since, _b in part for v in (rule.bucket, key, as_text(since), rule.limit)],
+        ).fetchone()
+        for (place, rule, _key, _since, before), stored in zip(part, counts, strict=True):
+            if before + stored >= rule.limit:
+                exceeded[place].add(rule.bucket)
+    connection.executemany(_SQLITE_EVENT.sql, [(bucket, key, as_text(at)) for bucket, key, at in events])
+    appeal_ids = sorted({s.record["appeal_id"] for s in group})
+    statuses = dict(
+        connection.execute(
+            f"SELECT id, status FROM appeals WHERE id IN ({', '.join('?' * len(appeal_ids))})",  # noqa: S608 - placeholders
+            appeal_ids,
+        ).fetchall()
+    )
+    results: list[Row] = []
+    emails = []
+    for submission, held_by in zip(group, exceeded, strict=True):
+        verdict = Verdict.of(held_by)
+        status = statuses.get(submission.record["appeal_id"])
+        result = {"appeal_status": status, "mailbox_ok": verdict.mailbox_ok, "held": verdict.hold_reason}
+        result["inserted"] = False
+        results.append(result)
+        if status != AppealStatus.OPEN or not verdict.mailbox_ok:
+            continue
+        values = {**submission.record, "state": target_of(Event.SUBMIT).value, "hold_reason": verdict.hold_reason}
+        inserted = connection.execute(_SQLITE_ENDORSEMENT.sql, _SQLITE_ENDORSEMENT.params(values))
+        if inserted.rowcount == 0:
+            continue  # a known address (or one earlier in this group): the general path takes it
+        result["id"], result["inserted"] = inserted.lastrowid, True
+        emails.append(_SQLITE_EMAIL.params({**submission.email, "endorsement_id": inserted.lastrowid}))
+    connection.executemany(_SQLITE_EMAIL.sql, emails)
+    return results
 
 
 def _fail(group: list[_Submission], exc: BaseException) -> None:
