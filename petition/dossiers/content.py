@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import struct
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -48,7 +50,7 @@ def country_language(country: str) -> str:
     return language if language in LANGUAGES else DEFAULT_LANGUAGE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a dossier may hold 100,000 of them
 class Signatory:
     name: str
     city: str
@@ -112,11 +114,12 @@ def canonical_list(*, appeal_slug: str, country: str, signatories: Sequence[Sign
     """The exact bytes the list digest covers (format in docs/dossiers.md).
 
     Lines are sorted by code point, not by the reader's collation, so anyone can
-    rebuild the list from the open data with `LC_ALL=C sort`. `anonymous_count` is the
-    attributable one (`attributable_anonymous`), as the open data gives it: a smaller
+    rebuild the list from the open data with `LC_ALL=C sort` (UTF-8 bytes sort in code
+    point order, so the lines are sorted as the bytes they are written as). `anonymous_count`
+    is the attributable one (`attributable_anonymous`), as the open data gives it: a smaller
     count would otherwise be one of few guesses away from a published digest.
     """
-    lines = sorted(canonical_line(s) for s in signatories)
+    lines = sorted(canonical_line(s).encode("utf-8") for s in signatories)
     head = [
         CANONICAL_HEADER,
         f"appeal\t{appeal_slug}",
@@ -124,7 +127,7 @@ def canonical_list(*, appeal_slug: str, country: str, signatories: Sequence[Sign
         f"named\t{len(lines)}",
         f"anonymous\t{anonymous_count}",
     ]
-    return ("\n".join(head + lines) + "\n").encode("utf-8")
+    return b"\n".join([*(line.encode("utf-8") for line in head), *lines, b""])
 
 
 @cache
@@ -134,9 +137,17 @@ def _collator() -> object:
     return pyuca.Collator()
 
 
-def collation_key(name: str) -> tuple[tuple[int, ...], str]:
-    """Unicode Collation Algorithm order; the exact string breaks ties so the order is total."""
-    return _collator().sort_key(name), name  # type: ignore[attr-defined]
+def collation_key(name: str) -> tuple[bytes, str]:
+    """Unicode Collation Algorithm order; the exact string breaks ties so the order is total.
+
+    pyuca's sort key is a tuple of weights; every DUCET weight, and every implicit weight
+    pyuca computes, fits in 16 bits. Written as big-endian 16-bit numbers, the keys compare
+    as bytes exactly as the tuples do (a shorter prefix first), in a sixth of the memory:
+    a tuple of int objects took ~2 KB a name, ~200 MB while sorting 100,000 names.
+    (`struct` refuses a weight that does not fit rather than ordering it wrongly.)
+    """
+    weights = _collator().sort_key(name)  # type: ignore[attr-defined]
+    return struct.pack(f">{len(weights)}H", *weights), name
 
 
 def sort_signatories(rows: Sequence[Signatory]) -> list[Signatory]:
@@ -179,7 +190,7 @@ async def gather_content(
         e.c.country == country,
         listed_condition(appeal["moderation"]),
     )
-    rows = await db.fetch_all(
+    rows = await db.fetch_values(
         sa.select(e.c.organisation_name, e.c.city, e.c.organisation_type, e.c.website, e.c.listed_at).where(
             listed, e.c.visibility == Visibility.PUBLIC.value
         )
@@ -195,13 +206,13 @@ async def gather_content(
     )
     raw = [
         Signatory(
-            name=r["organisation_name"],
-            city=r["city"] or "",
-            organisation_type=r["organisation_type"],
-            website=r["website"] or "",
-            endorsed_on=r["listed_at"].astimezone(dt.UTC).date() if r["listed_at"] else None,
+            name=name,
+            city=city or "",
+            organisation_type=sys.intern(organisation_type),
+            website=website or "",
+            endorsed_on=listed_at.astimezone(dt.UTC).date() if listed_at else None,
         )
-        for r in rows
+        for name, city, organisation_type, website, listed_at in rows
     ]
     del rows
     # Collation keys for thousands of names are CPU work: off the event loop.

@@ -10,12 +10,16 @@ The CPU work (render, join, sign) runs in the process pool, never on the loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import hashlib
 import logging
 import os
+import shutil
 import socket
+import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,18 +31,18 @@ from petition.appeals.queries import get_appeal_by_id
 from petition.db import Database, Row
 from petition.dossiers.content import DossierContent, gather_content
 from petition.dossiers.presentation import Presentation
-from petition.dossiers.render import render_pdf
+from petition.dossiers.render import render_pdf_file
 from petition.dossiers.render_pool import pool, start_pool
 from petition.dossiers.sign import (
     certificate_fingerprint,
-    sign_pdf_bytes,
+    sign_pdf_file,
     signing_config,
 )
 from petition.dossiers.states import DossierState
 from petition.dossiers.tables import dossiers
 from petition.polling import PollingWorker
 from petition.schema import utcnow
-from petition.settings import Settings, private_directory, write_private_file
+from petition.settings import Settings, private_directory
 
 log = logging.getLogger("petition.dossiers")
 
@@ -271,23 +275,30 @@ async def _build(db: Database, settings: Settings, *, dossier: Row, worker_id: s
         if progress:
             progress(value)
 
-    pdf, pages = await render_pdf(content, presentation, progress=on_render)
-    await asyncio.gather(*pending)
-    await report(90)
-    signed = await loop.run_in_executor(
-        pool(),
-        functools.partial(
-            sign_pdf_bytes,
-            pdf,
-            config,
-            reason=f"Dossier {content.appeal_slug} {content.country}; list SHA-256 {content.list_sha256}",
-            location=settings.base_url,
-        ),
-    )
-    del pdf
-    await report(95)
-    digest = hashlib.sha256(signed).hexdigest()
-    path = await asyncio.to_thread(_store, settings, dossier_id, content, signed)
+    # The documents the dossier is made of, the joined file and the signed one go to a working
+    # directory of this build's own next to the dossiers (same file system: the signed file is
+    # renamed into place); it is removed however the build ends.
+    workdir = await asyncio.to_thread(_workdir, settings, dossier_id)
+    try:
+        unsigned, signed = workdir / "unsigned.pdf", workdir / "signed.pdf"
+        pages = await render_pdf_file(content, presentation, unsigned, workdir=workdir, progress=on_render)
+        await asyncio.gather(*pending)
+        await report(90)
+        await loop.run_in_executor(
+            pool(),
+            functools.partial(
+                sign_pdf_file,
+                str(unsigned),
+                str(signed),
+                config,
+                reason=f"Dossier {content.appeal_slug} {content.country}; list SHA-256 {content.list_sha256}",
+                location=settings.base_url,
+            ),
+        )
+        await report(95)
+        digest, path = await asyncio.to_thread(_store, settings, dossier_id, content, signed)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
     if not await _finish(
         db,
         dossier_id=dossier_id,
@@ -327,12 +338,33 @@ async def _quiet_progress(db: Database, dossier_id: int, worker_id: str, value: 
         return False
 
 
-def _store(settings: Settings, dossier_id: int, content: DossierContent, data: bytes) -> Path:
+#: A build's working directory in the dossiers' folder: `.build-<dossier id>-<random>`.
+WORKDIR_PREFIX = ".build-"
+
+
+def _workdir(settings: Settings, dossier_id: int) -> Path:
+    """A new private working directory for one build; those of builds that died are removed.
+
+    A directory untouched for twice the lease belongs to a build that stopped reporting long
+    ago (its row was claimed again); dot-names keep them out of backups meanwhile.
+    """
     directory = private_directory(dossier_dir(settings))
+    stale = time.time() - 2 * settings.dossier_lease_seconds
+    for old in directory.glob(WORKDIR_PREFIX + "*"):
+        with contextlib.suppress(OSError):
+            if old.is_dir() and old.stat().st_mtime < stale:
+                shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{dossier_id}-", dir=directory))  # 0700
+
+
+def _store(settings: Settings, dossier_id: int, content: DossierContent, signed: Path) -> tuple[str, Path]:
+    """The signed file's SHA-256, and the file renamed into place (whole, or not at all)."""
+    with signed.open("rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
     stamp = content.generated_at.strftime("%Y%m%d")
-    path = directory / f"{content.appeal_slug}-{content.country}-{stamp}-{dossier_id}.pdf"
-    write_private_file(path, data)
-    return path
+    path = dossier_dir(settings) / f"{content.appeal_slug}-{content.country}-{stamp}-{dossier_id}.pdf"
+    os.replace(signed, path)
+    return digest, path
 
 
 class DossierWorker(PollingWorker):

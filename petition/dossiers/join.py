@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from io import BytesIO
 from typing import Any, cast
 
 CANONICAL_LIST_NAME = "canonical-list.txt"
@@ -29,13 +28,15 @@ class JoinSpec:
     canonical_list: bytes
 
 
-def join_chunks(chunks: Sequence[bytes], marks: bytes, labels: Sequence[bytes], spec: JoinSpec) -> bytes:
+def join_files(chunks: Sequence[str], marks: str, labels: Sequence[str], spec: JoinSpec, out: str) -> None:
     """Concatenate the chunks, lay the marks and labels over every page, attach the list.
 
-    `marks` has one page per page size (portrait, then landscape); `labels` hold one
-    page per page of the chunks, in order.
+    All are PDF files: `marks` has one page per page size (portrait, then landscape);
+    `labels` hold one page per page of the chunks, in order. The dossier is written to
+    `out`, a new private file.
     """
     import datetime as dt
+    import os
 
     from pypdf import PdfReader, PdfWriter
     from pypdf.generic import (
@@ -47,14 +48,14 @@ def join_chunks(chunks: Sequence[bytes], marks: bytes, labels: Sequence[bytes], 
         TextStringObject,
     )
 
-    writer = PdfWriter(clone_from=PdfReader(BytesIO(chunks[0])))
-    for data in chunks[1:]:
-        writer.append(PdfReader(BytesIO(data)), import_outline=False)
+    writer = PdfWriter(clone_from=PdfReader(chunks[0]))
+    for path in chunks[1:]:
+        writer.append(PdfReader(path), import_outline=False)
 
-    label_pages = [page for data in labels for page in PdfReader(BytesIO(data)).pages]
+    label_pages = [page for path in labels for page in PdfReader(path).pages]
     if len(label_pages) != len(writer.pages):
         raise RuntimeError(f"{len(label_pages)} page labels for {len(writer.pages)} pages")
-    shared = {_landscape(page): writer._add_object(_form(writer, page)) for page in PdfReader(BytesIO(marks)).pages}
+    shared = {_landscape(page): writer._add_object(_form(writer, page)) for page in PdfReader(marks).pages}
     opening = writer._add_object(_stream(DecodedStreamObject, b"q\n"))
     closing = writer._add_object(
         _stream(
@@ -103,9 +104,9 @@ def join_chunks(chunks: Sequence[bytes], marks: bytes, labels: Sequence[bytes], 
             LIST_DIGEST_KEY: spec.list_sha256,
         }
     )
-    out = BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        writer.write(fh)
 
 
 def _landscape(page: Any) -> bool:

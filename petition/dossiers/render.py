@@ -11,7 +11,12 @@ right across chunks without rendering anything twice.
 
 The steps live in their own modules: `presentation` builds the HTML, `typesetting` is
 weasyprint in a pool process, `render_pool` the pool, `join` puts the PDFs together.
-Nothing here runs on the event loop: `render_pdf` awaits work done in the pool.
+Nothing here runs on the event loop: `render_pdf_file` awaits work done in the pool.
+
+What this process holds does not grow with the list beyond the content itself: each
+chunk's HTML is built when the pool is about to need it (at most one more chunk than the
+pool has processes is built or waiting at a time), and every rendered document goes to a
+file in a working directory, which the join reads and writes the dossier to.
 """
 
 from __future__ import annotations
@@ -20,14 +25,15 @@ import asyncio
 import functools
 import logging
 import math
+import tempfile
 from collections.abc import Callable
-from concurrent.futures import Future
+from pathlib import Path
 
 from petition.dossiers.content import DossierContent
-from petition.dossiers.join import join_chunks
+from petition.dossiers.join import join_files
 from petition.dossiers.presentation import CHUNK_ROWS, Presentation, build_html
 from petition.dossiers.render_pool import pool, pool_workers, start_pool
-from petition.dossiers.typesetting import Rendered, render_html
+from petition.dossiers.typesetting import render_html_to
 
 log = logging.getLogger("petition.dossiers")
 
@@ -52,59 +58,115 @@ async def render_pdf(
     chunk_rows: int = CHUNK_ROWS,
     label_pieces: int | None = None,
 ) -> tuple[bytes, int]:
-    """The unsigned dossier PDF and its page count; every CPU-heavy step runs in the pool.
+    """The unsigned dossier PDF as bytes and its page count (`render_pdf_file` in a temporary
+    directory: for small dossiers and tests)."""
+    with tempfile.TemporaryDirectory(prefix="petition-dossier-") as tmp:
+        out = Path(tmp) / "dossier.pdf"
+        pages = await render_pdf_file(
+            content,
+            presentation,
+            out,
+            workdir=Path(tmp),
+            progress=progress,
+            chunk_rows=chunk_rows,
+            label_pieces=label_pieces,
+        )
+        return await asyncio.to_thread(out.read_bytes), pages
 
-    `label_pieces`: how many documents "page X of Y" is rendered in (default: one per
-    pool process, each of at least `LABEL_PAGES` pages).
+
+async def render_pdf_file(
+    content: DossierContent,
+    presentation: Presentation,
+    out: Path,
+    *,
+    workdir: Path,
+    progress: Progress | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    label_pieces: int | None = None,
+) -> int:
+    """Render the unsigned dossier into the new file `out`; its page count.
+
+    Every CPU-heavy step runs in the pool. The documents it is joined from are written to
+    `workdir` (a private directory; the caller removes it). `label_pieces`: how many
+    documents "page X of Y" is rendered in (default: one per pool process, each of at least
+    `LABEL_PAGES` pages).
     """
     loop = asyncio.get_running_loop()
     await asyncio.to_thread(start_pool)  # at once if the build started it already
     html = await asyncio.to_thread(build_html, content, presentation, chunk_rows=chunk_rows)
     executor = pool()
-    plain = functools.partial(render_html, variant=None)
     started = loop.time()
-
-    def submit() -> list[Future[Rendered]]:
-        # The cover and the shared marks (both small) first, then each chunk as soon as its
-        # HTML is built: the pool renders the first chunks while the later ones are built.
-        submitted = [executor.submit(render_html, html.cover), executor.submit(plain, html.marks)]
-        submitted += [executor.submit(render_html, html.table(i)) for i in range(html.chunks)]
-        return submitted
-
-    futures = [asyncio.wrap_future(f) for f in await asyncio.to_thread(submit)]
-    total_steps = len(futures) + 1
+    # A chunk's HTML is built (in a thread) while the pool renders the chunks before it, and
+    # waits for a free slot: the pool's processes each have one document and one more is
+    # queued, so none waits for work and the HTML of the whole list never piles up here.
+    slots = asyncio.Semaphore(pool_workers() + 1)
+    total_steps = 2 + html.chunks + 1
     done = 0
 
-    async def tracked(future: asyncio.Future[Rendered]) -> Rendered:
+    async def render(name: str, text: str, plain: bool) -> tuple[Path, tuple[bool, ...]]:
         nonlocal done
-        result = await future
+        path = workdir / name
+        call = functools.partial(render_html_to, str(path), text)
+        if plain:
+            call = functools.partial(call, variant=None)
+        try:
+            landscape = await loop.run_in_executor(executor, call)
+        finally:
+            slots.release()
         done += 1
         if progress:
             progress(done, total_steps)
-        return result
+        return path, landscape
 
-    cover, marks, *tables = await asyncio.gather(*(tracked(f) for f in futures))
+    async def submit(
+        name: str, make_html: Callable[[], str], *, plain: bool = False
+    ) -> asyncio.Task[tuple[Path, tuple[bool, ...]]]:
+        text = await asyncio.to_thread(make_html)
+        await slots.acquire()
+        return asyncio.create_task(render(name, text, plain))
+
+    # The shared marks (small) first, then each chunk in order, then the cover: the appeal
+    # texts are hyphenated, and the hyphenation dictionaries (~8 MiB a language) stay in the
+    # process that rendered them, which then carried them through every chunk after.
+    tasks: list[asyncio.Task[tuple[Path, tuple[bool, ...]]]] = []
+    try:
+        tasks.append(await submit("marks.pdf", lambda: html.marks, plain=True))
+        for i in range(html.chunks):
+            for task in tasks:
+                if task.done():
+                    task.result()  # a document that failed fails the build now, not after the rest
+            tasks.append(await submit(f"chunk-{i:05d}.pdf", functools.partial(html.table, i)))
+        tasks.append(await submit("cover.pdf", lambda: html.cover))
+        (marks, _), *tables, (cover, cover_landscape) = await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
     rendered_at = loop.time()
-    chunks = [cover, *tables]
-    landscape = [flag for chunk in chunks for flag in chunk.landscape]
+    chunks = [cover, *(path for path, _ in tables)]
+    landscape = [*cover_landscape, *(flag for _, flags in tables for flag in flags)]
     pages = len(landscape)
     if label_pieces is None:
         label_pieces = min(pool_workers(), max(1, math.ceil(pages / LABEL_PAGES)))
-    label_docs = await asyncio.gather(
-        *(loop.run_in_executor(executor, plain, html.labels(landscape, run)) for run in label_runs(pages, label_pieces))
-    )
+    label_docs = []
+    for i, run in enumerate(label_runs(pages, label_pieces)):
+        label_docs.append(
+            loop.run_in_executor(
+                executor,
+                functools.partial(
+                    render_html_to, str(workdir / f"labels-{i:03d}.pdf"), html.labels(landscape, run), variant=None
+                ),
+            )
+        )
+    await asyncio.gather(*label_docs)
+    labels = [str(workdir / f"labels-{i:03d}.pdf") for i in range(len(label_docs))]
     labelled_at = loop.time()
-    pdf = await loop.run_in_executor(
-        executor,
-        join_chunks,
-        [chunk.pdf for chunk in chunks],
-        marks.pdf,
-        [doc.pdf for doc in label_docs],
-        html.join,
+    await loop.run_in_executor(
+        executor, join_files, [str(path) for path in chunks], str(marks), labels, html.join, str(out)
     )
     log.info(
         "dossier: %d documents rendered in %.1f s, %d page labels in %.1f s, joined in %.1f s (%d pages)",
-        len(futures),
+        len(tasks),
         rendered_at - started,
         len(label_docs),
         labelled_at - rendered_at,
@@ -113,4 +175,4 @@ async def render_pdf(
     )
     if progress:
         progress(total_steps, total_steps)
-    return pdf, pages
+    return pages

@@ -23,8 +23,9 @@ _pool_started = False
 _pool_lock = threading.Lock()
 _start_lock = threading.Lock()  # held while the first processes start: not _pool_lock
 _exit_hook = False
-#: What the forkserver imports once, for every pool process it forks (the verification pool's too).
-FORKSERVER_PRELOAD = ["weasyprint", "pypdf", "pyhanko.sign"]
+#: What the forkserver imports once, for every pool process it forks (the verification pool's too):
+#: weasyprint, pypdf, pyHanko and the fonts, frozen so that the processes share them (`preload`).
+FORKSERVER_PRELOAD = ["petition.dossiers.preload"]
 #: Seconds a running render may finish in when the pool is shut down; then its process is ended.
 SHUTDOWN_GRACE = 5.0
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from petition.settings import Settings, private_directory
@@ -159,10 +160,23 @@ def certificate_fingerprint(settings: Settings) -> str:
 
 def sign_pdf_bytes(pdf: bytes, config: SigningConfig, *, reason: str, location: str) -> bytes:
     """Sign `pdf` as PAdES B-B (B-T with a timestamp URL). Runs in a pool process."""
-    return asyncio.run(_sign(pdf, config, reason=reason, location=location))
+    output = BytesIO()
+    asyncio.run(_sign(BytesIO(pdf), output, config, reason=reason, location=location))
+    return output.getvalue()
 
 
-async def _sign(pdf: bytes, config: SigningConfig, *, reason: str, location: str) -> bytes:
+def sign_pdf_file(source: str, target: str, config: SigningConfig, *, reason: str, location: str) -> None:
+    """`sign_pdf_bytes` from the file `source` to a new private file `target` (in a pool process).
+
+    pyHanko copies the unsigned file and digests the signed one in blocks: the dossier is
+    never held in memory whole.
+    """
+    fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(source, "rb") as unsigned, os.fdopen(fd, "w+b") as signed:  # noqa: PTH123
+        asyncio.run(_sign(unsigned, signed, config, reason=reason, location=location))
+
+
+async def _sign(source: BinaryIO, output: BinaryIO, config: SigningConfig, *, reason: str, location: str) -> None:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
 
@@ -183,6 +197,5 @@ async def _sign(pdf: bytes, config: SigningConfig, *, reason: str, location: str
         reason=reason,
         location=location,
     )
-    writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
-    output = await signers.async_sign_pdf(writer, meta, signer=signer, timestamper=timestamper)
-    return bytes(output.getvalue())
+    writer = IncrementalPdfFileWriter(source, strict=False)
+    await signers.async_sign_pdf(writer, meta, signer=signer, timestamper=timestamper, output=output)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,19 @@ def render_html(html: str, *, variant: str | None = PDF_VARIANT) -> Rendered:
     return rendered
 
 
+def render_html_to(path: str, html: str, *, variant: str | None = PDF_VARIANT) -> tuple[bool, ...]:
+    """`render_html`, written to a new private file at `path`; the orientation of each page.
+
+    The dossier's documents go to files, so that neither the build's own process nor the
+    pool's pipes carry them (a 100,000-row dossier is ~26 MB of chunks).
+    """
+    rendered = render_html(html, variant=variant)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(rendered.pdf)
+    return rendered.landscape
+
+
 def _render(html: str, variant: str | None) -> Rendered:
     document = _html_class()(string=html, base_url=ASSETS_URL, url_fetcher=url_fetcher()).render()
     pdf = document.write_pdf(pdf_variant=variant) if variant else document.write_pdf()
@@ -162,11 +176,16 @@ def _release_memory() -> None:
         pass
 
 
+def load_fonts() -> None:
+    """Load fontconfig's configuration and the dossier's fonts (a one-line document)."""
+    render_html("<p style=\"font-family: 'Noto Sans'\">·</p>", variant=None)
+
+
 def prepare_process() -> None:
     """Each pool process, as it starts: load the fonts before the first document arrives.
 
     Then `gc.freeze()`: the modules and caches loaded so far live as long as the process,
     so the collection after each document need not scan them again.
     """
-    render_html("<p style=\"font-family: 'Noto Sans'\">·</p>", variant=None)
+    load_fonts()
     gc.freeze()

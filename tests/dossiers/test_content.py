@@ -69,3 +69,40 @@ def test_the_canonical_list_is_documented_bytes_in_code_point_order() -> None:
     # The order of the input does not matter: the digest is of the list, not of a view of it.
     again = canonical_list(appeal_slug="protect-deserters", country="DE", signatories=rows[::-1], anonymous_count=4)
     assert hashlib.sha256(again).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_packed_collation_keys_order_names_as_pyuca_does() -> None:
+    # The keys are pyuca's weights packed into bytes: the order must be pyuca's own, for
+    # every script and for the weights pyuca computes (CJK and unassigned code points).
+    from petition.dossiers.content import _collator, collation_key
+
+    collator = _collator()
+    names = [
+        "Zukunft",
+        "Ärzte",
+        "arzte",
+        "Arzte",
+        "Ένωση",
+        "Союз",
+        "Союз 2",
+        "Союз 10",
+        "მშვიდობა",
+        "Խաղաղություն",
+        "ארגון",
+        "جمعية",
+        "平和の会",
+        "和平",
+        "\U00020000\U0002a6d6",
+        "\U0002b820",
+        "\U000e0001",
+        "\ufffd",
+        "e\u0301",
+        "é",
+        "",
+        " ",
+        "a b",
+        "ab",
+    ]
+    expected = sorted(names, key=lambda name: (collator.sort_key(name), name))
+    assert sorted(names, key=collation_key) == expected
+    assert sorted(reversed(names), key=collation_key) == expected
