@@ -29,7 +29,7 @@ from petition.endorsements.queries import listed_condition
 from petition.endorsements.states import Visibility
 from petition.endorsements.tables import endorsements
 from petition.i18n import DEFAULT_LANGUAGE, LANGUAGES
-from petition.publish.queries import DEFAULT_ANONYMOUS_COUNT_THRESHOLD, attributable_anonymous
+from petition.publish.queries import DEFAULT_ANONYMOUS_COUNT_THRESHOLD, attributable_anonymous, aware_utc
 from petition.schema import utcnow
 
 e = endorsements
@@ -210,7 +210,7 @@ async def gather_content(
             city=city or "",
             organisation_type=sys.intern(organisation_type),
             website=website or "",
-            endorsed_on=listed_at.astimezone(dt.UTC).date() if listed_at else None,
+            endorsed_on=aware_utc(listed_at).date() if listed_at else None,
         )
         for name, city, organisation_type, website, listed_at in rows
     ]

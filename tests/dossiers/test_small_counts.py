@@ -9,8 +9,10 @@ away) and the counts /verify shows for it.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,21 @@ async def _queued(url: str) -> list:
         return list(await db.fetch_all(dossiers.select()))
     finally:
         await db.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_the_date_endorsed_is_the_utc_date_whatever_the_hosts_time_zone(database_url: str, monkeypatch) -> None:
+    # Listed at 02:00 UTC on 1 March. PostgreSQL hands the time back naive (UTC); read as the
+    # local time of a host east of UTC, it would be the evening of 28 February.
+    listed = dt.datetime(2026, 3, 1, 2, 0, tzinfo=dt.UTC)
+    await asyncio.to_thread(
+        add_endorsements, database_url, rows=[dict(organisation_name="Early Group", country="DE")], listed_at=listed
+    )
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        content = await _content(database_url, "DE")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert [s.endorsed_on for s in content.signatories] == [dt.date(2026, 3, 1)]
