@@ -45,7 +45,13 @@ from petition.publish import views as publish_views
 from petition.publish.cache import PublicCache
 from petition.publish.pages import CachedPageMiddleware
 from petition.resources import package_path
-from petition.security import CSRF, BodySizeLimitMiddleware, PathGuardMiddleware, SecurityHeadersMiddleware
+from petition.security import (
+    CSRF,
+    BodySizeLimitMiddleware,
+    PathGuardMiddleware,
+    SecurityHeaders,
+    SecurityHeadersMiddleware,
+)
 from petition.settings import Settings, load_settings, private_directory
 from petition.templating import make_templates
 from petition.tokens import Tokens
@@ -236,16 +242,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *operations_views.routes,
         Mount("/static", app=StaticFiles(directory=str(package_path("static"))), name="static"),
     ]
+    security_headers = SecurityHeaders(settings)
     middleware = [
-        Middleware(RequestIdMiddleware),
-        Middleware(SecurityHeadersMiddleware, settings=settings),
-        # Cached public pages are answered here, before the rest (petition.publish.pages).
+        # Cached public pages are answered here, before the rest, with the request id, security
+        # headers and cookie the next two add to every other response (petition.publish.pages).
         Middleware(
             CachedPageMiddleware,
             cache=cache,
             csrf=csrf,
+            headers=security_headers,
             routes=[appeal_views.APPEAL_PAGE, publish_views.SIGNATORY_LIST],
         ),
+        Middleware(RequestIdMiddleware),
+        Middleware(SecurityHeadersMiddleware, headers=security_headers),
         Middleware(PathGuardMiddleware),
         Middleware(UploadLimitMiddleware),
         Middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY, read_timeout=settings.request_read_timeout),

@@ -17,6 +17,7 @@ from petition.logs import JsonFormatter, RequestIdFilter, RequestIdMiddleware
 from tests.support import PROJECT_ROOT, LiveServer, free_port
 
 log = logging.getLogger("petition.test")
+SLUG = "protect-deserters"
 
 
 def _logging_app(lines: list[str]):
@@ -70,12 +71,16 @@ def test_the_proxys_request_id_is_kept_when_well_formed(database_url, tmp_path, 
 
     server = LiveServer(make_settings(database_url, tmp_path / "data", None, proxy_ips=proxy_ips, run_worker=False))
     server.start()
+    headers = {"X-Request-ID": given, "X-Forwarded-For": "192.0.2.1"}
     try:
-        answer = httpx2.get(server.url + "/healthz", headers={"X-Request-ID": given, "X-Forwarded-For": "192.0.2.1"})
+        # The appeal page twice: rendered, then served from the page cache before routing.
+        answers = [httpx2.get(server.url + path, headers=headers) for path in ["/healthz", *[f"/appeals/{SLUG}"] * 2]]
     finally:
         server.stop()
-    assert answer.status_code == 200
-    assert (answer.headers["x-request-id"] == given) is kept
+    for answer in answers:
+        assert answer.status_code == 200
+        assert (answer.headers["x-request-id"] == given) is kept
+        assert len(answer.headers["x-request-id"]) == 32
 
 
 def test_petition_serve_with_log_format_json_writes_only_json_lines(tmp_path):
