@@ -115,3 +115,21 @@ def test_petition_serve_with_log_format_json_writes_only_json_lines(tmp_path):
     assert "uvicorn.error" in loggers  # "Started server process", "Uvicorn running on …"
     assert any(name.startswith("petition") for name in loggers)
     assert all({"time", "level", "logger", "message"} <= entry.keys() for entry in entries)
+
+
+def test_a_forked_process_hands_out_random_bytes_of_its_own():
+    # random_bytes keeps a pool of os.urandom's bytes: a worker forked from a process with a
+    # pool must not hand out the same request ids and CSRF secrets as its parent.
+    from petition.logs import random_bytes
+
+    random_bytes(16)  # the parent's pool is filled
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.write(write, random_bytes(16))
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    childs = os.read(read, 16)
+    os.close(read)
+    assert len(childs) == 16 and childs != random_bytes(16)
