@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -123,6 +124,17 @@ async def server_error(request: Request, exc: Exception) -> Response:
     if status == 503:
         response.headers["Retry-After"] = "10"
     return response
+
+
+class _Application(Starlette):
+    """Starlette, with `cached_pages` around its whole stack, its error layer too: serving a
+    cached page costs a fraction of the way through it. An error there is answered 500 by the
+    server, as by Starlette's error layer (which has no handler of ours)."""
+
+    cached_pages: Callable[[ASGIApp], ASGIApp]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self.cached_pages(super().build_middleware_stack())
 
 
 class ErrorPageMiddleware:
@@ -244,15 +256,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     security_headers = SecurityHeaders(settings)
     middleware = [
-        # Cached public pages are answered here, before the rest, with the request id, security
-        # headers and cookie the next two add to every other response (petition.publish.pages).
-        Middleware(
-            CachedPageMiddleware,
-            cache=cache,
-            csrf=csrf,
-            headers=security_headers,
-            routes=[appeal_views.APPEAL_PAGE, publish_views.SIGNATORY_LIST],
-        ),
         Middleware(RequestIdMiddleware),
         Middleware(SecurityHeadersMiddleware, headers=security_headers),
         Middleware(PathGuardMiddleware),
@@ -261,11 +264,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(LanguageMiddleware),
         Middleware(ErrorPageMiddleware),
     ]
-    app = Starlette(
+    app = _Application(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
+    )
+    # Cached public pages are answered first, with the request id, security headers and cookie
+    # the middleware above adds to every other response (petition.publish.pages).
+    app.cached_pages = functools.partial(
+        CachedPageMiddleware,
+        cache=cache,
+        csrf=csrf,
+        headers=security_headers,
+        routes=[appeal_views.APPEAL_PAGE, publish_views.SIGNATORY_LIST],
     )
     app.state.services = services
     return app

@@ -49,6 +49,9 @@ CSRF_PLACEHOLDER = "csrf-" + secrets.token_urlsafe(24)
 _PLACEHOLDER = CSRF_PLACEHOLDER.encode("ascii")
 _NOT_STORED = {"content-length", "set-cookie"}
 _NO_QUERY = QueryParams()
+#: How many kinds of request CachedPageMiddleware remembers the page of.
+_SEEN_KEPT = 2048
+_Where = tuple["CachedRoute", str, str, Hashable, str, bool]
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,8 @@ class CachedPageMiddleware:
         self.csrf = csrf
         self.headers = headers
         self.routes: list[tuple[re.Pattern[str], CachedRoute]] = [(compile_path(r.path)[0], r) for r in routes]
+        #: `_where` of the requests seen, by (path, query string, Accept-Language).
+        self._seen: dict[tuple[str, bytes, bytes | None], _Where | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         page = self._find(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
@@ -211,9 +216,34 @@ class CachedPageMiddleware:
         query_string: bytes = scope.get("query_string", b"")
         if b"%00" in query_string.lower():
             return None  # the path guard's 400
-        for name, _value in scope["headers"]:
+        accept_language = None
+        for name, value in scope["headers"]:
             if name in (b"content-length", b"transfer-encoding", b"if-none-match"):
                 return None  # a body has its limit; a revalidation its 304
+            if name == b"accept-language" and accept_language is None:
+                accept_language = value
+        request = (scope["path"], query_string, accept_language)
+        try:
+            where = self._seen[request]
+        except KeyError:
+            if len(self._seen) >= _SEEN_KEPT:
+                self._seen.clear()  # a bound on memory, whatever the requests
+            where = self._seen[request] = self._where(scope, query_string)
+        if where is None:
+            return None
+        route, slug, path, variant, language, explicit = where
+        appeal = appeal_if_cached(self.cache, slug=slug)
+        if appeal is None or appeal["status"] == AppealStatus.DRAFT:
+            return None
+        page: StoredPage | None = self.cache.peek(page_key(appeal["id"], path, variant, language, explicit))
+        if page is None or (page.served_headers is None and route.revalidate):
+            return None
+        return page
+
+    def _where(self, scope: Scope, query_string: bytes) -> _Where | None:
+        """Which page a request asks for (route, slug, path, variant, language, explicit), if one
+        of `routes`: it depends on nothing but the path, the query string and Accept-Language,
+        so `_find` remembers it for them."""
         query = QueryParams(query_string.decode("latin-1")) if query_string else None
         _prefix, path, language, explicit = request_language(scope, query)
         for regex, candidate in self.routes:
@@ -225,14 +255,8 @@ class CachedPageMiddleware:
             return None
         if query is not None and any(name not in route.params for name in query):
             return None
-        appeal = appeal_if_cached(self.cache, slug=match["slug"])
-        if appeal is None or appeal["status"] == AppealStatus.DRAFT:
-            return None
         try:
             variant = route.variant(query or _NO_QUERY)
         except HTTPException:
             return None
-        page: StoredPage | None = self.cache.peek(page_key(appeal["id"], path, variant, language, explicit))
-        if page is None or (page.served_headers is None and route.revalidate):
-            return None
-        return page
+        return route, match["slug"], path, variant, language, explicit
