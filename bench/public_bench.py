@@ -13,8 +13,10 @@ what `petition serve` runs, unless told otherwise), and measures each URL with w
 requests/s and p99 latency, and the ratio to the constant page measured just before and
 just after it in the same run. wrk sends no cookie, so every request of the pages is a new
 visitor's (a CSRF secret and cookie each); the rows "returning visitor" send the CSRF cookie
-a first visit got. The database is dropped at the end (unless --keep). `--load-only` fills
-a database for a demo and exits.
+a first visit got. Each row also gives the server's CPU time per request answered (user +
+system time of its processes over the run, from /proc) and its ratio to the constant page's:
+the steadier measure on a shared machine. The database is dropped at the end (unless --keep).
+`--load-only` fills a database for a demo and exits; `--reuse` measures one it left.
 """
 
 from __future__ import annotations

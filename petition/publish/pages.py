@@ -15,10 +15,11 @@ the page in the negotiated language, `?lang=DE` the German one) rather than the 
 `lang`, and the page's parsed `variant` of the other parameters (`?page=01` is page 1).
 
 Serving a cached page costs far less than the way to it through the middleware, the
-router and the handler, so `CachedPageMiddleware` serves it before routing when it is
-in the cache: the same key, made by the same functions, the same bytes and headers
-(the request id, the security headers and the CSRF cookie are still added by the
-middleware around it). Whatever it does not know for certain it leaves to the handler.
+router and the handler, so `CachedPageMiddleware`, the application's outermost layer,
+serves it first when it is in the cache: the same key, made by the same functions, the
+same bytes and headers, with the request id, security headers and CSRF cookie made by
+the same code as the middleware's that adds them to every other response. Whatever it
+does not know for certain it leaves to the application.
 """
 
 from __future__ import annotations
