@@ -17,7 +17,7 @@ from petition.settings import Settings
 
 CSRF_COOKIE = "petition_csrf"
 
-#: How many returning visitors' tokens CSRF remembers (about 150 bytes each).
+#: How many returning visitors' tokens CSRF remembers (at most about 350 bytes each).
 _TOKENS_KEPT = 10_000
 
 CSP = (

@@ -52,6 +52,8 @@ _NOT_STORED = {"content-length", "set-cookie"}
 _NO_QUERY = QueryParams()
 #: How many kinds of request CachedPageMiddleware remembers the page of.
 _SEEN_KEPT = 2048
+#: The longest path, query string and Accept-Language together that it remembers.
+_SEEN_LENGTH = 512
 _Where = tuple["CachedRoute", str, str, Hashable, str, bool]
 
 
@@ -227,9 +229,12 @@ class CachedPageMiddleware:
         try:
             where = self._seen[request]
         except KeyError:
-            if len(self._seen) >= _SEEN_KEPT:
-                self._seen.clear()  # a bound on memory, whatever the requests
-            where = self._seen[request] = self._where(scope, query_string)
+            where = self._where(scope, query_string)
+            # A bound on memory, whatever the requests: few entries, none long.
+            if len(scope["path"]) + len(query_string) + len(accept_language or b"") <= _SEEN_LENGTH:
+                if len(self._seen) >= _SEEN_KEPT:
+                    self._seen.clear()
+                self._seen[request] = where
         if where is None:
             return None
         route, slug, path, variant, language, explicit = where
