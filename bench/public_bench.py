@@ -13,8 +13,10 @@ what `petition serve` runs, unless told otherwise), and measures each URL with w
 requests/s and p99 latency, and the ratio to the constant page measured just before and
 just after it in the same run. wrk sends no cookie, so every request of the pages is a new
 visitor's (a CSRF secret and cookie each); the rows "returning visitor" send the CSRF cookie
-a first visit got. The database is dropped at the end (unless --keep). `--load-only` fills
-a database for a demo and exits.
+a first visit got. Each row also gives the server's CPU time per request answered (user +
+system time of its processes over the run, from /proc) and its ratio to the constant page's:
+the steadier measure on a shared machine. The database is dropped at the end (unless --keep).
+`--load-only` fills a database for a demo and exits; `--reuse` measures one it left.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -340,11 +343,37 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+class Run(NamedTuple):
+    """One measured wrk run, and the server's CPU time per request answered during it."""
+
+    rps: float
+    p99: float
+    errors: int
+    cpu_us: float
+
+
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, duration: int, connections: int, threads: int, cookie: str | None = None) -> tuple[float, float, int]:
-    """(requests/s, p99 in ms, non-2xx/3xx responses) of one wrk run."""
+def server_cpu(server: subprocess.Popen[bytes]) -> float:
+    """Seconds of CPU (user + system) the server's processes have used: its session's, so that
+    the workers of `--workers N` count too (start_server gives each server a session of its own)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # a process that ended meanwhile
+        if int(fields[3]) == server.pid:  # the session id
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICK
+
+
+def wrk(
+    url: str, duration: int, connections: int, threads: int, cookie: str | None = None
+) -> tuple[float, float, int, int]:
+    """(requests/s, p99 in ms, non-2xx/3xx responses, requests answered) of one wrk run."""
     headers = ["-H", f"Cookie: {cookie}"] if cookie else []
     out = subprocess.run(  # noqa: S603
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", *headers, url],
@@ -355,7 +384,8 @@ def wrk(url: str, duration: int, connections: int, threads: int, cookie: str | N
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return rps, float(value) * _UNITS[unit], int(errors.group(1)) if errors else 0
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return rps, float(value) * _UNITS[unit], int(errors.group(1)) if errors else 0, requests
 
 
 def main() -> None:
@@ -374,9 +404,16 @@ def main() -> None:
     parser.add_argument(
         "--load-only", metavar="DBNAME", help="create DBNAME, load it, print its URL and exit (for demos)"
     )
+    parser.add_argument(
+        "--reuse", metavar="DBNAME", help="measure DBNAME as --load-only left it, and keep it (while developing)"
+    )
     args = parser.parse_args()
 
     from petition.migrations.runner import upgrade
+
+    if args.reuse:
+        measure(with_database(args.postgres, args.reuse), args)
+        return
 
     name = args.load_only or f"petition_bench_{os.getpid()}"
     url = with_database(args.postgres, name)
@@ -441,17 +478,23 @@ def measure(url: str, args: argparse.Namespace) -> None:
         )
         constant = f"http://127.0.0.1:{base_port}/"
 
-        def run(target: str, cookie: str | None = None) -> tuple[float, float, int]:
+        def run(server: subprocess.Popen[bytes], target: str, cookie: str | None = None) -> Run:
             wrk(target, 2, args.connections, args.threads, cookie)  # warm-up
-            return wrk(target, args.duration, args.connections, args.threads, cookie)
+            before = server_cpu(server)
+            rps, p99, errors, requests = wrk(target, args.duration, args.connections, args.threads, cookie)
+            return Run(rps, p99, errors, (server_cpu(server) - before) / requests * 1e6)
 
-        baselines = [run(constant)]
-        results: dict[str, tuple[float, float, int, float]] = {}
+        baselines = [run(baseline, constant)]
+        results: dict[str, tuple[Run, float, float]] = {}
         for label, path, returning in pages:
-            measured = run(base + path, cookie if returning else None)
-            baselines.append(run(constant))
-            around = (baselines[-2][0] + baselines[-1][0]) / 2
-            results[label] = (*measured, measured[0] / around)
+            measured = run(app, base + path, cookie if returning else None)
+            baselines.append(run(baseline, constant))
+            around = [baselines[-2], baselines[-1]]
+            results[label] = (
+                measured,
+                measured.rps / (sum(b.rps for b in around) / 2),
+                (sum(b.cpu_us for b in around) / 2) / measured.cpu_us,
+            )
     finally:
         stop_server(app)
         if baseline is not None:
@@ -462,19 +505,29 @@ def measure(url: str, args: argparse.Namespace) -> None:
         f"uvicorn --workers {args.workers} --http {args.http} --loop {args.loop}; "
         f"constant page = the appeal page's {len(page):,} bytes\n"
     )
-    print(f"| {'page':<26} | {'requests/s':>10} | {'p99 ms':>8} | {'ratio to baseline':>17} | {'errors':>6} |")
-    print(f"|{'-' * 28}|{'-' * 11}:|{'-' * 9}:|{'-' * 18}:|{'-' * 7}:|")
-    for i, (rps, p99, errors) in enumerate(baselines):
-        print(f"| {'constant page, run ' + str(i + 1):<26} | {rps:>10.0f} | {p99:>8.1f} | {1:>17.2f} | {errors:>6} |")
-    for label, (rps, p99, errors, ratio) in results.items():
-        print(f"| {label:<26} | {rps:>10.0f} | {p99:>8.1f} | {ratio:>17.2f} | {errors:>6} |")
+    print(
+        f"| {'page':<26} | {'requests/s':>10} | {'p99 ms':>8} | {'ratio to baseline':>17} | {'errors':>6} "
+        f"| {'µs CPU/request':>14} | {'CPU ratio':>9} |"
+    )
+    print(f"|{'-' * 28}|{'-' * 11}:|{'-' * 9}:|{'-' * 18}:|{'-' * 7}:|{'-' * 15}:|{'-' * 10}:|")
+    for i, b in enumerate(baselines):
+        label = "constant page, run " + str(i + 1)
+        print(
+            f"| {label:<26} | {b.rps:>10.0f} | {b.p99:>8.1f} | {1:>17.2f} | {b.errors:>6} "
+            f"| {b.cpu_us:>14.0f} | {1:>9.2f} |"
+        )
+    for label, (r, ratio, cpu_ratio) in results.items():
+        print(
+            f"| {label:<26} | {r.rps:>10.0f} | {r.p99:>8.1f} | {ratio:>17.2f} | {r.errors:>6} "
+            f"| {r.cpu_us:>14.0f} | {cpu_ratio:>9.2f} |"
+        )
     print()
     for label in TARGET_PAGES:
-        ratio = results[label][3]
+        _run, ratio, cpu_ratio = results[label]
         verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
         print(
             f"{label} (new visitors) / constant page (mean of the runs before and after) = {ratio:.2f}: "
-            f"{verdict} the target of {TARGET_RATIO}"
+            f"{verdict} the target of {TARGET_RATIO} (server CPU per request: {cpu_ratio:.2f})"
         )
 
 

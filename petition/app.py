@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -45,7 +46,13 @@ from petition.publish import views as publish_views
 from petition.publish.cache import PublicCache
 from petition.publish.pages import CachedPageMiddleware
 from petition.resources import package_path
-from petition.security import CSRF, BodySizeLimitMiddleware, PathGuardMiddleware, SecurityHeadersMiddleware
+from petition.security import (
+    CSRF,
+    BodySizeLimitMiddleware,
+    PathGuardMiddleware,
+    SecurityHeaders,
+    SecurityHeadersMiddleware,
+)
 from petition.settings import Settings, load_settings, private_directory
 from petition.templating import make_templates
 from petition.tokens import Tokens
@@ -117,6 +124,17 @@ async def server_error(request: Request, exc: Exception) -> Response:
     if status == 503:
         response.headers["Retry-After"] = "10"
     return response
+
+
+class _Application(Starlette):
+    """Starlette, with `cached_pages` around its whole stack, its error layer too: serving a
+    cached page costs a fraction of the way through it. An error there is answered 500 by the
+    server, as by Starlette's error layer (which has no handler of ours)."""
+
+    cached_pages: Callable[[ASGIApp], ASGIApp]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self.cached_pages(super().build_middleware_stack())
 
 
 class ErrorPageMiddleware:
@@ -236,27 +254,30 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *operations_views.routes,
         Mount("/static", app=StaticFiles(directory=str(package_path("static"))), name="static"),
     ]
+    security_headers = SecurityHeaders(settings)
     middleware = [
         Middleware(RequestIdMiddleware),
-        Middleware(SecurityHeadersMiddleware, settings=settings),
-        # Cached public pages are answered here, before the rest (petition.publish.pages).
-        Middleware(
-            CachedPageMiddleware,
-            cache=cache,
-            csrf=csrf,
-            routes=[appeal_views.APPEAL_PAGE, publish_views.SIGNATORY_LIST],
-        ),
+        Middleware(SecurityHeadersMiddleware, headers=security_headers),
         Middleware(PathGuardMiddleware),
         Middleware(UploadLimitMiddleware),
         Middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY, read_timeout=settings.request_read_timeout),
         Middleware(LanguageMiddleware),
         Middleware(ErrorPageMiddleware),
     ]
-    app = Starlette(
+    app = _Application(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
+    )
+    # Cached public pages are answered first, with the request id, security headers and cookie
+    # the middleware above adds to every other response (petition.publish.pages).
+    app.cached_pages = functools.partial(
+        CachedPageMiddleware,
+        cache=cache,
+        csrf=csrf,
+        headers=security_headers,
+        routes=[appeal_views.APPEAL_PAGE, publish_views.SIGNATORY_LIST],
     )
     app.state.services = services
     return app

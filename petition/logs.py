@@ -96,8 +96,51 @@ def uvicorn_log_config(log_format: str) -> dict[str, Any] | None:
     }
 
 
+class _RandomPool:
+    """`os.urandom` read 4 KiB at a time and handed out in slices: the same bytes from the
+    kernel's CSPRNG, without a system call for each request id and CSRF secret. Each byte is
+    handed out once; a forked process starts with a pool of its own."""
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def __call__(self, n: int) -> bytes:
+        at = self._at
+        if at + n > len(self._pool):
+            self._pool = os.urandom(max(self.SIZE, n))
+            at = 0
+        self._at = at + n
+        return self._pool[at : at + n]
+
+
+#: `random_bytes(n)`: n bytes from the kernel's CSPRNG, as `os.urandom(n)` gives them.
+random_bytes = _RandomPool()
+
+
+def request_id_for(scope: Scope) -> str:
+    """The request's id: the trusted proxy's X-Request-ID if well-formed, else a new one
+    (32 random hex digits, as random as uuid4().hex)."""
+    if scope.get(FROM_PROXY):
+        rid = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                given = value.decode("latin-1")
+                rid = given if _WELL_FORMED.fullmatch(given) else None
+        if rid:
+            return rid
+    return random_bytes(16).hex()
+
+
 class RequestIdMiddleware:
-    """Gives each request an id: the trusted proxy's X-Request-ID if well-formed, else a new one."""
+    """Gives each request an id (`request_id_for`), returned in X-Request-ID and set in every
+    log line written meanwhile."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -106,13 +149,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = None
-        if scope.get(FROM_PROXY):
-            for name, value in scope["headers"]:
-                if name == b"x-request-id":
-                    given = value.decode("latin-1")
-                    rid = given if _WELL_FORMED.fullmatch(given) else None
-        rid = rid or os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
+        rid = request_id_for(scope)
         header = (b"x-request-id", rid.encode("ascii"))
 
         async def send_with_id(message: Message) -> None:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import secrets
 
 from starlette.exceptions import HTTPException
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import HTTPConnection, Request, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from petition.logs import random_bytes
 from petition.settings import Settings
 
 CSRF_COOKIE = "petition_csrf"
+
+#: How many returning visitors' tokens CSRF remembers (at most about 350 bytes each).
+_TOKENS_KEPT = 10_000
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -38,18 +43,35 @@ class CSRF:
         key = hmac.new(str(settings.secret_key).encode(), b"petition.csrf", hashlib.sha256).digest()
         # Keyed once: a copy per token costs less than keying HMAC anew for every new visitor.
         self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+        # Returning visitors' tokens, by their secret: a visitor reads page after page with one.
+        self._tokens: dict[str, str] = {}
 
     def _token(self, secret: str) -> str:
         mac = self._keyed.copy()
         mac.update(secret.encode())
         return mac.hexdigest()
 
+    def new_token(self, secret: str) -> str:
+        """The token for a secret just made (not remembered: most new visitors never come back)."""
+        return self._token(secret)
+
+    def token(self, secret: str) -> str:
+        """The form's token for `secret` (the cookie's value), remembered for the next page."""
+        token = self._tokens.get(secret)
+        if token is None:
+            if len(self._tokens) >= _TOKENS_KEPT:
+                self._tokens.clear()  # a bound on memory: the busiest visitors are back soon
+            token = self._tokens[secret] = self._token(secret)
+        return token
+
     def token_for(self, conn: HTTPConnection) -> str:
         state = conn.scope["state"]
         state["csrf_used"] = True
-        if state["csrf_secret"] is None:  # a new visitor's first token: their secret is made now
-            state["csrf_secret"] = secrets.token_urlsafe(32)
-        return self._token(state["csrf_secret"])
+        secret = state["csrf_secret"]
+        if secret is None:  # a new visitor's first token: their secret is made now, used once here
+            secret = state["csrf_secret"] = new_secret()
+            return self.new_token(secret)
+        return self.token(secret)
 
     def check(self, request: Request, submitted: object) -> None:
         cookie = request.cookies.get(CSRF_COOKIE)
@@ -59,11 +81,14 @@ class CSRF:
             raise HTTPException(403, "csrf")
 
 
-class SecurityHeadersMiddleware:
-    """Sets the CSRF cookie when missing, and the headers every page carries."""
+class SecurityHeaders:
+    """The headers every response carries, and the CSRF cookie of a new visitor.
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+    Made once for the application: `SecurityHeadersMiddleware` adds them to every response,
+    and `petition.publish.pages.CachedPageMiddleware` to the cached pages it serves before it.
+    """
+
+    def __init__(self, settings: Settings) -> None:
         self.https = settings.https
         defaults = {
             "content-security-policy": CSP,
@@ -77,29 +102,57 @@ class SecurityHeadersMiddleware:
             defaults["strict-transport-security"] = "max-age=31536000; includeSubDomains"
         # Encoded once: this runs for every response.
         self.defaults = tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in defaults.items())
+        self._cookie_end = "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if self.https else "")
+
+    def added(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """`headers` (raw pairs) with each default added unless the response set its own."""
+        present = {name.lower() for name, _value in headers}
+        headers.extend(pair for pair in self.defaults if pair[0] not in present)
+        return headers
+
+    def cookie(self, secret: str) -> tuple[bytes, bytes]:
+        """The Set-Cookie header that gives a new visitor their CSRF secret."""
+        return b"set-cookie", f"{CSRF_COOKIE}={secret}{self._cookie_end}".encode("latin-1")
+
+
+def visitor_secret(scope: Scope) -> str | None:
+    """The CSRF secret the visitor's cookie holds, or None for a new visitor (no cookie, or
+    one no secret of ours can be)."""
+    existing = None
+    for name, value in scope["headers"]:
+        if name == b"cookie":  # every Cookie header, the last one winning, as in Starlette's `request.cookies`
+            existing = cookie_parser(value.decode("latin-1")).get(CSRF_COOKIE, existing)
+    if not existing or len(existing) < 20 or len(existing) > 100:
+        return None
+    return existing
+
+
+def new_secret() -> str:
+    """A new visitor's CSRF secret: 32 random bytes, as `secrets.token_urlsafe(32)` makes them."""
+    return base64.urlsafe_b64encode(random_bytes(32)).rstrip(b"=").decode("ascii")
+
+
+class SecurityHeadersMiddleware:
+    """Sets the CSRF cookie when missing, and the headers every page carries."""
+
+    def __init__(self, app: ASGIApp, headers: SecurityHeaders) -> None:
+        self.app = app
+        self.headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        conn = HTTPConnection(scope)
-        existing = conn.cookies.get(CSRF_COOKIE)
-        fresh = not existing or len(existing) < 20 or len(existing) > 100
+        existing = visitor_secret(scope)
         scope.setdefault("state", {})
         # A new visitor's secret is made when a page first needs a token (CSRF.token_for).
-        scope["state"]["csrf_secret"] = None if fresh else existing
+        scope["state"]["csrf_secret"] = existing
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                # Raw header pairs, each default added unless the response set its own.
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _value in headers}
-                headers.extend(pair for pair in self.defaults if pair[0] not in present)
-                if fresh and scope["state"].get("csrf_used"):
-                    cookie = f"{CSRF_COOKIE}={scope['state']['csrf_secret']}; Path=/; HttpOnly; SameSite=Lax"
-                    if self.https:
-                        cookie += "; Secure"
-                    headers.append((b"set-cookie", cookie.encode("latin-1")))
+                headers = self.headers.added(list(message.get("headers", [])))
+                if existing is None and scope["state"].get("csrf_used"):
+                    headers.append(self.headers.cookie(scope["state"]["csrf_secret"]))
                 message["headers"] = headers
             await send(message)
 

@@ -17,6 +17,7 @@ from petition.logs import JsonFormatter, RequestIdFilter, RequestIdMiddleware
 from tests.support import PROJECT_ROOT, LiveServer, free_port
 
 log = logging.getLogger("petition.test")
+SLUG = "protect-deserters"
 
 
 def _logging_app(lines: list[str]):
@@ -70,12 +71,16 @@ def test_the_proxys_request_id_is_kept_when_well_formed(database_url, tmp_path, 
 
     server = LiveServer(make_settings(database_url, tmp_path / "data", None, proxy_ips=proxy_ips, run_worker=False))
     server.start()
+    headers = {"X-Request-ID": given, "X-Forwarded-For": "192.0.2.1"}
     try:
-        answer = httpx2.get(server.url + "/healthz", headers={"X-Request-ID": given, "X-Forwarded-For": "192.0.2.1"})
+        # The appeal page twice: rendered, then served from the page cache before routing.
+        answers = [httpx2.get(server.url + path, headers=headers) for path in ["/healthz", *[f"/appeals/{SLUG}"] * 2]]
     finally:
         server.stop()
-    assert answer.status_code == 200
-    assert (answer.headers["x-request-id"] == given) is kept
+    for answer in answers:
+        assert answer.status_code == 200
+        assert (answer.headers["x-request-id"] == given) is kept
+        assert len(answer.headers["x-request-id"]) == 32
 
 
 def test_petition_serve_with_log_format_json_writes_only_json_lines(tmp_path):
@@ -110,3 +115,21 @@ def test_petition_serve_with_log_format_json_writes_only_json_lines(tmp_path):
     assert "uvicorn.error" in loggers  # "Started server process", "Uvicorn running on …"
     assert any(name.startswith("petition") for name in loggers)
     assert all({"time", "level", "logger", "message"} <= entry.keys() for entry in entries)
+
+
+def test_a_forked_process_hands_out_random_bytes_of_its_own():
+    # random_bytes keeps a pool of os.urandom's bytes: a worker forked from a process with a
+    # pool must not hand out the same request ids and CSRF secrets as its parent.
+    from petition.logs import random_bytes
+
+    random_bytes(16)  # the parent's pool is filled
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.write(write, random_bytes(16))
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    childs = os.read(read, 16)
+    os.close(read)
+    assert len(childs) == 16 and childs != random_bytes(16)

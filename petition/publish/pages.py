@@ -15,10 +15,11 @@ the page in the negotiated language, `?lang=DE` the German one) rather than the 
 `lang`, and the page's parsed `variant` of the other parameters (`?page=01` is page 1).
 
 Serving a cached page costs far less than the way to it through the middleware, the
-router and the handler, so `CachedPageMiddleware` serves it before routing when it is
-in the cache: the same key, made by the same functions, the same bytes and headers
-(the request id, the security headers and the CSRF cookie are still added by the
-middleware around it). Whatever it does not know for certain it leaves to the handler.
+router and the handler, so `CachedPageMiddleware`, the application's outermost layer,
+serves it first when it is in the cache: the same key, made by the same functions, the
+same bytes and headers, with the request id, security headers and CSRF cookie made by
+the same code as the middleware's that adds them to every other response. Whatever it
+does not know for certain it leaves to the application.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -38,16 +39,22 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from petition import i18n
 from petition.appeals.states import AppealStatus
 from petition.i18n_middleware import request_language
+from petition.logs import request_id, request_id_for
 from petition.publish.cache import PublicCache, public_cache
 from petition.publish.cached import appeal_if_cached
 from petition.publish.http import body_etag, tagged
-from petition.security import CSRF
+from petition.security import CSRF, SecurityHeaders, new_secret, visitor_secret
 from petition.web import services
 
 CSRF_PLACEHOLDER = "csrf-" + secrets.token_urlsafe(24)
 _PLACEHOLDER = CSRF_PLACEHOLDER.encode("ascii")
 _NOT_STORED = {"content-length", "set-cookie"}
 _NO_QUERY = QueryParams()
+#: How many kinds of request CachedPageMiddleware remembers the page of.
+_SEEN_KEPT = 2048
+#: The longest path, query string and Accept-Language together that it remembers.
+_SEEN_LENGTH = 512
+_Where = tuple["CachedRoute", str, str, Hashable, str, bool]
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,11 @@ class StoredPage:
     #: A page without a form: every header as the handler sends it (Content-Length, and with
     #: `revalidate` the ETag and Cache-Control of `revalidatable`).
     served_headers: tuple[tuple[bytes, bytes], ...] | None
+    #: The headers as CachedPageMiddleware sends them (with the security headers), by the
+    #: `SecurityHeaders` that added them: made at the first request served from this copy.
+    prepared: dict[SecurityHeaders, tuple[tuple[bytes, bytes], ...]] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
 
 def page_key(appeal_id: int, path: str, variant: Hashable, language: str, explicit: bool) -> Hashable:
@@ -137,36 +149,69 @@ async def cached_page(
 
 
 class CachedPageMiddleware:
-    """Serves the pages of `routes` from the page cache before routing, when they are there.
+    """Serves the pages of `routes` from the page cache before anything else, when they are there.
 
     A GET of such a page, in a language (`?lang=`, a prefix, Accept-Language) and variant
     whose page is in the cache and fresh, of an appeal that is too, is answered here with
-    what `cached_page` (and, for `revalidate`, `revalidatable`) would send. Anything else —
-    a miss, another method, other parameters, a body, `If-None-Match`, a path the path
-    guard or the router would change — goes on to the application, which fills the cache.
-    It sits inside the request id and security header middleware, which add their headers
-    (and the CSRF cookie of a new visitor) to these responses as to any other.
+    what `cached_page` (and, for `revalidate`, `revalidatable`) would send, and with what the
+    middleware around the application adds to every response: the request id
+    (`petition.logs.request_id_for`, also set for log lines) and the security headers and a
+    new visitor's CSRF cookie (`headers`, the `SecurityHeaders` that middleware adds), in the
+    same order. Anything else — a miss, another method, other parameters, a body,
+    `If-None-Match`, a path the path guard or the router would change — goes on to the
+    application, which fills the cache.
     """
 
-    def __init__(self, app: ASGIApp, *, cache: PublicCache, csrf: CSRF, routes: Sequence[CachedRoute]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        cache: PublicCache,
+        csrf: CSRF,
+        headers: SecurityHeaders,
+        routes: Sequence[CachedRoute],
+    ) -> None:
         self.app = app
         self.cache = cache
         self.csrf = csrf
+        self.headers = headers
         self.routes: list[tuple[re.Pattern[str], CachedRoute]] = [(compile_path(r.path)[0], r) for r in routes]
+        #: `_where` of the requests seen, by (path, query string, Accept-Language).
+        self._seen: dict[tuple[str, bytes, bytes | None], _Where | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         page = self._find(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
         if page is None:
             await self.app(scope, receive, send)
             return
+        rid = request_id_for(scope)
+        # The page's headers with the security headers added: made once per stored copy.
+        prepared = page.prepared.get(self.headers)
+        if prepared is None:
+            start = list(page.served_headers) if page.served_headers is not None else list(page.raw_headers)
+            prepared = page.prepared[self.headers] = tuple(self.headers.added(start))
         if page.served_headers is not None:
             body = page.body
-            headers = list(page.served_headers)
+            headers = [*prepared, (b"x-request-id", rid.encode("ascii"))]
         else:
-            body = self.csrf.token_for(HTTPConnection(scope)).encode("ascii").join(page.parts)
-            headers = [*page.raw_headers, (b"content-length", str(len(body)).encode("latin-1"))]
-        await send({"type": "http.response.start", "status": page.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+            secret = visitor_secret(scope)
+            if secret is None:  # a new visitor: a secret, and the cookie that gives it to them
+                secret = new_secret()
+                token = self.csrf.new_token(secret)
+                added = [self.headers.cookie(secret), (b"x-request-id", rid.encode("ascii"))]
+            else:
+                token = self.csrf.token(secret)
+                added = [(b"x-request-id", rid.encode("ascii"))]
+            body = token.encode("ascii").join(page.parts)
+            # Content-Length before the security headers, where the handler's Response has it.
+            length = (b"content-length", str(len(body)).encode("latin-1"))
+            headers = [*prepared[: len(page.raw_headers)], length, *prepared[len(page.raw_headers) :], *added]
+        context = request_id.set(rid)
+        try:
+            await send({"type": "http.response.start", "status": page.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            request_id.reset(context)
 
     def _find(self, scope: Scope) -> StoredPage | None:
         if scope.get("root_path") or "\x00" in scope["path"]:
@@ -174,9 +219,37 @@ class CachedPageMiddleware:
         query_string: bytes = scope.get("query_string", b"")
         if b"%00" in query_string.lower():
             return None  # the path guard's 400
-        for name, _value in scope["headers"]:
+        accept_language = None
+        for name, value in scope["headers"]:
             if name in (b"content-length", b"transfer-encoding", b"if-none-match"):
                 return None  # a body has its limit; a revalidation its 304
+            if name == b"accept-language" and accept_language is None:
+                accept_language = value
+        request = (scope["path"], query_string, accept_language)
+        try:
+            where = self._seen[request]
+        except KeyError:
+            where = self._where(scope, query_string)
+            # A bound on memory, whatever the requests: few entries, none long.
+            if len(scope["path"]) + len(query_string) + len(accept_language or b"") <= _SEEN_LENGTH:
+                if len(self._seen) >= _SEEN_KEPT:
+                    self._seen.clear()
+                self._seen[request] = where
+        if where is None:
+            return None
+        route, slug, path, variant, language, explicit = where
+        appeal = appeal_if_cached(self.cache, slug=slug)
+        if appeal is None or appeal["status"] == AppealStatus.DRAFT:
+            return None
+        page: StoredPage | None = self.cache.peek(page_key(appeal["id"], path, variant, language, explicit))
+        if page is None or (page.served_headers is None and route.revalidate):
+            return None
+        return page
+
+    def _where(self, scope: Scope, query_string: bytes) -> _Where | None:
+        """Which page a request asks for (route, slug, path, variant, language, explicit), if one
+        of `routes`: it depends on nothing but the path, the query string and Accept-Language,
+        so `_find` remembers it for them."""
         query = QueryParams(query_string.decode("latin-1")) if query_string else None
         _prefix, path, language, explicit = request_language(scope, query)
         for regex, candidate in self.routes:
@@ -188,14 +261,8 @@ class CachedPageMiddleware:
             return None
         if query is not None and any(name not in route.params for name in query):
             return None
-        appeal = appeal_if_cached(self.cache, slug=match["slug"])
-        if appeal is None or appeal["status"] == AppealStatus.DRAFT:
-            return None
         try:
             variant = route.variant(query or _NO_QUERY)
         except HTTPException:
             return None
-        page: StoredPage | None = self.cache.peek(page_key(appeal["id"], path, variant, language, explicit))
-        if page is None or (page.served_headers is None and route.revalidate):
-            return None
-        return page
+        return route, match["slug"], path, variant, language, explicit

@@ -122,3 +122,17 @@ def test_a_confirmed_endorsement_shows_at_once_on_the_cached_pages(site, smtp, c
         assert "Union syndicale" in client.get(path).text
         assert "Union syndicale" in client.get(path).text
     assert served_early == pages
+
+
+def test_one_path_is_served_early_in_each_language_asked_for(client, served_early):
+    # Which page a request asks for is remembered by its path, query and Accept-Language:
+    # the same path in other languages is still each its own page.
+    path = f"/appeals/{SLUG}"
+    asked = [({"Accept-Language": "de"}, "de"), ({"Accept-Language": "fr"}, "fr"), ({}, "en")]
+    for _round in range(2):  # rendered (and remembered), then from the cache
+        for headers, language in asked * 2:
+            answer = client.get(path, headers=headers)
+            assert answer.headers["content-language"] == language
+        client.get(path + "?lang=uk")
+        assert client.get(path + "?lang=uk").headers["content-language"] == "uk"
+    assert served_early.count(path) >= 6
