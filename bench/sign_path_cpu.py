@@ -25,27 +25,18 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 import asyncpg
 import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.load_bench import admin, with_database  # noqa: E402 - the bench helpers, not petition
+
 SLUG = "protect-deserters"
 CONCURRENCY = 50
-
-
-def with_database(url: str, name: str) -> str:
-    p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, ""))
-
-
-async def admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(with_database(url, "postgres"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def measure(args: argparse.Namespace, url: str) -> int:  # noqa: PLR0915 - one measurement, in order
