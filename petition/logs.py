@@ -14,12 +14,13 @@ import contextvars
 import datetime as dt
 import json
 import logging
-import os
 import re
 import sys
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from petition.randomness import random_bytes
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("petition_request_id", default=None)
 
@@ -94,34 +95,6 @@ def uvicorn_log_config(log_format: str) -> dict[str, Any] | None:
             "uvicorn.access": {"handlers": ["default"], "level": "INFO", "propagate": False},
         },
     }
-
-
-class _RandomPool:
-    """`os.urandom` read 4 KiB at a time and handed out in slices: the same bytes from the
-    kernel's CSPRNG, without a system call for each request id and CSRF secret. Each byte is
-    handed out once; a forked process starts with a pool of its own."""
-
-    SIZE = 4096
-
-    def __init__(self) -> None:
-        self._reset()
-        os.register_at_fork(after_in_child=self._reset)
-
-    def _reset(self) -> None:
-        self._pool = b""
-        self._at = 0
-
-    def __call__(self, n: int) -> bytes:
-        at = self._at
-        if at + n > len(self._pool):
-            self._pool = os.urandom(max(self.SIZE, n))
-            at = 0
-        self._at = at + n
-        return self._pool[at : at + n]
-
-
-#: `random_bytes(n)`: n bytes from the kernel's CSPRNG, as `os.urandom(n)` gives them.
-random_bytes = _RandomPool()
 
 
 def request_id_for(scope: Scope) -> str:

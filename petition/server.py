@@ -14,6 +14,7 @@ is believed; nothing else turns proxy headers on.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 from typing import Any
@@ -125,15 +126,20 @@ class FromProxy:
     def __init__(self, app: Any, settings: Settings) -> None:
         self.app: ASGIApp = app  # uvicorn's middleware, typed with uvicorn's own scope types
         self.proxies = settings.proxy_ips
+        # The peer is the proxy itself on nearly every request: its verdict is kept, not parsed again.
+        self.is_proxy = functools.lru_cache(maxsize=256)(self._is_proxy)
+
+    def _is_proxy(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
         if scope["type"] == "http" and client:
-            try:
-                address = ipaddress.ip_address(client[0])
-            except ValueError:
-                address = None
-            scope[FROM_PROXY] = address is not None and any(address in network for network in self.proxies)
+            scope[FROM_PROXY] = self.is_proxy(client[0])
         await self.app(scope, receive, send)
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +41,7 @@ from petition.endorsements.tables import endorsement_versions, endorsements
 from petition.outbox.messages import Mailer
 from petition.outbox.states import OutboxState
 from petition.outbox.tables import outbox
+from petition.randomness import random_hex
 from petition.schema import UTCDateTime, utcnow
 
 S = EndorsementState
@@ -196,7 +196,8 @@ SUBMITTED_FIELDS = (
 
 
 def new_nonce() -> str:
-    return secrets.token_hex(16)
+    """A new link nonce: 16 random bytes in hex, from the pooled CSPRNG (every submission makes one)."""
+    return random_hex(16)
 
 
 @dataclass(frozen=True)
