@@ -206,6 +206,15 @@ class WrkRun:
         return self.completed > 0 and self.statuses == {status: self.completed}
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) the process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 def wrk(url: str, script: Path, seconds: int, connections: int) -> WrkRun:
     done = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(script), url],
@@ -298,6 +307,7 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=2000, help="endorsements per minute (default 2000)")
     parser.add_argument("--duration", type=float, default=300, help="seconds of load (default 300)")
     parser.add_argument("--workers", type=int, default=2, help="petition worker processes (default 2)")
+    parser.add_argument("--py-spy", help="record the sign path server with py-spy (raw stacks) into this file")
     parser.add_argument("--throughput-seconds", type=int, default=20, help="wrk run per server (default 20)")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--drain-timeout", type=float, default=600)
@@ -424,11 +434,48 @@ def main() -> int:
         processes.append(bare)
         bare_url = f"http://127.0.0.1:{bare_port}"
         wait_http(bare_url + "/")
-        bare_run = wrk(f"{bare_url}/appeals/{SLUG}/endorse", script, args.throughput_seconds, args.connections)
-        sign_run = wrk(f"{base}/appeals/{SLUG}/endorse", script, args.throughput_seconds, args.connections)
+        server = processes[0]
+
+        def measured(url: str, pid: int, profile: str | None = None) -> tuple[WrkRun, float]:
+            """The wrk run and the server's CPU per completed request, in µs (steadier than req/s
+            on a shared machine: what the server would do on a core of its own)."""
+            spy = None
+            if profile:
+                spy = subprocess.Popen(
+                    [
+                        str(Path(sys.executable).parent / "py-spy"),
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--rate",
+                        "250",
+                        "--format",
+                        "raw",
+                        "--output",
+                        profile,
+                        "--duration",
+                        str(args.throughput_seconds),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            cpu = process_cpu(pid)
+            run = wrk(url, script, args.throughput_seconds, args.connections)
+            cpu = process_cpu(pid) - cpu
+            if spy is not None:
+                spy.wait(60)
+            return run, 1e6 * cpu / max(run.completed, 1)
+
+        bare_run, bare_cpu = measured(f"{bare_url}/appeals/{SLUG}/endorse", bare.pid)
+        sign_run, sign_cpu = measured(f"{base}/appeals/{SLUG}/endorse", server.pid, args.py_spy)
         ratio = sign_run.rps / bare_run.rps if bare_run.rps else 0.0
-        print(f"bare endpoint:           {bare_run.rps:8.1f} req/s  p99 {bare_run.p99_ms:7.1f} ms")
-        print(f"sign path:               {sign_run.rps:8.1f} req/s  p99 {sign_run.p99_ms:7.1f} ms")
+        print(
+            f"bare endpoint:           {bare_run.rps:8.1f} req/s  p99 {bare_run.p99_ms:7.1f} ms  cpu {bare_cpu:5.0f} µs/req"
+        )
+        print(
+            f"sign path:               {sign_run.rps:8.1f} req/s  p99 {sign_run.p99_ms:7.1f} ms  cpu {sign_cpu:5.0f} µs/req"
+        )
+        print(f"sign / bare, by CPU:     {bare_cpu / sign_cpu:.2f}")
         print(f"sign / bare:             {ratio:.2f} (target >= 1.0, p99 <= 50 ms)")
 
         async def stored() -> tuple[int, dict[str, int]]:
