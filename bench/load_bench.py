@@ -469,12 +469,8 @@ def main() -> int:
         bare_run, bare_cpu = measured(f"{bare_url}/appeals/{SLUG}/endorse", bare.pid)
         sign_run, sign_cpu = measured(f"{base}/appeals/{SLUG}/endorse", server.pid, args.py_spy)
         ratio = sign_run.rps / bare_run.rps if bare_run.rps else 0.0
-        print(
-            f"bare endpoint:           {bare_run.rps:8.1f} req/s  p99 {bare_run.p99_ms:7.1f} ms  cpu {bare_cpu:5.0f} µs/req"
-        )
-        print(
-            f"sign path:               {sign_run.rps:8.1f} req/s  p99 {sign_run.p99_ms:7.1f} ms  cpu {sign_cpu:5.0f} µs/req"
-        )
+        for label, run, cpu in (("bare endpoint:", bare_run, bare_cpu), ("sign path:", sign_run, sign_cpu)):
+            print(f"{label:<24} {run.rps:8.1f} req/s  p99 {run.p99_ms:7.1f} ms  cpu {cpu:5.0f} µs/req")
         print(f"sign / bare, by CPU:     {bare_cpu / sign_cpu:.2f}")
         print(f"sign / bare:             {ratio:.2f} (target >= 1.0, p99 <= 50 ms)")
 
