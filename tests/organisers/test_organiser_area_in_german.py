@@ -308,3 +308,47 @@ def test_in_german_no_page_of_the_organiser_area_shows_a_stored_code(client):
         assert _lang_of(response.text) == "de", path
         found = _raw_codes(visible_text(response.text))
         assert found == [], f"{path}: {found}"
+
+
+def test_a_rejected_login_code_answers_in_german_and_the_right_one_keeps_german(client):
+    from tests.organisers.support import login
+    from tests.organisers.test_two_step_login import code_at, enrol
+
+    add_organiser(client, "lea@orga.example", "moderator")
+    login(client, "lea@orga.example")
+    secret, _codes = enrol(client)
+    client.cookies.clear()
+
+    page = _german(client, client.get("/admin/?lang=de", headers=ENGLISH, follow_redirects=False))
+    code_form = client.post(
+        _action(page.text, "/admin/login"),
+        data={
+            "email": "lea@orga.example",
+            "password": PASSWORD,
+            "csrf_token": csrf_from(page.text),
+            "next": re.search(r'name="next" value="([^"]*)"', page.text).group(1),
+        },
+        headers=ENGLISH,
+        follow_redirects=False,
+    )
+    code_form = _german(client, code_form)
+    pending = re.search(r'name="pending" value="([^"]+)"', code_form.text).group(1)
+    wrong = client.post(
+        _action(code_form.text, "/admin/login/code"),
+        data={
+            "pending": pending,
+            "code": "000000" if code_at(secret) != "000000" else "111111",
+            "csrf_token": csrf_from(code_form.text),
+        },
+        headers=ENGLISH,
+        follow_redirects=False,
+    )
+    wrong = _german(client, wrong, status=400)
+    right = client.post(
+        _action(wrong.text, "/admin/login/code"),
+        data={"pending": pending, "code": code_at(secret, 1), "csrf_token": csrf_from(wrong.text)},
+        headers=ENGLISH,
+        follow_redirects=False,
+    )
+    dashboard = _german(client, right)
+    assert "Übersicht" in dashboard.text
