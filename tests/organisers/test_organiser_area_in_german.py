@@ -10,11 +10,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from petition.appeals.states import AppealStatus, Moderation
 from petition.audit.actions import AuditAction
+from petition.audit.labels import ACTION_LABELS
 from petition.audit.queries import record
 from petition.endorsements.lifecycle import CLI_APPROVAL
-from petition.endorsements.states import EndorsementState, HoldReason
+from petition.endorsements.states import EndorsementState, HoldReason, Visibility
+from petition.organisers import labels
+from petition.organisers.roles import Role
+from petition.outbox.kinds import BUILDERS
 from tests.factories import add_endorsements
-from tests.organisers.support import PASSWORD, add_organiser, audit_rows, make_appeal, run
+from tests.organisers.support import PASSWORD, add_organiser, audit_rows, login, make_appeal, run
+from tests.organisers.test_two_step_login import code_at, enrol
 from tests.support import csrf_from
 
 ENGLISH = {"Accept-Language": "en-GB,en;q=0.9"}
@@ -311,9 +316,6 @@ def test_in_german_no_page_of_the_organiser_area_shows_a_stored_code(client):
 
 
 def test_a_rejected_login_code_answers_in_german_and_the_right_one_keeps_german(client):
-    from tests.organisers.support import login
-    from tests.organisers.test_two_step_login import code_at, enrol
-
     add_organiser(client, "lea@orga.example", "moderator")
     login(client, "lea@orga.example")
     secret, _codes = enrol(client)
@@ -352,3 +354,19 @@ def test_a_rejected_login_code_answers_in_german_and_the_right_one_keeps_german(
     )
     dashboard = _german(client, right)
     assert "Übersicht" in dashboard.text
+
+
+def test_every_code_has_words_and_a_language_prefix_is_kept_too(client):
+
+    assert set(ACTION_LABELS) == {a.value for a in AuditAction}
+    assert set(labels.APPEAL_STATUS_LABELS) == {s.value for s in AppealStatus}
+    assert set(labels.MODERATION_LABELS) == set(labels.MODERATION_SHORT_LABELS) == {m.value for m in Moderation}
+    assert set(labels.VISIBILITY_LABELS) == {v.value for v in Visibility}
+    assert set(labels.ROLE_LABELS) == {r.value for r in Role}
+    assert set(BUILDERS) <= set(labels.MAIL_KIND_LABELS)  # the kinds the failed-email page names
+
+    # /de/admin/… is German too, and its redirect names the language it got from the prefix.
+    response = client.get("/de/admin/moderation", headers=ENGLISH, follow_redirects=False)
+    assert response.status_code == 303
+    page = _german(client, response)
+    assert _action(page.text, "/admin/login").endswith("lang=de")
