@@ -189,7 +189,7 @@ def _appeal_settings(detail: str) -> str | None:
     for change in (p.strip() for p in detail.split(";") if p.strip()):
         name, _sep, values = change.partition(": ")
         if name == "moderation":
-            parts.append(_("Moderation") + ": " + str(_change(values, labels.moderation)))
+            parts.append(_("Moderation") + ": " + str(_change(values, labels.moderation_short)))
         elif name == "default_language":
             parts.append(_("Default language") + ": " + str(_change(values, lambda c: LANGUAGE_NAMES.get(str(c), c))))
         elif name == "addressees":
@@ -203,7 +203,7 @@ def _appeal_created(detail: str) -> str | None:
     pairs = _pairs(detail)
     if "moderation" not in pairs:
         return None
-    return _("Moderation") + ": " + str(labels.moderation(pairs["moderation"]))
+    return _("Moderation") + ": " + str(labels.moderation_short(pairs["moderation"]))
 
 
 def _appeal_text(detail: str) -> str | None:
