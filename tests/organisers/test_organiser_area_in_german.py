@@ -306,6 +306,9 @@ def test_in_german_no_page_of_the_organiser_area_shows_a_stored_code(client):
         "/admin/organisers/two-step",
         "/admin/dossiers",
         "/admin/export",
+        "/admin/outbox",
+        "/admin/account/password",
+        "/admin/account/two-step",
     ]
     for path in pages:
         response = client.get(path + ("&" if "?" in path else "?") + "lang=de", headers=ENGLISH)
