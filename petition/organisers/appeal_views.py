@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from petition.appeals.queries import (
@@ -24,8 +24,9 @@ from petition.i18n import LANGUAGE_NAMES, LANGUAGES, get_language
 from petition.i18n import gettext as _
 from petition.organisers.appeals import current_texts, text_versions, update_settings, valid_slug
 from petition.organisers.auth import admin_route, organiser
+from petition.organisers.pages import redirect, render
 from petition.organisers.roles import Role
-from petition.web import read_form, render, services
+from petition.web import read_form, services
 
 #: What the status buttons may set; a draft is only where an appeal starts.
 SETTABLE_STATUSES = (AppealStatus.OPEN, AppealStatus.PAUSED, AppealStatus.CLOSED)
@@ -101,7 +102,7 @@ async def appeal_create(request: Request) -> Response:
         except INTEGRITY_ERRORS:
             errors["slug"] = _("An appeal with this address exists already.")
         else:
-            return RedirectResponse(f"/admin/appeals/{appeal_id}", status_code=303)
+            return redirect(request, f"/admin/appeals/{appeal_id}")
     return await _appeals_page(request, values=values, errors=errors, status=400)
 
 
@@ -149,7 +150,7 @@ async def _appeal_page(
             "notice": _notices().get(request.query_params.get("done", "")),
         },
         status=status,
-        private=True,
+        get_path=f"/admin/appeals/{appeal['id']}",
     )
 
 
@@ -196,7 +197,7 @@ async def appeal_settings(request: Request) -> Response:
             target_id=appeal["id"],
             detail="; ".join(changes),
         )
-    return RedirectResponse(f"/admin/appeals/{appeal['id']}?done=settings", status_code=303)
+    return redirect(request, f"/admin/appeals/{appeal['id']}?done=settings")
 
 
 async def appeal_status(request: Request) -> Response:
@@ -206,6 +207,14 @@ async def appeal_status(request: Request) -> Response:
     new = _form_text(form, "status", 16)
     if new not in {s.value for s in SETTABLE_STATUSES}:
         raise HTTPException(400, "unknown status")
+    if new == AppealStatus.CLOSED and new != appeal["status"] and _form_text(form, "confirm_close", 8) != "yes":
+        # Closing turns every new endorsement away: it takes a second, explicit step.
+        return await _appeal_page(
+            request,
+            appeal,
+            status=400,
+            errors={"confirm_close": _("Tick the box to confirm that the appeal should close.")},
+        )
     if new == AppealStatus.OPEN and appeal["default_language"] not in await current_texts(db, appeal_id=appeal["id"]):
         return await _appeal_page(
             request,
@@ -225,7 +234,7 @@ async def appeal_status(request: Request) -> Response:
                 detail=f"{appeal['status']} -> {new}",
             )
         services(request).lifecycle.public_changed()  # the appeal itself changed: slug entries too
-    return RedirectResponse(f"/admin/appeals/{appeal['id']}?done=status", status_code=303)
+    return redirect(request, f"/admin/appeals/{appeal['id']}?done=status")
 
 
 def _language(request: Request) -> str:
@@ -266,7 +275,7 @@ async def _text_page(
             "errors": errors or {},
         },
         status=status,
-        private=True,
+        get_path=f"/admin/appeals/{appeal['id']}/texts/{language}",
     )
 
 
@@ -316,9 +325,9 @@ async def text_save(request: Request) -> Response:
                 detail=f"language={language} version={version}",
             )
     if version is None:
-        return RedirectResponse(f"/admin/appeals/{appeal['id']}?done=unchanged", status_code=303)
+        return redirect(request, f"/admin/appeals/{appeal['id']}?done=unchanged")
     services(request).lifecycle.public_changed()  # the appeal itself changed: slug entries too
-    return RedirectResponse(f"/admin/appeals/{appeal['id']}?done=text", status_code=303)
+    return redirect(request, f"/admin/appeals/{appeal['id']}?done=text")
 
 
 def routes(role: Role) -> list[Route]:

@@ -17,16 +17,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from petition.db import Row
 from petition.organisers.devices import DeviceCookies
+from petition.organisers.pages import redirect, render
 from petition.organisers.queries import get_organiser
 from petition.organisers.roles import Role, has_role
 from petition.organisers.sessions import COOKIE_NAME, PendingLogins, SessionClaims, Sessions
 from petition.organisers.totp import must_enrol
-from petition.web import render, services
+from petition.web import services
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -84,9 +85,7 @@ def require(role: Role, *, during_enrolment: bool = False) -> Callable[[Endpoint
             if row is None or claims is None:
                 if request.method in ("GET", "HEAD"):
                     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                    response: Response = RedirectResponse(
-                        LOGIN_PATH + "?" + urlencode({"next": safe_next(target)}), status_code=303
-                    )
+                    response: Response = redirect(request, LOGIN_PATH + "?" + urlencode({"next": safe_next(target)}))
                 else:
                     response = render(request, "admin/forbidden.html", {"reason": "session"}, status=403, private=True)
                 if request.cookies.get(COOKIE_NAME):
@@ -96,7 +95,7 @@ def require(role: Role, *, during_enrolment: bool = False) -> Callable[[Endpoint
             request.state.must_enrol = must_enrol(row, services(request).settings)
             if request.state.must_enrol and not during_enrolment:
                 if request.method in ("GET", "HEAD"):
-                    response = RedirectResponse(ENROL_PATH, status_code=303)
+                    response = redirect(request, ENROL_PATH)
                 else:
                     response = render(request, "admin/two_step_required.html", status=403, private=True)
                 response.headers["Cache-Control"] = "no-store"

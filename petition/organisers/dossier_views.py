@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from petition import countries
@@ -25,10 +25,11 @@ from petition.dossiers.states import DossierState
 from petition.dossiers.tables import dossiers
 from petition.i18n import get_language
 from petition.organisers.auth import admin_route, organiser
+from petition.organisers.pages import redirect, render
 from petition.organisers.params import text
 from petition.organisers.roles import Role
 from petition.organisers.tables import organisers
-from petition.web import read_form, render, services
+from petition.web import read_form, services
 
 D = DossierState
 
@@ -115,7 +116,7 @@ async def dossiers_build(request: Request) -> Response:
             detail=f"appeal={appeal['id']} country={code}",
         )
     _notify_worker(request)
-    return RedirectResponse(f"/admin/dossiers?appeal={appeal['id']}&queued={len(chosen)}", status_code=303)
+    return redirect(request, f"/admin/dossiers?appeal={appeal['id']}&queued={len(chosen)}")
 
 
 async def _done_dossier(request: Request) -> Row:

@@ -24,9 +24,10 @@ from petition.endorsements.states import EndorsementState
 from petition.i18n import get_language
 from petition.organisers.auth import admin_route, organiser
 from petition.organisers.moderation import EXPORT_COLUMNS, export_rows
+from petition.organisers.pages import render
 from petition.organisers.params import optional_id
 from petition.organisers.roles import Role
-from petition.web import read_form, render, services
+from petition.web import read_form, services
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 

@@ -12,7 +12,7 @@ import logging
 import re
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from petition.abuse.limits import is_trusted
 from petition.audit.actions import AuditAction
@@ -21,6 +21,7 @@ from petition.db import Row
 from petition.i18n import get_language
 from petition.i18n import gettext as _
 from petition.organisers.auth import ENROL_PATH, devices, pending_logins, safe_next, session_organiser, sessions
+from petition.organisers.pages import redirect, render
 from petition.organisers.params import text
 from petition.organisers.passwords import hash_password_async, needs_rehash, verify_password_async
 from petition.organisers.queries import find_organiser, get_organiser, mark_login, rehash_password
@@ -35,7 +36,7 @@ from petition.organisers.throttle import (
     reserve_attempt,
 )
 from petition.organisers.totp import must_enrol, parse_code, second_factor_on, use_recovery_code, use_totp_code
-from petition.web import client_ip, read_form, render, services
+from petition.web import client_ip, read_form, services
 
 log = logging.getLogger("petition.organisers")
 
@@ -116,7 +117,7 @@ async def _logged_in(request: Request, *, row: Row, next_url: str) -> Response:
     await mark_login(svc.db, organiser_id=row["id"], language=get_language())
     await record(svc.db, organiser_id=row["id"], action=AuditAction.LOGIN, target_type="organiser", target_id=row["id"])
     target = ENROL_PATH if must_enrol(row, svc.settings) else next_url
-    response = RedirectResponse(target, status_code=303)
+    response = redirect(request, target)
     sessions(request).set(response, organiser_id=row["id"], version=row["session_version"])
     devices(request).issue(response, organiser_id=row["id"])
     response.headers["Cache-Control"] = "no-store"
@@ -127,7 +128,7 @@ async def login_page(request: Request) -> Response:
     next_url = safe_next(request.query_params.get("next"))
     row, _claims = await session_organiser(request)
     if row is not None:
-        return RedirectResponse(next_url, status_code=303)
+        return redirect(request, next_url)
     return _login_page(request, next_url=next_url)
 
 

@@ -83,8 +83,12 @@ def _base() -> sa.Select[Any]:
     ).select_from(e.join(appeals, appeals.c.id == e.c.appeal_id))
 
 
-async def find_endorsements(db: Database, *, filters: Filters, offset: int = 0, limit: int = 100) -> Sequence[Row]:
-    query = _where(_base(), filters).order_by(e.c.created_at, e.c.id).offset(offset).limit(limit)
+async def find_endorsements(
+    db: Database, *, filters: Filters, offset: int = 0, limit: int = 100, newest_first: bool = True
+) -> Sequence[Row]:
+    """A page of endorsements, the newest submitted first (new spam is on the first page), or the oldest."""
+    order = (e.c.created_at.desc(), e.c.id.desc()) if newest_first else (e.c.created_at, e.c.id)
+    query = _where(_base(), filters).order_by(*order).offset(offset).limit(limit)
     return await db.fetch_all(query)
 
 

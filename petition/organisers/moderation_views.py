@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from petition import countries
@@ -29,14 +29,17 @@ from petition.organisers.moderation import (
     get_for_moderation,
     hints_for,
 )
+from petition.organisers.pages import redirect, render
 from petition.organisers.params import optional_id, page_number, text
 from petition.organisers.roles import Role
 from petition.schema import utcnow
-from petition.web import read_form, render, services
+from petition.web import read_form, services
 
 S = EndorsementState
 _RESULT_KEYS = {Event.APPROVE: "approved", Event.REJECT: "rejected", Event.RELEASE: "released"}
 PAGE_SIZES = (50, 100, 500, 1000)
+NEWEST = "newest"
+OLDEST = "oldest"
 
 
 def _seen_at(form: Mapping[str, object]) -> dt.datetime | None:
@@ -54,6 +57,14 @@ def _seen_at(form: Mapping[str, object]) -> dt.datetime | None:
 def _page_size(request: Request) -> int:
     raw = request.query_params.get("per_page", "")
     return int(raw) if raw in {str(n) for n in PAGE_SIZES} else PAGE_SIZES[1]
+
+
+def _sort(request: Request) -> str:
+    """`newest` (the default: what arrived last, spam among it, is on the first page) or `oldest`."""
+    raw = request.query_params.get("sort", "")
+    if raw not in ("", NEWEST, OLDEST):
+        raise HTTPException(400, "unknown sort")
+    return raw or NEWEST
 
 
 def _filters(request: Request, *, queue: bool) -> Filters:
@@ -105,8 +116,11 @@ async def _list(request: Request, *, queue: bool) -> Response:
     filters = _filters(request, queue=queue)
     page = page_number(request.query_params)
     per_page = _page_size(request)
+    sort = _sort(request)
     total = await count_endorsements(db, filters=filters)
-    rows = await find_endorsements(db, filters=filters, offset=(page - 1) * per_page, limit=per_page)
+    rows = await find_endorsements(
+        db, filters=filters, offset=(page - 1) * per_page, limit=per_page, newest_first=sort == NEWEST
+    )
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return render(
         request,
@@ -119,6 +133,7 @@ async def _list(request: Request, *, queue: bool) -> Response:
             "page": page,
             "pages": max(1, -(-total // per_page)),
             "per_page": per_page,
+            "sort": sort,
             "page_sizes": PAGE_SIZES,
             "filters": {
                 "appeal": filters.appeal_id or "",
@@ -183,7 +198,7 @@ async def bulk_decide(request: Request) -> Response:
         ids=ids, event=decision, organiser_id=organiser(request)["id"], seen_at=_seen_at(form)
     )
     key = _RESULT_KEYS[decision]
-    return RedirectResponse(_with(_back(form.get("next"), "/admin/moderation"), **{key: len(changed)}), status_code=303)
+    return redirect(request, _with(_back(form.get("next"), "/admin/moderation"), **{key: len(changed)}))
 
 
 async def _endorsement_or_404(request: Request) -> dict[str, object]:
@@ -244,7 +259,7 @@ async def endorsement_edit(request: Request) -> Response:
         return await _detail(request, row, values=result.values, errors=result.errors, status=400)
     services(request).lifecycle.public_changed(int(str(row["appeal_id"])))
     saved = "1" if result.changed else "0"
-    return RedirectResponse(f"/admin/endorsements/{row['id']}?saved={saved}", status_code=303)
+    return redirect(request, f"/admin/endorsements/{row['id']}?saved={saved}")
 
 
 async def endorsement_decide(request: Request) -> Response:
@@ -257,7 +272,7 @@ async def endorsement_decide(request: Request) -> Response:
         ids=[int(str(row["id"]))], event=decision, organiser_id=organiser(request)["id"], seen_at=_seen_at(form)
     )
     key = _RESULT_KEYS[decision]
-    return RedirectResponse(f"/admin/endorsements/{row['id']}?{key}={len(changed)}", status_code=303)
+    return redirect(request, f"/admin/endorsements/{row['id']}?{key}={len(changed)}")
 
 
 def routes(role: Role) -> list[Route]:

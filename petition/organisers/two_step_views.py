@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from petition.audit.actions import AuditAction
 from petition.audit.queries import record
 from petition.i18n import gettext as _
 from petition.organisers.auth import ENROL_PATH, admin_route, organiser, sessions
+from petition.organisers.pages import redirect, render
 from petition.organisers.queries import get_organiser, list_organisers
 from petition.organisers.roles import Role
 from petition.organisers.totp import (
@@ -28,7 +29,7 @@ from petition.organisers.totp import (
     shown,
     start_enrolment,
 )
-from petition.web import read_form, render, services
+from petition.web import read_form, services
 
 OVERVIEW_PATH = "/admin/organisers/two-step"
 
@@ -60,7 +61,7 @@ async def two_step_enrol(request: Request) -> Response:
     me = organiser(request)
     secret = me["totp_pending_secret"]
     if second_factor_on(me) or not secret:
-        return RedirectResponse(ENROL_PATH, status_code=303)
+        return redirect(request, ENROL_PATH)
     code = parse_code(form.get("code"))
     step = matching_step(secret, code.value, after=None) if code is not None and code.kind == "totp" else None
     if step is None:
@@ -71,7 +72,7 @@ async def two_step_enrol(request: Request) -> Response:
         )
     codes = new_recovery_codes()
     if not await finish_enrolment(db, organiser_id=me["id"], secret=secret, step=step, codes=codes):
-        return RedirectResponse(ENROL_PATH, status_code=303)
+        return redirect(request, ENROL_PATH)
     await record(db, organiser_id=me["id"], action=AuditAction.TOTP_ENROL, target_type="organiser", target_id=me["id"])
     request.state.must_enrol = False
     # Shown once, in the answer to this POST: the codes are stored only as hashes.
@@ -112,7 +113,7 @@ async def two_step_reset(request: Request) -> Response:
     target = await get_organiser(db, organiser_id=request.path_params["organiser_id"])
     if target is None:
         raise HTTPException(404, "no such organiser")
-    response = RedirectResponse(OVERVIEW_PATH + "?done=reset", status_code=303)
+    response = redirect(request, OVERVIEW_PATH + "?done=reset")
     if await reset_second_factor(db, organiser_id=target["id"]):
         await record(
             db, organiser_id=me["id"], action=AuditAction.TOTP_RESET, target_type="organiser", target_id=target["id"]

@@ -11,19 +11,21 @@ import logging
 from email_validator import EmailNotValidError, validate_email
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from petition.appeals.queries import current_titles, list_appeals
 from petition.audit.actions import AuditAction
+from petition.audit.labels import action_label
 from petition.audit.queries import record, record_many
 from petition.endorsements.states import EndorsementState
 from petition.i18n import get_language
 from petition.i18n import gettext as _
 from petition.organisers import appeal_views, dossier_views, export, login_views, moderation_views, two_step_views
-from petition.organisers.audit import count_audit, list_audit
+from petition.organisers.audit import audit_lines, count_audit, list_audit
 from petition.organisers.auth import admin_route, organiser, sessions
 from petition.organisers.moderation import count_waiting, counts_by_appeal_and_state
+from petition.organisers.pages import redirect, render
 from petition.organisers.params import page_number, text
 from petition.organisers.passwords import (
     PasswordPolicyError,
@@ -45,7 +47,7 @@ from petition.organisers.queries import (
 from petition.organisers.roles import Role, has_role
 from petition.outbox.queries import list_failed, outbox_health, requeue_failed
 from petition.publish.queries import count_listed
-from petition.web import read_form, render, services
+from petition.web import read_form, services
 
 log = logging.getLogger("petition.organisers")
 
@@ -67,7 +69,7 @@ async def logout(request: Request) -> Response:
     # Stateless cookies: ending the session means making every cookie of this organiser stale.
     await end_sessions(db, organiser_id=me["id"])
     await record(db, organiser_id=me["id"], action=AuditAction.LOGOUT, target_type="organiser", target_id=me["id"])
-    response = RedirectResponse("/admin/login", status_code=303)
+    response = redirect(request, "/admin/login")
     sessions(request).clear(response)
     return response
 
@@ -92,7 +94,11 @@ async def dashboard(request: Request) -> Response:
             "listed": listed,
             "waiting": await count_waiting(db),
             # The audit log is the admins' (its page needs the admin role): moderators see none of it.
-            "recent": await list_audit(db, page_size=10) if has_role(organiser(request)["role"], Role.ADMIN) else None,
+            "recent": (
+                audit_lines(await list_audit(db, page_size=10))
+                if has_role(organiser(request)["role"], Role.ADMIN)
+                else None
+            ),
             "outbox": await outbox_health(db),
         },
         private=True,
@@ -114,8 +120,8 @@ async def audit_page(request: Request) -> Response:
         request,
         "admin/audit.html",
         {
-            "rows": rows,
-            "actions": [a.value for a in AuditAction],
+            "lines": audit_lines(rows),
+            "actions": [(a.value, action_label(a.value)) for a in AuditAction],
             "action": action or "",
             "page": page,
             "pages": max(1, -(-total // AUDIT_PAGE_SIZE)),
@@ -154,7 +160,7 @@ async def outbox_requeue(request: Request) -> Response:
             target_ids=ids,
             detail="one" if raw else "all failed",
         )
-    return RedirectResponse("/admin/outbox?done=1", status_code=303)
+    return redirect(request, "/admin/outbox?done=1")
 
 
 # --- organisers ----------------------------------------------------------------------------------------
@@ -230,7 +236,7 @@ async def organiser_create(request: Request) -> Response:
                 target_id=new_id,
                 detail=f"role={values['role']}",
             )
-            return RedirectResponse("/admin/organisers?done=created", status_code=303)
+            return redirect(request, "/admin/organisers?done=created")
     return await _organisers_page(request, values=values, errors=errors, status=400)
 
 
@@ -262,7 +268,7 @@ async def organiser_role(request: Request) -> Response:
             target_id=int(str(target["id"])),
             detail=f"{target['role']} -> {role}",
         )
-    return RedirectResponse("/admin/organisers?done=role", status_code=303)
+    return redirect(request, "/admin/organisers?done=role")
 
 
 async def organiser_active(request: Request) -> Response:
@@ -289,7 +295,7 @@ async def organiser_active(request: Request) -> Response:
             target_id=target_id,
             action=AuditAction.ORGANISER_ACTIVATE if active else AuditAction.ORGANISER_DEACTIVATE,
         )
-    return RedirectResponse("/admin/organisers?done=active", status_code=303)
+    return redirect(request, "/admin/organisers?done=active")
 
 
 # --- own password ------------------------------------------------------------------------------------------
@@ -316,13 +322,13 @@ async def password_change(request: Request) -> Response:
     if "new_password" not in errors and new != _password(form, "new_password_confirm"):
         errors["new_password_confirm"] = _("The two passwords are not the same.")
     if errors:
-        return render(request, "admin/password.html", {"errors": errors, "done": False}, status=400, private=True)
+        return render(request, "admin/password.html", {"errors": errors, "done": False}, status=400)
     await set_password(db, organiser_id=me["id"], password_hash=await hash_password_async(new))
     await record(
         db, organiser_id=me["id"], action=AuditAction.ORGANISER_PASSWORD, target_type="organiser", target_id=me["id"]
     )
     # Every other session ended with the old version; this one carries on with the new.
-    response = RedirectResponse("/admin/account/password?done=1", status_code=303)
+    response = redirect(request, "/admin/account/password?done=1")
     sessions(request).set(response, organiser_id=me["id"], version=me["session_version"] + 1)
     return response
 

@@ -328,7 +328,8 @@ def test_this_processs_public_pages_show_each_change_at_once(make_site, smtp, da
 
     assert client.get("/api/appeals/protect-deserters").json()["status"] == "open"
     closed = client.post(
-        f"/admin/appeals/{row['appeal_id']}/status", data={"csrf_token": csrf(client, "/admin/"), "status": "closed"}
+        f"/admin/appeals/{row['appeal_id']}/status",
+        data={"csrf_token": csrf(client, "/admin/"), "status": "closed", "confirm_close": "yes"},
     )
     assert closed.status_code == 200
     assert client.get("/api/appeals/protect-deserters").json()["status"] == "closed"

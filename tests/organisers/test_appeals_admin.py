@@ -143,7 +143,8 @@ def test_a_paused_appeal_answers_503_and_stores_nothing(client, site):
     assert site.endorse(slug="pausable", contact_email="after@example.org").status_code == 303
     assert _endorsement_count(client) == stored + 1
     client.post(
-        f"/admin/appeals/{appeal['id']}/status", data={"csrf_token": csrf(client, "/admin/"), "status": "closed"}
+        f"/admin/appeals/{appeal['id']}/status",
+        data={"csrf_token": csrf(client, "/admin/"), "status": "closed", "confirm_close": "yes"},
     )
     late = client.post(
         "/appeals/pausable/endorse", data={**valid_form(contact_email="late@example.org"), "csrf_token": form_token}

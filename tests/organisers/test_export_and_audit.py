@@ -79,7 +79,7 @@ def test_the_audit_log_is_browsable_filterable_and_free_of_addresses(client):
     assert page.status_code == 200
     assert "62 entries" in page.text and "Page 1 of 2" in page.text
     second = client.get("/admin/audit?page=2")
-    assert "login.failed" in second.text
+    assert "Failed login" in second.text and "no organiser has this email address" in second.text
     only = client.get("/admin/audit?action=login")
     assert "1 entry" in only.text
     assert client.get("/admin/audit?action=nonsense").status_code == 400

@@ -163,7 +163,7 @@ def test_anonymous_names_are_shown_to_organisers_only(client):
     login_as(client, "moderator")
     assert secret in client.get(f"/admin/endorsements/{eid}").text
     assert secret in client.get("/admin/endorsements").text
-    assert "anonymous" in client.get(f"/admin/endorsements/{eid}").text
+    assert "counted, not named" in client.get(f"/admin/endorsements/{eid}").text
 
 
 def test_duplicate_hints_and_domain_match(client):
