@@ -270,6 +270,19 @@ def backfill() -> None:
     click.echo(f"queued {asyncio.run(_with_db(_settings(), action))} log entr(ies)")
 
 
+@log_group.command(name="audit")
+@click.option("--url", required=True, help="The site's BASE_URL.")
+@click.option("--state", type=click.Path(dir_okay=False), help="Where the last good checkpoint and key are kept.")
+@click.option("--key", help="The verifier key to trust (else the one kept in --state, else the site's).")
+def audit_log(url: str, state: str | None, key: str | None) -> None:
+    """Audit a site's public log: signatures, the tree, consistency with the last run, and the
+    public list against the log (scripts/audit_log.py, the same code, runs without petition)."""
+    from petition.transparency.auditor import main as audit_main
+
+    argv = ["--url", url, *(["--state", state] if state else []), *(["--key", key] if key else [])]
+    sys.exit(audit_main(argv))
+
+
 @main.group()
 def appeal() -> None:
     """Appeals and their texts."""
