@@ -56,6 +56,8 @@ from petition.security import (
 from petition.settings import Settings, load_settings, private_directory
 from petition.templating import make_templates
 from petition.tokens import Tokens
+from petition.transparency import views as log_views
+from petition.transparency.worker import LogWorker
 from petition.web import Services, render
 
 log = logging.getLogger("petition")
@@ -205,6 +207,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         housekeeper = Housekeeper(services.db, settings)
         housekeeping_task = None
         dossier_task = None
+        log_worker = log_task = None
         heartbeats = heartbeat_task = None
         if settings.run_worker:
             services.worker = OutboxWorker(services.db, settings, metrics.timed(make_transport(settings)))
@@ -213,7 +216,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             housekeeping_task = asyncio.create_task(housekeeper.run(), name="housekeeping")
             services.dossier_worker = DossierWorker(services.db, settings)
             dossier_task = asyncio.create_task(services.dossier_worker.run(), name="dossier-worker")
-            heartbeats = Heartbeats(services.db, [services.worker, services.dossier_worker])
+            log_worker = LogWorker(services.db, settings)
+            log_task = asyncio.create_task(log_worker.run(), name="log-worker")
+            heartbeats = Heartbeats(services.db, [services.worker, services.dossier_worker, log_worker])
             heartbeat_task = asyncio.create_task(heartbeats.run(), name="heartbeats")
         try:
             yield {"services": services}
@@ -222,6 +227,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 heartbeats.stop()
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(heartbeat_task, 10)
+            if log_worker is not None and log_task is not None:
+                log_worker.stop()
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(log_task, 10)
             if housekeeping_task is not None:
                 housekeeper.stop()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -252,6 +261,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *privacy_views.routes,
         *dossier_views.routes,
         *operations_views.routes,
+        *log_views.routes,
         Mount("/static", app=StaticFiles(directory=str(package_path("static"))), name="static"),
     ]
     security_headers = SecurityHeaders(settings)

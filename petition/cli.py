@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import click
+import sqlalchemy as sa
 
 from petition.settings import Settings, SettingsError, load_settings, private_directory, write_private_file
 
@@ -124,6 +125,7 @@ def worker() -> None:
     from petition.outbox.transports import make_transport
     from petition.outbox.worker import OutboxWorker
     from petition.privacy.housekeeping import Housekeeper
+    from petition.transparency.worker import LogWorker
 
     settings = _settings()
     _logging(settings=settings)
@@ -135,19 +137,23 @@ def worker() -> None:
         outbox_worker = OutboxWorker(db, settings, make_transport(settings))
         housekeeper = Housekeeper(db, settings)
         dossier_worker = DossierWorker(db, settings)
-        heartbeats = Heartbeats(db, [outbox_worker, dossier_worker])
+        log_worker = LogWorker(db, settings)
+        heartbeats = Heartbeats(db, [outbox_worker, dossier_worker, log_worker])
 
         def stop() -> None:
             outbox_worker.stop()
             housekeeper.stop()
             dossier_worker.stop()
+            log_worker.stop()
             heartbeats.stop()
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)
         try:
-            await asyncio.gather(outbox_worker.run(), housekeeper.run(), dossier_worker.run(), heartbeats.run())
+            await asyncio.gather(
+                outbox_worker.run(), housekeeper.run(), dossier_worker.run(), log_worker.run(), heartbeats.run()
+            )
         finally:
             await db.disconnect()
 
@@ -239,6 +245,42 @@ def purge(days: int | None) -> None:
         f"endorsement(s), {result.submissions} unconfirmed later submission(s), {result.emails} email(s), "
         f"{result.rate_events} rate-limit record(s)"
     )
+
+
+@main.group(name="log")
+def log_group() -> None:
+    """The public log of listings and withdrawals (docs/transparency.md)."""
+
+
+@log_group.command()
+def backfill() -> None:
+    """Queue log entries for every endorsement listed before the log existed (once, after the
+    upgrade that adds it); the worker appends them. Running it again queues nothing new."""
+    from petition.endorsements.public_record import note_public_changes
+    from petition.endorsements.tables import endorsements
+
+    async def action(database: Database) -> int:
+        ids = [int(row[0]) for row in await database.fetch_values(sa.select(endorsements.c.id).order_by("id"))]
+        noted = 0
+        for at in range(0, len(ids), 2000):
+            async with database.write():
+                noted += await note_public_changes(database, ids[at : at + 2000])
+        return noted
+
+    click.echo(f"queued {asyncio.run(_with_db(_settings(), action))} log entr(ies)")
+
+
+@log_group.command(name="audit")
+@click.option("--url", required=True, help="The site's BASE_URL.")
+@click.option("--state", type=click.Path(dir_okay=False), help="Where the last good checkpoint and key are kept.")
+@click.option("--key", help="The verifier key to trust (else the one kept in --state, else the site's).")
+def audit_log(url: str, state: str | None, key: str | None) -> None:
+    """Audit a site's public log: signatures, the tree, consistency with the last run, and the
+    public list against the log (scripts/audit_log.py, the same code, runs without petition)."""
+    from petition.transparency.auditor import main as audit_main
+
+    argv = ["--url", url, *(["--state", state] if state else []), *(["--key", key] if key else [])]
+    sys.exit(audit_main(argv))
 
 
 @main.group()

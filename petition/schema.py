@@ -57,5 +57,6 @@ def all_tables() -> sa.MetaData:
     from petition.operations import tables as _operations  # noqa: F401
     from petition.organisers import tables as _organisers  # noqa: F401
     from petition.outbox import tables as _outbox  # noqa: F401
+    from petition.transparency import tables as _transparency  # noqa: F401
 
     return metadata

@@ -42,6 +42,9 @@ class Settings:
     signing_p12: Path | None = None
     signing_p12_password: Secret | None = None
     timestamp_url: str | None = None  # RFC 3161 server: dossiers become PAdES B-T
+    # The public log's Ed25519 signer key (PRIVATE+KEY+<name>+<hash>+<key>); unset: generated once
+    # into DATA_DIR/log-signing-key (petition.transparency.keys).
+    log_signing_key: Secret | None = None
     dossier_lease_seconds: float = 1800.0
     trusted_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     # Reverse proxies whose X-Forwarded-For names the visitor (petition.server); unset: none.
@@ -231,6 +234,9 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         p12 = ""
     p12_password = get("SIGNING_P12_PASSWORD", None)
     smtp_host = get("SMTP_HOST", None)
+    log_signing_key = str(get("LOG_SIGNING_KEY", "") or "").strip()
+    if log_signing_key and not log_signing_key.startswith("PRIVATE+KEY+"):
+        raise SettingsError("LOG_SIGNING_KEY must be a signer key: PRIVATE+KEY+<name>+<hash>+<key>")
     return Settings(
         database_url=database_url,
         secret_key=Secret(secret),
@@ -248,6 +254,7 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         signing_p12=Path(str(p12)) if p12 else None,
         signing_p12_password=Secret(str(p12_password)) if p12_password else None,
         timestamp_url=_timestamp_url(get("TIMESTAMP_URL", None)),
+        log_signing_key=Secret(log_signing_key) if log_signing_key else None,
         dossier_lease_seconds=as_float("DOSSIER_LEASE_SECONDS", 1800.0),
         trusted_ips=_parse_networks(str(get("TRUSTED_IPS", "") or "")),
         proxy_ips=_parse_networks(str(get("PROXY_IPS", "") or "")),

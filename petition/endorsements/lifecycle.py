@@ -36,6 +36,7 @@ from petition.audit.actions import AuditAction
 from petition.audit.queries import record, record_many
 from petition.db import INTEGRITY_ERRORS, Database, Row
 from petition.endorsements.emails import already_endorsed_context, confirmation_context, thank_you_context
+from petition.endorsements.public_record import note_public_changes
 from petition.endorsements.states import HELD, EndorsementState, HoldReason
 from petition.endorsements.tables import endorsement_versions, endorsements
 from petition.outbox.messages import Mailer
@@ -429,6 +430,7 @@ async def confirm_endorsement(
         if updated is None:
             return ConfirmOutcome.ALREADY, row
         await db.execute(endorsement_versions.delete().where(endorsement_versions.c.endorsement_id == endorsement_id))
+        await note_public_changes(db, [endorsement_id], now=now)
         await record(
             db,
             organiser_id=None,
@@ -499,6 +501,7 @@ async def _decide(
                 .returning(e.c.id, e.c.appeal_id)
             )
         changed.sort(key=lambda row: int(row["id"]))
+        await note_public_changes(db, [int(row["id"]) for row in changed], now=now)
         await record_many(
             db,
             organiser_id=organiser_id,
@@ -589,6 +592,7 @@ async def _withdraw(db: Database, *, endorsement_id: int, nonce: str) -> tuple[W
             # An organiser's decision moved it between the read and the write (PostgreSQL): again.
         else:
             raise RuntimeError("the endorsement kept changing while it was being withdrawn")
+        await note_public_changes(db, [endorsement_id], now=now)
         # Submissions waiting beside it go too: they hold contact details, and an old link of one
         # must not list the organisation again after it withdrew.
         await db.execute(endorsement_versions.delete().where(endorsement_versions.c.endorsement_id == endorsement_id))

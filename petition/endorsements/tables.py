@@ -88,3 +88,34 @@ endorsement_versions = sa.Table(
     sa.UniqueConstraint("endorsement_id", "token_nonce", name="uq_endorsement_versions_nonce"),
 )
 sa.Index("ix_endorsement_versions_created", endorsement_versions.c.created_at)
+
+# The public log (petition.transparency) is fed from here: each change of what the public list
+# says of an endorsement — listed, its public record changed, taken off — is noted as a leaf in
+# `public_record_events`, in the transaction of the change (petition.endorsements.public_record),
+# and the log's worker appends the leaves in order. `public_record_heads` remembers, per
+# endorsement, its public entry id and what the log last said of it. No foreign key: a purged
+# record's head stays, and the log never forgets an entry.
+public_record_heads = sa.Table(
+    "public_record_heads",
+    metadata,
+    sa.Column("endorsement_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("entry_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("appeal", sa.String(80), nullable=False),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("visibility", sa.String(16), nullable=False),
+    sa.Column("listed", sa.Boolean, nullable=False),
+    # SHA-256 of the public record last logged as listed: a change of it is a new `listed` entry.
+    sa.Column("record_hash", sa.String(64), nullable=False),
+    # Hides an anonymous entry's record in its commitment (shown only to the organisation).
+    sa.Column("salt", sa.String(32), nullable=False),
+)
+public_record_events = sa.Table(
+    "public_record_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("entry_id", sa.String(32), nullable=False),
+    # The log leaf, exactly: canonical JSON.
+    sa.Column("leaf", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from petition.appeals.states import Moderation
 from petition.appeals.tables import appeal_texts, appeals
 from petition.db import Database, Row
+from petition.endorsements.public_record import note_appeal
 from petition.endorsements.tables import endorsements
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
@@ -28,6 +29,8 @@ async def update_settings(
             .where(appeals.c.id == appeal_id)
             .values(moderation=moderation.value, default_language=default_language, addressees=addressees)
         )
+        # What confirmation alone lists depends on it: the log follows the list.
+        await note_appeal(db, appeal_id)
 
 
 async def current_texts(db: Database, *, appeal_id: int) -> dict[str, Row]:

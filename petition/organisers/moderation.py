@@ -22,6 +22,7 @@ from petition.audit.queries import record
 from petition.db import Database, Row
 from petition.endorsements.forms import parse_endorsement_form
 from petition.endorsements.lifecycle import Event
+from petition.endorsements.public_record import note_public_changes
 from petition.endorsements.states import HELD, EndorsementState
 from petition.endorsements.tables import endorsements
 from petition.endorsements.vocabulary import canonical_email, normalise_name
@@ -226,6 +227,7 @@ async def correct_endorsement(
         written["name_normalised"] = parsed.data["name_normalised"]
     async with db.write():
         await db.execute(e.update().where(e.c.id == row["id"]).values(**written, updated_at=utcnow()))
+        await note_public_changes(db, [row["id"]])
         # Field names only: the values may name an organisation that asked not to be named.
         await record(
             db,

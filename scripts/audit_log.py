@@ -1,0 +1,1 @@
+../petition/transparency/auditor.py

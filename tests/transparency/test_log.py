@@ -1,0 +1,270 @@
+"""The public log on the database, over HTTP: what each change of the public list appends,
+what anonymous entries hold back, proofs that verify against signed checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from petition.appeals.states import Moderation
+from petition.db import Database
+from petition.endorsements.lifecycle import Event, Lifecycle
+from petition.endorsements.public_record import note_public_changes
+from petition.endorsements.states import EndorsementState
+from petition.endorsements.tables import endorsements
+from petition.organisers.appeals import update_settings
+from petition.organisers.moderation import correct_endorsement
+from petition.transparency import merkle, store
+from petition.transparency.note import Checkpoint, Signer, Verifier, open_note
+from tests.factories import add_endorsements
+from tests.organisers.support import add_organiser, db_of, make_appeal
+
+S = EndorsementState
+
+
+class Log:
+    """The log as an auditor sees it, over HTTP, and the app's own life cycle to change the list."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.db: Database = db_of(client)
+        self.lifecycle = Lifecycle(self.db, client.app.state.services.mailer)
+        self.organiser = add_organiser(client, f"mod{id(self)}@organisers.example", "moderator")
+
+    def call(self, fn: Any) -> Any:
+        return self.client.portal.call(fn)
+
+    def checkpoint(self, at_least: int = 0) -> tuple[Checkpoint, str]:
+        """The latest checkpoint, verified with /log/key, once it holds `at_least` entries (the
+        app's own worker appends within its poll interval)."""
+        deadline = time.monotonic() + 10
+        while True:
+            note = self.client.get("/log/checkpoint")
+            key = self.client.get("/log/key")
+            if note.status_code == 200:
+                verifier = Verifier.parse(key.text.strip())
+                checkpoint = Checkpoint.parse(open_note(note.text, verifier))
+                if checkpoint.size >= at_least:
+                    return checkpoint, note.text
+            assert time.monotonic() < deadline, f"no checkpoint of {at_least} entries within 10 s"
+            time.sleep(0.05)
+
+    def entries(self, start: int, end: int) -> list[dict[str, Any]]:
+        response = self.client.get("/log/entries", params={"start": start, "end": end})
+        assert response.status_code == 200, response.text
+        return [
+            json.loads(item["leaf"]) | {"_index": item["index"], "_leaf": item["leaf"]}
+            for item in response.json()["entries"]
+        ]
+
+    def proof(self, path: str, **params: int) -> list[bytes]:
+        response = self.client.get(f"/log/proof/{path}", params=params)
+        assert response.status_code == 200, response.text
+        return [base64.b64decode(value) for value in response.json()["hashes"]]
+
+    def confirmed(self, appeal: dict[str, Any], **fields: Any) -> int:
+        """An endorsement submitted and confirmed by its mailbox, as the life cycle does it."""
+        [endorsement_id] = add_endorsements(self.client, appeal=appeal["id"], state=S.PENDING.value, **fields)
+        row = self.row(endorsement_id)
+        outcome, _ = self.call(lambda: self.lifecycle.confirm(endorsement_id=endorsement_id, nonce=row["token_nonce"]))
+        assert outcome.value in ("confirmed", "held"), outcome
+        return endorsement_id
+
+    def row(self, endorsement_id: int) -> dict[str, Any]:
+        async def get() -> dict[str, Any]:
+            found = await self.db.fetch_one(endorsements.select().where(endorsements.c.id == endorsement_id))
+            assert found is not None
+            return dict(found)
+
+        return self.call(get)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def log(client: Any) -> Log:
+    return Log(client)
+
+
+def test_a_listing_is_an_entry_whose_inclusion_and_consistency_verify(log: Log):
+    appeal = make_appeal(log.client, "logged", moderation=Moderation.POST)
+    empty, _ = log.checkpoint()
+    log.confirmed(appeal, organisation_name="Friedenskooperative Nord", city="Kiel", country="DE", visibility="public")
+    checkpoint, note = log.checkpoint(at_least=empty.size + 1)
+    [entry] = log.entries(checkpoint.size - 1, checkpoint.size)
+    assert entry["event"] == "listed" and entry["appeal"] == "logged"
+    assert (entry["organisation_name"], entry["city"], entry["country"]) == ("Friedenskooperative Nord", "Kiel", "DE")
+    assert entry["_leaf"] == json.dumps(
+        {k: v for k, v in entry.items() if not k.startswith("_")},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )  # canonical JSON, byte for byte
+    index = entry["_index"]
+    proof = log.proof("inclusion", index=index, size=checkpoint.size)
+    merkle.verify_inclusion(index, checkpoint.size, merkle.leaf_hash(entry["_leaf"].encode()), proof, checkpoint.root)
+    with pytest.raises(merkle.ProofError):  # a leaf that says something else is not in it
+        forged = entry["_leaf"].replace("Kiel", "Kyiv")
+        merkle.verify_inclusion(index, checkpoint.size, merkle.leaf_hash(forged.encode()), proof, checkpoint.root)
+    # The next listing: the new checkpoint extends the one an auditor kept.
+    log.confirmed(appeal, organisation_name="Second", visibility="public")
+    newer, _ = log.checkpoint(at_least=checkpoint.size + 1)
+    consistency = log.proof("consistency", first=checkpoint.size, second=newer.size)
+    merkle.verify_consistency(checkpoint.size, newer.size, consistency, checkpoint.root, newer.root)
+
+
+def test_an_anonymous_entry_names_no_one(log: Log):
+    appeal = make_appeal(log.client, "quiet", moderation=Moderation.POST)
+    before, _ = log.checkpoint()
+    log.confirmed(
+        appeal,
+        organisation_name="Belarusian Exile Group",
+        city="Vilnius",
+        website="https://exile-group.example",
+        contact_email="head@exile-group.example",
+        country="BY",
+        visibility="anonymous",
+    )
+    checkpoint, _ = log.checkpoint(at_least=before.size + 1)
+    [entry] = log.entries(checkpoint.size - 1, checkpoint.size)
+    assert set(entry) - {"_index", "_leaf"} == {"appeal", "event", "entry", "country", "visibility", "at", "commitment"}
+    assert entry["country"] == "BY" and entry["visibility"] == "anonymous"
+    for secret in ("Belarusian", "Exile", "Vilnius", "exile-group", "head@"):
+        assert secret.lower() not in entry["_leaf"].lower()
+
+
+def test_withdrawal_rejection_and_correction_append_and_never_delete(log: Log):
+    appeal = make_appeal(log.client, "changes", moderation=Moderation.POST)
+    start, _ = log.checkpoint()
+    first = log.confirmed(appeal, organisation_name="Withdraws Later", visibility="public")
+    second = log.confirmed(appeal, organisation_name="Rejected Later", visibility="public")
+    third = log.confirmed(appeal, organisation_name="Typo Nmae", visibility="public")
+    listed, _ = log.checkpoint(at_least=start.size + 3)
+    ids = {e["organisation_name"]: e["entry"] for e in log.entries(start.size, listed.size)}
+
+    nonce, typo = log.row(first)["token_nonce"], log.row(third)
+    log.call(lambda: log.lifecycle.withdraw(endorsement_id=first, nonce=nonce))
+    log.call(lambda: log.lifecycle.decide(ids=[second], event=Event.REJECT, organiser_id=log.organiser))
+    correction = log.call(
+        lambda: correct_endorsement(
+            log.db, row=typo, submitted={"organisation_name": "Typo Name"}, organiser_id=log.organiser
+        )
+    )
+    assert correction.changed == ["organisation_name"]
+    after, _ = log.checkpoint(at_least=listed.size + 3)
+    later = log.entries(listed.size, after.size)
+    events = {(e["entry"], e["event"]) for e in later}
+    assert (ids["Withdraws Later"], "withdrawn") in events
+    assert (ids["Rejected Later"], "delisted") in events
+    renamed = [e for e in later if e["entry"] == ids["Typo Nmae"]]
+    assert [(e["event"], e["organisation_name"]) for e in renamed] == [("listed", "Typo Name")]
+    # Nothing was taken out: the first entries are still there, word for word.
+    assert [e["organisation_name"] for e in log.entries(start.size, listed.size)] == [
+        "Withdraws Later",
+        "Rejected Later",
+        "Typo Nmae",
+    ]
+    merkle.verify_consistency(
+        listed.size, after.size, log.proof("consistency", first=listed.size, second=after.size), listed.root, after.root
+    )
+    # A second rejection changes nothing and appends nothing.
+    log.call(lambda: log.lifecycle.decide(ids=[second], event=Event.REJECT, organiser_id=log.organiser))
+    time.sleep(0.3)
+    assert log.checkpoint()[0].size == after.size
+
+
+def test_pre_moderation_logs_at_approval_and_a_moderation_change_delists(log: Log):
+    appeal = make_appeal(log.client, "moderated", moderation=Moderation.PRE)
+    start, _ = log.checkpoint()
+    waiting = log.confirmed(appeal, organisation_name="Waits For Approval", visibility="public")
+    time.sleep(0.3)  # the worker polls every 0.05 s in the tests: it had its chance to append
+    assert log.checkpoint()[0].size == start.size  # confirmed is not listed under pre-moderation
+    log.call(lambda: log.lifecycle.decide(ids=[waiting], event=Event.APPROVE, organiser_id=log.organiser))
+    approved, _ = log.checkpoint(at_least=start.size + 1)
+    [entry] = log.entries(start.size, approved.size)
+    assert (entry["event"], entry["organisation_name"]) == ("listed", "Waits For Approval")
+
+    post = make_appeal(log.client, "switches", moderation=Moderation.POST)
+    listed_by_confirmation = log.confirmed(post, organisation_name="Listed By Confirming", visibility="public")
+    before_switch, _ = log.checkpoint(at_least=approved.size + 1)
+    log.call(
+        lambda: update_settings(
+            log.db, appeal_id=post["id"], moderation=Moderation.PRE, default_language="en", addressees=""
+        )
+    )
+    switched, _ = log.checkpoint(at_least=before_switch.size + 1)
+    [delisted] = log.entries(before_switch.size, switched.size)
+    assert delisted["event"] == "delisted"
+    assert log.row(listed_by_confirmation)["state"] == S.CONFIRMED.value
+
+
+def test_a_row_deleted_behind_the_applications_back_stays_in_the_log(log: Log):
+    appeal = make_appeal(log.client, "tampered", moderation=Moderation.POST)
+    start, _ = log.checkpoint()
+    victim = log.confirmed(appeal, organisation_name="Inconvenient Group", visibility="public")
+    listed, _ = log.checkpoint(at_least=start.size + 1)
+
+    async def tamper() -> None:
+        async with log.db.write():
+            await log.db.execute(endorsements.delete().where(endorsements.c.id == victim))
+
+    log.call(tamper)
+    time.sleep(0.3)
+    after, _ = log.checkpoint()
+    assert after.size == listed.size  # nothing appended: the log still lists it, the list does not
+    [entry] = log.entries(start.size, listed.size)
+    assert entry["organisation_name"] == "Inconvenient Group"
+
+
+def test_bad_requests_are_answered_400_with_json(log: Log):
+    log.checkpoint()
+    for path, params in (
+        ("/log/entries", {"start": "1", "end": "0"}),
+        ("/log/entries", {"start": "0", "end": "5000"}),
+        ("/log/entries", {"start": "x", "end": "1"}),
+        ("/log/entries", {"start": "0", "end": "99"}),
+        ("/log/proof/inclusion", {"index": "0", "size": "99"}),
+        ("/log/proof/inclusion", {"index": "-1", "size": "1"}),
+        ("/log/proof/consistency", {"first": "2", "second": "1"}),
+        ("/log/proof/consistency", {"first": "0"}),
+    ):
+        response = log.client.get(path, params=params)
+        assert response.status_code == 400, (path, params, response.text)
+        assert "error" in response.json()
+
+
+def test_two_workers_append_in_turn(log: Log, settings: Any):
+    """Appends from several workers at once take turns: every leaf once, the tree consistent."""
+    appeal = make_appeal(log.client, "crowded", moderation=Moderation.POST)
+    start, _ = log.checkpoint()
+    ids = add_endorsements(log.client, 60, appeal=appeal["id"], state=S.PENDING.value)
+
+    async def race() -> None:
+        dbs = [Database(settings.database_url) for _ in range(3)]
+        for db in dbs:
+            await db.connect()
+        try:
+            async with log.db.write():
+                await log.db.execute(
+                    endorsements.update().where(endorsements.c.id.in_(ids)).values(state=S.CONFIRMED.value)
+                )
+                await note_public_changes(log.db, ids)
+            signer = Signer.generate("race")
+            await asyncio.gather(*(store.append(db, signer, batch=7) for db in dbs for _ in range(4)))
+        finally:
+            for db in dbs:
+                await db.disconnect()
+
+    log.call(race)
+    final, _ = log.checkpoint(at_least=start.size + 60)
+    leaves = log.entries(start.size, final.size)
+    assert len({e["entry"] for e in leaves}) == 60 == len(leaves)
+    merkle.verify_consistency(
+        start.size, final.size, log.proof("consistency", first=start.size, second=final.size), start.root, final.root
+    )
+    count = log.call(lambda: log.db.fetch_val(sa.text("SELECT count(*) FROM public_record_events")))
+    assert count == 0
