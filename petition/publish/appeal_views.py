@@ -59,10 +59,21 @@ async def appeal_page(
     text = await appeal_text(cache, db, appeal=appeal, language=language)
     if text is None:
         raise HTTPException(404)
-    counts = await listed_counts(cache, db, appeal=appeal)
     if request.method != "GET":
         # The form came back with errors: switching language leads to the page, not to the POST URL.
         request.scope["state"]["language_switch_path"] = f"/appeals/{appeal['slug']}"
+    form = {
+        "values": values or {},
+        "errors": errors or {},
+        "countries": countries.choices(language),
+        "organisation_types": ORGANISATION_TYPE_LABELS,
+        "honeypot_field": HONEYPOT_FIELD,
+        **({"csrf_token": csrf_token} if csrf_token is not None else {}),
+    }
+    if errors:
+        # The form on its own, its errors first: on a phone they are in view, not screens down.
+        return render(request, "appeals/endorse.html", {"appeal": appeal, "text": text, **form}, status=status, private=True)
+    counts = await listed_counts(cache, db, appeal=appeal)
     return render(
         request,
         "appeals/show.html",
@@ -72,12 +83,7 @@ async def appeal_page(
             "counts": counts,
             "chart": country_chart(counts, language),
             "newest": await newest_named(cache, db, appeal=appeal),
-            "values": values or {},
-            "errors": errors or {},
-            "countries": countries.choices(language),
-            "organisation_types": ORGANISATION_TYPE_LABELS,
-            "honeypot_field": HONEYPOT_FIELD,
-            **({"csrf_token": csrf_token} if csrf_token is not None else {}),
+            **form,
         },
         status=status,
         private=values is not None,
