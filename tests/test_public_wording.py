@@ -14,7 +14,11 @@ from tests.support import translated
         ("de", "Check your email", "Prüfen Sie Ihr E-Mail-Postfach"),
         ("de", "For example example.org. Optional.", "Zum Beispiel example.org. Optional."),
         ("de", "Public comment (optional)", "Öffentlicher Kommentar (optional)"),
-        ("de", "Endorse this appeal for your organisation", "Unterstützen Sie diesen Appell im Namen Ihrer Organisation"),
+        (
+            "de",
+            "Endorse this appeal for your organisation",
+            "Unterstützen Sie diesen Appell im Namen Ihrer Organisation",
+        ),
         ("de", "Add organiser", "Organisator hinzufügen"),
         ("ru", "Skip to content", "Перейти к основному содержанию"),
         ("uk", "Skip to content", "Перейти до основного змісту"),

@@ -72,7 +72,9 @@ async def appeal_page(
     }
     if errors:
         # The form on its own, its errors first: on a phone they are in view, not screens down.
-        return render(request, "appeals/endorse.html", {"appeal": appeal, "text": text, **form}, status=status, private=True)
+        return render(
+            request, "appeals/endorse.html", {"appeal": appeal, "text": text, **form}, status=status, private=True
+        )
     counts = await listed_counts(cache, db, appeal=appeal)
     return render(
         request,
