@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -123,3 +124,75 @@ def test_right_to_left_names_cities_and_comments_keep_their_place(live_server, d
     comment = page.locator(".signatory-list .comment", has_text="שלום")
     assert comment.evaluate("e => e.getAttribute('dir') === 'auto' || e.querySelector('bdi') !== null")
     assert axe_violations(page) == []
+
+
+@pytest.mark.parametrize("javascript", [True], ids=["js"])
+def test_on_a_phone_the_chart_text_is_readable_and_the_languages_fit_on_one_line(live_server, database_url, page):
+    in_thread(
+        add_endorsements,
+        database_url,
+        rows=[{"country": c} for c in ("DE", "DE", "FR", "UA", "BA", "GB", "PL", "IT", "ES", "NL", "AT")],
+    )
+    page.set_viewport_size(PHONE)
+    page.goto(f"{live_server.url}{APPEAL}")
+    sizes = page.evaluate(
+        """() => [...document.querySelectorAll('.country-chart svg text')].map(t => {
+            const svg = t.ownerSVGElement;
+            const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+            return parseFloat(getComputedStyle(t).fontSize) * scale;
+        })"""
+    )
+    assert sizes and min(sizes) >= 12, sizes
+    # Every language on one line: the links share one top.
+    tops = page.evaluate(
+        "() => [...document.querySelectorAll('.languages a')].map(a => Math.round(a.getBoundingClientRect().top))"
+    )
+    assert len(tops) >= 5 and len(set(tops)) == 1, tops
+    right = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('.languages a')].map(a => a.getBoundingClientRect().right))"
+    )
+    assert right <= PHONE["width"]
+
+
+def _luminance(rgb: tuple[int, int, int]) -> float:
+    def channel(c: int) -> float:
+        c = c / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.mark.parametrize("javascript", [True], ids=["js"])
+def test_radios_and_checkboxes_have_a_focus_ring_of_3_to_1_against_the_page(live_server, page):
+    page.set_viewport_size(PHONE)
+    page.goto(f"{live_server.url}{APPEAL}")
+    page.focus("#f-visibility-public")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Tab")  # by keyboard: :focus-visible
+    for selector in ("#f-visibility-public", "#f-authorised"):
+        page.focus(selector)
+        style = page.evaluate(
+            "sel => { const s = getComputedStyle(document.querySelector(sel)); return [s.outlineStyle, s.outlineWidth, s.outlineColor]; }",
+            selector,
+        )
+        assert style[0] == "solid" and float(style[1].rstrip("px")) >= 2, style
+        ring = tuple(int(n) for n in re.findall(r"\d+", style[2])[:3])
+        assert _contrast(ring, (255, 255, 255)) >= 3, style
+
+
+@pytest.mark.parametrize("javascript", [True], ids=["js"])
+def test_printing_the_appeal_leaves_out_the_form_and_fits_two_pages(live_server, page):
+    page.goto(f"{live_server.url}{APPEAL}")
+    page.emulate_media(media="print")
+    for selector in ("section.endorse", ".endorse-cta", ".site-header nav", ".site-footer"):
+        assert page.locator(selector).evaluate("e => getComputedStyle(e).display") == "none", selector
+    assert page.locator(".appeal-text").is_visible()
+    pdf = page.pdf(format="A4")
+    pages = re.findall(rb"/Type\s*/Page(?!s)", pdf)
+    assert 1 <= len(pages) <= 2, len(pages)
