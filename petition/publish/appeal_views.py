@@ -29,7 +29,6 @@ from petition.publish.pages import CachedRoute, cached_page
 from petition.templating import page_url
 from petition.web import client_ip, read_form, render, services
 
-
 #: The cookie that carries a submission to its "check your email" page: the address it went to
 #: (shown there) and the values sent (so "send it again" can submit them again). Signed, HttpOnly,
 #: an hour long; never in a URL, so never in a log.

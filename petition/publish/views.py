@@ -324,11 +324,12 @@ async def _csv_body(
         parts = []
         for first in range(0, len(rows), ENCODE_SLICE):
             chunk = rows[first : first + ENCODE_SLICE]
+            items: Iterable[dict[str, Any]]
             if names_in is None:
                 items = (public_item(row) for row in chunk)
             else:
                 with i18n.language(names_in):
-                    items = iter([_named_item(row, names_in) for row in chunk])
+                    items = [_named_item(row, names_in) for row in chunk]
             parts.append(_csv_records([_csv_cell(item[c]) for c in columns] for item in items))
             await asyncio.sleep(0)  # other requests run between slices, whatever the network's pace
         yield b"".join(parts)

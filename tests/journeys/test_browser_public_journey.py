@@ -178,7 +178,8 @@ def test_radios_and_checkboxes_have_a_focus_ring_of_3_to_1_against_the_page(live
     for selector in ("#f-visibility-public", "#f-authorised"):
         page.focus(selector)
         style = page.evaluate(
-            "sel => { const s = getComputedStyle(document.querySelector(sel)); return [s.outlineStyle, s.outlineWidth, s.outlineColor]; }",
+            "sel => { const s = getComputedStyle(document.querySelector(sel));"
+            " return [s.outlineStyle, s.outlineWidth, s.outlineColor]; }",
             selector,
         )
         assert style[0] == "solid" and float(style[1].rstrip("px")) >= 2, style
