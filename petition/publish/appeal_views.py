@@ -58,7 +58,7 @@ def _remember_sent(request: Request, response: Response, appeal: Row, values: di
         max_age=SENT_MAX_AGE,
         path="/",
         httponly=True,
-        samesite="lax",
+        samesite="Lax",
         secure=services(request).settings.https,
     )
 
