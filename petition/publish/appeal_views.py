@@ -52,14 +52,10 @@ def _remember_sent(request: Request, response: Response, appeal: Row, values: di
     if len(value) > _SENT_LIMIT:  # a long comment: the address only
         value = serializer.dumps({"a": appeal["id"], "v": {"contact_email": values.get("contact_email", "")}})
         # (a bot's long submission loses its mark here, and with it the resend's form: nothing to send)
-    response.set_cookie(
-        SENT_COOKIE,
-        value,
-        max_age=SENT_MAX_AGE,
-        path="/",
-        httponly=True,
-        samesite="Lax",
-        secure=services(request).settings.https,
+    # Written out as the CSRF cookie is (petition.security): the value is URL-safe base64 and dots.
+    secure = "; Secure" if services(request).settings.https else ""
+    response.headers.append(
+        "set-cookie", f"{SENT_COOKIE}={value}; HttpOnly; Max-Age={SENT_MAX_AGE}; Path=/; SameSite=Lax{secure}"
     )
 
 
