@@ -25,10 +25,15 @@ def _pycountry_name(code: str) -> str:
     return country.name if country is not None else code
 
 
+#: Names the project chooses over CLDR's: the appeal's own texts say "Bélarus" in French.
+OUR_NAMES: dict[str, dict[str, str]] = {"fr": {"BY": "Bélarus"}}
+
+
 @cache
 def _names(language: str) -> dict[str, str]:
     territories = Locale.parse(language).territories
-    return {code: territories.get(code) or _pycountry_name(code) for code in CODES}
+    ours = OUR_NAMES.get(language, {})
+    return {code: ours.get(code) or territories.get(code) or _pycountry_name(code) for code in CODES}
 
 
 @cache

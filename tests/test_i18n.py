@@ -95,8 +95,8 @@ def test_each_language_is_wired_through_query_prefix_and_header(client, lang):
     assert html_lang(listing) == lang
     assert f'<h2 id="c-DE">{GERMANY[lang]}</h2>' in listing
     assert f'datetime="2026-03-12">{DATES[lang]}</time>' in listing
-    # The country filter lists countries in the reader's language.
-    assert f'<option value="DE">{GERMANY[lang]}</option>' in listing
+    # The country filter lists countries in the reader's language, with their counts.
+    assert f'<option value="DE">{GERMANY[lang]} (' in listing
 
 
 def test_explicit_choice_beats_the_browser_and_is_kept_in_links(client):

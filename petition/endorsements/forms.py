@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,11 +17,13 @@ import email_validator
 import idna
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
+from publicsuffixlist import PublicSuffixList
 
 from petition import countries
 from petition.endorsements.states import ORGANISATION_TYPES, Visibility
 from petition.endorsements.vocabulary import CONSENT_VERSION, LDH_NAME, canonical_email, normalise_name
 from petition.i18n import gettext as _
+from petition.i18n import lazy_gettext as _l
 
 FIELDS = (
     "organisation_name",
@@ -47,6 +50,21 @@ MAX_LENGTHS = {
     "contact_email": 254,
     "comment": 1000,
 }
+
+#: The labels of the form's text fields (the template's msgids): a message that a field is too long names it.
+FIELD_LABELS = {
+    "organisation_name": _l("Name of the organisation"),
+    "city": _l("City"),
+    "website": _l("Website"),
+    "contact_name": _l("Your name"),
+    "contact_role": _l("Your role in the organisation"),
+    "contact_email": _l("Your email address"),
+    "comment": _l("Public comment (optional)"),
+}
+
+#: Top-level domains that are not public but may stand in a website: RFC 2606's for documentation
+#: (the README's, the tests'), which resolves nowhere.
+DOCUMENTATION_TLDS = frozenset({"example"})
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 _SPACES = re.compile(r"\s+")
@@ -104,6 +122,22 @@ class WebsiteError(ValueError):
     pass
 
 
+class UnknownDomainError(WebsiteError):
+    """A host name whose last label is no public top-level domain (`www.friedensnetz`)."""
+
+
+@cache
+def _public_suffixes() -> PublicSuffixList:
+    # ICANN's part of the Public Suffix List, read once (some 60 ms); an unknown ending is None.
+    return PublicSuffixList(accept_unknown=False, only_icann=True)
+
+
+def has_public_tld(ascii_host: str) -> bool:
+    """Whether the host name (IDNA, lower case) ends in a top-level domain in ICANN's root zone."""
+    tld = ascii_host.rstrip(".").rpartition(".")[2]
+    return tld in DOCUMENTATION_TLDS or _public_suffixes().publicsuffix(tld) is not None
+
+
 def normalise_website(raw: str) -> str:
     """An https:// URL with a real host name, or "" when none was given."""
     value = raw.strip()
@@ -143,6 +177,8 @@ def normalise_website(raw: str) -> str:
         port = parts.port
     except ValueError as exc:
         raise WebsiteError from exc
+    if not has_public_tld(ascii_host):
+        raise UnknownDomainError
     netloc = host + (f":{port}" if port and port != 443 else "")  # lower case already (UTS 46)
     path = parts.path if parts.path not in ("", "/") else ""
     return urlunsplit(("https", netloc, path, parts.query, ""))
@@ -177,7 +213,11 @@ def parse_endorsement_form(form: Any) -> EndorsementForm:
 
     for name, limit in MAX_LENGTHS.items():
         if len(values[name]) > limit:
-            errors[name] = _("Please use at most %(limit)d characters.", limit=limit)
+            errors[name] = _(
+                "“%(field)s” is too long: please use at most %(limit)d characters.",
+                field=str(FIELD_LABELS[name]),
+                limit=limit,
+            )
 
     if "organisation_name" not in errors:
         if len(values["organisation_name"]) < 2:
@@ -197,6 +237,11 @@ def parse_endorsement_form(form: Any) -> EndorsementForm:
     if "website" not in errors:
         try:
             data["website"] = normalise_website(values["website"])
+        except UnknownDomainError:
+            errors["website"] = _(
+                "This web address does not end in a known domain such as .org or .de: "
+                "please check it, or leave it empty."
+            )
         except WebsiteError:
             errors["website"] = _("Please enter a web address such as https://example.org, or leave it empty.")
 

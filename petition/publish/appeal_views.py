@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -27,6 +28,49 @@ from petition.publish.chart import country_chart
 from petition.publish.pages import CachedRoute, cached_page
 from petition.templating import page_url
 from petition.web import client_ip, read_form, render, services
+
+#: The cookie that carries a submission to its "check your email" page: the address it went to
+#: (shown there) and the values sent (so "send it again" can submit them again). Signed, HttpOnly,
+#: an hour long; never in a URL, so never in a log.
+SENT_COOKIE = "petition_sent"
+SENT_MAX_AGE = 3600
+_SENT_SALT = "petition.check-email"
+#: Above this, the cookie carries the address only (and no resend): browsers keep 4 kB a cookie.
+_SENT_LIMIT = 3600
+#: In the cookie of a submission that filled the honeypot: its page looks the same, its resend does nothing.
+BOT_MARK = "_bot"
+
+
+def _sent_serializer(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(str(services(request).settings.secret_key), salt=_SENT_SALT)
+
+
+def _remember_sent(request: Request, response: Response, appeal: Row, values: dict[str, str]) -> None:
+    """Put what was sent in the cookie of the 303 to "check your email"."""
+    serializer = _sent_serializer(request)
+    value = serializer.dumps({"a": appeal["id"], "v": values})
+    if len(value) > _SENT_LIMIT:  # a long comment: the address only
+        value = serializer.dumps({"a": appeal["id"], "v": {"contact_email": values.get("contact_email", "")}})
+        # (a bot's long submission loses its mark here, and with it the resend's form: nothing to send)
+    # Written out as the CSRF cookie is (petition.security): the value is URL-safe base64 and dots.
+    secure = "; Secure" if services(request).settings.https else ""
+    response.headers.append(
+        "set-cookie", f"{SENT_COOKIE}={value}; HttpOnly; Max-Age={SENT_MAX_AGE}; Path=/; SameSite=Lax{secure}"
+    )
+
+
+def _sent(request: Request, appeal: Row) -> dict[str, str] | None:
+    """The values the cookie carries for this appeal, or None (none, expired, forged, another appeal)."""
+    raw = request.cookies.get(SENT_COOKIE)
+    if not raw or len(raw) > 4096:
+        return None
+    try:
+        data = _sent_serializer(request).loads(raw, max_age=SENT_MAX_AGE)
+    except BadSignature:  # SignatureExpired among them
+        return None
+    if not isinstance(data, dict) or data.get("a") != appeal["id"] or not isinstance(data.get("v"), dict):
+        return None
+    return {k: v for k, v in data["v"].items() if isinstance(k, str) and isinstance(v, str)}
 
 
 async def public_appeal(request: Request) -> Row:
@@ -59,10 +103,23 @@ async def appeal_page(
     text = await appeal_text(cache, db, appeal=appeal, language=language)
     if text is None:
         raise HTTPException(404)
-    counts = await listed_counts(cache, db, appeal=appeal)
     if request.method != "GET":
         # The form came back with errors: switching language leads to the page, not to the POST URL.
         request.scope["state"]["language_switch_path"] = f"/appeals/{appeal['slug']}"
+    form = {
+        "values": values or {},
+        "errors": errors or {},
+        "countries": countries.choices(language),
+        "organisation_types": ORGANISATION_TYPE_LABELS,
+        "honeypot_field": HONEYPOT_FIELD,
+        **({"csrf_token": csrf_token} if csrf_token is not None else {}),
+    }
+    if errors:
+        # The form on its own, its errors first: on a phone they are in view, not screens down.
+        return render(
+            request, "appeals/endorse.html", {"appeal": appeal, "text": text, **form}, status=status, private=True
+        )
+    counts = await listed_counts(cache, db, appeal=appeal)
     return render(
         request,
         "appeals/show.html",
@@ -72,12 +129,7 @@ async def appeal_page(
             "counts": counts,
             "chart": country_chart(counts, language),
             "newest": await newest_named(cache, db, appeal=appeal),
-            "values": values or {},
-            "errors": errors or {},
-            "countries": countries.choices(language),
-            "organisation_types": ORGANISATION_TYPE_LABELS,
-            "honeypot_field": HONEYPOT_FIELD,
-            **({"csrf_token": csrf_token} if csrf_token is not None else {}),
+            **form,
         },
         status=status,
         private=values is not None,
@@ -130,7 +182,9 @@ async def endorse(request: Request) -> Response:
     parsed = parse_endorsement_form(form)
     if parsed.honeypot_filled:
         # A bot: the same answer as a person gets, and nothing stored.
-        return RedirectResponse(check_email, status_code=303)
+        bot = RedirectResponse(check_email, status_code=303)
+        _remember_sent(request, bot, appeal, {**parsed.values, BOT_MARK: "1"})  # its resend sends nothing
+        return bot
     if not parsed.ok:
         return await appeal_page(request, appeal, values=parsed.values, errors=parsed.errors, status=400)
     language = i18n.get_language()
@@ -149,16 +203,49 @@ async def endorse(request: Request) -> Response:
             return closed
         # Open again already: take it as it is now.
         await svc.intake.take(appeal=fresh, text=text, data=parsed.data, language=language, ip=client_ip(request))
-    return RedirectResponse(check_email, status_code=303)
+    # Whatever became of it (new, known, capped, held), the same answer and the same cookie.
+    response = RedirectResponse(check_email, status_code=303)
+    _remember_sent(request, response, appeal, parsed.values)
+    return response
 
 
 async def check_email(request: Request) -> Response:
     appeal = await public_appeal(request)
+    sent = _sent(request, appeal)
     context: dict[str, Any] = {
         "appeal": appeal,
         "text": await current_text(services(request).db, appeal=appeal, language=i18n.get_language()),
+        "address": sent.get("contact_email") if sent else None,
+        # A resend submits the same values again: only when the cookie holds all of them.
+        "can_resend": bool(sent) and appeal["status"] == AppealStatus.OPEN and parse_endorsement_form(sent).ok,
+        "resent": request.query_params.get("resent") == "1",
     }
-    return render(request, "appeals/check_email.html", context)
+    return render(request, "appeals/check_email.html", context, private=sent is not None)
+
+
+async def resend(request: Request) -> Response:
+    """Send the confirmation email again: the cookie's values submitted again, through the same
+    intake, rate limits and mailbox cap as the form (a known address gets its own email, a capped
+    one none), and the same answer whatever happened."""
+    svc = services(request)
+    appeal = await cached_public_appeal(request)
+    await read_form(request)  # the CSRF check
+    closed = _intake_closed(request, appeal)
+    if closed is not None:
+        return closed
+    done = RedirectResponse(page_url(request, f"/appeals/{appeal['slug']}/check-email", resent="1"), status_code=303)
+    sent = _sent(request, appeal)
+    if sent is None:
+        return done
+    parsed = parse_endorsement_form(sent)
+    if not parsed.ok or sent.get(BOT_MARK):
+        return done
+    language = i18n.get_language()
+    text = await appeal_text(public_cache(request), svc.db, appeal=appeal, language=language)
+    if text is None:
+        raise HTTPException(404)
+    await svc.intake.take(appeal=appeal, text=text, data=parsed.data, language=language, ip=client_ip(request))
+    return done
 
 
 routes = [
@@ -166,4 +253,5 @@ routes = [
     Route(APPEAL_PAGE.path, show, name="appeal"),
     Route("/appeals/{slug}/endorse", endorse, methods=["POST"], name="endorse"),
     Route("/appeals/{slug}/check-email", check_email, name="check_email"),
+    Route("/appeals/{slug}/check-email/resend", resend, methods=["POST"], name="resend"),
 ]

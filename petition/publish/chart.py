@@ -17,12 +17,15 @@ from petition import countries
 from petition.i18n import _, ngettext
 from petition.publish.queries import Counts
 
-WIDTH = 640
-LABEL_WIDTH = 200  # the country names, right-aligned against the bars
-BAR_LEFT = LABEL_WIDTH + 8
-VALUE_SPACE = 64  # room for the number after the longest bar
-ROW = 26
-BAR_HEIGHT = 18
+# Narrow, each name above its bar: a phone shows the picture at about its own size, so its
+# 14-unit text stays above 12 px (at 640 units wide with names beside the bars it was 6.6 px).
+WIDTH = 340
+LABEL_WIDTH = 0  # the country names start at the left edge, above their bars
+BAR_LEFT = 0
+VALUE_SPACE = 56  # room for the number after the longest bar
+LABEL_HEIGHT = 17  # a name's line above its bar
+ROW = 42
+BAR_HEIGHT = 16
 TOP = 4
 MAX_LABEL = 26  # characters; longer names are shortened in the picture (the table has them whole)
 MAX_BARS = 15
@@ -38,8 +41,14 @@ class Bar:
     width: float
 
     @property
+    def label_y(self) -> int:
+        """The baseline of the country's name, above its bar."""
+        return self.y - 5
+
+    @property
     def text_y(self) -> int:
-        return self.y + BAR_HEIGHT - 4
+        """The baseline of the number, beside the bar's end."""
+        return self.y + BAR_HEIGHT - 3
 
     @property
     def value_x(self) -> float:
@@ -86,9 +95,9 @@ def country_chart(counts: Counts, language: str, *, max_bars: int = MAX_BARS) ->
             name=name,
             label=_shorten(name),
             count=n,
-            y=TOP + i * ROW,
+            y=TOP + LABEL_HEIGHT + i * ROW,
             width=round(max(1.0, span * n / largest), 1),
         )
         for i, (code, name, n) in enumerate(rows)
     )
-    return CountryChart(bars=bars, height=TOP * 2 + len(bars) * ROW)
+    return CountryChart(bars=bars, height=TOP * 2 + len(bars) * ROW - (ROW - LABEL_HEIGHT - BAR_HEIGHT))

@@ -20,6 +20,7 @@ from petition import countries, i18n
 from petition.abuse.limits import EXPORT_WINDOW, export_allowed
 from petition.appeals.queries import current_titles, list_appeals
 from petition.appeals.states import AppealStatus
+from petition.collation import sort_key
 from petition.db import Row
 from petition.endorsements.states import ORGANISATION_TYPES
 from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
@@ -29,6 +30,7 @@ from petition.publish.http import Download, PublicJSONResponse, etag_of, not_mod
 from petition.publish.openapi import openapi_document
 from petition.publish.pages import CachedRoute, cached_page
 from petition.publish.queries import (
+    Counts,
     ListVersion,
     aware_utc,
     count_named,
@@ -46,6 +48,11 @@ HTML_PAGE_SIZE = 50
 CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_FIRST = frozenset(CSV_FORMULA_PREFIXES)
 CSV_COLUMNS = ("organisation_name", "country", "city", "organisation_type", "website", "endorsed_at")
+#: `?format=spreadsheet`, the CSV the signatory list links to for people: a UTF-8 byte-order mark
+#: (without it spreadsheets on Windows read Cyrillic as Latin-1) and, after the columns above,
+#: the country's and the type's names in the reader's language. The plain CSV stays as machines read it.
+SPREADSHEET_COLUMNS = (*CSV_COLUMNS, "country_name", "organisation_type_name")
+UTF8_BOM = b"\xef\xbb\xbf"
 #: A CSV of at most this many rows costs about what a few JSON pages do: its downloads are not
 #: counted against RATE_LIMIT_EXPORT (which would cost a write each).
 UNLIMITED_DOWNLOAD_ROWS = 1000
@@ -88,6 +95,25 @@ def _type_filter(query: QueryParams) -> str | None:
     if kind is not None and kind not in ORGANISATION_TYPES:
         raise HTTPException(400, "unknown organisation type")
     return kind
+
+
+def page_numbers(page: int, pages: int, *, around: int = 2) -> list[int | None]:
+    """The pages a pager links to: the first, the last, and `around` either side of `page`;
+    None where pages are left out (shown as "…")."""
+    shown = sorted({1, pages, *range(max(1, page - around), min(pages, page + around) + 1)})
+    numbers: list[int | None] = []
+    for number in shown:
+        if numbers and number - (numbers[-1] or 0) > 1:
+            numbers.append(None if number - (numbers[-1] or 0) > 2 else number - 1)
+        numbers.append(number)
+    return numbers
+
+
+def country_options(counts: Counts, language: str) -> list[tuple[str, str, int]]:
+    """The country filter's options: (code, name, organisations), by name as the reader sorts,
+    whatever the count (a label's "(29)" never sorts before "(3)")."""
+    options = [(code, countries.name(code, language), n) for code, n in counts.by_country.items()]
+    return sorted(options, key=lambda option: (sort_key(option[1], language), option[0]))
 
 
 def public_item(row: Row) -> dict[str, Any]:
@@ -165,7 +191,8 @@ async def signatories(request: Request) -> Response:
                 "page": page,
                 "pages": pages,
                 "filters": {"country": country or "", "type": kind or "", "q": search or ""},
-                "countries": [(code, name) for code, name in countries.choices(language) if code in counts.by_country],
+                "countries": country_options(counts, language),
+                "page_numbers": page_numbers(min(page, pages), pages),
                 "organisation_types": ORGANISATION_TYPE_LABELS,
                 **({"csrf_token": csrf_token} if csrf_token is not None else {}),
             },
@@ -275,14 +302,35 @@ def _csv_records(rows: Iterable[Sequence[object]]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-async def _csv_body(request: Request, appeal: Row, *, country: str | None, kind: str | None) -> AsyncIterator[bytes]:
-    """The header, then one chunk of records per query: never the whole list in memory."""
-    yield _csv_records([CSV_COLUMNS])
+def _named_item(row: Row, language: str) -> dict[str, Any]:
+    item = public_item(row)
+    item["country_name"] = countries.name(row["country"], language)
+    label = ORGANISATION_TYPE_LABELS.get(row["organisation_type"])
+    item["organisation_type_name"] = str(label) if label is not None else row["organisation_type"]
+    return item
+
+
+async def _csv_body(
+    request: Request, appeal: Row, *, country: str | None, kind: str | None, names_in: str | None = None
+) -> AsyncIterator[bytes]:
+    """The header, then one chunk of records per query: never the whole list in memory.
+
+    `names_in`, a language: the spreadsheet's form (a byte-order mark, and the names in that language).
+    """
+    columns = CSV_COLUMNS if names_in is None else SPREADSHEET_COLUMNS
+    header = _csv_records([columns])
+    yield header if names_in is None else UTF8_BOM + header
     async for rows in stream_named(services(request).db, appeal=appeal, country=country, organisation_type=kind):
         parts = []
         for first in range(0, len(rows), ENCODE_SLICE):
-            items = (public_item(row) for row in rows[first : first + ENCODE_SLICE])
-            parts.append(_csv_records([_csv_cell(item[c]) for c in CSV_COLUMNS] for item in items))
+            chunk = rows[first : first + ENCODE_SLICE]
+            items: Iterable[dict[str, Any]]
+            if names_in is None:
+                items = (public_item(row) for row in chunk)
+            else:
+                with i18n.language(names_in):
+                    items = [_named_item(row, names_in) for row in chunk]
+            parts.append(_csv_records([_csv_cell(item[c]) for c in columns] for item in items))
             await asyncio.sleep(0)  # other requests run between slices, whatever the network's pace
         yield b"".join(parts)
 
@@ -296,11 +344,19 @@ async def endorsements_csv(request: Request) -> Response:
     appeal = await _appeal_or_404(request)
     country = _country_filter(request.query_params)
     kind = _type_filter(request.query_params)
-    etag, version = await _open_data_version(request, appeal, "csv", country=country, kind=kind)
+    form = request.query_params.get("format", "")
+    if form not in ("", "spreadsheet"):
+        raise HTTPException(400, "format must be spreadsheet, or left out")
+    names_in = i18n.get_language() if form else None
+    etag, version = await _open_data_version(
+        request, appeal, *(("csv",) if names_in is None else ("csv", names_in)), country=country, kind=kind
+    )
     if (unchanged := not_modified(request, etag)) is not None:
         return unchanged  # a revalidation: no row read, no download counted
     filename = f"{appeal['slug']}-endorsements{'-' + country if country else ''}.csv"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if names_in is not None:
+        headers["Vary"] = "Accept-Language"
     media_type = "text/csv; charset=utf-8; header=present"
     if request.method == "HEAD":
         return tagged(Download(_nothing(), headers=headers, media_type=media_type), etag)
@@ -314,7 +370,12 @@ async def endorsements_csv(request: Request) -> Response:
             headers={"Retry-After": str(int(EXPORT_WINDOW)), "Cache-Control": "no-store"},
         )
     return tagged(
-        Download(_csv_body(request, appeal, country=country, kind=kind), headers=headers, media_type=media_type), etag
+        Download(
+            _csv_body(request, appeal, country=country, kind=kind, names_in=names_in),
+            headers=headers,
+            media_type=media_type,
+        ),
+        etag,
     )
 
 

@@ -104,7 +104,7 @@ def test_only_whitespace_counts_as_missing(site, client, smtp, database_url):
 @pytest.mark.parametrize("field", sorted(LIMITS))
 def test_each_overlong_field_is_refused(site, client, smtp, database_url, field):
     form, response = post(site, **{field: overlong(field)})
-    message = f"Please use at most {LIMITS[field]} characters."
+    message = f"is too long: please use at most {LIMITS[field]} characters."
     assert_refused(client, smtp, database_url, response, field, message, form)
 
 
@@ -272,7 +272,9 @@ def test_website_is_stored_as_an_https_address(site, database_url, typed, stored
 def test_a_100_kb_field_is_refused_with_its_message(site, client, smtp, database_url):
     form, response = post(site, comment="ж" * 100_000)
     assert response.status_code == 400
-    assert "Please use at most 1000 characters." in html.unescape(response.text)
+    assert "“Public comment (optional)” is too long: please use at most 1000 characters." in html.unescape(
+        response.text
+    )
     # The re-rendered form does not echo 100 kB back.
     assert len(response.content) < 200_000
     assert db_count(database_url, "endorsements") == 0
@@ -284,7 +286,7 @@ def test_a_100_kb_field_in_a_multipart_body_is_refused(site, client, database_ur
     files = {name: (None, value) for name, value in form.items()}
     response = client.post(ENDORSE, files=files, follow_redirects=False)
     assert response.status_code == 400
-    assert "Please use at most 200 characters." in html.unescape(response.text)
+    assert "“Name of the organisation” is too long: please use at most 200 characters." in html.unescape(response.text)
     assert db_count(database_url, "endorsements") == 0
 
 

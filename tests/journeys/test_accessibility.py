@@ -116,3 +116,38 @@ def test_verification_and_organiser_pages_have_no_serious_violations(live_server
         page.goto(f"{live_server.url}{path}")
         assert page.url.endswith(path), page.url
         assert axe_violations(page) == [], path
+
+
+@pytest.mark.parametrize("javascript", [True], ids=["js"])
+def test_check_email_with_its_address_and_resend_and_the_paged_list_have_no_serious_violations(
+    live_server, smtp, database_url, page
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.factories import add_endorsements
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(
+            add_endorsements, database_url, 120, country="DE", organisation_name="جمعية السلام", comment="שלום."
+        ).result(60)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/appeals/protect-deserters/signatories?page=2")
+    assert page.locator(".page-numbers a").count() >= 3
+    assert axe_violations(page) == []
+    page.goto(f"{live_server.url}/appeals/protect-deserters")
+    page.fill("#f-organisation_name", "Axe Peace Group")
+    page.select_option("#f-country", "AT")
+    page.select_option("#f-organisation_type", "peace")
+    page.fill("#f-contact_name", "Kim")
+    page.fill("#f-contact_email", "kim@axe.example")
+    page.check("#f-visibility-public")
+    page.check("#f-authorised")
+    page.check("#f-consent")
+    with page.expect_navigation():
+        page.click("section.endorse button[type=submit]")
+    assert page.locator(".sent-to").inner_text() == "kim@axe.example"
+    assert axe_violations(page) == []
+    with page.expect_navigation():
+        page.click("form.resend button[type=submit]")
+    assert page.locator("[role=status]").count() == 1
+    assert axe_violations(page) == []

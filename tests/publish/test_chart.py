@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from petition import i18n
-from petition.publish.chart import BAR_HEIGHT, ROW, country_chart
+from petition.publish.chart import BAR_HEIGHT, LABEL_HEIGHT, ROW, TOP, country_chart
 from petition.publish.queries import Counts
 
 
@@ -22,7 +22,10 @@ def test_bars_are_ranked_scaled_and_named_in_the_readers_language():
     assert [b.name for b in chart.bars] == ["Deutschland", "Frankreich", "Belarus"]
     assert [b.count for b in chart.bars] == [4, 2, 1]
     assert chart.bars[0].width == 2 * chart.bars[1].width == 4 * chart.bars[2].width
-    assert [b.y for b in chart.bars] == [4, 4 + ROW, 4 + 2 * ROW]
+    # Each name on its line above its bar.
+    first = TOP + LABEL_HEIGHT
+    assert [b.y for b in chart.bars] == [first, first + ROW, first + 2 * ROW]
+    assert all(0 < b.y - b.label_y < LABEL_HEIGHT for b in chart.bars)
     assert chart.height >= chart.bars[-1].y + BAR_HEIGHT
 
 

@@ -1,0 +1,89 @@
+""" "Check your email" names the address the email went to and can send it again (issue 16).
+
+The address travels in a signed, HttpOnly, short-lived cookie set on the 303, never in a URL;
+the resend submits the same values through the same intake, limits and mailbox cap, and
+answers the same whatever is known.
+"""
+
+from __future__ import annotations
+
+import html
+
+from tests.support import csrf_from, db_count, valid_form, wait_for_mail
+
+SLUG = "protect-deserters"
+CHECK = f"/appeals/{SLUG}/check-email"
+RESEND = f"{CHECK}/resend"
+ADDRESS = "kontakt@friedensnetz.example"
+
+
+def endorse(site, **fields):
+    form = valid_form(contact_email=ADDRESS, **fields)
+    form["csrf_token"] = site.csrf()
+    return site.client.post(f"/appeals/{SLUG}/endorse", data=form, follow_redirects=False)
+
+
+def resend(site):
+    page = site.client.get(CHECK)
+    return site.client.post(RESEND, data={"csrf_token": csrf_from(page.text)}, follow_redirects=False)
+
+
+def test_the_page_shows_the_address_from_a_signed_httponly_cookie_never_the_url(site, smtp):
+    response = endorse(site)
+    assert response.status_code == 303
+    assert ADDRESS not in response.headers["location"] and "friedensnetz" not in response.headers["location"]
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("petition_sent=") and "HttpOnly" in cookie and "Max-Age=3600" in cookie
+    assert "samesite=lax" in cookie.lower()
+    page = site.client.get(response.headers["location"])
+    assert page.headers["cache-control"] == "no-store"
+    assert ADDRESS in html.unescape(page.text)
+    assert 'action="/appeals/protect-deserters/check-email/resend"' in page.text
+
+
+def test_send_again_queues_another_confirmation_email_through_the_outbox(site, smtp, database_url):
+    endorse(site)
+    wait_for_mail(smtp, ADDRESS)
+    response = resend(site)
+    assert response.status_code == 303
+    assert response.headers["location"] == f"{CHECK}?resent=1"
+    assert len(wait_for_mail(smtp, ADDRESS, count=2)) == 2
+    assert db_count(database_url, "endorsements") == 1
+    shown = site.client.get(response.headers["location"]).text
+    assert "it is on its way" in shown
+
+
+def test_send_again_stops_at_the_limits_of_the_form(make_site, smtp, database_url):
+    site = make_site(rate_limit_email=2)
+    endorse(site)
+    for _ in range(6):
+        assert resend(site).status_code == 303
+    # Two per client and address an hour: the first email and one more, however often asked.
+    wait_for_mail(smtp, ADDRESS, count=2)
+    assert db_count(database_url, "outbox") == 2
+
+
+def test_without_the_cookie_or_with_a_forged_one_nothing_is_named_or_sent(site, smtp, database_url):
+    page = site.client.get(CHECK)
+    assert "@" not in page.text.split("<main", 1)[1].split("</main>", 1)[0]
+    assert "check-email/resend" not in page.text
+    site.client.cookies.set("petition_sent", "eyJhIjoxLCJ2Ijp7ImNvbnRhY3RfZW1haWwiOiJ4QHkub3JnIn19.forged.sig")
+    page = site.client.get(CHECK)
+    assert "x@y.org" not in page.text
+    token = site.csrf()  # the appeal page's form
+    assert site.client.post(RESEND, data={"csrf_token": token}, follow_redirects=False).status_code == 303
+    assert db_count(database_url, "outbox") == 0
+
+
+def test_a_resend_needs_the_csrf_token(site, database_url):
+    endorse(site)
+    assert site.client.post(RESEND, data={}, follow_redirects=False).status_code in (400, 403)
+
+
+def test_a_bot_that_filled_the_honeypot_sees_the_same_page_and_its_resend_sends_nothing(site, database_url):
+    response = endorse(site, fax_number="buy now")
+    assert response.status_code == 303 and "petition_sent=" in response.headers["set-cookie"]
+    page = site.client.get(CHECK).text
+    assert ADDRESS in html.unescape(page) and "check-email/resend" in page
+    assert resend(site).status_code == 303
+    assert db_count(database_url, "outbox") == 0 and db_count(database_url, "endorsements") == 0
