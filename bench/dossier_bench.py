@@ -211,7 +211,11 @@ def measure(args: list[str]) -> Measured:
     load_before = _load()
     cpu_seen: dict[int, float] = {}  # pid: user + system seconds when last sampled
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    # This checkout's petition in the child and in the processes it starts: the render pool's
+    # forkserver imports petition with the interpreter's default sys.path (Python 3.11's ignores the
+    # parent's), so without PYTHONPATH the pool renders with the checkout of the editable install.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     peak = 0
     at_peak: dict[str, int] = {}
     stop = threading.Event()
@@ -287,9 +291,11 @@ def main() -> None:
         asyncio.run(child_bare(args.db))
         return
 
+    import petition
     from petition.migrations.runner import upgrade
 
-    print(f"cores: {os.cpu_count()}  python: {sys.version.split()[0]}  load: {_load()}")
+    checkout = Path(petition.__file__).parent.parent
+    print(f"cores: {os.cpu_count()}  python: {sys.version.split()[0]}  load: {_load()}  checkout: {checkout}")
     compared: list[tuple[int, Measured, Measured]] = []
     alone: list[tuple[int, Measured]] = []
     for size in [int(s) for s in args.sizes.split(",")]:
