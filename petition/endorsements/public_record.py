@@ -98,6 +98,7 @@ async def _note(db: Database, ids: list[int], now: dt.datetime) -> int:
     }
     at = log_time(now)
     events: list[dict[str, Any]] = []
+    new_heads: list[dict[str, Any]] = []
     for endorsement_id in ids:
         row, head = rows.get(endorsement_id), known.get(endorsement_id)
         listed = row is not None and row["state"] in listed_states(row["moderation"])
@@ -129,9 +130,7 @@ async def _note(db: Database, ids: list[int], now: dt.datetime) -> int:
                 "record_hash": digest,
             }
             if head is None:
-                await db.execute(
-                    heads.insert().values(endorsement_id=endorsement_id, entry_id=entry_id, salt=salt, **values)
-                )
+                new_heads.append({"endorsement_id": endorsement_id, "entry_id": entry_id, "salt": salt, **values})
             else:
                 await db.execute(heads.update().where(heads.c.endorsement_id == endorsement_id).values(**values))
         else:
@@ -148,6 +147,9 @@ async def _note(db: Database, ids: list[int], now: dt.datetime) -> int:
             }
             await db.execute(heads.update().where(heads.c.endorsement_id == endorsement_id).values(listed=False))
         events.append({"entry_id": leaf["entry"], "leaf": canonical(leaf), "created_at": now})
-    if events:
-        await db.execute_many(public_record_events.insert(), events)
+    # Many rows per statement (8 columns: within SQLite's 999 parameters).
+    for first in range(0, len(new_heads), 100):
+        await db.execute(heads.insert().values(new_heads[first : first + 100]))
+    for first in range(0, len(events), 200):
+        await db.execute(public_record_events.insert().values(events[first : first + 200]))
     return len(events)

@@ -27,6 +27,8 @@ from petition.transparency.tables import log_checkpoints, log_leaves, log_nodes
 
 #: Leaves appended by one transaction at most.
 BATCH = 1000
+#: Rows one INSERT writes at most (4 columns each: within SQLite's 999 parameters).
+_ROWS_PER_INSERT = 200
 #: Entries served by one request of /log/entries at most (the contract).
 MAX_ENTRIES = 1000
 #: Any constant of our own: the key of the advisory lock that makes appends take turns.
@@ -79,9 +81,13 @@ class _Recorder:
 async def _read_nodes(db: Database, wanted: set[tuple[int, int]]) -> _Nodes:
     if not wanted:
         return _Nodes({})
+    by_level: dict[int, list[int]] = {}
+    for level, index in sorted(wanted):
+        by_level.setdefault(level, []).append(index)
+    # Per level, not as row values: SQLite plans `(level, idx) IN (…)` as a scan of the table.
     rows = await db.fetch_values(
         sa.select(log_nodes.c.level, log_nodes.c.idx, log_nodes.c.hash).where(
-            sa.tuple_(log_nodes.c.level, log_nodes.c.idx).in_(sorted(wanted))
+            sa.or_(*(sa.and_(log_nodes.c.level == level, log_nodes.c.idx.in_(ids)) for level, ids in by_level.items()))
         )
     )
     nodes = {(int(level), int(idx)): bytes(value) for level, idx, value in rows}
@@ -174,8 +180,10 @@ async def append(db: Database, signer: Signer, *, batch: int = BATCH) -> int:
                 edge[(level, at)] = value
                 new_nodes.append({"level": level, "idx": at, "hash": value})
         if new_leaves:
-            await db.execute_many(log_leaves.insert(), new_leaves)
-            await db.execute_many(log_nodes.insert(), new_nodes)
+            # Many rows per statement: one round trip each (within every backend's parameter limit).
+            for table, rows in ((log_leaves, new_leaves), (log_nodes, new_nodes)):
+                for first in range(0, len(rows), _ROWS_PER_INSERT):
+                    await db.execute(table.insert().values(rows[first : first + _ROWS_PER_INSERT]))
             await db.execute(public_record_events.delete().where(public_record_events.c.id <= queued[-1][0]))
         size += len(new_leaves)
         root = merkle.EMPTY_ROOT if size == 0 else await root_at(db, size)
