@@ -11,7 +11,9 @@ from petition.appeals.states import Moderation
 from petition.appeals.tables import appeal_texts, appeals
 from petition.db import Database, Row
 from petition.endorsements.public_record import note_appeal
+from petition.endorsements.states import EndorsementState
 from petition.endorsements.tables import endorsements
+from petition.schema import UTCDateTime, utcnow
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 
@@ -29,7 +31,16 @@ async def update_settings(
             .where(appeals.c.id == appeal_id)
             .values(moderation=moderation.value, default_language=default_language, addressees=addressees)
         )
-        # What confirmation alone lists depends on it: the log follows the list.
+        # What confirmation alone lists depends on it. A confirmed endorsement enters the list or
+        # leaves it now: its public "endorsed" date says so (every listed endorsement has one, and
+        # the newest-first lists read only those), and the log follows the list.
+        e = endorsements
+        confirmed = sa.and_(e.c.appeal_id == appeal_id, e.c.state == EndorsementState.CONFIRMED.value)
+        if moderation == Moderation.POST:
+            stamp = sa.literal(utcnow(), type_=UTCDateTime())
+            await db.execute(e.update().where(confirmed, e.c.listed_at.is_(None)).values(listed_at=stamp))
+        else:
+            await db.execute(e.update().where(confirmed, e.c.listed_at.is_not(None)).values(listed_at=None))
         await note_appeal(db, appeal_id)
 
 

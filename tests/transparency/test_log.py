@@ -268,3 +268,33 @@ def test_two_workers_append_in_turn(log: Log, settings: Any):
     )
     count = log.call(lambda: log.db.fetch_val(sa.text("SELECT count(*) FROM public_record_events")))
     assert count == 0
+
+
+def test_switching_to_post_moderation_lists_the_confirmed_everywhere(log: Log):
+    """Found by the property test: an endorsement confirmed under pre-moderation, listed by the
+    switch to post-moderation, was counted and in the log but missing from the newest-first
+    lists (the appeal page, the JSON API), which read only rows with a public date."""
+    appeal = make_appeal(log.client, "switched-on", moderation=Moderation.PRE)
+    start, _ = log.checkpoint()
+    log.confirmed(appeal, organisation_name="Confirmed Before The Switch", visibility="public")
+    log.call(
+        lambda: update_settings(
+            log.db, appeal_id=appeal["id"], moderation=Moderation.POST, default_language="en", addressees=""
+        )
+    )
+    listed, _ = log.checkpoint(at_least=start.size + 1)
+    [entry] = log.entries(start.size, listed.size)
+    assert (entry["event"], entry["organisation_name"]) == ("listed", "Confirmed Before The Switch")
+    log.client.app.state.services.public_cache.invalidate()
+    items = log.client.get("/api/appeals/switched-on/endorsements").json()["items"]
+    assert [item["organisation_name"] for item in items] == ["Confirmed Before The Switch"]
+    # And back: it leaves the lists and the log says so.
+    log.call(
+        lambda: update_settings(
+            log.db, appeal_id=appeal["id"], moderation=Moderation.PRE, default_language="en", addressees=""
+        )
+    )
+    log.client.app.state.services.public_cache.invalidate()
+    assert log.client.get("/api/appeals/switched-on/endorsements").json()["items"] == []
+    back, _ = log.checkpoint(at_least=listed.size + 1)
+    assert [e["event"] for e in log.entries(listed.size, back.size)] == ["delisted"]

@@ -7,7 +7,7 @@ import itertools
 import json
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from petition.appeals.queries import get_appeal_by_id
@@ -39,6 +39,7 @@ ACTIONS = st.lists(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(actions=ACTIONS, visibilities=st.lists(st.sampled_from(["public", "anonymous"]), min_size=4, max_size=4))
 def test_any_sequence_leaves_a_verifiable_log_that_agrees_with_the_list(client: Any, actions: Any, visibilities: Any):
+    note(f"actions={actions!r} visibilities={visibilities!r}")
     db = db_of(client)
     lifecycle = Lifecycle(db, client.app.state.services.mailer)
     n = next(_serial)
