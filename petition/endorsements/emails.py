@@ -58,9 +58,9 @@ def thank_you_context(
     it is listed now, the withdrawal link, valid for as long as the record is, and the receipt
     link of its public log entry (`entry`, its public id), which never expires."""
     language = facts["language"]
-    receipt: dict[str, object] = {}
+    receipt = None
     if entry is not None:
-        receipt["receipt_url"] = signed_link(Purpose.RECEIPT, f"/receipts/{{token}}?lang={language}", nonce=entry)
+        receipt = signed_link(Purpose.RECEIPT, f"/receipts/{{token}}?lang={language}", nonce=entry)
     return {
         "organisation_name": facts["organisation_name"],
         "listed_now": listed_now,
@@ -68,5 +68,5 @@ def thank_you_context(
         "anonymous": facts["visibility"] == Visibility.ANONYMOUS,
         "list_url": mailer.settings.url_for_path(f"/appeals/{slug}/signatories?lang={language}"),
         "withdraw_url": signed_link(Purpose.WITHDRAW, f"/withdraw/{{token}}?lang={language}", nonce=nonce),
-        **receipt,
+        "receipt_url": receipt,
     }

@@ -118,7 +118,8 @@ def badge_svg(title: str, index: int, language: str) -> str:
     statement = _("We endorsed “%(title)s”", title=short)
     full = _("We endorsed “%(title)s”", title=title)
     entry = _("Public log entry %(index)s", index=index)
-    width = max(220, int(7.2 * max(len(statement), len(entry))) + 24)
+    # Wide enough for DejaVu Sans Bold, the widest of the usual fonts (about 0.64 em a character).
+    width = max(220, int(max(8.4 * len(statement), 7.2 * len(entry))) + 24)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="48" viewBox="0 0 {width} 48"'
