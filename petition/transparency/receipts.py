@@ -85,7 +85,9 @@ async def find(db: Database, *, endorsement_id: int, entry_id: str) -> Receipt |
         return None
     base = {"entry_id": entry_id, "appeal": head["appeal"], "visibility": head["visibility"]}
     leaves = await db.fetch_values(
-        sa.select(log_leaves.c.idx, log_leaves.c.leaf).where(log_leaves.c.entry_id == entry_id).order_by(log_leaves.c.idx)
+        sa.select(log_leaves.c.idx, log_leaves.c.leaf)
+        .where(log_leaves.c.entry_id == entry_id)
+        .order_by(log_leaves.c.idx)
     )
     checkpoint = await store.latest(db)
     logged = [(int(idx), str(leaf)) for idx, leaf in leaves if checkpoint is not None and int(idx) < checkpoint.size]

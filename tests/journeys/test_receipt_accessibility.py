@@ -13,7 +13,12 @@ from tests.journeys.test_browser_receipt import endorse_and_confirm, open_until_
 @pytest.mark.parametrize("visibility", ["public", "anonymous"])
 def test_receipt_pages_have_no_serious_violations(live_server, smtp, page, visibility):
     receipt = endorse_and_confirm(
-        live_server, smtp, page, name="Axe Receipt Org", email=f"{visibility}@axe-receipt.example", visibility=visibility
+        live_server,
+        smtp,
+        page,
+        name="Axe Receipt Org",
+        email=f"{visibility}@axe-receipt.example",
+        visibility=visibility,
     )
     open_until_logged(page, receipt)
     assert axe_violations(page) == []
