@@ -270,3 +270,21 @@ def test_the_receipt_page_and_email_line_are_translated(receipts: Receipts, lang
         "Verified: the inclusion proof below leads from this entry to the root hash of the signed checkpoint.",
     ):
         assert translated(msgid, lang).replace("“", "").split("&")[0][:30] in page.text.replace("“", "")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/receipts/%FF",
+        "/receipts/..json",
+        "/receipts/.json",
+        "/receipts/a.b.c/badge.svg",
+        "/receipts/" + "a" * 5000,
+        "/receipts/WzEsImEiXQ.x.y.json",
+        "/receipts/%E2%80%AE.json",
+        "/receipts/x%00y",
+    ],
+)
+def test_a_bad_receipt_link_is_a_clear_4xx(receipts: Receipts, path: str):
+    response = receipts.client.get(path)
+    assert 400 <= response.status_code < 500, (path, response.status_code)
