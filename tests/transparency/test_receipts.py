@@ -21,7 +21,9 @@ from petition.appeals.states import Moderation
 from petition.endorsements.lifecycle import Lifecycle
 from petition.endorsements.states import EndorsementState
 from petition.endorsements.tables import endorsements, public_record_heads
+from petition.outbox.messages import render_email
 from petition.settings import Settings
+from petition.templating import make_environment
 from petition.tokens import Purpose
 from petition.transparency import merkle, store
 from petition.transparency.keys import log_signer
@@ -32,6 +34,10 @@ from tests.organisers.support import db_of, make_appeal
 from tests.support import SMTPServer, drain_outbox, html_body, links, mail_to, translated
 
 S = EndorsementState
+EMAIL_LINE = (
+    "Your receipt from the public log, which proves that your endorsement is recorded there (if your "
+    "organisation is not named, keep this link to yourself):"
+)
 
 
 @pytest.fixture
@@ -270,6 +276,20 @@ def test_the_receipt_page_and_email_line_are_translated(receipts: Receipts, lang
         "Verified: the inclusion proof below leads from this entry to the root hash of the signed checkpoint.",
     ):
         assert translated(msgid, lang).replace("“", "").split("&")[0][:30] in page.text.replace("“", "")
+    # The thank-you email's line about the receipt, in the organisation's language.
+    context = {
+        "organisation_name": "Translated",
+        "listed_now": True,
+        "held": False,
+        "anonymous": True,
+        "list_url": "https://petition.example/list",
+        "withdraw_url": "https://petition.example/withdraw/w",
+        "receipt_url": "https://petition.example/receipts/r",
+    }
+    _subject, text, html = render_email(make_environment(), "thank_you", lang, context)
+    line = translated(EMAIL_LINE, lang)
+    assert line in text and "https://petition.example/receipts/r" in text
+    assert line[:20] in html and 'href="https://petition.example/receipts/r"' in html
 
 
 @pytest.mark.parametrize(
