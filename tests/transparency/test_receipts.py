@@ -289,7 +289,8 @@ def test_the_receipt_page_and_email_line_are_translated(receipts: Receipts, lang
     _subject, text, html = render_email(make_environment(), "thank_you", lang, context)
     line = translated(EMAIL_LINE, lang)
     assert line in text and "https://petition.example/receipts/r" in text
-    assert line[:20] in html and 'href="https://petition.example/receipts/r"' in html
+    assert line[:20] in html and html.count('href="https://petition.example/receipts/r"') == 1
+    assert "receipts" not in html.split("</title>")[0]  # in the body, not the subject
 
 
 @pytest.mark.parametrize(
