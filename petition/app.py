@@ -56,6 +56,7 @@ from petition.security import (
 from petition.settings import Settings, load_settings, private_directory
 from petition.templating import make_templates
 from petition.tokens import Tokens
+from petition.transparency import receipt_views
 from petition.transparency import views as log_views
 from petition.transparency.worker import LogWorker
 from petition.web import Services, render
@@ -262,6 +263,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *dossier_views.routes,
         *operations_views.routes,
         *log_views.routes,
+        *receipt_views.routes,
         Mount("/static", app=StaticFiles(directory=str(package_path("static"))), name="static"),
     ]
     security_headers = SecurityHeaders(settings)

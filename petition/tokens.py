@@ -17,6 +17,8 @@ class Purpose(enum.StrEnum):
     CONFIRM = "petition.confirm-endorsement"
     WITHDRAW = "petition.withdraw-endorsement"
     DATA_REQUEST = "petition.data-request"
+    #: A receipt of the public log: names the endorsement and its public entry id, no expiry.
+    RECEIPT = "petition.endorsement-receipt"
 
 
 class InvalidToken(Exception):

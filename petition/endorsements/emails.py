@@ -45,11 +45,22 @@ def already_endorsed_context(*, mailer: Mailer, slug: str, title: str, language:
 
 @email_kind("thank_you")
 def thank_you_context(
-    *, mailer: Mailer, slug: str, facts: Mapping[str, Any], nonce: str, listed_now: bool, held: bool
+    *,
+    mailer: Mailer,
+    slug: str,
+    facts: Mapping[str, Any],
+    nonce: str,
+    listed_now: bool,
+    held: bool,
+    entry: str | None = None,
 ) -> dict[str, object]:
     """Sent on confirmation (and when the confirmation was held back for the organisers): whether
-    it is listed now, and the withdrawal link, valid for as long as the record is."""
+    it is listed now, the withdrawal link, valid for as long as the record is, and the receipt
+    link of its public log entry (`entry`, its public id), which never expires."""
     language = facts["language"]
+    receipt = None
+    if entry is not None:
+        receipt = signed_link(Purpose.RECEIPT, f"/receipts/{{token}}?lang={language}", nonce=entry)
     return {
         "organisation_name": facts["organisation_name"],
         "listed_now": listed_now,
@@ -57,4 +68,5 @@ def thank_you_context(
         "anonymous": facts["visibility"] == Visibility.ANONYMOUS,
         "list_url": mailer.settings.url_for_path(f"/appeals/{slug}/signatories?lang={language}"),
         "withdraw_url": signed_link(Purpose.WITHDRAW, f"/withdraw/{{token}}?lang={language}", nonce=nonce),
+        "receipt_url": receipt,
     }

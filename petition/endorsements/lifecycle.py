@@ -36,7 +36,7 @@ from petition.audit.actions import AuditAction
 from petition.audit.queries import record, record_many
 from petition.db import INTEGRITY_ERRORS, Database, Row
 from petition.endorsements.emails import already_endorsed_context, confirmation_context, thank_you_context
-from petition.endorsements.public_record import note_public_changes
+from petition.endorsements.public_record import note_public_changes, reserve_entry
 from petition.endorsements.states import HELD, EndorsementState, HoldReason
 from petition.endorsements.tables import endorsement_versions, endorsements
 from petition.outbox.messages import Mailer
@@ -431,6 +431,7 @@ async def confirm_endorsement(
             return ConfirmOutcome.ALREADY, row
         await db.execute(endorsement_versions.delete().where(endorsement_versions.c.endorsement_id == endorsement_id))
         await note_public_changes(db, [endorsement_id], now=now)
+        entry = await reserve_entry(db, endorsement_id)
         await record(
             db,
             organiser_id=None,
@@ -446,7 +447,13 @@ async def confirm_endorsement(
             language=shown["language"],
             endorsement_id=endorsement_id,
             context=thank_you_context(
-                mailer=mailer, slug=appeal["slug"], facts=shown, nonce=nonce, listed_now=listed_now, held=bool(hold)
+                mailer=mailer,
+                slug=appeal["slug"],
+                facts=shown,
+                nonce=nonce,
+                listed_now=listed_now,
+                held=bool(hold),
+                entry=entry,
             ),
         )
     mailer.notify()

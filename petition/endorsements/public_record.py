@@ -77,6 +77,37 @@ async def note_public_changes(db: Database, ids: Iterable[int], *, now: dt.datet
     return noted
 
 
+async def reserve_entry(db: Database, endorsement_id: int) -> str:
+    """The public entry id of an endorsement, given it now if the log has none for it yet (a
+    record not listed yet: held, or waiting for the organisers). Its receipt names this id
+    before the entry exists; `_note` gives the entry this id (and this salt) once it is listed.
+    Call inside the `db.write()` of the change, after `note_public_changes`."""
+    known = await db.fetch_val(sa.select(heads.c.entry_id).where(heads.c.endorsement_id == endorsement_id))
+    if known is not None:
+        return str(known)
+    row = await db.fetch_one(
+        sa.select(e.c.country, e.c.visibility, appeals.c.slug)
+        .join(appeals, appeals.c.id == e.c.appeal_id)
+        .where(e.c.id == endorsement_id)
+    )
+    if row is None:
+        raise LookupError(endorsement_id)
+    entry_id = random_hex(16)
+    await db.execute(
+        heads.insert().values(
+            endorsement_id=endorsement_id,
+            entry_id=entry_id,
+            salt=random_hex(16),
+            appeal=row["slug"],
+            country=row["country"],
+            visibility=row["visibility"],
+            listed=False,
+            record_hash="",
+        )
+    )
+    return entry_id
+
+
 async def note_appeal(db: Database, appeal_id: int) -> int:
     """Every record of an appeal (its moderation setting changed what is listed)."""
     ids = await db.fetch_values(sa.select(e.c.id).where(e.c.appeal_id == appeal_id).order_by(e.c.id))

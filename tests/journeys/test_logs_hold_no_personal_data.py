@@ -48,14 +48,19 @@ def test_endorse_and_confirm_logs_no_email_address_or_token(site, smtp, client, 
     [link] = links(message, BASE_URL)
     token = link.split("/confirm/", 1)[1].split("?", 1)[0]
     assert site.confirm(link).status_code == 303
-    wait_for_mail(smtp, "Kontakt.Person@soldiers-mothers.example", count=2)
-    # Also the refusals: a bad form and a bad token.
+    thank_you = wait_for_mail(smtp, "Kontakt.Person@soldiers-mothers.example", count=2)[1]
+    [receipt] = [url for url in links(thank_you, BASE_URL) if "/receipts/" in url]
+    receipt_token = receipt.split("/receipts/", 1)[1].split("?", 1)[0]
+    for path in ("", ".json", "/badge.svg"):
+        client.get(f"/receipts/{receipt_token}{path}")
+    # Also the refusals: a bad form and bad tokens.
     site.endorse(contact_email=EMAIL, country="XX")
     client.get(f"/confirm/{token}x")
+    client.get(f"/receipts/{receipt_token}x.json")
 
     records = [r for r in caplog.records if not r.name.startswith(NOT_THE_APP)]
     assert records, "expected the app to log something (the outbox worker at least)"
-    secrets = [EMAIL.lower(), "kontakt.person", "soldiers-mothers", token, token[:20], "Valentina"]
+    secrets = [EMAIL.lower(), "kontakt.person", "soldiers-mothers", token, token[:20], "Valentina", receipt_token]
     for record in records:
         text = " ".join([record.getMessage(), str(record.args), record.exc_text or ""]).lower()
         for secret in secrets:

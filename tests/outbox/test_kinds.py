@@ -29,7 +29,14 @@ FACTS = {"organisation_name": "Connection e.V.", "country": "DE", "visibility": 
 SAMPLES: dict[str, dict[str, Any]] = {
     "confirm": {"title": "Protect them", "nonce": "n" * 32, "facts": FACTS, "language": "de"},
     "already_endorsed": {"slug": "protect-deserters", "title": "Protect them", "language": "de"},
-    "thank_you": {"slug": "protect-deserters", "facts": FACTS, "nonce": "n" * 32, "listed_now": False, "held": True},
+    "thank_you": {
+        "slug": "protect-deserters",
+        "facts": FACTS,
+        "nonce": "n" * 32,
+        "listed_now": False,
+        "held": True,
+        "entry": "e" * 32,
+    },
     "data_request": {"nonce": "n" * 32, "language": "de"},
     "login_guessed": {"failures": 5, "at": dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC)},
 }
