@@ -184,7 +184,10 @@ async def append(db: Database, signer: Signer, *, batch: int = BATCH) -> int:
             for table, rows in ((log_leaves, new_leaves), (log_nodes, new_nodes)):
                 for first in range(0, len(rows), _ROWS_PER_INSERT):
                     await db.execute(table.insert().values(rows[first : first + _ROWS_PER_INSERT]))
-            await db.execute(public_record_events.delete().where(public_record_events.c.id <= queued[-1][0]))
+            # Exactly the rows appended: on PostgreSQL a change that took a lower id may commit
+            # after the SELECT above, and `id <= last` would delete its leaf unlogged.
+            appended_ids = [int(row[0]) for row in queued]
+            await db.execute(public_record_events.delete().where(public_record_events.c.id.in_(appended_ids)))
         size += len(new_leaves)
         root = merkle.EMPTY_ROOT if size == 0 else await root_at(db, size)
         await sign_checkpoint(db, signer, size, root, now)

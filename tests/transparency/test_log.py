@@ -298,3 +298,54 @@ def test_switching_to_post_moderation_lists_the_confirmed_everywhere(log: Log):
     assert log.client.get("/api/appeals/switched-on/endorsements").json()["items"] == []
     back, _ = log.checkpoint(at_least=listed.size + 1)
     assert [e["event"] for e in log.entries(listed.size, back.size)] == ["delisted"]
+
+
+def test_a_change_committed_during_an_append_is_not_lost(log: Log, settings: Any):
+    """PostgreSQL hands out the queue's ids at insert time, not at commit: a change holding a
+    lower id may commit while an append runs. Its leaf must wait for the next append, not be
+    deleted with the ones appended (it was, when the append deleted `id <= last`)."""
+    if log.db.is_sqlite:
+        pytest.skip("SQLite has one writer: no change commits while an append runs")
+    import asyncpg
+
+    from petition.endorsements.tables import public_record_events
+
+    url = settings.database_url
+    leaf = '{{"appeal":"race","entry":"{0}"}}'
+
+    async def race() -> None:
+        slow = await asyncpg.connect(url)
+        fast = await asyncpg.connect(url)
+        try:
+            insert = "INSERT INTO public_record_events (entry_id, leaf, created_at) VALUES ($1, $2, now()) RETURNING id"
+            tx = slow.transaction()
+            await tx.start()
+            low = await slow.fetchval(insert, "slow", leaf.format("slow"))
+            high = await fast.fetchval(insert, "fast", leaf.format("fast"))
+            assert low < high
+            original = store.latest
+            committed = False
+
+            async def commit_then_latest(db: Database) -> Any:
+                nonlocal committed
+                if not committed:
+                    committed = True
+                    await tx.commit()  # the slow change commits between the append's SELECT and its DELETE
+                return await original(db)
+
+            store.latest = commit_then_latest  # type: ignore[assignment]
+            try:
+                await store.append(log.db, Signer.generate("race"))
+            finally:
+                store.latest = original  # type: ignore[assignment]
+            await store.append(log.db, Signer.generate("race"))
+            left = await log.db.fetch_val(sa.select(sa.func.count()).select_from(public_record_events))
+            assert left == 0
+        finally:
+            await slow.close()
+            await fast.close()
+
+    log.call(race)
+    checkpoint, _ = log.checkpoint()
+    entries = {e["entry"] for e in log.entries(max(0, checkpoint.size - 10), checkpoint.size)}
+    assert {"slow", "fast"} <= entries
