@@ -38,7 +38,7 @@ from petition.db import INTEGRITY_ERRORS, Database, Row
 from petition.endorsements.emails import already_endorsed_context, confirmation_context, thank_you_context
 from petition.endorsements.public_record import note_public_changes, reserve_entry
 from petition.endorsements.states import HELD, EndorsementState, HoldReason
-from petition.endorsements.tables import endorsement_versions, endorsements
+from petition.endorsements.tables import endorsement_versions, endorsements, public_record_heads
 from petition.outbox.messages import Mailer
 from petition.outbox.states import OutboxState
 from petition.outbox.tables import outbox
@@ -684,7 +684,16 @@ async def purge_stale(db: Database, *, cutoff: dt.datetime) -> Purged:
             await db.execute(outbox.delete().where(outbox.c.endorsement_id.in_(chunk)))
             # SQLite enforces no foreign keys here: no cascade to count on.
             await db.execute(v.delete().where(v.c.endorsement_id.in_(chunk)))
-            deleted += await db.fetch_all(e.delete().where(e.c.id.in_(chunk), stale).returning(e.c.id, e.c.state))
+            gone = await db.fetch_all(e.delete().where(e.c.id.in_(chunk), stale).returning(e.c.id, e.c.state))
+            # The log keeps their entries (never listed now: withdrawn, or never confirmed); what
+            # tied those entries to the record goes with it. SQLite may give the id to the next
+            # record, which must not inherit an entry, nor open its receipt.
+            await db.execute(
+                public_record_heads.delete().where(
+                    public_record_heads.c.endorsement_id.in_([row["id"] for row in gone])
+                )
+            )
+            deleted += gone
         for state in sources(Event.PURGE):
             await record_many(
                 db,

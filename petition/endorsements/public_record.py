@@ -11,7 +11,9 @@ leaves the log and the list disagreeing, which the audit shows.
 A leaf is canonical JSON (sorted keys, no spaces, UTF-8; the contract in DESIGN.md):
 
 - `listed`: `appeal` (slug), `event`, `entry` (a random public id, the same for every event
-  of one endorsement), `country`, `visibility`, `at`; a `public` one adds `organisation_name`,
+  of one listing: a record listed again after its entry ended, or whose visibility changed,
+  starts a new entry, so that the log never ties a name to an anonymous entry), `country`,
+  `visibility`, `at`; a `public` one adds `organisation_name`,
   `organisation_type`, `city`, `website` and `text_hash` (the appeal text it endorsed); an
   `anonymous` one adds only `commitment`, the SHA-256 of its record and a secret salt, and
   names nothing. A change of a listed record's public facts is a new `listed` leaf.
@@ -82,9 +84,9 @@ async def reserve_entry(db: Database, endorsement_id: int) -> str:
     record not listed yet: held, or waiting for the organisers). Its receipt names this id
     before the entry exists; `_note` gives the entry this id (and this salt) once it is listed.
     Call inside the `db.write()` of the change, after `note_public_changes`."""
-    known = await db.fetch_val(sa.select(heads.c.entry_id).where(heads.c.endorsement_id == endorsement_id))
-    if known is not None:
-        return str(known)
+    known = await db.fetch_one(heads.select().where(heads.c.endorsement_id == endorsement_id))
+    if known is not None and (known["listed"] or not known["record_hash"]):
+        return str(known["entry_id"])  # listed now, or reserved and never logged
     row = await db.fetch_one(
         sa.select(e.c.country, e.c.visibility, appeals.c.slug)
         .join(appeals, appeals.c.id == e.c.appeal_id)
@@ -93,19 +95,33 @@ async def reserve_entry(db: Database, endorsement_id: int) -> str:
     if row is None:
         raise LookupError(endorsement_id)
     entry_id = random_hex(16)
-    await db.execute(
-        heads.insert().values(
-            endorsement_id=endorsement_id,
-            entry_id=entry_id,
-            salt=random_hex(16),
-            appeal=row["slug"],
-            country=row["country"],
-            visibility=row["visibility"],
-            listed=False,
-            record_hash="",
-        )
-    )
+    values = {
+        "entry_id": entry_id,
+        "salt": random_hex(16),
+        "appeal": row["slug"],
+        "country": row["country"],
+        "visibility": row["visibility"],
+        "listed": False,
+        "record_hash": "",
+    }
+    if known is None:
+        await db.execute(heads.insert().values(endorsement_id=endorsement_id, **values))
+    else:  # its last listing ended: the next one is a new entry (see `_note`)
+        await db.execute(heads.update().where(heads.c.endorsement_id == endorsement_id).values(**values))
     return entry_id
+
+
+def _ended(head: Any, event: str, at: str, now: dt.datetime) -> dict[str, Any]:
+    """The queued leaf that ends the listing `head` describes."""
+    leaf = {
+        "appeal": head["appeal"],
+        "event": event,
+        "entry": head["entry_id"],
+        "country": head["country"],
+        "visibility": head["visibility"],
+        "at": at,
+    }
+    return {"entry_id": leaf["entry"], "leaf": canonical(leaf), "created_at": now}
 
 
 async def note_appeal(db: Database, appeal_id: int) -> int:
@@ -139,8 +155,17 @@ async def _note(db: Database, ids: list[int], now: dt.datetime) -> int:
             digest = hashlib.sha256(canonical({**record, "visibility": row["visibility"]}).encode()).hexdigest()
             if head is not None and head["listed"] and head["record_hash"] == digest:
                 continue
-            entry_id = head["entry_id"] if head is not None else random_hex(16)
-            salt = head["salt"] if head is not None else random_hex(16)
+            if head is not None and head["listed"] and head["visibility"] != row["visibility"]:
+                # Named → anonymous (or back): the listing under the old visibility ends, and the
+                # new one is another entry, so that the log never ties a name to an anonymous entry.
+                events.append(_ended(head, WITHDRAWN, at, now))
+                head = dict(head) | {"listed": False, "record_hash": "used"}
+            # One entry is one listing: a record listed again after its entry ended (withdrawn,
+            # delisted, or its visibility changed) gets a new id and salt; one reserved for it
+            # (`reserve_entry`: a receipt before the listing) and never logged is used as it is.
+            fresh = head is None or (not head["listed"] and bool(head["record_hash"]))
+            entry_id = random_hex(16) if fresh or head is None else head["entry_id"]
+            salt = random_hex(16) if fresh or head is None else head["salt"]
             leaf: dict[str, Any] = {
                 "appeal": row["slug"],
                 "event": LISTED,
@@ -154,6 +179,8 @@ async def _note(db: Database, ids: list[int], now: dt.datetime) -> int:
             else:
                 leaf["commitment"] = commitment(record, salt)
             values = {
+                "entry_id": entry_id,
+                "salt": salt,
                 "appeal": row["slug"],
                 "country": row["country"],
                 "visibility": row["visibility"],
@@ -161,22 +188,16 @@ async def _note(db: Database, ids: list[int], now: dt.datetime) -> int:
                 "record_hash": digest,
             }
             if head is None:
-                new_heads.append({"endorsement_id": endorsement_id, "entry_id": entry_id, "salt": salt, **values})
+                new_heads.append({"endorsement_id": endorsement_id, **values})
             else:
                 await db.execute(heads.update().where(heads.c.endorsement_id == endorsement_id).values(**values))
         else:
             if head is None or not head["listed"]:
                 continue
             withdrawn = row is not None and row["state"] == EndorsementState.WITHDRAWN
-            leaf = {
-                "appeal": head["appeal"],
-                "event": WITHDRAWN if withdrawn else DELISTED,
-                "entry": head["entry_id"],
-                "country": head["country"],
-                "visibility": head["visibility"],
-                "at": at,
-            }
+            events.append(_ended(head, WITHDRAWN if withdrawn else DELISTED, at, now))
             await db.execute(heads.update().where(heads.c.endorsement_id == endorsement_id).values(listed=False))
+            continue
         events.append({"entry_id": leaf["entry"], "leaf": canonical(leaf), "created_at": now})
     # Many rows per statement (8 columns: within SQLite's 999 parameters).
     for first in range(0, len(new_heads), 100):

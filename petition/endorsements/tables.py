@@ -93,8 +93,9 @@ sa.Index("ix_endorsement_versions_created", endorsement_versions.c.created_at)
 # says of an endorsement — listed, its public record changed, taken off — is noted as a leaf in
 # `public_record_events`, in the transaction of the change (petition.endorsements.public_record),
 # and the log's worker appends the leaves in order. `public_record_heads` remembers, per
-# endorsement, its public entry id and what the log last said of it. No foreign key: a purged
-# record's head stays, and the log never forgets an entry.
+# endorsement, the public id of its current (or last) entry — one entry is one listing — and
+# what the log last said of it. No foreign key; the purge deletes a purged record's head (the
+# log keeps its entries, and a reused id must not inherit them).
 public_record_heads = sa.Table(
     "public_record_heads",
     metadata,

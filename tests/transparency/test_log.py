@@ -349,3 +349,120 @@ def test_a_change_committed_during_an_append_is_not_lost(log: Log, settings: Any
     checkpoint, _ = log.checkpoint()
     entries = {e["entry"] for e in log.entries(max(0, checkpoint.size - 10), checkpoint.size)}
     assert {"slow", "fast"} <= entries
+
+
+def _resubmit(log: Log, appeal: dict[str, Any], endorsement_id: int, **changes: Any) -> str:
+    """A new submission for the record's mailbox (what the form does), waiting beside it: its nonce."""
+    from petition.appeals.tables import appeal_texts, appeals
+    from petition.endorsements.forms import parse_endorsement_form
+    from petition.endorsements.lifecycle import submit_endorsement
+    from petition.endorsements.tables import endorsement_versions
+
+    row = log.row(endorsement_id)
+    form = {
+        "organisation_name": row["organisation_name"],
+        "country": row["country"],
+        "city": row["city"],
+        "organisation_type": row["organisation_type"],
+        "website": "",
+        "contact_name": "A Contact",
+        "contact_role": "",
+        "contact_email": row["contact_email"],
+        "authorised": "yes",
+        "consent": "yes",
+        "visibility": row["visibility"],
+        "comment": "",
+        **changes,
+    }
+    parsed = parse_endorsement_form(form)
+    assert parsed.ok, parsed.errors
+
+    async def submit() -> str:
+        appeal_row = await log.db.fetch_one(appeals.select().where(appeals.c.id == appeal["id"]))
+        text = await log.db.fetch_one(appeal_texts.select().where(appeal_texts.c.appeal_id == appeal["id"]))
+        mailer = log.client.app.state.services.mailer
+        await submit_endorsement(log.db, mailer=mailer, appeal=appeal_row, text=text, data=parsed.data, language="en")
+        version = await log.db.fetch_one(
+            endorsement_versions.select()
+            .where(endorsement_versions.c.endorsement_id == endorsement_id)
+            .order_by(endorsement_versions.c.id.desc())
+        )
+        assert version is not None
+        return str(version["token_nonce"])
+
+    return log.call(submit)  # type: ignore[no-any-return]
+
+
+def test_a_named_organisation_that_comes_back_anonymous_is_a_new_entry(log: Log):
+    """Review finding: the entry id followed the record, so the log said for good that a group
+    once named still endorses, anonymously. One entry is one listing: the anonymous listing is
+    another entry, tied to the named one by nothing in the log, and the old receipt opens nothing."""
+    appeal = make_appeal(log.client, "comes-back", moderation=Moderation.POST)
+    start, _ = log.checkpoint()
+    first = log.confirmed(appeal, organisation_name="Named Then Hidden", country="BY", visibility="public")
+    named, _ = log.checkpoint(at_least=start.size + 1)
+    [listed] = log.entries(start.size, named.size)
+    nonce = log.row(first)["token_nonce"]
+    log.call(lambda: log.lifecycle.withdraw(endorsement_id=first, nonce=nonce))
+    again = _resubmit(log, appeal, first, visibility="anonymous")
+    outcome, _row = log.call(lambda: log.lifecycle.confirm(endorsement_id=first, nonce=again))
+    assert outcome.value == "confirmed"
+    after, _ = log.checkpoint(at_least=named.size + 2)
+    later = log.entries(named.size, after.size)
+    assert [(e["event"], e["visibility"]) for e in later] == [("withdrawn", "public"), ("listed", "anonymous")]
+    assert later[0]["entry"] == listed["entry"] != later[1]["entry"]
+    assert "Named Then Hidden" not in later[1]["_leaf"]
+
+
+def test_a_visibility_change_while_listed_ends_the_named_entry(log: Log):
+    """No page changes a listed record's visibility today (a contact withdraws and endorses
+    again); should one ever, `note_public_changes` ends the named entry and starts another."""
+    appeal = make_appeal(log.client, "goes-quiet", moderation=Moderation.POST)
+    start, _ = log.checkpoint()
+    first = log.confirmed(appeal, organisation_name="Goes Quiet", country="BY", visibility="public")
+    named, _ = log.checkpoint(at_least=start.size + 1)
+
+    async def go_quiet() -> None:
+        async with log.db.write():
+            await log.db.execute(endorsements.update().where(endorsements.c.id == first).values(visibility="anonymous"))
+            await note_public_changes(log.db, [first])
+
+    log.call(go_quiet)
+    after, _ = log.checkpoint(at_least=named.size + 2)
+    later = log.entries(named.size, after.size)
+    assert [(e["event"], e["visibility"]) for e in later] == [("withdrawn", "public"), ("listed", "anonymous")]
+    assert later[0]["entry"] != later[1]["entry"] and "Goes Quiet" not in later[1]["_leaf"]
+
+
+def test_a_purged_record_leaves_nothing_a_new_one_could_inherit(log: Log):
+    """Review finding: SQLite gives a purged newest row's id to the next record, which inherited
+    the old entry (and its receipt showed the new organisation)."""
+    import datetime as dt
+
+    from petition.endorsements.lifecycle import purge_stale
+    from petition.endorsements.tables import public_record_heads
+    from petition.schema import utcnow
+
+    appeal = make_appeal(log.client, "purged", moderation=Moderation.POST)
+    gone = log.confirmed(appeal, organisation_name="Old Public Org", visibility="public")
+    nonce = log.row(gone)["token_nonce"]
+    log.call(lambda: log.lifecycle.withdraw(endorsement_id=gone, nonce=nonce))
+
+    async def age_and_purge() -> None:
+        async with log.db.write():
+            await log.db.execute(
+                endorsements.update()
+                .where(endorsements.c.id == gone)
+                .values(updated_at=utcnow() - dt.timedelta(days=90))
+            )
+        await purge_stale(log.db, cutoff=utcnow() - dt.timedelta(days=30))
+
+    log.call(age_and_purge)
+    heads = log.call(
+        lambda: log.db.fetch_val(
+            sa.select(sa.func.count())
+            .select_from(public_record_heads)
+            .where(public_record_heads.c.endorsement_id == gone)
+        )
+    )
+    assert heads == 0
