@@ -1,5 +1,6 @@
 """Receipts over HTTP: `/receipts/{token}` (a page), `.json` (the contract's keys) and, for a
-named organisation, `/badge.svg` to put on its website.
+named organisation, a badge to put on its website (`/log/badges/{entry}.svg`, by the entry's
+public id: the token, which opens the receipt, is never what a page embeds).
 
 The token is the secret (petition.transparency.receipts): every answer to it is `no-store` and
 leaks no Referer, like the other pages of links from emails. Until the log's worker has
@@ -9,8 +10,10 @@ appended the entry, the page says it is being added and the JSON is a 404 with a
 
 from __future__ import annotations
 
+import json
 from xml.sax.saxutils import escape
 
+import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -19,8 +22,9 @@ from petition import i18n
 from petition.appeals.queries import current_text, get_appeal
 from petition.i18n import gettext as _
 from petition.tokens import InvalidToken, Purpose, TokenClaims
-from petition.transparency import receipts
+from petition.transparency import receipts, store
 from petition.transparency.receipts import Receipt, Status
+from petition.transparency.tables import log_leaves
 from petition.web import render, services
 
 _PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -72,7 +76,7 @@ async def receipt_page(request: Request) -> Response:
         "token": request.path_params["token"],
         "inclusion": [hash_.hex() for hash_ in receipt.inclusion],
         "status": Status,
-        "badge_url": services(request).settings.url_for_path(f"/receipts/{request.path_params['token']}/badge.svg"),
+        "badge_url": services(request).settings.url_for_path(f"/log/badges/{receipt.entry_id}.svg"),
     }
     return render(request, "transparency/receipt.html", context, token_page=True)
 
@@ -94,19 +98,27 @@ async def receipt_json(request: Request) -> Response:
 
 
 async def badge(request: Request) -> Response:
-    receipt = await _receipt(request)
+    """`/log/badges/{entry}.svg`: by the entry's public id, never by the receipt's token (which
+    opens the receipt: an organisation puts the badge on its website for anyone to read)."""
+    entry = request.path_params["entry"]
+    db = services(request).db
+    checkpoint = await store.latest(db)
+    latest = None
+    if checkpoint is not None and len(entry) == 32 and all(c in "0123456789abcdef" for c in entry):
+        latest = await db.fetch_one(
+            sa.select(log_leaves.c.idx, log_leaves.c.leaf)
+            .where(log_leaves.c.entry_id == entry, log_leaves.c.idx < checkpoint.size)
+            .order_by(log_leaves.c.idx.desc())
+            .limit(1)
+        )
+    leaf = json.loads(latest["leaf"]) if latest is not None else {}
     # Only a named organisation's current listing: a badge would unmask an anonymous one, and
     # would claim too much for one that withdrew.
-    if (
-        not isinstance(receipt, Receipt)
-        or receipt.status is not Status.LOGGED
-        or receipt.visibility != "public"
-        or receipt.event != "listed"
-    ):
-        return Response("Not Found\n", status_code=404, media_type="text/plain", headers=_PRIVATE)
-    title = await _title(request, receipt.appeal)
+    if latest is None or leaf.get("event") != "listed" or leaf.get("visibility") != "public":
+        return Response("Not Found\n", status_code=404, media_type="text/plain")
+    title = await _title(request, leaf["appeal"])
     return Response(
-        badge_svg(title, receipt.index or 0, i18n.get_language()),
+        badge_svg(title, int(latest["idx"]), i18n.get_language()),
         media_type="image/svg+xml",
         headers={**BADGE_HEADERS, "Content-Language": i18n.get_language(), "Vary": "Accept-Language"},
     )
@@ -134,7 +146,7 @@ def badge_svg(title: str, index: int, language: str) -> str:
 
 
 routes = [
-    Route("/receipts/{token}/badge.svg", badge, name="receipt_badge"),
+    Route("/log/badges/{entry}.svg", badge, name="log_badge"),
     Route("/receipts/{token}.json", receipt_json, name="receipt_json"),
     Route("/receipts/{token}", receipt_page, name="receipt"),
 ]

@@ -74,13 +74,16 @@ def test_a_named_organisation_checks_its_receipt_and_loads_its_badge(live_server
     assert str(body["index"]) in page.locator("dl.summary").inner_text()
 
     # The badge: the page shows it, and it is a well-formed, accessible SVG.
-    badge = page.locator("main img[src*='/badge.svg']")
+    badge = page.locator("main img[src*='/log/badges/']")
     assert badge.count() == 1
     badge.scroll_into_view_if_needed()
     # Rendered by the browser as an image (the page's own CSP and the badge's allow it).
     if javascript:
-        page.wait_for_function("() => document.querySelector(\"main img[src*='/badge.svg']\").naturalWidth > 0")
-    response = page.request.get(f"{live_server.url}/receipts/{token}/badge.svg")
+        page.wait_for_function("() => document.querySelector(\"main img[src*='/log/badges/']\").naturalWidth > 0")
+    # By the entry's public id, never by the receipt's token.
+    src = badge.get_attribute("src") or ""
+    assert token not in src
+    response = page.request.get(src if src.startswith("http") else f"{live_server.url}{src}")
     assert response.status == 200 and response.headers["content-type"].startswith("image/svg+xml")
     svg = ET.fromstring(response.body())
     assert svg.get("role") == "img"
@@ -97,6 +100,7 @@ def test_an_anonymous_organisation_sees_how_to_prove_its_entry(live_server, smtp
     assert "Keep this link private" in page.content()
     assert page.locator("main img").count() == 0  # no badge for an anonymous organisation
     token = receipt.split("/receipts/")[1].split("?")[0]
-    assert page.request.get(f"{live_server.url}/receipts/{token}/badge.svg").status == 404
     body = page.request.get(f"{live_server.url}/receipts/{token}.json").json()
+    entry = json.loads(body["leaf"])["entry"]
+    assert page.request.get(f"{live_server.url}/log/badges/{entry}.svg").status == 404
     assert "Quiet Receipt Group" not in body["leaf"]

@@ -149,7 +149,7 @@ def test_a_receipt_cannot_be_guessed_or_forged(receipts: Receipts):
     entry = receipts.entry_id(endorsement_id)
     assert client.get(f"/receipts/{receipts.token(endorsement_id)}.json").status_code == 200
     # The entry id is public (it is in the log): it alone opens nothing.
-    for path in (f"/receipts/{entry}", f"/receipts/{entry}.json", f"/receipts/{entry}/badge.svg", "/receipts/x.y.z"):
+    for path in (f"/receipts/{entry}", f"/receipts/{entry}.json", f"/log/badges/{entry}.svg", "/receipts/x.y.z"):
         response = client.get(path)
         assert response.status_code in (400, 404), path
         assert "Hidden" not in response.text
@@ -188,7 +188,7 @@ def test_an_anonymous_receipt_opens_its_commitment_for_the_holder_only(receipts:
     assert hashlib.sha256(shown.encode()).hexdigest() == leaf["commitment"]
     assert json.loads(shown)["organisation_name"] == "Quiet Union" and json.loads(shown)["salt"] == salt
     # No badge: it would name the organisation on its own website next to an anonymous entry.
-    assert client.get(f"/receipts/{token}/badge.svg").status_code == 404
+    assert client.get(f"/log/badges/{leaf['entry']}.svg").status_code == 404
 
 
 @pytest.mark.parametrize("lang", ["en", "de", "ru", "uk", "fr"])
@@ -198,8 +198,10 @@ def test_a_named_organisation_gets_a_badge(receipts: Receipts, lang: str):
     endorsement_id = receipts.confirmed(appeal, organisation_name="Open Org", visibility="public")
     receipts.append()
     token = receipts.token(endorsement_id)
-    index = client.get(f"/receipts/{token}.json").json()["index"]
-    response = client.get(f"/receipts/{token}/badge.svg?lang={lang}")
+    body = client.get(f"/receipts/{token}.json").json()
+    index, entry = body["index"], json.loads(body["leaf"])["entry"]
+    # By the entry's public id: the receipt's token (which opens the receipt) is never embedded.
+    response = client.get(f"/log/badges/{entry}.svg?lang={lang}")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("image/svg+xml")
     csp = response.headers["content-security-policy"]
@@ -216,7 +218,7 @@ def test_a_named_organisation_gets_a_badge(receipts: Receipts, lang: str):
     # Nothing outside: no link, image, style sheet or script.
     assert b"href" not in response.content and b"<script" not in response.content and b"url(" not in response.content
     page = client.get(f"/receipts/{token}?lang={lang}")
-    assert f"/receipts/{token}/badge.svg" in page.text
+    assert f"/log/badges/{entry}.svg" in page.text and f"{token}/badge" not in page.text
 
 
 def test_a_withdrawn_receipt_says_so_and_loses_its_badge(receipts: Receipts):
@@ -234,7 +236,7 @@ def test_a_withdrawn_receipt_says_so_and_loses_its_badge(receipts: Receipts):
     verify(client, body)
     page = client.get(f"/receipts/{token}")
     assert page.status_code == 200 and "This endorsement was withdrawn" in page.text
-    assert client.get(f"/receipts/{token}/badge.svg").status_code == 404
+    assert client.get(f"/log/badges/{json.loads(listed['leaf'])['entry']}.svg").status_code == 404
 
 
 def test_a_held_endorsement_gets_a_receipt_that_waits_for_its_listing(receipts: Receipts, smtp: SMTPServer):
