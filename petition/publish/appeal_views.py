@@ -7,9 +7,13 @@ what it submits is taken in by the endorsements domain (`endorsements.forms` val
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from cryptography.fernet import Fernet, InvalidToken
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -30,8 +34,10 @@ from petition.templating import page_url
 from petition.web import client_ip, read_form, render, services
 
 #: The cookie that carries a submission to its "check your email" page: the address it went to
-#: (shown there) and the values sent (so "send it again" can submit them again). Signed, HttpOnly,
-#: an hour long; never in a URL, so never in a log.
+#: (shown there) and the values sent (so "send it again" can submit them again). Encrypted and
+#: authenticated (Fernet, a key of its own derived from SECRET_KEY): it names an organisation that
+#: may have asked not to be named, so a browser's cookie store must not show it. HttpOnly, for that
+#: page's path only, gone when the browser closes and refused after an hour; never in a URL.
 SENT_COOKIE = "petition_sent"
 SENT_MAX_AGE = 3600
 _SENT_SALT = "petition.check-email"
@@ -41,22 +47,27 @@ _SENT_LIMIT = 3600
 BOT_MARK = "_bot"
 
 
-def _sent_serializer(request: Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(str(services(request).settings.secret_key), salt=_SENT_SALT)
+def _sent_cipher(request: Request) -> Fernet:
+    secret = str(services(request).settings.secret_key).encode()
+    key = hmac.new(secret, _SENT_SALT.encode(), hashlib.sha256).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
 
 
 def _remember_sent(request: Request, response: Response, appeal: Row, values: dict[str, str]) -> None:
     """Put what was sent in the cookie of the 303 to "check your email"."""
-    serializer = _sent_serializer(request)
-    value = serializer.dumps({"a": appeal["id"], "v": values})
+    cipher = _sent_cipher(request)
+
+    def sealed(carried: dict[str, str]) -> str:
+        return cipher.encrypt(json.dumps({"a": appeal["id"], "v": carried}).encode()).decode("ascii")
+
+    value = sealed(values)
     if len(value) > _SENT_LIMIT:  # a long comment: the address only
-        value = serializer.dumps({"a": appeal["id"], "v": {"contact_email": values.get("contact_email", "")}})
+        value = sealed({"contact_email": values.get("contact_email", "")})
         # (a bot's long submission loses its mark here, and with it the resend's form: nothing to send)
-    # Written out as the CSRF cookie is (petition.security): the value is URL-safe base64 and dots.
+    # Written out as the CSRF cookie is (petition.security): the value is URL-safe base64.
     secure = "; Secure" if services(request).settings.https else ""
-    response.headers.append(
-        "set-cookie", f"{SENT_COOKIE}={value}; HttpOnly; Max-Age={SENT_MAX_AGE}; Path=/; SameSite=Lax{secure}"
-    )
+    path = f"/appeals/{appeal['slug']}/check-email"  # the page and its resend; slugs are [a-z0-9-]
+    response.headers.append("set-cookie", f"{SENT_COOKIE}={value}; HttpOnly; Path={path}; SameSite=Lax{secure}")
 
 
 def _sent(request: Request, appeal: Row) -> dict[str, str] | None:
@@ -65,8 +76,8 @@ def _sent(request: Request, appeal: Row) -> dict[str, str] | None:
     if not raw or len(raw) > 4096:
         return None
     try:
-        data = _sent_serializer(request).loads(raw, max_age=SENT_MAX_AGE)
-    except BadSignature:  # SignatureExpired among them
+        data = json.loads(_sent_cipher(request).decrypt(raw.encode("ascii"), ttl=SENT_MAX_AGE))
+    except (InvalidToken, UnicodeError, ValueError):  # expired, forged, or not ours
         return None
     if not isinstance(data, dict) or data.get("a") != appeal["id"] or not isinstance(data.get("v"), dict):
         return None
