@@ -167,7 +167,7 @@ class ErrorPageMiddleware:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
-    templates = make_templates()
+    templates = make_templates(settings.operator)
     db = Database(settings.database_url, pool_size=settings.database_pool_size, application_name="petition-web")
     mailer = Mailer(settings)
     tokens = Tokens(str(settings.secret_key))
