@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 from petition import countries, i18n
-from petition.formatting import format_date, format_datetime, format_number
+from petition.formatting import format_date, format_datetime, format_list, format_number
 from petition.markdown import render_markdown
 from petition.resources import package_path
 from petition.settings import Operator
@@ -49,6 +49,7 @@ def make_environment(operator: Operator | None = None) -> jinja2.Environment:
         number=format_number,
         markdown=lambda text: Markup(render_markdown(text)),  # noqa: S704 - sanitised HTML
         bdi=isolate,
+        list=format_list,
     )
     return env
 
