@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from petition.appeals.about import AboutError, about, initiators_text, parse_date, parse_initiators
+from petition.appeals.about import AboutError, Initiator, about, initiators_text, parse_date, parse_initiators
 from petition.appeals.queries import get_appeal_by_id, set_about
 from petition.audit.actions import AuditAction
 from petition.audit.queries import record
@@ -61,7 +61,7 @@ async def about_save(request: Request) -> Response:
         "deadline": _field(form, "deadline", 20),
     }
     errors: dict[str, str] = {}
-    initiators = ()
+    initiators: tuple[Initiator, ...] = ()
     start = deadline = None
     try:
         initiators = parse_initiators(values["initiators"])
