@@ -67,7 +67,7 @@ class Settings:
     signing_p12_password: Secret | None = None
     timestamp_url: str | None = None  # RFC 3161 server: dossiers become PAdES B-T
     # The public log's Ed25519 signer key (PRIVATE+KEY+<name>+<hash>+<key>); unset: generated once
-    # into DATA_DIR/log-signing-key (petition.transparency.keys).
+    # and kept in the database, for every worker (petition.transparency.keys).
     log_signing_key: Secret | None = None
     dossier_lease_seconds: float = 1800.0
     trusted_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()

@@ -30,3 +30,13 @@ log_checkpoints = sa.Table(
     sa.Column("key", sa.String(200), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+# The log's signing key when LOG_SIGNING_KEY is not set: generated once, shared by every worker
+# (petition.transparency.keys).
+log_keys = sa.Table(
+    "log_keys",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("skey", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)

@@ -29,7 +29,8 @@ class LogWorker(PollingWorker):
     def __init__(self, db: Database, settings: Settings, *, signer: Signer | None = None) -> None:
         super().__init__(settings.worker_poll_interval)
         self.db = db
-        self.signer = signer or log_signer(settings)
+        self.settings = settings
+        self.signer = signer  # the deployment's key, read (or made) on the first pass
         self._id = f"log:{socket.gethostname()[:40]}:{os.getpid()}:{random_hex(4)}"
 
     @property
@@ -37,6 +38,8 @@ class LogWorker(PollingWorker):
         return self._id
 
     async def run_once(self) -> bool:
+        if self.signer is None:
+            self.signer = await log_signer(self.db, self.settings)
         appended = await store.append(self.db, self.signer)
         if appended:
             log.info("log: %d entries appended", appended)

@@ -466,3 +466,23 @@ def test_a_purged_record_leaves_nothing_a_new_one_could_inherit(log: Log):
         )
     )
     assert heads == 0
+
+
+def test_workers_on_two_hosts_sign_with_one_key(log: Log, settings: Any, tmp_path: Any):
+    """Review finding: each DATA_DIR made a key of its own, so workers on two hosts re-signed each
+    other's checkpoints in turn and /log/key changed every few seconds."""
+    import dataclasses
+
+    from petition.transparency.keys import log_signer
+
+    other_host = dataclasses.replace(settings, data_dir=tmp_path / "other-host")
+
+    async def keys() -> tuple[str, str]:
+        first = await log_signer(log.db, settings)
+        second = await log_signer(log.db, other_host)
+        return first.vkey(), second.vkey()
+
+    first, second = log.call(keys)
+    assert first == second
+    log.checkpoint()
+    assert log.client.get("/log/key").text.strip() == first

@@ -78,8 +78,10 @@ class Receipts:
         return str(self.services.tokens.make(Purpose.RECEIPT, endorsement_id=endorsement_id, nonce=entry))
 
     def append(self) -> int:
-        signer = log_signer(self.services.settings)
-        return int(self.client.portal.call(lambda: store.append(self.db, signer)))
+        async def append() -> int:
+            return await store.append(self.db, await log_signer(self.db, self.services.settings))
+
+        return int(self.client.portal.call(append))
 
     def run(self, fn: Any) -> Any:
         return self.client.portal.call(fn)

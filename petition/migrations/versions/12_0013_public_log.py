@@ -66,10 +66,18 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("size", name=op.f("pk_log_checkpoints")),
     )
+    op.create_table(
+        "log_keys",
+        sa.Column("name", sa.String(length=32), nullable=False),
+        sa.Column("skey", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_log_keys")),
+    )
 
 
 def downgrade() -> None:
     # The log is append-only for the public; a downgrade (an operator's decision) drops it whole.
+    op.drop_table("log_keys")
     op.drop_table("log_checkpoints")
     op.drop_table("log_nodes")
     op.drop_index(op.f("ix_log_leaves_entry_id"), table_name="log_leaves")
