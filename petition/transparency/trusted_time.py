@@ -28,14 +28,14 @@ def timestamper(url: str, *, timeout: int = TIMEOUT):  # type: ignore[no-untyped
     return HTTPTimeStamper(url, timeout=timeout)
 
 
-async def token_for(url: str, data: bytes, *, timeout: int = TIMEOUT) -> bytes:
+async def token_for(url: str, data: bytes) -> bytes:
     """The DER RFC 3161 token (a CMS ContentInfo) whose message imprint is SHA-256(`data`)."""
     from pyhanko.sign.general import SigningError
     from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
     digest = hashlib.sha256(data).digest()
     try:
-        token = await timestamper(url, timeout=timeout).async_timestamp(digest, "sha256")
+        token = await timestamper(url).async_timestamp(digest, "sha256")
     except (TimestampRequestError, SigningError, OSError, ValueError) as exc:
         raise TimestampUnavailable(f"the timestamp authority did not answer: {type(exc).__name__}") from exc
     return bytes(token.dump())
