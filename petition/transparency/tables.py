@@ -12,9 +12,6 @@ log_leaves = sa.Table(
     sa.Column("entry_id", sa.String(32), nullable=False, index=True),
     sa.Column("leaf", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
-    # The RFC 3161 timestamp token (DER) over SHA-256 of `note`, when TIMESTAMP_URL is set;
-    # added after the checkpoint is published (the authority is asked outside the append).
-    sa.Column("timestamp_token", sa.LargeBinary, nullable=True),
 )
 log_nodes = sa.Table(
     "log_nodes",
