@@ -5,24 +5,42 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import shutil
+from dataclasses import replace
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
+from petition.app import create_app
 from petition.appeals.queries import DEMO_SLUG, get_appeal
 from petition.db import Database
 from petition.dossiers import jobs
 from petition.dossiers.sign import SIGNATURE_FIELD, TIMESTAMP_FIELD, load_certificate_der, signing_config
 from petition.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import BASE_URL, make_settings
 from tests.dossiers.factories import pdfsig
 from tests.factories import add_endorsements
+from tests.organisers.support import login_as
 from tests.timestamps import TimestampAuthority, tsa
 
 __all__ = ["tsa"]
+
+
+PENDING = "Pending: the timestamp authority did not answer when this dossier was signed."
+GERMAN_PENDING = "Ausstehend: Der Zeitstempeldienst hat nicht geantwortet"
+
+
+def _organiser_page(settings: Settings, dossier_id: int, language: str = "en") -> str:
+    """The organiser area's page of the dossier (no worker of the app's own meanwhile)."""
+    with TestClient(create_app(replace(settings, run_worker=False)), base_url=BASE_URL) as client:
+        login_as(client, "moderator")
+        page = client.get(f"/admin/dossiers/{dossier_id}", params={"lang": language})
+        assert page.status_code == 200
+        return html.unescape(page.text)
 
 
 def _settings(database_url: str, tmp_path: Path, authority: TimestampAuthority) -> Settings:
@@ -113,6 +131,9 @@ def test_an_unreachable_authority_issues_b_b_marked_pending_then_the_worker_stam
     status, stamps = asyncio.run(_validate(before, settings, tsa))
     assert status.intact and status.valid and status.timestamp_validity is None and stamps == []  # B-B
 
+    assert PENDING in _organiser_page(settings, row["id"])
+    assert GERMAN_PENDING in _organiser_page(settings, row["id"], "de")
+
     # Still down: a worker pass leaves it as it is.
     row = asyncio.run(_worker_pass(settings))
     assert row["timestamp_pending"] is True and built.path.read_bytes() == before
@@ -121,6 +142,7 @@ def test_an_unreachable_authority_issues_b_b_marked_pending_then_the_worker_stam
     row = asyncio.run(_worker_pass(settings))
     after = built.path.read_bytes()
     assert row["timestamp_pending"] is False
+    assert PENDING not in _organiser_page(settings, row["id"])
     assert row["pdf_sha256"] == hashlib.sha256(after).hexdigest() != built.pdf_sha256
     # An incremental update: the signed revision is untouched, the signature still validates.
     assert after.startswith(before)
