@@ -180,12 +180,15 @@ def sign_pdf_file(source: str, target: str, config: SigningConfig, *, reason: st
     """
     fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     with open(source, "rb") as unsigned, os.fdopen(fd, "w+b") as signed:  # noqa: PTH123
+        if config.timestamp_url is None:
+            asyncio.run(_sign(unsigned, signed, config, reason=reason, location=location))
+            return False
+        from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+
         try:
             asyncio.run(_sign(unsigned, signed, config, reason=reason, location=location))
-            return config.timestamp_url is not None
-        except OSError as exc:  # pyHanko's TimestampRequestError is one
-            if config.timestamp_url is None:
-                raise
+            return True
+        except TimestampRequestError as exc:  # unreachable, an HTTP error, or no valid token
             log.warning("dossier signed without a timestamp, to be stamped later: %s", type(exc).__name__)
         unsigned.seek(0)
         signed.seek(0)
