@@ -387,6 +387,8 @@ async def stamp_pending(db: Database, settings: Settings, *, limit: int = STAMP_
     row gets the new file's SHA-256 and loses its mark. Stops at the first failure: the
     authority is still down, the next pass tries again. How many were stamped.
     """
+    from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+
     url = settings.timestamp_url
     if url is None:
         return 0
@@ -402,19 +404,29 @@ async def stamp_pending(db: Database, settings: Settings, *, limit: int = STAMP_
         target = path.with_name(f"{WORKDIR_PREFIX}stamp-{row['id']}-{uuid.uuid4().hex[:8]}.pdf")
         try:
             await asyncio.to_thread(timestamp_pdf_file, str(path), str(target), url)
-        except OSError as exc:
+        except Exception as exc:
             await asyncio.to_thread(target.unlink, missing_ok=True)
-            log.info("dossier %s: still no timestamp (%s)", row["id"], type(exc).__name__)
-            break
+            if isinstance(exc, TimestampRequestError):  # the authority: try again next pass
+                log.info("dossier %s: still no timestamp (%s)", row["id"], type(exc).__name__)
+                break
+            log.warning("dossier %s: cannot be timestamped: %s", row["id"], type(exc).__name__)
+            continue
         with target.open("rb") as fh:
             digest = await asyncio.to_thread(hashlib.file_digest, fh, "sha256")
-        await asyncio.to_thread(os.replace, target, path)
+        # The row first (locked until commit), then the file: of two workers stamping the same
+        # dossier, the second finds it stamped and drops its copy, so file and digest agree.
         async with db.write():
-            await db.execute(
+            mine = await db.fetch_one(
                 dossiers.update()
                 .where(dossiers.c.id == row["id"], dossiers.c.timestamp_pending.is_(True))
                 .values(pdf_sha256=digest.hexdigest(), timestamp_pending=False)
+                .returning(dossiers.c.id)
             )
+            if mine is not None:
+                await asyncio.to_thread(os.replace, target, path)
+        if mine is None:
+            await asyncio.to_thread(target.unlink, missing_ok=True)
+            continue
         log.info("dossier %s: document timestamp added", row["id"])
         stamped += 1
     return stamped
