@@ -181,3 +181,41 @@ def test_downgrading_past_0008_refuses_when_two_mailboxes_would_become_one(tmp_p
             "info@strasse.de",
             "info@xn--strae-oqa.de",
         ]
+
+
+def test_0014_adds_the_trusted_time_columns_to_existing_rows_and_takes_them_away(tmp_path: Path):
+    from tests.support import run_sql
+
+    def columns(url: str, table: str) -> set[str]:
+        if url.startswith("sqlite:///"):
+            return {r["name"] for r in db_rows(url, f"PRAGMA table_info({table})")}
+        rows = db_rows(url, "SELECT column_name AS name FROM information_schema.columns WHERE table_name = $1", table)
+        return {r["name"] for r in rows}
+
+    with _fresh_database(tmp_path, "m0014") as url:
+        upgrade(url, "0013")
+        run_sql(
+            url,
+            "INSERT INTO appeals (id, slug, status, moderation, default_language, addressees, created_at) "
+            "VALUES (1, 'a', 'open', 'post', 'en', '', '2026-12-01 00:00:00')",
+        )
+        run_sql(
+            url,
+            "INSERT INTO dossiers (id, appeal_id, country, state, created_at) "
+            "VALUES (1, 1, 'DE', 'done', '2026-12-01 00:00:00')",
+        )
+        run_sql(
+            url,
+            "INSERT INTO log_checkpoints (size, root, note, key, created_at) "
+            "VALUES (0, :root, 'note', 'key', '2026-12-01 00:00:00')",
+            root=bytes(32),
+        )
+        upgrade(url, "0014")
+        # Dossiers issued before were signed as the settings then said: none waits for a timestamp.
+        assert db_rows(url, "SELECT timestamp_pending FROM dossiers") == [{"timestamp_pending": False}]
+        assert db_rows(url, "SELECT timestamp_token FROM log_checkpoints") == [{"timestamp_token": None}]
+        downgrade(url, "0013")
+        assert "timestamp_pending" not in columns(url, "dossiers")
+        assert "timestamp_token" not in columns(url, "log_checkpoints")
+        assert db_rows(url, "SELECT count(*) AS n FROM dossiers") == [{"n": 1}]
+        assert db_rows(url, "SELECT count(*) AS n FROM log_checkpoints") == [{"n": 1}]

@@ -37,6 +37,7 @@ from petition.dossiers.sign import (
     certificate_fingerprint,
     sign_pdf_file,
     signing_config,
+    timestamp_pdf_file,
 )
 from petition.dossiers.states import DossierState
 from petition.dossiers.tables import dossiers
@@ -161,6 +162,7 @@ async def _finish(
     pdf_sha256: str,
     path: Path,
     pages: int,
+    timestamp_pending: bool = False,
 ) -> bool:
     async with db.write():
         row = await db.fetch_one(
@@ -179,6 +181,7 @@ async def _finish(
                 list_sha256=content.list_sha256,
                 file_path=str(path),
                 page_count=pages,
+                timestamp_pending=timestamp_pending,
                 finished_at=utcnow(),
                 error=None,
             )
@@ -205,6 +208,8 @@ class Built:
     named_count: int
     anonymous_count: int
     pages: int
+    #: Signed B-B because the timestamp authority did not answer: a document timestamp follows.
+    timestamp_pending: bool = False
 
 
 class LeaseLost(RuntimeError):
@@ -284,7 +289,7 @@ async def _build(db: Database, settings: Settings, *, dossier: Row, worker_id: s
         pages = await render_pdf_file(content, presentation, unsigned, workdir=workdir, progress=on_render)
         await asyncio.gather(*pending)
         await report(90)
-        await loop.run_in_executor(
+        timestamped = await loop.run_in_executor(
             pool(),
             functools.partial(
                 sign_pdf_file,
@@ -307,6 +312,7 @@ async def _build(db: Database, settings: Settings, *, dossier: Row, worker_id: s
         pdf_sha256=digest,
         path=path,
         pages=pages,
+        timestamp_pending=config.timestamp_url is not None and not timestamped,
     ):
         raise LeaseLost(f"dossier {dossier_id} was taken over by another worker")
     if progress:
@@ -327,6 +333,7 @@ async def _build(db: Database, settings: Settings, *, dossier: Row, worker_id: s
         content.named_count,
         content.anonymous_count,
         pages,
+        config.timestamp_url is not None and not timestamped,
     )
 
 
@@ -367,6 +374,64 @@ def _store(settings: Settings, dossier_id: int, content: DossierContent, signed:
     return digest, path
 
 
+#: Seconds between two attempts at the pending document timestamps.
+STAMP_INTERVAL = 60.0
+#: Dossiers given their document timestamp by one pass at most.
+STAMP_BATCH = 10
+
+
+async def stamp_pending(db: Database, settings: Settings, *, limit: int = STAMP_BATCH) -> int:
+    """Add the RFC 3161 document timestamp to dossiers issued B-B while the authority was down.
+
+    An incremental update of the signed file (its signature stays valid), renamed over it; the
+    row gets the new file's SHA-256 and loses its mark. Stops at the first failure: the
+    authority is still down, the next pass tries again. How many were stamped.
+    """
+    from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+
+    url = settings.timestamp_url
+    if url is None:
+        return 0
+    rows = await db.fetch_all(
+        sa.select(dossiers.c.id, dossiers.c.file_path)
+        .where(dossiers.c.timestamp_pending.is_(True), dossiers.c.state == D.DONE.value)
+        .order_by(dossiers.c.id)
+        .limit(limit)
+    )
+    stamped = 0
+    for row in rows:
+        path = Path(row["file_path"])
+        target = path.with_name(f"{WORKDIR_PREFIX}stamp-{row['id']}-{uuid.uuid4().hex[:8]}.pdf")
+        try:
+            await asyncio.to_thread(timestamp_pdf_file, str(path), str(target), url)
+        except Exception as exc:
+            await asyncio.to_thread(target.unlink, missing_ok=True)
+            if isinstance(exc, TimestampRequestError):  # the authority: try again next pass
+                log.info("dossier %s: still no timestamp (%s)", row["id"], type(exc).__name__)
+                break
+            log.warning("dossier %s: cannot be timestamped: %s", row["id"], type(exc).__name__)
+            continue
+        with target.open("rb") as fh:
+            digest = await asyncio.to_thread(hashlib.file_digest, fh, "sha256")
+        # The row first (locked until commit), then the file: of two workers stamping the same
+        # dossier, the second finds it stamped and drops its copy, so file and digest agree.
+        async with db.write():
+            mine = await db.fetch_one(
+                dossiers.update()
+                .where(dossiers.c.id == row["id"], dossiers.c.timestamp_pending.is_(True))
+                .values(pdf_sha256=digest.hexdigest(), timestamp_pending=False)
+                .returning(dossiers.c.id)
+            )
+            if mine is not None:
+                await asyncio.to_thread(os.replace, target, path)
+        if mine is None:
+            await asyncio.to_thread(target.unlink, missing_ok=True)
+            continue
+        log.info("dossier %s: document timestamp added", row["id"])
+        stamped += 1
+    return stamped
+
+
 class DossierWorker(PollingWorker):
     """Claims queued dossier builds one at a time (each build uses every core already)."""
 
@@ -378,6 +443,7 @@ class DossierWorker(PollingWorker):
         self.db = db
         self.settings = settings
         self._id = new_worker_id()
+        self._next_stamp = 0.0
 
     @property
     def worker_id(self) -> str:
@@ -386,6 +452,7 @@ class DossierWorker(PollingWorker):
     async def run_once(self) -> bool:
         row = await claim_next(self.db, worker_id=self.worker_id, lease_seconds=self.settings.dossier_lease_seconds)
         if row is None:
+            await self._stamp()
             return False
         try:
             await build(self.db, self.settings, dossier=row, worker_id=self.worker_id)
@@ -394,3 +461,14 @@ class DossierWorker(PollingWorker):
         except Exception:  # noqa: BLE001 - build() logged it and marked the row failed
             log.info("dossier %s failed; the worker goes on", row["id"])
         return True
+
+    async def _stamp(self) -> None:
+        """Between builds, and not more often than once a minute: the pending timestamps."""
+        now = time.monotonic()
+        if self.settings.timestamp_url is None or now < self._next_stamp:
+            return
+        self._next_stamp = now + STAMP_INTERVAL
+        try:
+            await stamp_pending(self.db, self.settings)
+        except Exception:  # noqa: BLE001 - the next pass tries again
+            log.exception("dossiers: pending timestamps failed")

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from io import BytesIO
 from pathlib import Path
@@ -24,6 +25,10 @@ from petition.settings import Settings, private_directory
 
 SELF_SIGNED_NAME = "organiser-signing.p12"
 SIGNATURE_FIELD = "OrganiserSignature"
+#: The document timestamp added later to a dossier signed while the authority was unreachable.
+TIMESTAMP_FIELD = "DocumentTimestamp"
+
+log = logging.getLogger("petition.dossiers")
 
 
 class SigningError(RuntimeError):
@@ -165,15 +170,54 @@ def sign_pdf_bytes(pdf: bytes, config: SigningConfig, *, reason: str, location: 
     return output.getvalue()
 
 
-def sign_pdf_file(source: str, target: str, config: SigningConfig, *, reason: str, location: str) -> None:
+def sign_pdf_file(source: str, target: str, config: SigningConfig, *, reason: str, location: str) -> bool:
     """`sign_pdf_bytes` from the file `source` to a new private file `target` (in a pool process).
 
     pyHanko copies the unsigned file and digests the signed one in blocks: the dossier is
-    never held in memory whole.
+    never held in memory whole. True if the signature carries a timestamp (B-T); with a
+    `timestamp_url` whose authority does not answer, the file is signed B-B and False says
+    it awaits a document timestamp (`timestamp_pdf_file`).
     """
     fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     with open(source, "rb") as unsigned, os.fdopen(fd, "w+b") as signed:  # noqa: PTH123
-        asyncio.run(_sign(unsigned, signed, config, reason=reason, location=location))
+        if config.timestamp_url is None:
+            asyncio.run(_sign(unsigned, signed, config, reason=reason, location=location))
+            return False
+        from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+
+        try:
+            asyncio.run(_sign(unsigned, signed, config, reason=reason, location=location))
+            return True
+        except TimestampRequestError as exc:  # unreachable, an HTTP error, or no valid token
+            log.warning("dossier signed without a timestamp, to be stamped later: %s", type(exc).__name__)
+        unsigned.seek(0)
+        signed.seek(0)
+        signed.truncate()
+        asyncio.run(_sign(unsigned, signed, replace(config, timestamp_url=None), reason=reason, location=location))
+        return False
+
+
+def timestamp_pdf_file(path: str, target: str, timestamp_url: str) -> None:
+    """Append an RFC 3161 document timestamp to the signed PDF `path`, into a new private file.
+
+    An incremental update: the bytes the organiser signature covers stay as they are, so it
+    still validates; the timestamp proves the file existed at the authority's time. Raises
+    OSError when the authority does not answer.
+    """
+    fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(path, "rb") as signed, os.fdopen(fd, "w+b") as output:  # noqa: PTH123
+        asyncio.run(_document_timestamp(signed, output, timestamp_url))
+
+
+async def _document_timestamp(source: BinaryIO, output: BinaryIO, timestamp_url: str) -> None:
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+
+    from petition.transparency.trusted_time import timestamper
+
+    writer = IncrementalPdfFileWriter(source, strict=False)
+    stamper = signers.PdfTimeStamper(timestamper(timestamp_url), field_name=TIMESTAMP_FIELD)
+    await stamper.async_timestamp_pdf(writer, "sha256", output=output)
 
 
 async def _sign(source: BinaryIO, output: BinaryIO, config: SigningConfig, *, reason: str, location: str) -> None:
@@ -187,9 +231,9 @@ async def _sign(source: BinaryIO, output: BinaryIO, config: SigningConfig, *, re
         raise SigningError("SIGNING_P12 cannot be opened: wrong SIGNING_P12_PASSWORD or not a PKCS#12 file")
     timestamper = None
     if config.timestamp_url:
-        from pyhanko.sign.timestamps import HTTPTimeStamper
+        from petition.transparency.trusted_time import timestamper as http_timestamper
 
-        timestamper = HTTPTimeStamper(config.timestamp_url, timeout=30)
+        timestamper = http_timestamper(config.timestamp_url)
     meta = signers.PdfSignatureMetadata(
         field_name=SIGNATURE_FIELD,
         subfilter=fields.SigSeedSubFilter.PADES,

@@ -25,6 +25,9 @@ dossiers = sa.Table(
     sa.Column("claimed_by", sa.String(100), nullable=True),
     sa.Column("claimed_at", UTCDateTime, nullable=True),
     sa.Column("page_count", sa.Integer, nullable=True),
+    # Issued PAdES B-B because the timestamp authority did not answer: the worker adds an
+    # RFC 3161 document timestamp later, then clears this.
+    sa.Column("timestamp_pending", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 sa.Index("ix_dossiers_pdf_sha256", dossiers.c.pdf_sha256)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,9 +22,11 @@ import sqlalchemy as sa
 from petition.db import Database
 from petition.endorsements.tables import public_record_events
 from petition.schema import utcnow
-from petition.transparency import merkle
+from petition.transparency import merkle, trusted_time
 from petition.transparency.note import Checkpoint, Signer
 from petition.transparency.tables import log_checkpoints, log_leaves, log_nodes
+
+log = logging.getLogger("petition.transparency")
 
 #: Leaves appended by one transaction at most.
 BATCH = 1000
@@ -204,11 +207,51 @@ async def _one_node(db: Database, level: int, index: int) -> bytes:
 async def sign_checkpoint(db: Database, signer: Signer, size: int, root: bytes, now: dt.datetime) -> None:
     note = signer.sign(Checkpoint(signer.name, size, root).text())
     existing = await db.fetch_one(log_checkpoints.select().where(log_checkpoints.c.size == size))
-    values = {"root": root, "note": note, "key": signer.vkey(), "created_at": now}
+    values = {"root": root, "note": note, "key": signer.vkey(), "created_at": now, "timestamp_token": None}
     if existing is None:
         await db.execute(log_checkpoints.insert().values(size=size, **values))
     else:  # a new key signs the same tree again
         await db.execute(log_checkpoints.update().where(log_checkpoints.c.size == size).values(**values))
+
+
+#: Checkpoints one pass asks the timestamp authority about at most.
+STAMP_BATCH = 20
+
+
+async def stamp_checkpoints(db: Database, timestamp_url: str, *, limit: int = STAMP_BATCH) -> int:
+    """Get an RFC 3161 token over SHA-256 of each unstamped checkpoint's note, newest first.
+
+    The authority is asked outside any transaction; the token is stored only if the note is
+    still the one stamped (a new key may sign the same size again). Stops at the first failure
+    (the authority is down) and raises TimestampUnavailable: a later pass goes on. How many were
+    stamped.
+    """
+    rows = await db.fetch_values(
+        sa.select(log_checkpoints.c.size, log_checkpoints.c.note)
+        .where(log_checkpoints.c.timestamp_token.is_(None))
+        .order_by(log_checkpoints.c.size.desc())
+        .limit(limit)
+    )
+    stamped = 0
+    for size, note in rows:
+        try:
+            token = await trusted_time.token_for(timestamp_url, str(note).encode())
+        except trusted_time.TimestampUnavailable as exc:
+            log.info("log: checkpoint %s not timestamped yet (%s)", size, exc)
+            raise
+        async with db.write():
+            await db.execute(
+                log_checkpoints.update()
+                .where(log_checkpoints.c.size == size, log_checkpoints.c.note == note)
+                .values(timestamp_token=token)
+            )
+        stamped += 1
+    return stamped
+
+
+async def timestamp_token(db: Database, size: int) -> bytes | None:
+    value = await db.fetch_val(sa.select(log_checkpoints.c.timestamp_token).where(log_checkpoints.c.size == size))
+    return None if value is None else bytes(value)
 
 
 def encode(hashes: Sequence[bytes]) -> list[str]:

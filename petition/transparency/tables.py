@@ -29,6 +29,9 @@ log_checkpoints = sa.Table(
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("key", sa.String(200), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # The RFC 3161 timestamp token (DER) over SHA-256 of `note`, when TIMESTAMP_URL is set;
+    # added after the checkpoint is published (the authority is asked outside the append).
+    sa.Column("timestamp_token", sa.LargeBinary, nullable=True),
 )
 
 # The log's signing key when LOG_SIGNING_KEY is not set: generated once, shared by every worker

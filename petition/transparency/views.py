@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from petition.transparency import store
+from petition.transparency import store, trusted_time
 from petition.web import services
 
 _NO_STORE = {"Cache-Control": "no-cache"}
@@ -47,6 +47,15 @@ async def key(request: Request) -> Response:
 
 
 async def checkpoint(request: Request) -> Response:
+    """The latest checkpoint; with `?size=N`, the one of that size (what a timestamp stamps)."""
+    if "size" in request.query_params:
+        values = _ints(request, "size")
+        if isinstance(values, JSONResponse):
+            return values
+        earlier = await store.checkpoint_of(services(request).db, values[0])
+        if earlier is None:
+            return _error(404, "no checkpoint of that size")
+        return PlainTextResponse(earlier.note)
     published = await _published(request)
     if isinstance(published, JSONResponse):
         return published
@@ -97,9 +106,30 @@ async def consistency(request: Request) -> Response:
     return JSONResponse({"hashes": store.encode(hashes)})
 
 
+async def checkpoint_timestamp(request: Request) -> Response:
+    """The RFC 3161 reply (a granted TimeStampResp, DER) over SHA-256 of checkpoint `size`'s note."""
+    values = _ints(request, "size")
+    if isinstance(values, JSONResponse):
+        return values
+    [size] = values
+    db = services(request).db
+    published = await store.checkpoint_of(db, size)
+    if published is None:
+        return _error(404, "no checkpoint of that size")
+    token = await store.timestamp_token(db, size)
+    if token is None:
+        return _error(404, "that checkpoint has no timestamp (yet)")
+    return Response(
+        trusted_time.reply_of(token),
+        media_type="application/timestamp-reply",
+        headers={"Content-Disposition": f'attachment; filename="checkpoint-{size}.tsr"'},
+    )
+
+
 routes = [
     Route("/log/key", key, name="log_key"),
     Route("/log/checkpoint", checkpoint, name="log_checkpoint"),
+    Route("/log/checkpoint/timestamp", checkpoint_timestamp, name="log_checkpoint_timestamp"),
     Route("/log/entries", entries, name="log_entries"),
     Route("/log/proof/inclusion", inclusion, name="log_inclusion"),
     Route("/log/proof/consistency", consistency, name="log_consistency"),
