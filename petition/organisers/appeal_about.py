@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from petition.appeals.about import AboutError, Initiator, about, initiators_text, parse_date, parse_initiators
@@ -15,8 +15,9 @@ from petition.audit.queries import record
 from petition.db import Row
 from petition.i18n import gettext as _
 from petition.organisers.auth import admin_route, organiser
+from petition.organisers.pages import redirect, render
 from petition.organisers.roles import Role
-from petition.web import read_form, render, services
+from petition.web import read_form, services
 
 
 async def _appeal_or_404(request: Request) -> Row:
@@ -93,7 +94,7 @@ async def about_save(request: Request) -> Response:
             detail=f"initiators={len(initiators)} start={start or '-'} deadline={deadline or '-'}",
         )
     services(request).lifecycle.public_changed()  # the appeal page shows them
-    return RedirectResponse(f"/admin/appeals/{appeal['id']}?done=settings", status_code=303)
+    return redirect(request, f"/admin/appeals/{appeal['id']}?done=settings")
 
 
 def routes(role: Role) -> list[Route]:
