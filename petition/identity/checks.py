@@ -112,9 +112,9 @@ class Checker:
         if by_file.found is Found.HOLDS:
             return by_file
         by_dns = await self.check_dns(domain, challenge)
-        if by_dns.found is Found.HOLDS:
-            return by_dns
         detail = f"{by_file.detail}; {by_dns.detail}"
+        if by_dns.found is Found.HOLDS:
+            return CheckResult(Found.HOLDS, "dns", detail)
         if by_dns.found is Found.ERROR or (method == "https" and by_file.found is Found.ERROR):
             return CheckResult(Found.ERROR, None, detail)
         return CheckResult(Found.ABSENT, None, detail)
