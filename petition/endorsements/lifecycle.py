@@ -38,7 +38,7 @@ from petition.db import INTEGRITY_ERRORS, Database, Row
 from petition.endorsements.emails import already_endorsed_context, confirmation_context, thank_you_context
 from petition.endorsements.public_record import note_public_changes, reserve_entry
 from petition.endorsements.states import HELD, EndorsementState, HoldReason
-from petition.endorsements.tables import endorsement_versions, endorsements
+from petition.endorsements.tables import domain_proofs, endorsement_versions, endorsements
 from petition.outbox.messages import Mailer
 from petition.outbox.states import OutboxState
 from petition.outbox.tables import outbox
@@ -684,6 +684,7 @@ async def purge_stale(db: Database, *, cutoff: dt.datetime) -> Purged:
             await db.execute(outbox.delete().where(outbox.c.endorsement_id.in_(chunk)))
             # SQLite enforces no foreign keys here: no cascade to count on.
             await db.execute(v.delete().where(v.c.endorsement_id.in_(chunk)))
+            await db.execute(domain_proofs.delete().where(domain_proofs.c.endorsement_id.in_(chunk)))
             deleted += await db.fetch_all(e.delete().where(e.c.id.in_(chunk), stale).returning(e.c.id, e.c.state))
         for state in sources(Event.PURGE):
             await record_many(

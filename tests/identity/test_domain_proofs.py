@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import html
 import re
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from petition.endorsements.lifecycle import purge_stale
 from petition.identity.checks import Checker, Found
 from petition.identity.worker import DomainProofWorker
 from petition.tokens import Purpose, Tokens
@@ -320,3 +322,20 @@ def test_a_forged_or_withdrawn_link_opens_nothing(proving: Proving):
     assert proving.client.get(proving.path).status_code == 404
     # A POST without its CSRF token is refused before anything is queued.
     assert proving.client.post(proving.path, data={}).status_code == 403
+
+
+def test_the_purge_deletes_a_withdrawn_endorsements_proof(proving: Proving):
+    proving.challenge()
+    old = dt.datetime(2000, 1, 1)
+    run_sql(
+        proving.database_url,
+        "UPDATE endorsements SET state = 'withdrawn', updated_at = :old, withdrawn_at = :old WHERE id = :id",
+        old=old,
+        id=proving.endorsement_id,
+    )
+    db = proving.client.app.state.services.db
+    purged = proving.client.portal.call(
+        functools.partial(purge_stale, db, cutoff=dt.datetime(2001, 1, 1, tzinfo=dt.UTC))
+    )
+    assert purged.withdrawn == 1
+    assert db_rows(proving.database_url, "SELECT id FROM domain_proofs") == []
