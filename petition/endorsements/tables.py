@@ -146,6 +146,9 @@ domain_proofs = sa.Table(
     # Until when the challenge may be proved; past it, an unproved one is expired.
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("verified_at", UTCDateTime, nullable=True),
+    # The last check that found the value: a proof whose checks only fail to get an answer
+    # lapses once this is older than petition.identity.proofs.UNANSWERED_GRACE.
+    sa.Column("held_at", UTCDateTime, nullable=True),
     sa.Column("last_checked_at", UTCDateTime, nullable=True),
     sa.Column("next_check_at", UTCDateTime, nullable=True),
     # What the last check found, for the organisation's page (no personal data: the domain's answers).

@@ -170,6 +170,9 @@ class Checker:
                 return CheckResult(Found.ABSENT, None, f"file: refused, {exc}")
             except dns.exception.DNSException as exc:
                 return CheckResult(Found.ERROR, None, f"file: no address ({type(exc).__name__})")
+            except ssl.SSLCertVerificationError:
+                # A definite answer: the site does not hold a valid certificate for the name.
+                return CheckResult(Found.ABSENT, None, "file: the certificate is not valid for the host")
             except (OSError, TimeoutError, ssl.SSLError, _Protocol, asyncio.IncompleteReadError) as exc:
                 return CheckResult(Found.ERROR, None, f"file: not reached ({type(exc).__name__})")
             if status in _REDIRECTS and location:

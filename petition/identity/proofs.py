@@ -26,6 +26,8 @@ p = domain_proofs
 MIN_CHECK_INTERVAL = 30.0
 #: How soon a proved domain whose check got no answer is tried again (seconds).
 RETRY_AFTER_ERROR = 3600.0
+#: How long a proof may go without a check that gets an answer before it lapses all the same.
+UNANSWERED_GRACE = dt.timedelta(days=7)
 #: How long a claimed check may take before another worker may make it (seconds).
 CHECK_LEASE = 300.0
 
@@ -62,6 +64,7 @@ async def open_proof(db: Database, *, endorsement_id: int, domain: str, max_age:
         "created_at": now,
         "expires_at": now + dt.timedelta(seconds=max_age),
         "verified_at": None,
+        "held_at": None,
         "last_checked_at": None,
         "next_check_at": None,
         "last_result": "",
@@ -148,7 +151,7 @@ async def record_check(
     values: dict[str, Any] = {"last_checked_at": now, "last_result": result.detail[:200]}
     recheck = now + dt.timedelta(seconds=recheck_interval)
     if result.found is Found.HOLDS:
-        values.update(method=result.method, next_check_at=recheck)
+        values.update(method=result.method, next_check_at=recheck, held_at=now)
         if state is not ProofState.VERIFIED:
             values.update(state=ProofState.VERIFIED.value, verified_at=now)
     elif result.found is Found.ABSENT:
@@ -159,6 +162,10 @@ async def record_check(
     else:
         retry = now + dt.timedelta(seconds=min(recheck_interval, RETRY_AFTER_ERROR))
         values.update(next_check_at=retry if state in (ProofState.VERIFIED, ProofState.LAPSED) else None)
+        held_at = proof["held_at"]
+        if state is ProofState.VERIFIED and (held_at is None or aware(held_at) < now - UNANSWERED_GRACE):
+            # No answer for a week is no proof: a domain whose DNS stays broken lapses too.
+            values.update(state=ProofState.LAPSED.value)
     new_state = str(values.get("state", state.value))
     async with db.write():
         updated = await db.fetch_one(

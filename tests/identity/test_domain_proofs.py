@@ -230,6 +230,11 @@ def test_no_answer_from_dns_does_not_lapse_a_proof(proving: Proving):
     proof = proving.proof()
     assert proof["state"] == "verified"
     assert "no answer" in proof["last_result"]
+    # But not for ever: a week without an answer, and it lapses.
+    run_sql(proving.database_url, "UPDATE domain_proofs SET held_at = :at", at=dt.datetime(2000, 1, 1))
+    proving.make_due()
+    proving.run_worker()
+    assert proving.proof()["state"] == "lapsed"
 
 
 def test_a_name_pointing_at_loopback_is_refused_without_the_test_setting(
@@ -339,3 +344,16 @@ def test_the_purge_deletes_a_withdrawn_endorsements_proof(proving: Proving):
     )
     assert purged.withdrawn == 1
     assert db_rows(proving.database_url, "SELECT id FROM domain_proofs") == []
+
+
+def test_a_certificate_that_does_not_name_the_host_proves_nothing(proving: Proving):
+    value = proving.challenge()
+    proving.dns.zone.set(f"files.{DOMAIN}", "A", "127.0.0.1")  # not in the test certificate's names
+    path = proving.publish_file(value, host=f"files.{DOMAIN}")
+    proving.publish_file(value, status=307, Location=f"https://files.{DOMAIN}:{proving.web.port}{path}")
+    proving.check_now()
+    proving.run_worker()
+    proof = proving.proof()
+    assert proof["state"] == "pending"
+    assert "certificate is not valid" in proof["last_result"]
+    assert f"files.{DOMAIN}" not in proving.web.hosts_asked()

@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("expires_at", sa.DateTime(), nullable=False),
         sa.Column("verified_at", sa.DateTime(), nullable=True),
+        sa.Column("held_at", sa.DateTime(), nullable=True),
         sa.Column("last_checked_at", sa.DateTime(), nullable=True),
         sa.Column("next_check_at", sa.DateTime(), nullable=True),
         sa.Column("last_result", sa.String(length=200), server_default="", nullable=False),
