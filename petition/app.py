@@ -29,6 +29,8 @@ from petition.dossiers.views import UploadLimitMiddleware
 from petition.endorsements.intake import Intake
 from petition.endorsements.lifecycle import Lifecycle
 from petition.i18n_middleware import LanguageMiddleware
+from petition.identity import views as identity_views
+from petition.identity.worker import DomainProofWorker
 from petition.logs import RequestIdMiddleware
 from petition.metrics import Metrics
 from petition.migrations.runner import upgrade_async
@@ -211,6 +213,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         housekeeping_task = None
         dossier_task = None
         log_worker = log_task = None
+        proof_task = None
         heartbeats = heartbeat_task = None
         if settings.run_worker:
             services.worker = OutboxWorker(services.db, settings, metrics.timed(make_transport(settings)))
@@ -221,6 +224,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             dossier_task = asyncio.create_task(services.dossier_worker.run(), name="dossier-worker")
             log_worker = LogWorker(services.db, settings)
             log_task = asyncio.create_task(log_worker.run(), name="log-worker")
+            services.domain_proof_worker = DomainProofWorker(services.db, settings)
+            proof_task = asyncio.create_task(services.domain_proof_worker.run(), name="domain-proof-worker")
             heartbeats = Heartbeats(services.db, [services.worker, services.dossier_worker, log_worker])
             heartbeat_task = asyncio.create_task(heartbeats.run(), name="heartbeats")
         try:
@@ -230,6 +235,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 heartbeats.stop()
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(heartbeat_task, 10)
+            if services.domain_proof_worker is not None and proof_task is not None:
+                services.domain_proof_worker.stop()
+                services.domain_proof_worker = None
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(proof_task, 10)
             if log_worker is not None and log_task is not None:
                 log_worker.stop()
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
@@ -266,6 +276,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *operations_views.routes,
         *log_views.routes,
         *receipt_views.routes,
+        *identity_views.routes,
         Mount("/static", app=StaticFiles(directory=str(package_path("static"))), name="static"),
     ]
     security_headers = SecurityHeaders(settings)

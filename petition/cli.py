@@ -118,9 +118,11 @@ def serve(host: str, port: int, http: str, loop: str) -> None:
 
 @main.command()
 def worker() -> None:
-    """Run a background worker: sends the outbox and builds dossiers (several may run side by side)."""
+    """Run a background worker: sends the outbox, builds dossiers, appends the public log and checks
+    domain proofs (several may run side by side)."""
     from petition.db import Database
     from petition.dossiers.jobs import DossierWorker
+    from petition.identity.worker import DomainProofWorker
     from petition.operations.heartbeats import Heartbeats
     from petition.outbox.transports import make_transport
     from petition.outbox.worker import OutboxWorker
@@ -138,6 +140,7 @@ def worker() -> None:
         housekeeper = Housekeeper(db, settings)
         dossier_worker = DossierWorker(db, settings)
         log_worker = LogWorker(db, settings)
+        proof_worker = DomainProofWorker(db, settings)
         heartbeats = Heartbeats(db, [outbox_worker, dossier_worker, log_worker])
 
         def stop() -> None:
@@ -145,6 +148,7 @@ def worker() -> None:
             housekeeper.stop()
             dossier_worker.stop()
             log_worker.stop()
+            proof_worker.stop()
             heartbeats.stop()
 
         loop = asyncio.get_running_loop()
@@ -152,7 +156,12 @@ def worker() -> None:
             loop.add_signal_handler(sig, stop)
         try:
             await asyncio.gather(
-                outbox_worker.run(), housekeeper.run(), dossier_worker.run(), log_worker.run(), heartbeats.run()
+                outbox_worker.run(),
+                housekeeper.run(),
+                dossier_worker.run(),
+                log_worker.run(),
+                proof_worker.run(),
+                heartbeats.run(),
             )
         finally:
             await db.disconnect()

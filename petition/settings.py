@@ -106,6 +106,13 @@ class Settings:
     ready_outbox_max_age: float = 900.0
     ready_worker_max_silence: float = 300.0
     operator: Operator = field(default_factory=Operator)
+    # Domain proofs (petition.identity): the resolvers asked (unset: the system's), how long a
+    # challenge (and its link) stays valid, and how often a proved domain is checked again.
+    dns_nameservers: tuple[tuple[str, int], ...] = ()
+    domain_proof_max_age: int = 14 * 24 * 3600
+    domain_proof_recheck_interval: float = 24 * 3600.0
+    # Tests only: lets the file check connect to loopback addresses (and trust a test certificate).
+    domain_proof_allow_loopback: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -136,6 +143,36 @@ def _parse_networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
         except ValueError as exc:
             raise SettingsError(f"TRUSTED_IPS: {part!r} is not an address or network") from exc
     return tuple(networks)
+
+
+def _parse_nameservers(raw: str) -> tuple[tuple[str, int], ...]:
+    """`DNS_NAMESERVERS`: IP addresses, comma-separated, each with an optional port
+    (`192.0.2.53`, `192.0.2.53:5353`, `[2001:db8::53]:5353`, `2001:db8::53`)."""
+    servers = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        host, port = part, 53
+        if part.startswith("["):
+            host, _, rest = part[1:].partition("]")
+            if rest:
+                if not rest.startswith(":") or not rest[1:].isdigit():
+                    raise SettingsError(f"DNS_NAMESERVERS: {part!r} is not an address with an optional port")
+                port = int(rest[1:])
+        elif part.count(":") == 1:
+            host, _, port_text = part.partition(":")
+            if not port_text.isdigit():
+                raise SettingsError(f"DNS_NAMESERVERS: {part!r} is not an address with an optional port")
+            port = int(port_text)
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError as exc:
+            raise SettingsError(f"DNS_NAMESERVERS: {part!r} is not an IP address (with an optional port)") from exc
+        if not 0 < port < 65536:
+            raise SettingsError(f"DNS_NAMESERVERS: {part!r} has no valid port")
+        servers.append((str(address), port))
+    return tuple(servers)
 
 
 def _secret_from_data_dir(data_dir: Path) -> str:
@@ -342,6 +379,10 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         ready_outbox_max_age=as_float("READY_OUTBOX_MAX_AGE", 900.0),
         ready_worker_max_silence=as_float("READY_WORKER_MAX_SILENCE", 300.0),
         operator=_operator(get),
+        dns_nameservers=_parse_nameservers(str(get("DNS_NAMESERVERS", "") or "")),
+        domain_proof_max_age=as_int("DOMAIN_PROOF_MAX_AGE", 14 * 24 * 3600),
+        domain_proof_recheck_interval=as_float("DOMAIN_PROOF_RECHECK_INTERVAL", 24 * 3600.0),
+        domain_proof_allow_loopback=as_bool("DOMAIN_PROOF_ALLOW_LOOPBACK", False),
     )
 
 

@@ -19,6 +19,8 @@ class Purpose(enum.StrEnum):
     DATA_REQUEST = "petition.data-request"
     #: A receipt of the public log: names the endorsement and its public entry id, no expiry.
     RECEIPT = "petition.endorsement-receipt"
+    #: The page where an organisation proves its website's domain (DOMAIN_PROOF_MAX_AGE).
+    DOMAIN_PROOF = "petition.domain-proof"
 
 
 class InvalidToken(Exception):

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from petition.dossiers.verify_pool import VerifyPool
     from petition.endorsements.intake import Intake
     from petition.endorsements.lifecycle import Lifecycle
+    from petition.identity.worker import DomainProofWorker
     from petition.organisers.devices import DeviceCookies
     from petition.organisers.sessions import PendingLogins, Sessions
     from petition.outbox.messages import Mailer
@@ -55,6 +56,7 @@ class Services:
     # Set while the application runs (its lifespan starts and stops them).
     worker: OutboxWorker | None = None
     dossier_worker: DossierWorker | None = None
+    domain_proof_worker: DomainProofWorker | None = None
     verify_pool: VerifyPool | None = None
 
 

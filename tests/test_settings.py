@@ -189,3 +189,23 @@ def test_cli_db_upgrade_on_postgresql(monkeypatch: pytest.MonkeyPatch):
         assert {"appeals", "endorsements", "outbox"} <= {r["table_name"] for r in rows}
     finally:
         asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_dns_nameservers_and_the_domain_proof_settings(tmp_path: Path):
+    default = load_settings(env_file=None, data_dir=str(tmp_path))
+    assert default.dns_nameservers == () and default.domain_proof_allow_loopback is False
+    assert default.domain_proof_max_age == 14 * 86400 and default.domain_proof_recheck_interval == 86400
+    chosen = load_settings(
+        env_file=None,
+        data_dir=str(tmp_path),
+        dns_nameservers=" 192.0.2.53, 192.0.2.54:5353,[2001:db8::53]:5353, 2001:db8::1 ",
+    )
+    assert chosen.dns_nameservers == (
+        ("192.0.2.53", 53),
+        ("192.0.2.54", 5353),
+        ("2001:db8::53", 5353),
+        ("2001:db8::1", 53),
+    )
+    for bad in ("resolver.example", "192.0.2.53:dns", "192.0.2.53:70000", "[2001:db8::53]x"):
+        with pytest.raises(SettingsError, match="DNS_NAMESERVERS"):
+            load_settings(env_file=None, data_dir=str(tmp_path), dns_nameservers=bad)

@@ -55,12 +55,17 @@ def thank_you_context(
     entry: str | None = None,
 ) -> dict[str, object]:
     """Sent on confirmation (and when the confirmation was held back for the organisers): whether
-    it is listed now, the withdrawal link, valid for as long as the record is, and the receipt
-    link of its public log entry (`entry`, its public id), which never expires."""
+    it is listed now, the withdrawal link, valid for as long as the record is, the receipt
+    link of its public log entry (`entry`, its public id), which never expires, and — for a
+    named organisation with a website — the link to prove its domain (petition.identity).
+    An anonymous one gets none: a record on its domain would name it."""
     language = facts["language"]
     receipt = None
     if entry is not None:
         receipt = signed_link(Purpose.RECEIPT, f"/receipts/{{token}}?lang={language}", nonce=entry)
+    domain_proof = None
+    if facts.get("website") and facts["visibility"] == Visibility.PUBLIC:
+        domain_proof = signed_link(Purpose.DOMAIN_PROOF, f"/domain-proof/{{token}}?lang={language}", nonce=nonce)
     return {
         "organisation_name": facts["organisation_name"],
         "listed_now": listed_now,
@@ -69,4 +74,5 @@ def thank_you_context(
         "list_url": mailer.settings.url_for_path(f"/appeals/{slug}/signatories?lang={language}"),
         "withdraw_url": signed_link(Purpose.WITHDRAW, f"/withdraw/{{token}}?lang={language}", nonce=nonce),
         "receipt_url": receipt,
+        "domain_proof_url": domain_proof,
     }

@@ -145,6 +145,18 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                         "organisation_type": {"type": "string"},
                         "website": {"type": "string"},
                         "endorsed_at": {"type": "string", "format": "date-time", "nullable": True},
+                        "domain_verified": {
+                            "type": "string",
+                            "nullable": True,
+                            "description": "The organisation's proved domain (DNS TXT record or file), or null",
+                        },
+                        "domain_verified_at": {"type": "string", "format": "date-time", "nullable": True},
+                        "domain_proof": {
+                            "type": "string",
+                            "enum": ["verified", "lapsed"],
+                            "nullable": True,
+                            "description": "lapsed: proved once, no longer found (domain_verified is then null)",
+                        },
                     },
                 },
                 "EndorsementPage": {

@@ -13,6 +13,8 @@ from petition.endorsements.queries import listed_condition
 from petition.endorsements.states import Visibility
 from petition.endorsements.tables import endorsements
 from petition.endorsements.vocabulary import normalise_name
+from petition.identity.proofs import SHOWN
+from petition.identity.tables import domain_proofs
 from petition.settings import Settings
 
 e = endorsements
@@ -30,6 +32,14 @@ PUBLIC_COLUMNS = (
     e.c.website,
     e.c.comment,
     e.c.listed_at,
+    # A proved (or lapsed) domain: named organisations only, as everything here.
+    domain_proofs.c.domain.label("proof_domain"),
+    domain_proofs.c.state.label("proof_state"),
+    domain_proofs.c.verified_at.label("proof_verified_at"),
+)
+#: The endorsements with their shown domain proof, if any (one per endorsement at most).
+_WITH_PROOFS = e.outerjoin(
+    domain_proofs, sa.and_(domain_proofs.c.endorsement_id == e.c.id, domain_proofs.c.state.in_(SHOWN))
 )
 
 
@@ -137,8 +147,10 @@ def _named_conditions(
 def _named(
     appeal: Row, *, country: str | None, organisation_type: str | None, search: str | None
 ) -> sa.Select[tuple[object, ...]]:
-    return sa.select(*PUBLIC_COLUMNS).where(
-        *_named_conditions(appeal, country=country, organisation_type=organisation_type, search=search)
+    return (
+        sa.select(*PUBLIC_COLUMNS)
+        .select_from(_WITH_PROOFS)
+        .where(*_named_conditions(appeal, country=country, organisation_type=organisation_type, search=search))
     )
 
 

@@ -24,6 +24,7 @@ from petition.collation import sort_key
 from petition.db import Row
 from petition.endorsements.states import ORGANISATION_TYPES
 from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
+from petition.identity.proofs import SHOWN, ProofState
 from petition.publish.cache import public_cache
 from petition.publish.cached import appeal_by_slug, appeal_text, list_version, listed_counts
 from petition.publish.http import Download, PublicJSONResponse, etag_of, not_modified, revalidatable, tagged
@@ -47,7 +48,18 @@ HTML_PAGE_SIZE = 50
 #: turns the full-width and small forms (＝ ＋ － ＠, ﹦ ﹢ ﹣ ﹫) into these.
 CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_FIRST = frozenset(CSV_FORMULA_PREFIXES)
-CSV_COLUMNS = ("organisation_name", "country", "city", "organisation_type", "website", "endorsed_at")
+CSV_COLUMNS = (
+    "organisation_name",
+    "country",
+    "city",
+    "organisation_type",
+    "website",
+    "endorsed_at",
+    # After the contract's columns: a proved domain (petition.identity).
+    "domain_verified",
+    "domain_verified_at",
+    "domain_proof",
+)
 #: `?format=spreadsheet`, the CSV the signatory list links to for people: a UTF-8 byte-order mark
 #: (without it spreadsheets on Windows read Cyrillic as Latin-1) and, after the columns above,
 #: the country's and the type's names in the reader's language. The plain CSV stays as machines read it.
@@ -126,6 +138,22 @@ def public_item(row: Row) -> dict[str, Any]:
         "website": row["website"],
         # UTC with its "Z" on both backends (PostgreSQL's came back naive, and went out without one).
         "endorsed_at": aware_utc(listed_at).isoformat().replace("+00:00", "Z") if listed_at else None,
+        **domain_fields(row),
+    }
+
+
+def domain_fields(row: Row) -> dict[str, Any]:
+    """`domain_verified` (the proved domain, or null), when, and the proof's state: `verified`,
+    `lapsed` (proved once, no longer found: the domain is then null) or null (never proved)."""
+    state = row["proof_state"]
+    if state not in SHOWN:
+        return {"domain_verified": None, "domain_verified_at": None, "domain_proof": None}
+    verified = state == ProofState.VERIFIED
+    at = row["proof_verified_at"]
+    return {
+        "domain_verified": row["proof_domain"] if verified else None,
+        "domain_verified_at": aware_utc(at).isoformat().replace("+00:00", "Z") if verified and at else None,
+        "domain_proof": state,
     }
 
 

@@ -20,7 +20,18 @@ from petition.db import Database, sqlalchemy_url
 from petition.endorsements.tables import endorsements
 from tests.factories import appeal_and_texts, endorsement_row
 
-COLUMNS = ("organisation_name", "country", "city", "organisation_type", "website", "endorsed_at")
+#: The contract's columns, then the domain proof's (empty: these endorsements proved none).
+COLUMNS = (
+    "organisation_name",
+    "country",
+    "city",
+    "organisation_type",
+    "website",
+    "endorsed_at",
+    "domain_verified",
+    "domain_verified_at",
+    "domain_proof",
+)
 START = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
 COUNTRIES = ("DE", "FR", "IT", "UA", "BY", "PL")
 
@@ -107,6 +118,9 @@ def expected_rows(database_url: str) -> list[list[str]]:
             r["organisation_type"],
             r["website"],
             _endorsed_at(r["listed_at"]),
+            "",
+            "",
+            "",
         ]
         for r in rows
     ]

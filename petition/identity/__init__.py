@@ -1,0 +1,1 @@
+"""Organisations that prove who they are: control of their website's domain (issue 18)."""
