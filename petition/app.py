@@ -17,6 +17,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from petition.appeals.about import about as appeal_about
 from petition.appeals.queries import ensure_demo_appeal
 from petition.confirmation import views as confirmation_views
 from petition.db import Database
@@ -169,7 +170,8 @@ class ErrorPageMiddleware:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
-    templates = make_templates()
+    templates = make_templates(settings.operator)
+    templates.env.globals["appeal_about"] = appeal_about  # appeals/_about.html
     db = Database(settings.database_url, pool_size=settings.database_pool_size, application_name="petition-web")
     mailer = Mailer(settings)
     tokens = Tokens(str(settings.secret_key))

@@ -299,15 +299,18 @@ def appeal() -> None:
 )
 def appeal_import(files: tuple[Path, ...], moderation: str) -> None:
     """Create or update appeals from Markdown text files (a '---' header, then the text)."""
-    from petition.appeals.queries import import_text
+    from petition.appeals.about import AboutError
+    from petition.appeals.queries import import_text, text_about
     from petition.appeals.states import Moderation
     from petition.appeals.textfile import TextFileError, read_text_file
 
     texts = []
     for path in files:
         try:
-            texts.append((path, read_text_file(path)))
-        except (TextFileError, UnicodeDecodeError) as exc:
+            text = read_text_file(path)
+            text_about(text)  # initiators, starts, deadline: refused before anything is stored
+            texts.append((path, text))
+        except (TextFileError, AboutError, UnicodeDecodeError) as exc:
             raise click.ClickException(f"{path}: {exc}") from exc
 
     async def action(database: Database) -> list[str]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from babel.dates import format_date as _format_date
 from babel.dates import format_datetime as _format_datetime
+from babel.lists import format_list as _format_list
 from babel.numbers import format_decimal
+from markupsafe import Markup, escape
 
 from petition.i18n import get_language
 
@@ -27,3 +30,8 @@ def format_datetime(value: dt.datetime | None, fmt: str = "medium") -> str:
 
 def format_number(value: int | float) -> str:
     return format_decimal(value, locale=get_language())
+
+
+def format_list(items: Iterable[object]) -> Markup:
+    """ "A, B and C" in the current language (CLDR); each item escaped unless it is Markup already."""
+    return Markup(_format_list([str(escape(item)) for item in items], locale=get_language()))  # noqa: S704 - escaped above

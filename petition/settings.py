@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,28 @@ SMTP_TLS_MODES = ("none", "starttls", "tls")
 #: SIGNING_P12's value for "the certificate generated into DATA_DIR" (what unset means on SQLite).
 SELF_SIGNED = "self-signed"
 LOG_FORMATS = ("text", "json")
+EMAIL_RE = re.compile(r"^[^@\s<>\"(),;:]+@[^@\s<>\"(),;:]+\.[^@\s<>\"(),;:.]+$")
+
+
+@dataclass(frozen=True)
+class Operator:
+    """Who runs the site (SITE_NAME, OPERATOR_*, PRIVACY_CONTACT): the header, the footer, every
+    email's sender and signature, the privacy page and the dossier speak as it. Unset values stay
+    None and the pages say so neutrally; nothing stands in for a missing operator."""
+
+    site_name: str | None = None
+    name: str | None = None
+    email: str | None = None
+    address: str | None = None
+    privacy_contact: str | None = None
+
+    @property
+    def privacy_contact_is_email(self) -> bool:
+        return bool(self.privacy_contact) and "://" not in str(self.privacy_contact)
+
+    @property
+    def named(self) -> bool:
+        return bool(self.name)
 
 
 @dataclass(frozen=True)
@@ -81,6 +105,7 @@ class Settings:
     log_format: str = "text"
     ready_outbox_max_age: float = 900.0
     ready_worker_max_silence: float = 300.0
+    operator: Operator = field(default_factory=Operator)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -143,6 +168,39 @@ def _timestamp_url(raw: object) -> str | None:
     if not value.startswith(("http://", "https://")):
         raise SettingsError("TIMESTAMP_URL must be an http:// or https:// URL of an RFC 3161 timestamp server")
     return value
+
+
+def _email_setting(name: str, raw: object) -> str | None:
+    value = str(raw or "").strip()
+    if not value:
+        return None
+    if not EMAIL_RE.match(value):
+        raise SettingsError(f"{name} must be one email address such as office@example.org, not {value!r}")
+    return value
+
+
+def _text_setting(raw: object, limit: int = 300) -> str | None:
+    # One line in the environment; "\n" (backslash n) starts a new line, e.g. in OPERATOR_ADDRESS.
+    value = str(raw or "").replace("\\n", "\n").strip()
+    lines = [" ".join(line.split()) for line in value.split("\n")]
+    value = "\n".join(line for line in lines if line)
+    return value[:limit] or None
+
+
+def _operator(get: Callable[[str, object], object]) -> Operator:
+    contact = str(get("PRIVACY_CONTACT", "") or "").strip()
+    if contact and "://" in contact:
+        if not contact.startswith(("https://", "http://")) or any(c.isspace() for c in contact):
+            raise SettingsError("PRIVACY_CONTACT must be an email address or an http(s):// URL")
+    else:
+        contact = _email_setting("PRIVACY_CONTACT", contact) or ""
+    return Operator(
+        site_name=_text_setting(get("SITE_NAME", ""), 80),
+        name=_text_setting(get("OPERATOR_NAME", ""), 200),
+        email=_email_setting("OPERATOR_EMAIL", get("OPERATOR_EMAIL", "")),
+        address=_text_setting(get("OPERATOR_ADDRESS", ""), 500),
+        privacy_contact=contact or None,
+    )
 
 
 def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides: object) -> Settings:
@@ -283,6 +341,7 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         log_format=log_format,
         ready_outbox_max_age=as_float("READY_OUTBOX_MAX_AGE", 900.0),
         ready_worker_max_silence=as_float("READY_WORKER_MAX_SILENCE", 300.0),
+        operator=_operator(get),
     )
 
 

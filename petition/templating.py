@@ -11,12 +11,14 @@ from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 from petition import countries, i18n
-from petition.formatting import format_date, format_datetime, format_number
+from petition.formatting import format_date, format_datetime, format_list, format_number
 from petition.markdown import render_markdown
 from petition.resources import package_path
+from petition.settings import Operator
 
 
-def make_environment() -> jinja2.Environment:
+def make_environment(operator: Operator | None = None) -> jinja2.Environment:
+    """`operator` (Settings.operator): who the pages and emails speak as; none named when left out."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(package_path("templates"))),
         autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=True),
@@ -39,14 +41,23 @@ def make_environment() -> jinja2.Environment:
         languages=i18n.LANGUAGES,
         language_names=i18n.LANGUAGE_NAMES,
         current_language=i18n.get_language,
+        operator=operator or Operator(),
     )
     env.filters.update(
         date=format_date,
         datetime=format_datetime,
         number=format_number,
         markdown=lambda text: Markup(render_markdown(text)),  # noqa: S704 - sanitised HTML
+        bdi=isolate,
+        list=format_list,
     )
     return env
+
+
+def isolate(value: object) -> Markup:
+    """`value` (a name, a city: text someone typed) in <bdi>, escaped: a right-to-left name keeps
+    its place in a left-to-right sentence and the sentence's punctuation stays where it was."""
+    return Markup("<bdi>%s</bdi>") % (value,)
 
 
 def state_label(code: str) -> object:
@@ -57,8 +68,8 @@ def state_label(code: str) -> object:
     return ENDORSEMENT.get(code) or OUTBOX.get(code) or code
 
 
-def make_templates() -> Jinja2Templates:
-    templates = Jinja2Templates(env=make_environment())
+def make_templates(operator: Operator | None = None) -> Jinja2Templates:
+    templates = Jinja2Templates(env=make_environment(operator))
     templates.env.globals["url"] = page_url
     return templates
 

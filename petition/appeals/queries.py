@@ -1,9 +1,21 @@
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 
+from petition.appeals.about import (
+    AboutError,
+    Initiator,
+    about,
+    aware,
+    deadline_instant,
+    initiators_json,
+    parse_date,
+    parse_initiators,
+    start_instant,
+)
 from petition.appeals.states import AppealStatus, Moderation
 from petition.appeals.tables import appeal_texts, appeals
 from petition.appeals.textfile import AppealTextFile, content_hash, read_text_file
@@ -16,19 +28,40 @@ DEMO_DIR = package_path("appeals", "demo")
 DEMO_SLUG = "protect-deserters"
 
 
+def past_deadline(now: dt.datetime) -> sa.ColumnElement[bool]:
+    """An open or paused appeal whose deadline has passed: closed to new endorsements."""
+    return sa.and_(
+        appeals.c.status.in_((AppealStatus.OPEN.value, AppealStatus.PAUSED.value)),
+        appeals.c.closes_at.is_not(None),
+        appeals.c.closes_at <= now,
+    )
+
+
+def as_read(row: Row | None, *, now: dt.datetime | None = None) -> Row | None:
+    """An appeal as everyone reads it: past its deadline its status is `closed` at once, before
+    the housekeeping stores it (close_past_deadline)."""
+    if row is None or row["status"] not in (AppealStatus.OPEN, AppealStatus.PAUSED):
+        return row
+    closes_at = aware(row["closes_at"])
+    if closes_at is None or closes_at > (now or utcnow()):
+        return row
+    return {**dict(row), "status": AppealStatus.CLOSED.value}
+
+
 async def get_appeal(db: Database, *, slug: str) -> Row | None:
-    return await db.fetch_one(appeals.select().where(appeals.c.slug == slug))
+    return as_read(await db.fetch_one(appeals.select().where(appeals.c.slug == slug)))
 
 
 async def get_appeal_by_id(db: Database, *, appeal_id: int) -> Row | None:
-    return await db.fetch_one(appeals.select().where(appeals.c.id == appeal_id))
+    return as_read(await db.fetch_one(appeals.select().where(appeals.c.id == appeal_id)))
 
 
 async def list_appeals(db: Database, *, public_only: bool = True) -> Sequence[Row]:
     query = appeals.select().order_by(appeals.c.created_at, appeals.c.id)
     if public_only:
         query = query.where(appeals.c.status != AppealStatus.DRAFT)
-    return await db.fetch_all(query)
+    now = utcnow()
+    return [row for row in (as_read(r, now=now) for r in await db.fetch_all(query)) if row is not None]
 
 
 async def current_text(db: Database, *, appeal: Row, language: str) -> Row | None:
@@ -73,6 +106,9 @@ async def create_appeal(
     status: AppealStatus = AppealStatus.OPEN,
     addressees: str = "",
     default_language: str = DEFAULT_LANGUAGE,
+    initiators: Sequence[Initiator] = (),
+    start: dt.date | None = None,
+    deadline: dt.date | None = None,
 ) -> int:
     async with db.write():
         return int(
@@ -83,10 +119,43 @@ async def create_appeal(
                     moderation=moderation.value,
                     addressees=addressees,
                     default_language=default_language,
+                    initiators=initiators_json(initiators),
+                    opens_at=start_instant(start),
+                    closes_at=deadline_instant(deadline),
                     created_at=utcnow(),
                 )
             )
         )
+
+
+async def set_about(
+    db: Database, *, appeal_id: int, initiators: Sequence[Initiator], start: dt.date | None, deadline: dt.date | None
+) -> None:
+    """Who launched the appeal, when, and its deadline (None: none)."""
+    async with db.write():
+        await db.execute(
+            appeals.update()
+            .where(appeals.c.id == appeal_id)
+            .values(
+                initiators=initiators_json(initiators),
+                opens_at=start_instant(start),
+                closes_at=deadline_instant(deadline),
+            )
+        )
+
+
+async def close_past_deadline(db: Database, *, now: dt.datetime | None = None) -> list[int]:
+    """Store `closed` for every appeal past its deadline (the housekeeping's run); their ids."""
+    now = now or utcnow()
+    async with db.write():
+        rows = await db.fetch_all(sa.select(appeals.c.id, appeals.c.status).where(past_deadline(now)))
+        if rows:
+            await db.execute(
+                appeals.update()
+                .where(appeals.c.id.in_([row["id"] for row in rows]), past_deadline(now))
+                .values(status=AppealStatus.CLOSED.value)
+            )
+    return [int(row["id"]) for row in rows]
 
 
 async def save_text(
@@ -135,17 +204,45 @@ async def save_text(
         return version
 
 
+def text_about(text: AppealTextFile) -> tuple[tuple[Initiator, ...], dt.date | None, dt.date | None]:
+    """A text file's initiators, start and deadline; AboutError says what is malformed."""
+    initiators = parse_initiators(text.initiators)
+    start = parse_date(text.starts, "starts")
+    deadline = parse_date(text.deadline, "deadline")
+    if start and deadline and deadline < start:
+        raise AboutError("the deadline is before the start")
+    return initiators, start, deadline
+
+
 async def import_text(
     db: Database, *, text: AppealTextFile, moderation: Moderation = Moderation.POST
 ) -> tuple[int, int | None]:
-    """Create the appeal if needed and store the file's text as its current version."""
+    """Create the appeal if needed and store the file's text as its current version; the file's
+    initiators, start and deadline, when it gives them, replace the appeal's (AboutError if malformed)."""
+    initiators, start, deadline = text_about(text)
     appeal = await get_appeal(db, slug=text.slug)
     if appeal is None:
         appeal_id = await create_appeal(
-            db, slug=text.slug, moderation=moderation, addressees=text.addressees, default_language=text.language
+            db,
+            slug=text.slug,
+            moderation=moderation,
+            addressees=text.addressees,
+            default_language=text.language,
+            initiators=initiators,
+            start=start,
+            deadline=deadline,
         )
     else:
         appeal_id = appeal["id"]
+        if initiators or start or deadline:
+            current = about(appeal)
+            await set_about(
+                db,
+                appeal_id=appeal_id,
+                initiators=initiators or current.initiators,
+                start=start or current.start,
+                deadline=deadline or current.deadline,
+            )
     version = await save_text(
         db, appeal_id=appeal_id, language=text.language, title=text.title, addressees=text.addressees, body=text.body
     )

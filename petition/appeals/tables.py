@@ -13,8 +13,12 @@ appeals = sa.Table(
     sa.Column("moderation", sa.String(8), nullable=False),
     sa.Column("addressees", sa.Text, nullable=False, server_default=""),
     sa.Column("default_language", sa.String(8), nullable=False, server_default="en"),
+    # When the appeal was launched, and when it stops taking endorsements (its deadline: the
+    # first instant after the last day; petition.appeals.about reads both).
     sa.Column("opens_at", UTCDateTime, nullable=True),
     sa.Column("closes_at", UTCDateTime, nullable=True),
+    # The organisations that launch it together: a JSON list of {"name", "website"}.
+    sa.Column("initiators", sa.Text, nullable=False, server_default="[]"),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 

@@ -18,6 +18,11 @@ class AppealTextFile:
     title: str
     addressees: str
     body: str
+    # Optional, for the appeal rather than this text (petition.appeals.about): "A | site; B",
+    # and dates such as 2026-12-01. Empty: left as they are.
+    initiators: str = ""
+    starts: str = ""
+    deadline: str = ""
 
 
 def parse_text_file(text: str) -> AppealTextFile:
@@ -44,6 +49,9 @@ def parse_text_file(text: str) -> AppealTextFile:
         title=meta["title"],
         addressees=meta.get("addressees", ""),
         body=body,
+        initiators=meta.get("initiators", ""),
+        starts=meta.get("starts", ""),
+        deadline=meta.get("deadline", ""),
     )
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from petition.appeals.queries import get_appeal_by_id
 from petition.appeals.states import AppealStatus, Moderation
 from petition.appeals.tables import appeals
 from petition.audit.actions import AuditAction
@@ -391,7 +392,8 @@ async def confirm_endorsement(
             return ConfirmOutcome.ALREADY, row
         if not target.confirmable:
             return ConfirmOutcome.GONE, row
-        appeal = await db.fetch_one(appeals.select().where(appeals.c.id == row["appeal_id"]))
+        # Closed past its deadline too, before the housekeeping stores it.
+        appeal = await get_appeal_by_id(db, appeal_id=row["appeal_id"])
         assert appeal is not None
         if appeal["status"] == AppealStatus.CLOSED:
             # A closed appeal's list is final: what it hands to parliaments must not grow after.

@@ -8,7 +8,7 @@ import json
 from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
 from typing import Any
 
 import idna
@@ -169,6 +169,19 @@ def header_addresses(value: str) -> str | tuple[Address, ...]:
         return value
 
 
+def sender(settings: Settings) -> str:
+    """MAIL_FROM's address with the operator's name (OPERATOR_NAME, else SITE_NAME) shown as the
+    sender; MAIL_FROM's own display name when neither is set."""
+    name, address = parseaddr(settings.mail_from)
+    display = settings.operator.name or settings.operator.site_name or name
+    if not address or "@" not in address or not display:
+        return settings.mail_from
+    try:
+        return str(Address(display_name=" ".join(display.split()), addr_spec=address))
+    except (ValueError, IndexError, MessageError):
+        return settings.mail_from
+
+
 def build_message(row: Row, settings: Settings, env: jinja2.Environment, tokens: Tokens) -> EmailMessage:
     """The email of an outbox row, rendered from its templates in the row's language."""
     if row["context"] is not None:
@@ -179,7 +192,10 @@ def build_message(row: Row, settings: Settings, env: jinja2.Environment, tokens:
     else:  # queued before emails were rendered by the worker
         subject, text, html = row["subject"], row["body_text"], row["body_html"]
     message = EmailMessage()
-    message["From"] = header_addresses(settings.mail_from)
+    message["From"] = header_addresses(sender(settings))
+    if settings.operator.email:
+        # "Reply to this email" reaches the operator, not the sending-only MAIL_FROM.
+        message["Reply-To"] = header_addresses(settings.operator.email)
     message["To"] = header_addresses(row["to_addr"])
     message["Subject"] = subject
     message["Message-ID"] = row["message_id"]

@@ -64,7 +64,7 @@ class OutboxWorker(PollingWorker):
 
         super().__init__(settings.worker_poll_interval)
         self.db = db
-        self.env = make_environment()
+        self.env = make_environment(settings.operator)
         self.tokens = Tokens(str(settings.secret_key))
         self.settings = settings
         self.transport = transport

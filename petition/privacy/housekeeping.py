@@ -7,6 +7,9 @@ import asyncio
 import contextlib
 import logging
 
+from petition.appeals.queries import close_past_deadline
+from petition.audit.actions import AuditAction
+from petition.audit.queries import record_many
 from petition.db import Database
 from petition.privacy.queries import purge_unconfirmed
 from petition.settings import Settings
@@ -23,8 +26,30 @@ class Housekeeper:
     def stop(self) -> None:
         self._stopping.set()
 
+    async def close_appeals_past_deadline(self) -> list[int]:
+        """Store `closed` for the appeals past their deadline (they read as closed already), audited."""
+        async with self.db.write():
+            closed = await close_past_deadline(self.db)
+            if closed:
+                await record_many(
+                    self.db,
+                    organiser_id=None,
+                    action=AuditAction.APPEAL_STATUS,
+                    target_type="appeal",
+                    target_ids=closed,
+                    detail="-> closed (deadline)",
+                )
+        return closed
+
     async def run(self) -> None:
         while not self._stopping.is_set():
+            try:
+                closed = await self.close_appeals_past_deadline()
+            except Exception:  # the database may be restarting: try again next time
+                log.exception("closing appeals past their deadline failed; retrying later")
+            else:
+                if closed:
+                    log.info("closed %d appeal(s) past their deadline", len(closed))
             try:
                 result = await purge_unconfirmed(self.db, retention_days=self.settings.unconfirmed_retention_days)
             except Exception:  # the database may be restarting: try again next time

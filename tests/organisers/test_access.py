@@ -50,6 +50,8 @@ TABLE = [
     ("GET", "/admin/appeals/{a}", A),
     ("POST", "/admin/appeals/{a}", A),
     ("POST", "/admin/appeals/{a}/status", A),
+    ("GET", "/admin/appeals/{a}/about", A),
+    ("POST", "/admin/appeals/{a}/about", A),
     ("GET", "/admin/appeals/{a}/texts/{lang}", A),
     ("POST", "/admin/appeals/{a}/texts/{lang}", A),
     ("GET", "/admin/export", A),
