@@ -241,3 +241,37 @@ def test_the_checkpoint_is_a_header_line_of_the_canonical_list_only_when_there_i
     assert head[5] == f"checkpoint\t1234\t{CHECKPOINT.root}".encode()
     assert b"checkpoint" not in without
     assert with_checkpoint.replace(head[5] + b"\n", b"") == without
+
+
+@pytest.mark.asyncio
+async def test_the_list_chunks_structure_trees_are_merged_into_one(tmp_path: Path) -> None:
+    path, pages = await rendered(tmp_path, content(rows=30), presentation(), chunk_rows=10)
+    reader = PdfReader(path)
+    tree = reader.trailer["/Root"]["/StructTreeRoot"]
+    page_refs = {page.indirect_reference.idnum: n for n, page in enumerate(reader.pages)}
+    cells: list[str] = []
+    pages_seen: set[int] = set()
+
+    def walk(node: object) -> None:
+        obj = node.get_object()  # type: ignore[attr-defined]
+        if not isinstance(obj, dict):
+            return
+        if "/Pg" in obj:
+            ref = obj.raw_get("/Pg")  # type: ignore[attr-defined]
+            assert ref.idnum in page_refs  # every element on a page of this file
+            pages_seen.add(page_refs[ref.idnum])
+        if obj.get("/S") == "/TD":
+            cells.append(str(obj["/S"]))
+        kids = obj.get("/K")
+        for kid in kids if isinstance(kids, list) else [kids] if kids is not None else []:
+            if hasattr(kid, "get_object"):
+                walk(kid)
+
+    [document] = tree["/K"]
+    walk(document)
+    assert len(cells) >= 30 * 5  # every row of the three chunks, five cells each
+    assert pages_seen == set(range(pages))  # the cover's pages and every list page
+    # One parent tree, a key per page, and the pages' keys unique.
+    nums = tree["/ParentTree"]["/Nums"]
+    keys = [int(nums[i]) for i in range(0, len(nums), 2)]
+    assert sorted(keys) == sorted({page["/StructParents"] for page in reader.pages}) and len(set(keys)) == len(keys)
