@@ -114,7 +114,7 @@ def render_html(html: str, *, variant: str | None = PDF_VARIANT, tags: bool = Fa
     """One HTML document to PDF bytes, with the orientation of each page (in a pool process).
 
     `tags`: a tagged PDF (weasyprint's `pdf_tags`: a structure tree, /MarkInfo), as the
-    cover, letter and appeal texts are; the list's chunks are not (docs/dossiers.md).
+    dossier's documents are (`render.TAG_CHUNKS`; the join merges their trees).
 
     The cyclic garbage collector is off while weasyprint works: its layout allocates
     millions of objects and the collector kept rescanning them (a tenth of a chunk's
