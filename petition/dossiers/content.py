@@ -12,6 +12,7 @@ counts say nothing about them.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import hashlib
 import struct
@@ -31,6 +32,7 @@ from petition.endorsements.tables import endorsements
 from petition.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from petition.publish.queries import DEFAULT_ANONYMOUS_COUNT_THRESHOLD, attributable_anonymous, aware_utc
 from petition.schema import utcnow
+from petition.transparency import store as log_store
 
 e = endorsements
 
@@ -60,6 +62,32 @@ class Signatory:
 
 
 @dataclass(frozen=True)
+class LogCheckpoint:
+    """The public log's latest checkpoint when the dossier was built (docs/transparency.md)."""
+
+    size: int
+    root: str  # base64, as the checkpoint note writes it
+
+    @property
+    def root_bytes(self) -> bytes:
+        return base64.b64decode(self.root)
+
+
+def parse_checkpoint_line(canonical: bytes) -> LogCheckpoint | None:
+    """The `checkpoint` header line of a canonical list, if it has one (and it is well formed)."""
+    for line in canonical.split(b"\n")[1:7]:
+        if line.startswith(b"checkpoint\t"):
+            parts = line.decode("ascii", "replace").split("\t")
+            if len(parts) == 3 and parts[1].isdigit():
+                try:
+                    if len(base64.b64decode(parts[2], validate=True)) == 32:
+                        return LogCheckpoint(int(parts[1]), parts[2])
+                except ValueError:
+                    return None
+    return None
+
+
+@dataclass(frozen=True)
 class AppealText:
     language: str
     title: str
@@ -79,6 +107,8 @@ class DossierContent:
     generated_at: dt.datetime
     canonical_list: bytes = field(repr=False)
     list_sha256: str
+    checkpoint: LogCheckpoint | None = None  # the public log's, at build time (in the list's header)
+    original_language: str = DEFAULT_LANGUAGE  # the appeal's own language: its other texts are translations
 
     @property
     def named_count(self) -> int:
@@ -110,7 +140,14 @@ def canonical_line(s: Signatory) -> str:
     )
 
 
-def canonical_list(*, appeal_slug: str, country: str, signatories: Sequence[Signatory], anonymous_count: int) -> bytes:
+def canonical_list(
+    *,
+    appeal_slug: str,
+    country: str,
+    signatories: Sequence[Signatory],
+    anonymous_count: int,
+    checkpoint: LogCheckpoint | None = None,
+) -> bytes:
     """The exact bytes the list digest covers (format in docs/dossiers.md).
 
     Lines are sorted by code point, not by the reader's collation, so anyone can
@@ -118,6 +155,8 @@ def canonical_list(*, appeal_slug: str, country: str, signatories: Sequence[Sign
     point order, so the lines are sorted as the bytes they are written as). `anonymous_count`
     is the attributable one (`attributable_anonymous`), as the open data gives it: a smaller
     count would otherwise be one of few guesses away from a published digest.
+    `checkpoint`: the public log's latest checkpoint at build time, as a `checkpoint` header
+    line after `anonymous` (none when the log has none yet, so older lists keep their bytes).
     """
     lines = sorted(canonical_line(s).encode("utf-8") for s in signatories)
     head = [
@@ -127,6 +166,8 @@ def canonical_list(*, appeal_slug: str, country: str, signatories: Sequence[Sign
         f"named\t{len(lines)}",
         f"anonymous\t{anonymous_count}",
     ]
+    if checkpoint is not None:
+        head.append(f"checkpoint\t{checkpoint.size}\t{checkpoint.root}")
     return b"\n".join([*(line.encode("utf-8") for line in head), *lines, b""])
 
 
@@ -215,8 +256,12 @@ async def gather_content(
         for name, city, organisation_type, website, listed_at in rows
     ]
     del rows
+    published = await log_store.latest(db)
+    checkpoint = LogCheckpoint(published.size, base64.b64encode(published.root).decode("ascii")) if published else None
     # Collation keys for thousands of names are CPU work: off the event loop.
-    signatories, data = await asyncio.to_thread(_sorted_and_canonical, raw, appeal["slug"], country, anonymous)
+    signatories, data = await asyncio.to_thread(
+        _sorted_and_canonical, raw, appeal["slug"], country, anonymous, checkpoint
+    )
     return DossierContent(
         appeal_id=appeal["id"],
         appeal_slug=appeal["slug"],
@@ -228,14 +273,18 @@ async def gather_content(
         generated_at=now or utcnow(),
         canonical_list=data,
         list_sha256=hashlib.sha256(data).hexdigest(),
+        checkpoint=checkpoint,
+        original_language=appeal["default_language"] or DEFAULT_LANGUAGE,
     )
 
 
 def _sorted_and_canonical(
-    raw: list[Signatory], slug: str, country: str, anonymous: int
+    raw: list[Signatory], slug: str, country: str, anonymous: int, checkpoint: LogCheckpoint | None
 ) -> tuple[list[Signatory], bytes]:
     ordered = sort_signatories(raw)
-    return ordered, canonical_list(appeal_slug=slug, country=country, signatories=ordered, anonymous_count=anonymous)
+    return ordered, canonical_list(
+        appeal_slug=slug, country=country, signatories=ordered, anonymous_count=anonymous, checkpoint=checkpoint
+    )
 
 
 async def countries_with_signatories(db: Database, *, appeal: Row, anonymous_threshold: int) -> list[str]:

@@ -27,10 +27,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from petition.appeals.about import initiators_of
 from petition.appeals.queries import get_appeal_by_id
 from petition.db import Database, Row
 from petition.dossiers.content import DossierContent, gather_content
-from petition.dossiers.presentation import Presentation
+from petition.dossiers.presentation import Presentation, Sender
 from petition.dossiers.render import render_pdf_file
 from petition.dossiers.render_pool import pool, start_pool
 from petition.dossiers.sign import (
@@ -267,9 +268,18 @@ async def _build(db: Database, settings: Settings, *, dossier: Row, worker_id: s
     finally:
         await starting
     config = await asyncio.to_thread(signing_config, settings)
+    operator = settings.operator
     presentation = Presentation(
         verification_url=settings.url_for_path(f"/verify?digest={content.list_sha256}"),
         certificate_fingerprint=await asyncio.to_thread(certificate_fingerprint, settings),
+        author=operator.name or "petition",
+        sender=Sender(
+            name=operator.name,
+            address=operator.address,
+            email=operator.email,
+            privacy_contact=operator.privacy_contact,
+        ),
+        initiators=tuple(initiator.name for initiator in initiators_of(appeal)),
     )
 
     def on_render(done: int, total: int) -> None:

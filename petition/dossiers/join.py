@@ -50,17 +50,21 @@ def join_files(chunks: Sequence[str], marks: str, labels: Sequence[str], spec: J
 
     writer = PdfWriter(clone_from=PdfReader(chunks[0]))
     for path in chunks[1:]:
-        writer.append(PdfReader(path), import_outline=False)
+        reader = PdfReader(path)
+        before = len(writer.pages)
+        writer.append(reader, import_outline=False)
+        _merge_structure(writer, reader, before)
 
     label_pages = [page for path in labels for page in PdfReader(path).pages]
     if len(label_pages) != len(writer.pages):
         raise RuntimeError(f"{len(label_pages)} page labels for {len(writer.pages)} pages")
     shared = {_landscape(page): writer._add_object(_form(writer, page)) for page in PdfReader(marks).pages}
     opening = writer._add_object(_stream(DecodedStreamObject, b"q\n"))
+    # The running head and "page X of Y" are artifacts: outside the structure tree.
     closing = writer._add_object(
         _stream(
             DecodedStreamObject,
-            b"\nQ\nq " + MARKS_XOBJECT.encode() + b" Do Q q " + LABEL_XOBJECT.encode() + b" Do Q\n",
+            b"\nQ\n/Artifact BMC q " + MARKS_XOBJECT.encode() + b" Do Q q " + LABEL_XOBJECT.encode() + b" Do Q EMC\n",
         )
     )
     for page, label in zip(writer.pages, label_pages, strict=True):
@@ -107,6 +111,50 @@ def join_files(chunks: Sequence[str], marks: str, labels: Sequence[str], spec: J
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         writer.write(fh)
+
+
+def _merge_structure(writer: Any, reader: Any, first_page: int) -> None:
+    """Append a tagged chunk's structure tree to the dossier's, which is the first document's.
+
+    weasyprint writes one `/Document` element under the `/StructTreeRoot` and a flat parent
+    tree (`/Nums`) keyed by each page's `/StructParents`. pypdf's `append` copies the pages
+    (it maps the chunk's page objects to the copies) but drops `/StructParents` and the tree:
+    the chunk's elements are cloned under the dossier's `/Document` (their `/Pg` and marked
+    content references then point at the copied pages), its parent tree entries are added
+    with their keys moved past the dossier's, and the pages get their keys back, moved alike.
+    An untagged chunk, or an untagged first document, is left as it is.
+    """
+    from pypdf.generic import ArrayObject, IndirectObject, NameObject, NumberObject
+
+    root = writer._root_object
+    source_root = reader.trailer["/Root"]
+    if "/StructTreeRoot" not in root or "/StructTreeRoot" not in source_root:
+        return
+    tree = root["/StructTreeRoot"].get_object()
+    source_tree = source_root["/StructTreeRoot"].get_object()
+    nums = tree["/ParentTree"].get_object()["/Nums"]
+    offset = max((int(nums[i]) for i in range(0, len(nums), 2)), default=-1) + 1
+    document_ref = tree["/K"][0]
+    document = document_ref.get_object()
+    source_document_ref = source_tree["/K"][0]
+    # The chunk's /Document is the dossier's: its elements' /P then points there when cloned.
+    translated = writer._id_translated.setdefault(id(reader), {"PreventGC": reader})
+    translated[source_document_ref.idnum] = document_ref.idnum
+    kids = document["/K"]
+    if not isinstance(kids, ArrayObject):
+        kids = ArrayObject([kids])
+        document[NameObject("/K")] = kids
+    source_kids = source_document_ref.get_object()["/K"]
+    for kid in source_kids if isinstance(source_kids, ArrayObject) else [source_kids]:
+        clone = kid.clone(writer)
+        kids.append(clone.indirect_reference if not isinstance(clone, IndirectObject) else clone)
+    source_nums = source_tree["/ParentTree"].get_object()["/Nums"]
+    for i in range(0, len(source_nums), 2):
+        nums.append(NumberObject(int(source_nums[i]) + offset))
+        nums.append(source_nums[i + 1].clone(writer))
+    for page, source_page in zip(writer.pages[first_page:], reader.pages, strict=True):
+        if "/StructParents" in source_page:
+            page[NameObject("/StructParents")] = NumberObject(int(source_page["/StructParents"]) + offset)
 
 
 def _landscape(page: Any) -> bool:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from babel import Locale
 from markupsafe import Markup
 
 from petition import i18n
@@ -51,13 +52,56 @@ def direction(text: str) -> Markup:
     return Markup("")
 
 
+def isolate(text: str) -> str:
+    """`text` between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE (U+2068, U+2069).
+
+    weasyprint reads `unicode-bidi: isolate` and `<bdi>` but does not apply them; Pango
+    does apply the Unicode isolates. So a name's direction is its own (by its first strong
+    character) and a right-to-left name next to a number, a comma or another name cannot
+    pull them out of order: "جمعية الحرية, 350.org" stays in that order.
+    """
+    return f"\u2068{text}\u2069" if text else text
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sends the dossier: the operator's settings (`petition.settings.Operator`), as set."""
+
+    name: str | None = None
+    address: str | None = None
+    email: str | None = None
+    privacy_contact: str | None = None
+
+
 @dataclass(frozen=True)
 class Presentation:
-    """What the dossier shows beyond the content: links, certificate, author."""
+    """What the dossier shows beyond the content: links, certificate, author, who sends it."""
 
     verification_url: str
     certificate_fingerprint: str
     author: str = "petition"
+    sender: Sender = Sender()
+    initiators: tuple[str, ...] = ()  # the appeal's, by name
+
+
+#: The letter quotes the appeal's first paragraph up to this many characters.
+REQUEST_CHARS = 700
+
+
+def request_of(body: str) -> str:
+    """The appeal text's first paragraph (Markdown), cut at a word with an ellipsis if long."""
+    paragraphs = [p.strip() for p in body.replace("\r\n", "\n").split("\n\n")]
+    first = next((p for p in paragraphs if p and not p.startswith("#")), "")
+    if len(first) <= REQUEST_CHARS:
+        return first
+    return first[:REQUEST_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + " …"
+
+
+def running_title(title: str, limit: int = 60) -> str:
+    """The title as the running head shows it: cut at a word, with an ellipsis, past `limit`."""
+    if len(title) <= limit:
+        return title
+    return title[:limit].rsplit(" ", 1)[0].rstrip(",;:–-") + "…"
 
 
 def _context(content: DossierContent, presentation: Presentation) -> dict[str, Any]:
@@ -73,8 +117,19 @@ def _context(content: DossierContent, presentation: Presentation) -> dict[str, A
         "total_count": content.total_count,
         "generated_at": content.generated_at,
         "list_sha256": content.list_sha256,
+        "checkpoint": content.checkpoint,
+        "original_language": content.original_language,
+        "addressees": content.texts[0].addressees if content.texts else "",
+        "text_language": content.texts[0].language if content.texts else content.language,
+        "request": request_of(content.texts[0].body) if content.texts else "",
+        "sender": presentation.sender,
+        "initiators": presentation.initiators,
+        "initiator_list": ", ".join(isolate(name) for name in presentation.initiators),
+        "language_name": lambda code: Locale.parse(code).get_display_name(content.language) or code,
         "verification_url": presentation.verification_url,
         "certificate_fingerprint": presentation.certificate_fingerprint,
+        "isolate": isolate,
+        "nowrap": lambda text: Markup('<span class="nowrap">{}</span>').format(text),
         "type_labels": {code: str(label) for code, label in ORGANISATION_TYPE_LABELS.items()},
     }
 
@@ -99,7 +154,7 @@ def build_html(content: DossierContent, presentation: Presentation, *, chunk_row
         table_template = env.get_template("dossiers/pdf/table.html")
         parts = chunks_of(content.signatories, chunk_rows)
         marks = env.get_template("dossiers/pdf/marks.html").render(
-            {**context, "title": context["title"][:90] + ("…" if len(context["title"]) > 90 else "")}
+            {**context, "title": running_title(context["title"])}
         )
         labels_template = env.get_template("dossiers/pdf/labels.html")
         page_x_of_y = i18n.gettext("page %(page)s of %(pages)s")

@@ -110,8 +110,11 @@ class Rendered:
         return len(self.landscape)
 
 
-def render_html(html: str, *, variant: str | None = PDF_VARIANT) -> Rendered:
+def render_html(html: str, *, variant: str | None = PDF_VARIANT, tags: bool = False) -> Rendered:
     """One HTML document to PDF bytes, with the orientation of each page (in a pool process).
+
+    `tags`: a tagged PDF (weasyprint's `pdf_tags`: a structure tree, /MarkInfo), as the
+    dossier's documents are (`render.TAG_CHUNKS`; the join merges their trees).
 
     The cyclic garbage collector is off while weasyprint works: its layout allocates
     millions of objects and the collector kept rescanning them (a tenth of a chunk's
@@ -119,29 +122,32 @@ def render_html(html: str, *, variant: str | None = PDF_VARIANT) -> Rendered:
     """
     gc.disable()
     try:
-        rendered = on_roomy_stack(_render, html, variant)
+        rendered = on_roomy_stack(_render, html, variant, tags)
     finally:
         gc.enable()
     _release_memory()
     return rendered
 
 
-def render_html_to(path: str, html: str, *, variant: str | None = PDF_VARIANT) -> tuple[bool, ...]:
+def render_html_to(path: str, html: str, *, variant: str | None = PDF_VARIANT, tags: bool = False) -> tuple[bool, ...]:
     """`render_html`, written to a new private file at `path`; the orientation of each page.
 
     The dossier's documents go to files, so that neither the build's own process nor the
     pool's pipes carry them (a 100,000-row dossier is ~26 MB of chunks).
     """
-    rendered = render_html(html, variant=variant)
+    rendered = render_html(html, variant=variant, tags=tags)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(rendered.pdf)
     return rendered.landscape
 
 
-def _render(html: str, variant: str | None) -> Rendered:
+def _render(html: str, variant: str | None, tags: bool = False) -> Rendered:
     document = _html_class()(string=html, base_url=ASSETS_URL, url_fetcher=url_fetcher()).render()
-    pdf = document.write_pdf(pdf_variant=variant) if variant else document.write_pdf()
+    options: dict[str, Any] = {"pdf_tags": True} if tags else {}
+    if variant:
+        options["pdf_variant"] = variant
+    pdf = document.write_pdf(**options)
     return Rendered(pdf, tuple(page.width > page.height for page in document.pages))
 
 

@@ -21,6 +21,10 @@ an issued dossier: a forged file carrying a real list digest is told apart from 
 digest typed in is confirmed only when it is stored in the `dossiers` table, with the
 appeal, country and date it belongs to. Issued dossiers' anonymous counts are shown as the
 public may see them (`attributable_anonymous`).
+
+An issued dossier built while the public log had a checkpoint carries it in its canonical
+list's header (docs/dossiers.md); the page shows it and whether today's log is consistent
+with it (`Anchor`: an RFC 9162 consistency proof from that checkpoint to the latest one).
 """
 
 from __future__ import annotations
@@ -38,9 +42,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from petition.db import Database
-from petition.dossiers.join import LIST_DIGEST_KEY
+from petition.dossiers.content import LogCheckpoint, parse_checkpoint_line
+from petition.dossiers.join import CANONICAL_LIST_NAME, LIST_DIGEST_KEY
 from petition.dossiers.tables import dossiers
 from petition.publish.queries import DEFAULT_ANONYMOUS_COUNT_THRESHOLD, attributable_anonymous
+from petition.transparency import merkle
+from petition.transparency import store as log_store
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -204,6 +211,49 @@ def normalise_digest(raw: str) -> str | None:
 # --- what the records say --------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """The public log's checkpoint a dossier carries, and how today's log stands to it."""
+
+    checkpoint: LogCheckpoint
+    latest_size: int | None  # today's latest checkpoint's size; None: the log has none
+    consistent: bool | None  # None: nothing to compare with (the log has no checkpoint)
+
+
+def checkpoint_in_pdf(source: bytes | str) -> LogCheckpoint | None:
+    """The checkpoint in the header of a dossier's attached canonical list, if any.
+
+    Read only from files this platform issued (their SHA-256 is on record), so the
+    attachment is the one the build wrote."""
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(BytesIO(source) if isinstance(source, bytes) else source)
+        attached = reader.attachments.get(CANONICAL_LIST_NAME)
+    except Exception:  # noqa: BLE001 - an unreadable file carries no checkpoint
+        return None
+    if not attached:
+        return None
+    return parse_checkpoint_line(attached[0])
+
+
+async def anchor_of(db: Database, checkpoint: LogCheckpoint | None) -> Anchor | None:
+    """Whether today's log extends the one the checkpoint names (a consistency proof)."""
+    if checkpoint is None:
+        return None
+    latest = await log_store.latest(db)
+    if latest is None:
+        return Anchor(checkpoint, None, None)
+    if checkpoint.size > latest.size:
+        return Anchor(checkpoint, latest.size, False)
+    try:
+        proof = await log_store.consistency_proof(db, checkpoint.size, latest.size)
+        merkle.verify_consistency(checkpoint.size, latest.size, proof, checkpoint.root_bytes, latest.root)
+    except (merkle.ProofError, KeyError, ValueError):
+        return Anchor(checkpoint, latest.size, False)
+    return Anchor(checkpoint, latest.size, True)
+
+
 async def _issued(db: Database, where: Any, *, language: str, anonymous_threshold: int) -> list[dict[str, Any]]:
     """Finished dossiers matching `where`, newest first, each with its appeal's title in
     `language` and the anonymous count the public may see (ANONYMOUS_COUNT_THRESHOLD)."""
@@ -219,6 +269,7 @@ async def _issued(db: Database, where: Any, *, language: str, anonymous_threshol
             dossiers.c.pdf_sha256,
             dossiers.c.list_sha256,
             dossiers.c.finished_at,
+            dossiers.c.file_path,
             appeals.c.id.label("appeal_id"),
             appeals.c.slug.label("appeal_slug"),
             appeals.c.status.label("appeal_status"),
@@ -249,6 +300,7 @@ async def _issued(db: Database, where: Any, *, language: str, anonymous_threshol
                     "pdf_sha256",
                     "list_sha256",
                     "finished_at",
+                    "file_path",
                     "appeal_id",
                     "appeal_slug",
                 )
@@ -321,6 +373,8 @@ class FileVerdict:
     claimed_list_sha256: str | None
     #: Dossiers on record with that list digest: the file pretends to be one of them.
     claimed: Sequence[dict[str, Any]]
+    #: The public log's checkpoint an issued file carries, and today's log against it.
+    anchor: Anchor | None = None
 
     @property
     def problem(self) -> Problem | None:
@@ -366,7 +420,8 @@ async def verify_file(
             anonymous_threshold=anonymous_threshold,
         )
     kind = decide(check, fingerprint=fingerprint, issued=bool(issued))
-    return FileVerdict(kind, file_sha256, check, issued, claimed_digest, claimed)
+    anchor = await anchor_of(db, await asyncio.to_thread(checkpoint_in_pdf, data)) if issued else None
+    return FileVerdict(kind, file_sha256, check, issued, claimed_digest, claimed, anchor)
 
 
 @dataclass(frozen=True)
@@ -374,6 +429,7 @@ class DigestAnswer:
     digest: str
     issued: Sequence[dict[str, Any]]
     kind: str | None  # "pdf" | "list": what of the issued dossier the digest is
+    anchor: Anchor | None = None  # the newest such dossier's log checkpoint, as in `FileVerdict`
 
 
 async def verify_digest(
@@ -388,4 +444,8 @@ async def verify_digest(
     kind = None
     if issued:
         kind = "pdf" if any(row["pdf_sha256"] == digest for row in issued) else "list"
-    return DigestAnswer(digest, issued, kind)
+    anchor = None
+    path = issued[0]["file_path"] if issued else None
+    if path:
+        anchor = await anchor_of(db, await asyncio.to_thread(checkpoint_in_pdf, str(path)))
+    return DigestAnswer(digest, issued, kind, anchor)

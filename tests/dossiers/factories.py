@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import re
 import subprocess
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from petition.db import Database
 from petition.endorsements.tables import endorsements
 
 
-async def _recompute(url: str, country: str, threshold: int) -> str:
+async def _recompute(url: str, country: str, threshold: int, checkpoint: tuple[int, str] | None = None) -> str:
     """The list digest as docs/dossiers.md defines it, computed independently of petition.dossiers.
 
     Anonymous endorsements count only when the country has at least `threshold` of them
@@ -69,6 +70,7 @@ async def _recompute(url: str, country: str, threshold: int) -> str:
                 f"country\t{country}",
                 f"named\t{len(named)}",
                 f"anonymous\t{anonymous}",
+                *([f"checkpoint\t{checkpoint[0]}\t{checkpoint[1]}"] if checkpoint else []),
                 *lines,
             ]
         )
@@ -77,8 +79,17 @@ async def _recompute(url: str, country: str, threshold: int) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def recompute_list_digest(url: str, country: str, threshold: int = 3) -> str:
-    return asyncio.run(_recompute(url, country, threshold))
+def recompute_list_digest(url: str, country: str, threshold: int = 3, checkpoint: tuple[int, str] | None = None) -> str:
+    """As docs/dossiers.md says: from the database, and the log checkpoint printed on the cover."""
+    return asyncio.run(_recompute(url, country, threshold, checkpoint))
+
+
+def printed_checkpoint(pdf: Path) -> tuple[int, str] | None:
+    """The public log's checkpoint as the cover prints it (size, base64 root), in any language:
+    the root is the only 44-character base64 word on the cover, its size the number before it."""
+    cover = re.sub(r"\s+", " ", run("pdftotext", "-f", "1", "-l", "1", "-enc", "UTF-8", pdf, "-"))
+    found = re.search(r"(\d+)\D{1,40}?([A-Za-z0-9+/]{43}=)", cover)
+    return (int(found.group(1)), found.group(2)) if found else None
 
 
 def run(*args: str | Path) -> str:

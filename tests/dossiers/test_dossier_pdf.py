@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 from starlette.testclient import TestClient
 
 from petition.dossiers import jobs
@@ -19,6 +20,7 @@ from tests.dossiers.factories import (
     flip_byte,
     pdfsig,
     pdftotext,
+    printed_checkpoint,
     recompute_list_digest,
     run,
 )
@@ -131,6 +133,8 @@ def test_dossier_names_the_countrys_public_organisations_and_is_verifiably_signe
     ]
     add_endorsements(database_url, rows=orgs)
     appeal_id = demo_appeal_id(database_url)
+    # The dossier is anchored to the public log: wait for the app's worker to publish a checkpoint.
+    wait_for(lambda: client.get("/log/checkpoint").status_code == 200 or None, timeout=30, interval=0.1)
     row = build_via_worker(client, settings, appeal_id, "DE")
     pdf = Path(row["file_path"])
     assert pdf.parent == settings.data_dir / "dossiers"
@@ -168,7 +172,10 @@ def test_dossier_names_the_countrys_public_organisations_and_is_verifiably_signe
     label = re.escape(german.gettext("SHA-256 of the list")).replace("\\ ", "\\s+")
     digest = re.search(label + r"\s+([0-9a-f]{64})", cover)
     assert digest, cover
-    assert digest.group(1) == recompute_list_digest(database_url, "DE") == row["list_sha256"]
+    # The public log's checkpoint at build time, printed on the cover, is in the list's header.
+    printed = printed_checkpoint(pdf)
+    assert printed is not None and f"checkpoint\t{printed[0]}\t{printed[1]}\n" in _attached(pdf, tmp_path)
+    assert digest.group(1) == recompute_list_digest(database_url, "DE", checkpoint=printed) == row["list_sha256"]
 
     # Page numbers run across the chunks: "page 1 of N" … "page N of N".
     pages = int(re.search(r"Pages:\s+(\d+)", run("pdfinfo", pdf)).group(1))
@@ -197,6 +204,9 @@ def test_dossier_names_the_countrys_public_organisations_and_is_verifiably_signe
     # poppler agrees (read the output: pdfsig exits 0 even on a mismatch).
     sig = pdfsig(pdf)
     assert "Signature is Valid" in sig and "Total document signed" in sig
+    # Signed and still tagged: the structure tree, /MarkInfo and the language survive join and signature.
+    catalog = PdfReader(pdf).trailer["/Root"]
+    assert catalog["/MarkInfo"]["/Marked"] and "/StructTreeRoot" in catalog and catalog["/Lang"] == "de"
 
     # The verification page: intact, ours, issued, with country and count.
     page = upload(client, data)
@@ -205,6 +215,11 @@ def test_dossier_names_the_countrys_public_organisations_and_is_verifiably_signe
     assert "signed with this platform's certificate" in page.text
     assert "This exact file was issued by this platform" in page.text
     assert "Germany" in page.text and f"<td>{len(public_de)}</td>" in page.text
+    # The checkpoint the dossier carries, and today's log consistent with it.
+    assert f"Public log checkpoint in the dossier: size {printed[0]}, root {printed[1]}" in page.text
+    assert "is consistent with it" in page.text
+    by_digest = client.get("/verify", params={"digest": row["list_sha256"]})
+    assert f"size {printed[0]}, root {printed[1]}" in by_digest.text and "is consistent with it" in by_digest.text
 
     # One flipped byte: pyHanko, pdfsig and the page all say so.
     broken = flip_byte(data)
@@ -218,6 +233,12 @@ def test_dossier_names_the_countrys_public_organisations_and_is_verifiably_signe
     assert page.status_code == 200
     assert "The signature is broken" in page.text
     assert "This file does not match any dossier this platform issued" in page.text
+
+
+def _attached(pdf: Path, tmp_path: Path) -> str:
+    out = tmp_path / "canonical-list.txt"
+    run("pdfdetach", "-save", "1", "-o", out, pdf)
+    return out.read_text(encoding="utf-8")
 
 
 def _rtl_present(name: str, text: str) -> bool:

@@ -94,3 +94,25 @@ def test_a_digest_is_looked_up_among_issued_dossiers(client: TestClient) -> None
     assert "digest of a dossier file issued by this platform" in by_pdf.text
     unknown = client.get("/verify?digest=" + "e" * 64)
     assert "does not match any dossier this platform issued" in unknown.text
+
+
+def test_a_dossiers_log_checkpoint_is_checked_against_todays_log(client: TestClient) -> None:
+    import base64
+
+    from petition.dossiers.content import LogCheckpoint
+    from petition.dossiers.verify import anchor_of
+    from petition.transparency import store
+    from tests.support import wait_for
+
+    wait_for(lambda: client.get("/log/checkpoint").status_code == 200 or None, timeout=30, interval=0.1)
+    db = client.app.state.services.db
+    latest = client.portal.call(store.latest, db)
+    root = base64.b64encode(latest.root).decode()
+    same = client.portal.call(anchor_of, db, LogCheckpoint(latest.size, root))
+    assert same is not None and same.consistent is True and same.latest_size == latest.size
+    # A root the log never had, or a log that shrank: not consistent.
+    forged = client.portal.call(anchor_of, db, LogCheckpoint(latest.size, base64.b64encode(b"\0" * 32).decode()))
+    assert forged is not None and forged.consistent is False
+    longer = client.portal.call(anchor_of, db, LogCheckpoint(latest.size + 5, root))
+    assert longer is not None and longer.consistent is False
+    assert client.portal.call(anchor_of, db, None) is None
