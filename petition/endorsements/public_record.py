@@ -16,7 +16,7 @@ A leaf is canonical JSON (sorted keys, no spaces, UTF-8; the contract in DESIGN.
   `visibility`, `at`; a `public` one adds `organisation_name`,
   `organisation_type`, `city`, `website` and `text_hash` (the appeal text it endorsed); an
   `anonymous` one adds only `commitment`, the SHA-256 of its record and a secret salt, and
-  names nothing. A change of a listed record's public facts is a new `listed` leaf.
+  names nothing; its `at` is the day only. A change of a listed record's public facts is a new `listed` leaf.
 - `withdrawn` (by its contact) and `delisted` (rejected, held, or no longer listed by the
   appeal's moderation): the same keys but the record's, which the `listed` leaf before gave.
 """
@@ -52,11 +52,12 @@ def canonical(value: dict[str, Any]) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def log_time(value: dt.datetime) -> str:
-    """A leaf's time: UTC to the second, RFC 3339."""
+def log_time(value: dt.datetime, *, anonymous: bool = False) -> str:
+    """A leaf's time: UTC to the second, RFC 3339; an anonymous entry's only the day (its
+    moment, next to its country, could point at an organisation seen acting at that time)."""
     if value.tzinfo is not None:
         value = value.astimezone(dt.UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.strftime("%Y-%m-%d" if anonymous else "%Y-%m-%dT%H:%M:%SZ")
 
 
 def commitment(record: dict[str, Any], salt: str) -> str:
@@ -111,7 +112,7 @@ async def reserve_entry(db: Database, endorsement_id: int) -> str:
     return entry_id
 
 
-def _ended(head: Any, event: str, at: str, now: dt.datetime) -> dict[str, Any]:
+def _ended(head: Any, event: str, now: dt.datetime) -> dict[str, Any]:
     """The queued leaf that ends the listing `head` describes."""
     leaf = {
         "appeal": head["appeal"],
@@ -119,7 +120,7 @@ def _ended(head: Any, event: str, at: str, now: dt.datetime) -> dict[str, Any]:
         "entry": head["entry_id"],
         "country": head["country"],
         "visibility": head["visibility"],
-        "at": at,
+        "at": log_time(now, anonymous=head["visibility"] != Visibility.PUBLIC),
     }
     return {"entry_id": leaf["entry"], "leaf": canonical(leaf), "created_at": now}
 
@@ -143,7 +144,6 @@ async def _note(db: Database, ids: list[int], now: dt.datetime) -> int:
         int(row["endorsement_id"]): row
         for row in await db.fetch_all(heads.select().where(heads.c.endorsement_id.in_(ids)))
     }
-    at = log_time(now)
     events: list[dict[str, Any]] = []
     new_heads: list[dict[str, Any]] = []
     for endorsement_id in ids:
@@ -158,7 +158,7 @@ async def _note(db: Database, ids: list[int], now: dt.datetime) -> int:
             if head is not None and head["listed"] and head["visibility"] != row["visibility"]:
                 # Named → anonymous (or back): the listing under the old visibility ends, and the
                 # new one is another entry, so that the log never ties a name to an anonymous entry.
-                events.append(_ended(head, WITHDRAWN, at, now))
+                events.append(_ended(head, WITHDRAWN, now))
                 head = dict(head) | {"listed": False, "record_hash": "used"}
             # One entry is one listing: a record listed again after its entry ended (withdrawn,
             # delisted, or its visibility changed) gets a new id and salt; one reserved for it
@@ -172,7 +172,7 @@ async def _note(db: Database, ids: list[int], now: dt.datetime) -> int:
                 "entry": entry_id,
                 "country": row["country"],
                 "visibility": row["visibility"],
-                "at": at,
+                "at": log_time(now, anonymous=row["visibility"] != Visibility.PUBLIC),
             }
             if row["visibility"] == Visibility.PUBLIC:
                 leaf.update({name: record[name] for name in PUBLIC_FIELDS})
@@ -195,7 +195,7 @@ async def _note(db: Database, ids: list[int], now: dt.datetime) -> int:
             if head is None or not head["listed"]:
                 continue
             withdrawn = row is not None and row["state"] == EndorsementState.WITHDRAWN
-            events.append(_ended(head, WITHDRAWN if withdrawn else DELISTED, at, now))
+            events.append(_ended(head, WITHDRAWN if withdrawn else DELISTED, now))
             await db.execute(heads.update().where(heads.c.endorsement_id == endorsement_id).values(listed=False))
             continue
         events.append({"entry_id": leaf["entry"], "leaf": canonical(leaf), "created_at": now})

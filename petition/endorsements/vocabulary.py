@@ -26,7 +26,7 @@ LDH_NAME = re.compile(
 )
 
 #: The current consent statement's version; stored with each endorsement.
-CONSENT_VERSION = "2026-11"
+CONSENT_VERSION = "2026-12"
 
 ORGANISATION_TYPE_LABELS = {
     "ngo": _l("Non-governmental organisation"),

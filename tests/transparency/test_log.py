@@ -133,6 +133,8 @@ def test_an_anonymous_entry_names_no_one(log: Log):
     [entry] = log.entries(checkpoint.size - 1, checkpoint.size)
     assert set(entry) - {"_index", "_leaf"} == {"appeal", "event", "entry", "country", "visibility", "at", "commitment"}
     assert entry["country"] == "BY" and entry["visibility"] == "anonymous"
+    # Its day only: a moment, next to its country, could point at a group seen acting then.
+    assert len(entry["at"]) == len("2026-12-02") and entry["at"][4] == "-" and "T" not in entry["at"]
     for secret in ("Belarusian", "Exile", "Vilnius", "exile-group", "head@"):
         assert secret.lower() not in entry["_leaf"].lower()
 
