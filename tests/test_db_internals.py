@@ -51,7 +51,7 @@ from petition.appeals.queries import DEMO_SLUG, ensure_demo_appeal
 from petition.appeals.tables import appeals
 from petition.db import Database, _keep_session
 from petition.endorsements.tables import endorsements
-from petition.publish.queries import PUBLIC_COLUMNS
+from petition.publish.queries import PUBLIC_COLUMNS, PUBLIC_FROM
 from tests.factories import endorsement_row
 from tests.publish.bulk import insert_endorsements
 
@@ -318,8 +318,10 @@ async def test_raw_postgres_statements_run_in_the_write_transaction(postgres_url
 @pytest.mark.asyncio
 async def test_record_values_are_what_the_columns_give(database_url: str):
     await asyncio.to_thread(insert_endorsements, database_url, 12)
-    query = sa.select(*PUBLIC_COLUMNS, endorsements.c.authorised, endorsements.c.confirmed_at).order_by(
-        endorsements.c.id
+    query = (
+        sa.select(*PUBLIC_COLUMNS, endorsements.c.authorised, endorsements.c.confirmed_at)
+        .select_from(PUBLIC_FROM)
+        .order_by(endorsements.c.id)
     )
     names = [column.name for column in query.selected_columns]
     async with connected(database_url) as db:

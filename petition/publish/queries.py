@@ -37,8 +37,9 @@ PUBLIC_COLUMNS = (
     domain_proofs.c.state.label("proof_state"),
     domain_proofs.c.verified_at.label("proof_verified_at"),
 )
-#: The endorsements with their shown domain proof, if any (one per endorsement at most).
-_WITH_PROOFS = e.outerjoin(
+#: What PUBLIC_COLUMNS are read from: the endorsements with their shown domain proof, if any
+#: (one per endorsement at most).
+PUBLIC_FROM = e.outerjoin(
     domain_proofs, sa.and_(domain_proofs.c.endorsement_id == e.c.id, domain_proofs.c.state.in_(SHOWN))
 )
 
@@ -149,7 +150,7 @@ def _named(
 ) -> sa.Select[tuple[object, ...]]:
     return (
         sa.select(*PUBLIC_COLUMNS)
-        .select_from(_WITH_PROOFS)
+        .select_from(PUBLIC_FROM)
         .where(*_named_conditions(appeal, country=country, organisation_type=organisation_type, search=search))
     )
 

@@ -90,7 +90,8 @@ def test_belarusian_group_in_exile_submits_without_choosing_then_asks_not_to_be_
         re.compile(
             rf"^{ERROR} Choose this if naming your organisation could put people at risk\. It is only counted, "
             r"as “an organisation from” the country you chose above.*nowhere public: not in lists, open data or "
-            r"dossiers.*counted under “other countries” instead\.$"
+            r"dossiers.*counted under “other countries” instead\. The site's public log records only that an "
+            r"organisation from the country you chose endorsed, and on which day, with a code that names no one\.$"
         )
     )
     expect(page.get_by_label("Public comment (optional)")).to_have_accessible_description(
