@@ -21,7 +21,8 @@ from petition.endorsements.tables import endorsements
 from petition.organisers.appeals import update_settings
 from petition.organisers.moderation import correct_endorsement
 from petition.transparency import merkle, store
-from petition.transparency.note import Checkpoint, Signer, Verifier, open_note
+from petition.transparency.keys import log_signer
+from petition.transparency.note import Checkpoint, Verifier, open_note
 from tests.factories import add_endorsements
 from tests.organisers.support import add_organiser, db_of, make_appeal
 
@@ -255,7 +256,9 @@ def test_two_workers_append_in_turn(log: Log, settings: Any):
                     endorsements.update().where(endorsements.c.id.in_(ids)).values(state=S.CONFIRMED.value)
                 )
                 await note_public_changes(log.db, ids)
-            signer = Signer.generate("race")
+            # The deployment's own key, as every worker's: a key of the test's would have the app's
+            # worker sign the same size again with its own, between a reader's two requests.
+            signer = await log_signer(log.db, settings)
             await asyncio.gather(*(store.append(db, signer, batch=7) for db in dbs for _ in range(4)))
         finally:
             for db in dbs:
@@ -337,10 +340,10 @@ def test_a_change_committed_during_an_append_is_not_lost(log: Log, settings: Any
 
             store.latest = commit_then_latest  # type: ignore[assignment]
             try:
-                await store.append(log.db, Signer.generate("race"))
+                await store.append(log.db, await log_signer(log.db, settings))
             finally:
                 store.latest = original  # type: ignore[assignment]
-            await store.append(log.db, Signer.generate("race"))
+            await store.append(log.db, await log_signer(log.db, settings))
             left = await log.db.fetch_val(sa.select(sa.func.count()).select_from(public_record_events))
             assert left == 0
         finally:

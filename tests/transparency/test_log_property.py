@@ -19,7 +19,7 @@ from petition.organisers.appeals import update_settings
 from petition.organisers.moderation import correct_endorsement
 from petition.publish.queries import list_named
 from petition.transparency import merkle, store
-from petition.transparency.note import Signer
+from petition.transparency.keys import log_signer
 from tests.factories import add_endorsements
 from tests.organisers.support import add_organiser, db_of, make_appeal
 
@@ -55,7 +55,7 @@ def test_any_sequence_leaves_a_verifiable_log_that_agrees_with_the_list(client: 
         appeal=appeal["id"],
         state=S.PENDING.value,
     )
-    signer = Signer.generate("property")
+    signer = client.portal.call(lambda: log_signer(db, client.app.state.services.settings))
 
     def call(fn: Any) -> Any:
         return client.portal.call(fn)
