@@ -30,7 +30,7 @@ from petition.web import render, services
 _PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 #: The badge is an image other sites embed: it loads nothing, runs nothing.
 BADGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
     "Cross-Origin-Resource-Policy": "cross-origin",
     "Cache-Control": "public, max-age=300",
     "Referrer-Policy": "no-referrer",
