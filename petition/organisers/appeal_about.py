@@ -3,28 +3,20 @@ appeal's; the public side shows them with appeals/_about.html)."""
 
 from __future__ import annotations
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from petition.appeals.about import AboutError, Initiator, about, initiators_text, parse_date, parse_initiators
-from petition.appeals.queries import get_appeal_by_id, set_about
+from petition.appeals.queries import set_about
 from petition.audit.actions import AuditAction
 from petition.audit.queries import record
 from petition.db import Row
 from petition.i18n import gettext as _
 from petition.organisers.auth import admin_route, organiser
-from petition.organisers.pages import redirect, render
+from petition.organisers.pages import appeal_or_404, form_text, redirect, render
 from petition.organisers.roles import Role
 from petition.web import read_form, services
-
-
-async def _appeal_or_404(request: Request) -> Row:
-    appeal = await get_appeal_by_id(services(request).db, appeal_id=request.path_params["appeal_id"])
-    if appeal is None:
-        raise HTTPException(404, "no such appeal")
-    return appeal
 
 
 def _page(request: Request, appeal: Row, values: dict[str, str], errors: dict[str, str], status: int = 200) -> Response:
@@ -38,7 +30,7 @@ def _page(request: Request, appeal: Row, values: dict[str, str], errors: dict[st
 
 
 async def about_page(request: Request) -> Response:
-    appeal = await _appeal_or_404(request)
+    appeal = await appeal_or_404(request)
     current = about(appeal)
     values = {
         "initiators": initiators_text(current.initiators),
@@ -48,18 +40,13 @@ async def about_page(request: Request) -> Response:
     return _page(request, appeal, values, {})
 
 
-def _field(form: object, name: str, limit: int) -> str:
-    value = form.get(name) if hasattr(form, "get") else None  # type: ignore[union-attr]
-    return value.replace("\r\n", "\n").strip()[:limit] if isinstance(value, str) else ""
-
-
 async def about_save(request: Request) -> Response:
     form = await read_form(request)
-    appeal = await _appeal_or_404(request)
+    appeal = await appeal_or_404(request)
     values = {
-        "initiators": _field(form, "initiators", 10_000),
-        "start": _field(form, "start", 20),
-        "deadline": _field(form, "deadline", 20),
+        "initiators": form_text(form, "initiators", 10_000),
+        "start": form_text(form, "start", 20),
+        "deadline": form_text(form, "deadline", 20),
     }
     errors: dict[str, str] = {}
     initiators: tuple[Initiator, ...] = ()

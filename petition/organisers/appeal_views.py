@@ -11,7 +11,6 @@ from petition.appeals.queries import (
     create_appeal,
     current_titles,
     get_appeal,
-    get_appeal_by_id,
     list_appeals,
     save_text,
     set_status,
@@ -25,7 +24,7 @@ from petition.i18n import gettext as _
 from petition.organisers import appeal_about
 from petition.organisers.appeals import current_texts, text_versions, update_settings, valid_slug
 from petition.organisers.auth import admin_route, organiser
-from petition.organisers.pages import redirect, render
+from petition.organisers.pages import appeal_or_404, form_text, redirect, render
 from petition.organisers.roles import Role
 from petition.web import read_form, services
 
@@ -33,11 +32,6 @@ from petition.web import read_form, services
 SETTABLE_STATUSES = (AppealStatus.OPEN, AppealStatus.PAUSED, AppealStatus.CLOSED)
 MAX_TITLE = 300
 MAX_BODY = 100_000
-
-
-def _form_text(form: object, name: str, limit: int) -> str:
-    value = form.get(name) if hasattr(form, "get") else None  # type: ignore[union-attr]
-    return value.replace("\r\n", "\n").strip()[:limit] if isinstance(value, str) else ""
 
 
 async def _appeals_page(
@@ -68,9 +62,9 @@ async def appeal_create(request: Request) -> Response:
     form = await read_form(request)
     db = services(request).db
     values = {
-        "slug": _form_text(form, "slug", 80).lower(),
-        "moderation": _form_text(form, "moderation", 8),
-        "default_language": _form_text(form, "default_language", 8),
+        "slug": form_text(form, "slug", 80).lower(),
+        "moderation": form_text(form, "moderation", 8),
+        "default_language": form_text(form, "default_language", 8),
     }
     errors = {}
     if not valid_slug(values["slug"]):
@@ -105,13 +99,6 @@ async def appeal_create(request: Request) -> Response:
         else:
             return redirect(request, f"/admin/appeals/{appeal_id}")
     return await _appeals_page(request, values=values, errors=errors, status=400)
-
-
-async def _appeal_or_404(request: Request) -> Row:
-    appeal = await get_appeal_by_id(services(request).db, appeal_id=request.path_params["appeal_id"])
-    if appeal is None:
-        raise HTTPException(404, "no such appeal")
-    return appeal
 
 
 def _notices() -> dict[str, str]:
@@ -156,16 +143,16 @@ async def _appeal_page(
 
 
 async def appeal_page(request: Request) -> Response:
-    return await _appeal_page(request, await _appeal_or_404(request))
+    return await _appeal_page(request, await appeal_or_404(request))
 
 
 async def appeal_settings(request: Request) -> Response:
     form = await read_form(request)
-    appeal = await _appeal_or_404(request)
+    appeal = await appeal_or_404(request)
     values = {
-        "moderation": _form_text(form, "moderation", 8),
-        "default_language": _form_text(form, "default_language", 8),
-        "addressees": _form_text(form, "addressees", 2000),
+        "moderation": form_text(form, "moderation", 8),
+        "default_language": form_text(form, "default_language", 8),
+        "addressees": form_text(form, "addressees", 2000),
     }
     errors = {}
     if values["moderation"] not in set(Moderation):
@@ -203,12 +190,12 @@ async def appeal_settings(request: Request) -> Response:
 
 async def appeal_status(request: Request) -> Response:
     form = await read_form(request)
-    appeal = await _appeal_or_404(request)
+    appeal = await appeal_or_404(request)
     db = services(request).db
-    new = _form_text(form, "status", 16)
+    new = form_text(form, "status", 16)
     if new not in {s.value for s in SETTABLE_STATUSES}:
         raise HTTPException(400, "unknown status")
-    if new == AppealStatus.CLOSED and new != appeal["status"] and _form_text(form, "confirm_close", 8) != "yes":
+    if new == AppealStatus.CLOSED and new != appeal["status"] and form_text(form, "confirm_close", 8) != "yes":
         # Closing turns every new endorsement away: it takes a second, explicit step.
         return await _appeal_page(
             request,
@@ -281,19 +268,19 @@ async def _text_page(
 
 
 async def text_page(request: Request) -> Response:
-    return await _text_page(request, await _appeal_or_404(request), _language(request))
+    return await _text_page(request, await appeal_or_404(request), _language(request))
 
 
 async def text_save(request: Request) -> Response:
     form = await read_form(request)
-    appeal = await _appeal_or_404(request)
+    appeal = await appeal_or_404(request)
     language = _language(request)
     raw_title = form.get("title")
     raw_body = form.get("body")
     values = {
-        "title": " ".join(_form_text(form, "title", MAX_TITLE + 1).split()),
-        "addressees": _form_text(form, "addressees", 2000),
-        "body": _form_text(form, "body", MAX_BODY + 1),
+        "title": " ".join(form_text(form, "title", MAX_TITLE + 1).split()),
+        "addressees": form_text(form, "addressees", 2000),
+        "body": form_text(form, "body", MAX_BODY + 1),
     }
     errors = {}
     if not values["title"]:

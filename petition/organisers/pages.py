@@ -14,13 +14,17 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from markupsafe import Markup, escape
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from petition import i18n
+from petition.appeals.queries import get_appeal_by_id
 from petition.audit.labels import action_label
+from petition.db import Row
 from petition.organisers import labels
 from petition.web import render as render_page
+from petition.web import services
 
 
 def explicit_language(request: Request) -> str | None:
@@ -80,3 +84,17 @@ def render(
         **(context or {}),
     }
     return render_page(request, name, ctx, status=status, private=private)
+
+
+def form_text(form: object, name: str, limit: int) -> str:
+    """A submitted text field, line ends as "\n", trimmed and cut to `limit` ("" when absent)."""
+    value = form.get(name) if hasattr(form, "get") else None  # type: ignore[union-attr]
+    return value.replace("\r\n", "\n").strip()[:limit] if isinstance(value, str) else ""
+
+
+async def appeal_or_404(request: Request) -> Row:
+    """The appeal the path's `appeal_id` names; 404 without one."""
+    appeal = await get_appeal_by_id(services(request).db, appeal_id=request.path_params["appeal_id"])
+    if appeal is None:
+        raise HTTPException(404, "no such appeal")
+    return appeal
