@@ -8,7 +8,9 @@ file claims. `verify_file` turns that into one verdict (`VerdictKind`):
 - genuine: the signature verifies (`valid`), its certificate's SHA-256 fingerprint is
   ours, the signed bytes are unchanged (`intact`) and are the whole file (coverage
   `ENTIRE_FILE`, nothing after it), and the file's SHA-256 is a dossier in the `dossiers`
-  table;
+  table; or, for a dossier stamped after signing or signed B-LT, what follows the signed
+  revision is only validation data and document timestamps (pyHanko's difference analysis:
+  `LTA_UPDATES`) and the whole file's SHA-256 is on record as issued;
 - changed: our certificate's valid signature, but the file is not what it signed (bytes
   appended after the signature, or changed inside it);
 - unrecorded: our signature over the whole, unchanged file, but no dossier on record has
@@ -82,6 +84,8 @@ class SignatureCheck:
     modification_level: str | None = None  # pyHanko ModificationLevel, by name
     docmdp_ok: bool | None = None
     problem: Problem | None = None
+    #: What follows the signed revision is only a DSS and document timestamps (LTA_UPDATES).
+    lta_only: bool = False
 
 
 NOT_A_PDF = SignatureCheck(False, False, False, False, None, None, False, None, problem=Problem.BROKEN)
@@ -168,6 +172,21 @@ async def _check(data: bytes, trust_root_der: bytes | None) -> SignatureCheck:
         return damaged
     appended = trailing or later or status.coverage != SignatureCoverageLevel.ENTIRE_FILE
     level = status.modification_level
+    lta_only = False
+    if appended and not (trailing or later) and status.coverage == SignatureCoverageLevel.ENTIRE_REVISION:
+        # Incremental updates after the signature: a later document timestamp or B-LT's
+        # validation data is allowed, anything else (a changed page, a new field) is not.
+        from pyhanko.sign.diff_analysis import ModificationLevel
+
+        try:
+            analysed = await async_validate_pdf_signature(signature, signer_validation_context=context)
+        except MemoryError:
+            raise
+        except Exception:  # noqa: BLE001 - an update pyHanko cannot analyse counts as a change
+            analysed = None
+        if analysed is not None:
+            level = analysed.modification_level
+            lta_only = level == ModificationLevel.LTA_UPDATES and bool(analysed.docmdp_ok)
     return SignatureCheck(
         readable=True,
         signed=True,
@@ -183,6 +202,7 @@ async def _check(data: bytes, trust_root_der: bytes | None) -> SignatureCheck:
         coverage=status.coverage.name if status.coverage is not None else None,
         modification_level=level.name if level is not None else None,
         docmdp_ok=status.docmdp_ok,
+        lta_only=lta_only,
     )
 
 
@@ -357,8 +377,12 @@ def decide(check: SignatureCheck, *, fingerprint: str, issued: bool) -> VerdictK
     if not check.valid or check.problem is not None:
         # It names our certificate but was not made with our key: it proves nothing.
         return VerdictKind.UNREADABLE
-    if not (check.intact and check.whole_file):
+    if not check.intact:
         return VerdictKind.CHANGED
+    if not check.whole_file:
+        # Validation data or a document timestamp added after signing is ours only when the
+        # whole file, additions included, is the one on record; otherwise someone else added it.
+        return VerdictKind.GENUINE if check.lta_only and issued else VerdictKind.CHANGED
     return VerdictKind.GENUINE if issued else VerdictKind.UNRECORDED
 
 

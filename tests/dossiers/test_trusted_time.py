@@ -43,6 +43,20 @@ def _organiser_page(settings: Settings, dossier_id: int, language: str = "en") -
         return html.unescape(page.text)
 
 
+def _verify_page(settings: Settings, data: bytes) -> str:
+    from tests.support import csrf_from
+
+    with TestClient(create_app(replace(settings, run_worker=False)), base_url=BASE_URL) as client:
+        page = client.get("/verify")
+        answer = client.post(
+            "/verify",
+            data={"csrf_token": csrf_from(page.text)},
+            files={"dossier": ("dossier.pdf", data, "application/pdf")},
+        )
+        assert answer.status_code == 200, answer.status_code
+        return html.unescape(answer.text)
+
+
 def _settings(database_url: str, tmp_path: Path, authority: TimestampAuthority) -> Settings:
     settings = make_settings(database_url, tmp_path / "data", None, timestamp_url=authority.url)
     add_endorsements(database_url, rows=[dict(organisation_name="Friedenskreis Kassel")])
@@ -149,6 +163,8 @@ def test_an_unreachable_authority_issues_b_b_marked_pending_then_the_worker_stam
     status, [stamp] = asyncio.run(_validate(after, settings, tsa))
     assert status.intact and status.valid and status.trusted
     assert stamp.intact and stamp.valid and stamp.trusted
+    # The stamped file is the one on record: /verify calls it genuine, not "changed after signing".
+    assert "Genuine and unchanged" in _verify_page(settings, after)
     if shutil.which("pdfsig"):
         # poppler lists the document timestamp (it cannot check RFC 3161 ones) after the valid signature.
         sig = pdfsig(built.path)
