@@ -66,6 +66,10 @@ class Settings:
     signing_p12: Path | None = None
     signing_p12_password: Secret | None = None
     timestamp_url: str | None = None  # RFC 3161 server: dossiers become PAdES B-T
+    # PAdES B-LT: the certificates and revocation data (CRLs/OCSP from the CAs' own addresses)
+    # embedded at signing, checked against these roots (PEM; unset: the system's bundle).
+    signing_ltv: bool = False
+    signing_trust_roots: Path | None = None
     # The public log's Ed25519 signer key (PRIVATE+KEY+<name>+<hash>+<key>); unset: generated once
     # and kept in the database, for every worker (petition.transparency.keys).
     log_signing_key: Secret | None = None
@@ -330,6 +334,14 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
     p12_password = get("SIGNING_P12_PASSWORD", None)
     smtp_host = get("SMTP_HOST", None)
     log_signing_key = str(get("LOG_SIGNING_KEY", "") or "").strip()
+    timestamp_url = _timestamp_url(get("TIMESTAMP_URL", None))
+    signing_ltv = as_bool("SIGNING_LTV", False)
+    if signing_ltv and timestamp_url is None:
+        raise SettingsError("SIGNING_LTV needs TIMESTAMP_URL: PAdES B-LT is B-T with the validation data added")
+    raw_roots = str(get("SIGNING_TRUST_ROOTS", "") or "").strip()
+    trust_roots = Path(raw_roots) if raw_roots else None
+    if trust_roots is not None and not trust_roots.is_file():
+        raise SettingsError(f"SIGNING_TRUST_ROOTS: no such file {trust_roots}")
     if log_signing_key and not log_signing_key.startswith("PRIVATE+KEY+"):
         raise SettingsError("LOG_SIGNING_KEY must be a signer key: PRIVATE+KEY+<name>+<hash>+<key>")
     return Settings(
@@ -348,7 +360,9 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         mail_from=str(get("MAIL_FROM", "petition@localhost")),
         signing_p12=Path(str(p12)) if p12 else None,
         signing_p12_password=Secret(str(p12_password)) if p12_password else None,
-        timestamp_url=_timestamp_url(get("TIMESTAMP_URL", None)),
+        timestamp_url=timestamp_url,
+        signing_ltv=signing_ltv,
+        signing_trust_roots=trust_roots,
         log_signing_key=Secret(log_signing_key) if log_signing_key else None,
         dossier_lease_seconds=as_float("DOSSIER_LEASE_SECONDS", 1800.0),
         trusted_ips=_parse_networks(str(get("TRUSTED_IPS", "") or "")),

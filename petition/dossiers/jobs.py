@@ -409,11 +409,12 @@ async def stamp_pending(db: Database, settings: Settings, *, limit: int = STAMP_
         .limit(limit)
     )
     stamped = 0
+    config = signing_config(settings) if settings.signing_ltv and rows else None
     for row in rows:
         path = Path(row["file_path"])
         target = path.with_name(f"{WORKDIR_PREFIX}stamp-{row['id']}-{uuid.uuid4().hex[:8]}.pdf")
         try:
-            await asyncio.to_thread(timestamp_pdf_file, str(path), str(target), url)
+            await asyncio.to_thread(timestamp_pdf_file, str(path), str(target), url, config)
         except Exception as exc:
             await asyncio.to_thread(target.unlink, missing_ok=True)
             if isinstance(exc, TimestampRequestError):  # the authority: try again next pass

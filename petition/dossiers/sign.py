@@ -1,4 +1,4 @@
-"""Signing dossiers with pyHanko as PAdES (B-B, or B-T with a timestamp server).
+"""Signing dossiers with pyHanko as PAdES (B-B, B-T with a timestamp server, B-LT on request).
 
 The certificate is `SIGNING_P12` (with `SIGNING_P12_PASSWORD`). Without one, a
 self-signed organiser certificate is generated once into the data directory; its
@@ -43,6 +43,9 @@ class SigningConfig:
     password: str | None
     timestamp_url: str | None
     self_signed: bool
+    #: PAdES B-LT (SIGNING_LTV): validation data fetched and embedded at signing.
+    ltv: bool = False
+    trust_roots: str | None = None
 
 
 def self_signed_path(settings: Settings) -> Path:
@@ -55,9 +58,11 @@ def signing_config(settings: Settings) -> SigningConfig:
         if not settings.signing_p12.is_file():
             raise SigningError(f"SIGNING_P12: no such file {settings.signing_p12}")
         password = str(settings.signing_p12_password) if settings.signing_p12_password else None
-        return SigningConfig(str(settings.signing_p12), password, settings.timestamp_url, False)
-    path = ensure_self_signed(settings)
-    return SigningConfig(str(path), None, settings.timestamp_url, True)
+        config = SigningConfig(str(settings.signing_p12), password, settings.timestamp_url, False)
+    else:
+        config = SigningConfig(str(ensure_self_signed(settings)), None, settings.timestamp_url, True)
+    roots = str(settings.signing_trust_roots) if settings.signing_trust_roots else None
+    return replace(config, ltv=settings.signing_ltv, trust_roots=roots)
 
 
 def ensure_self_signed(settings: Settings) -> Path:
@@ -197,7 +202,7 @@ def sign_pdf_file(source: str, target: str, config: SigningConfig, *, reason: st
         return False
 
 
-def timestamp_pdf_file(path: str, target: str, timestamp_url: str) -> None:
+def timestamp_pdf_file(path: str, target: str, timestamp_url: str, config: SigningConfig | None = None) -> None:
     """Append an RFC 3161 document timestamp to the signed PDF `path`, into a new private file.
 
     An incremental update: the bytes the organiser signature covers stay as they are, so it
@@ -206,40 +211,116 @@ def timestamp_pdf_file(path: str, target: str, timestamp_url: str) -> None:
     """
     fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     with open(path, "rb") as signed, os.fdopen(fd, "w+b") as output:  # noqa: PTH123
-        asyncio.run(_document_timestamp(signed, output, timestamp_url))
+        asyncio.run(_document_timestamp(signed, output, timestamp_url, config))
 
 
-async def _document_timestamp(source: BinaryIO, output: BinaryIO, timestamp_url: str) -> None:
+async def _document_timestamp(
+    source: BinaryIO, output: BinaryIO, timestamp_url: str, config: SigningConfig | None
+) -> None:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
 
     from petition.transparency.trusted_time import timestamper
 
-    writer = IncrementalPdfFileWriter(source, strict=False)
     stamper = signers.PdfTimeStamper(timestamper(timestamp_url), field_name=TIMESTAMP_FIELD)
-    await stamper.async_timestamp_pdf(writer, "sha256", output=output)
+    if config is None or not config.ltv:
+        await stamper.async_timestamp_pdf(IncrementalPdfFileWriter(source, strict=False), "sha256", output=output)
+        return
+    # B-LT for a dossier signed while the authority was away: the organiser signature's validation
+    # data goes into the DSS first, then the document timestamp (with its own) covers it.
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import dss
+
+    signer = _load_signer(config)
+    context = _validation_context(signer, config)
+    with_dss = BytesIO()
+    try:
+        [embedded] = PdfFileReader(source, strict=False).embedded_signatures
+        await dss.async_add_validation_info(embedded, context, output=with_dss)
+    except Exception as exc:  # noqa: BLE001 - pyHanko's path, fetch and revocation errors
+        raise SigningError(_ltv_failure(exc)) from exc
+    await stamper.async_timestamp_pdf(
+        IncrementalPdfFileWriter(with_dss, strict=False), "sha256", validation_context=context, output=output
+    )
 
 
-async def _sign(source: BinaryIO, output: BinaryIO, config: SigningConfig, *, reason: str, location: str) -> None:
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.sign import fields, signers
+#: Where Debian keeps the system's CA bundle: the roots B-LT trusts without SIGNING_TRUST_ROOTS.
+SYSTEM_ROOTS = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def _load_signer(config: SigningConfig):  # type: ignore[no-untyped-def]
+    from pyhanko.sign import signers
 
     signer = signers.SimpleSigner.load_pkcs12(
         config.p12_path, passphrase=config.password.encode() if config.password else None
     )
     if signer is None:
         raise SigningError("SIGNING_P12 cannot be opened: wrong SIGNING_P12_PASSWORD or not a PKCS#12 file")
+    return signer
+
+
+def _validation_context(signer, config: SigningConfig):  # type: ignore[no-untyped-def]
+    """What B-LT checks the signer's and the authority's chains against, fetching revocation data.
+
+    Trusted: the self-issued certificates the P12 carries (a self-signed organiser certificate
+    among them) and SIGNING_TRUST_ROOTS, else the system's bundle. Revocation is hard-fail: a
+    CRL or OCSP answer that cannot be had fails the signing, so B-LT is never claimed without it.
+    """
+    from pyhanko.keys import load_certs_from_pemder
+    from pyhanko_certvalidator import ValidationContext
+    from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
+
+    own = [signer.signing_cert, *signer.cert_registry]
+    roots = [cert for cert in own if cert.self_signed != "no"]
+    bundle = config.trust_roots or (SYSTEM_ROOTS if Path(SYSTEM_ROOTS).is_file() else None)
+    if bundle:
+        roots.extend(load_certs_from_pemder([bundle]))
+    return ValidationContext(
+        trust_roots=roots,
+        other_certs=own,
+        allow_fetching=True,
+        revocation_mode="hard-fail",
+        fetcher_backend=RequestsFetcherBackend(per_request_timeout=10),
+    )
+
+
+def _ltv_failure(exc: BaseException) -> str:
+    return (
+        f"SIGNING_LTV: the validation data could not be gathered ({type(exc).__name__}): check that the "
+        "signing and timestamp certificates chain to SIGNING_TRUST_ROOTS, are not revoked, and that "
+        "their CRL or OCSP addresses answer"
+    )
+
+
+async def _sign(source: BinaryIO, output: BinaryIO, config: SigningConfig, *, reason: str, location: str) -> None:
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    signer = _load_signer(config)
     timestamper = None
     if config.timestamp_url:
         from petition.transparency.trusted_time import timestamper as http_timestamper
 
         timestamper = http_timestamper(config.timestamp_url)
+    # B-LT only over B-T: without a timestamp the file is B-B, stamped (and given its DSS) later.
+    context = _validation_context(signer, config) if config.ltv and timestamper is not None else None
     meta = signers.PdfSignatureMetadata(
         field_name=SIGNATURE_FIELD,
         subfilter=fields.SigSeedSubFilter.PADES,
         md_algorithm="sha256",
         reason=reason,
         location=location,
+        embed_validation_info=context is not None,
+        validation_context=context,
     )
     writer = IncrementalPdfFileWriter(source, strict=False)
-    await signers.async_sign_pdf(writer, meta, signer=signer, timestamper=timestamper, output=output)
+    try:
+        await signers.async_sign_pdf(writer, meta, signer=signer, timestamper=timestamper, output=output)
+    except SigningError:
+        raise
+    except Exception as exc:
+        from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+
+        if context is None or isinstance(exc, TimestampRequestError):
+            raise
+        raise SigningError(_ltv_failure(exc)) from exc
