@@ -226,7 +226,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             log_task = asyncio.create_task(log_worker.run(), name="log-worker")
             services.domain_proof_worker = DomainProofWorker(services.db, settings)
             proof_task = asyncio.create_task(services.domain_proof_worker.run(), name="domain-proof-worker")
-            heartbeats = Heartbeats(services.db, [services.worker, services.dossier_worker, log_worker])
+            heartbeats = Heartbeats(
+                services.db, [services.worker, services.dossier_worker, log_worker, services.domain_proof_worker]
+            )
             heartbeat_task = asyncio.create_task(heartbeats.run(), name="heartbeats")
         try:
             yield {"services": services}

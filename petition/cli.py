@@ -141,7 +141,7 @@ def worker() -> None:
         dossier_worker = DossierWorker(db, settings)
         log_worker = LogWorker(db, settings)
         proof_worker = DomainProofWorker(db, settings)
-        heartbeats = Heartbeats(db, [outbox_worker, dossier_worker, log_worker])
+        heartbeats = Heartbeats(db, [outbox_worker, dossier_worker, log_worker, proof_worker])
 
         def stop() -> None:
             outbox_worker.stop()
