@@ -96,3 +96,34 @@ def test_a_bot_that_filled_the_honeypot_sees_the_same_page_and_its_resend_sends_
     assert ADDRESS in html.unescape(page) and "check-email/resend" in page
     assert resend(site).status_code == 303
     assert db_count(database_url, "outbox") == 0 and db_count(database_url, "endorsements") == 0
+
+
+def _cookie_value(response) -> str:
+    return response.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
+
+
+def test_the_cookie_is_refused_an_hour_after_it_was_sealed_and_when_a_byte_changes(site, smtp):
+    import time
+
+    from petition.publish.appeal_views import SENT_MAX_AGE, _cipher_for, open_sent, seal_sent
+    from tests.conftest import TEST_SECRET
+
+    value = _cookie_value(endorse(site))
+    cipher = _cipher_for(TEST_SECRET)
+    opened = open_sent(cipher, value)
+    assert opened is not None and opened["v"]["contact_email"] == ADDRESS
+
+    # Sealed an hour and a second ago (as a browser left open since then would send it back).
+    stale = seal_sent(cipher, {k: v for k, v in opened.items() if k != "t"}, now=time.time() - SENT_MAX_AGE - 1)
+    site.client.cookies.set("petition_sent", stale)
+    assert ADDRESS not in html.unescape(site.client.get(CHECK).text)
+    fresh = seal_sent(cipher, {k: v for k, v in opened.items() if k != "t"})
+    site.client.cookies.set("petition_sent", fresh)
+    assert ADDRESS in html.unescape(site.client.get(CHECK).text)
+
+    # One character changed anywhere, or sealed under another SECRET_KEY: refused.
+    for at in (2, len(value) // 2, len(value) - 2):
+        flipped = value[:at] + ("A" if value[at] != "A" else "B") + value[at + 1 :]
+        assert open_sent(cipher, flipped) is None
+    assert open_sent(_cipher_for("another-secret-key-of-another-installation-0123"), value) is None
+    assert open_sent(cipher, "not base64 at all!") is None
