@@ -94,7 +94,7 @@ def test_an_update_reaches_only_confirmed_opted_in_organisations_of_its_country_
     login_as(client, "admin")
     appeal = appeal_id(site)
     preview, sent = send_update(client, appeal, country="DE", texts=TEXTS)
-    assert "This update goes to 3 organisations." in preview.text
+    assert "Organisations that receive this update: 3." in preview.text
     assert sent.status_code == 303
     drain_outbox(client)
 
@@ -229,7 +229,7 @@ def test_withdrawal_stops_news(site, smtp, client):
     client.post(withdraw.replace(BASE_URL, ""), data={"csrf_token": csrf_from(page.text)})
     login_as(client, "admin")
     preview, _sent = send_update(client, appeal_id(site), texts={"en": ("After", "Withdrawn.")})
-    assert "This update goes to 0 organisations." in preview.text
+    assert "Organisations that receive this update: 0." in preview.text
     drain_outbox(client)
     assert news_to(smtp, "withdraws@group.example") == []
     detail = client.get(f"/admin/endorsements/{endorsement_id(site, 'withdraws@group.example')}").text
