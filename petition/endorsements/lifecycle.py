@@ -332,8 +332,7 @@ async def _submit(
             endorsement_id = int(
                 await db.execute(
                     e.insert().values(
-                        **submitted,
-                        **news_values(submitted["news_consent_version"], at=now),
+                        **{**submitted, **news_values(submitted["news_consent_version"], at=now)},
                         appeal_id=appeal["id"],
                         state=target_of(Event.SUBMIT).value,
                         token_nonce=nonce,

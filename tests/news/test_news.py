@@ -258,3 +258,23 @@ def test_a_forged_or_other_purpose_token_is_refused(site, smtp, client, purpose)
     assert client.post(f"/unsubscribe/{stale}", **one_click).status_code == 404
     assert client.get(f"/unsubscribe/{stale}").status_code == 404
     assert endorsement(client, row["id"])["news_unsubscribed_at"] is None
+
+
+def test_endorsing_again_after_withdrawal_asks_afresh(site, smtp, client):
+    from tests.support import csrf_from
+
+    email = "again@group.example"
+    endorse_and_confirm(site, smtp, email, news=True)
+    thanks = wait_for_mail(smtp, email, count=2)[1]
+    withdraw = next(link for link in links(thanks, BASE_URL) if "/withdraw/" in link).replace(BASE_URL, "")
+    client.post(withdraw, data={"csrf_token": csrf_from(client.get(withdraw).text)})
+    # Endorsed again without the box: the earlier consent does not come back with it.
+    assert site.endorse(contact_email=email, organisation_name="Group again").status_code == 303
+    drain_outbox(client)
+    confirm = wait_for_mail(smtp, email, count=3)[2]
+    assert site.confirm(links(confirm, BASE_URL)[0]).status_code == 303
+    row = endorsement(client, endorsement_id(site, email))
+    assert row["state"] in ("confirmed", "approved") and row["news_consent_version"] is None
+    login_as(client, "admin")
+    preview, _sent = send_update(client, appeal_id(site), texts={"en": ("None", "Nobody.")})
+    assert "Organisations that receive this update: 0." in preview.text
