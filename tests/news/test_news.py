@@ -278,3 +278,9 @@ def test_endorsing_again_after_withdrawal_asks_afresh(site, smtp, client):
     login_as(client, "admin")
     preview, _sent = send_update(client, appeal_id(site), texts={"en": ("None", "Nobody.")})
     assert "Organisations that receive this update: 0." in preview.text
+
+
+def test_the_privacy_page_explains_the_news_consent_and_its_version(client):
+    page = client.get("/privacy").text
+    assert 'id="news"' in page and "(currently 2026-12)" in page
+    assert "Every news email has a link that stops the news at once" in page
