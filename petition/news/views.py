@@ -43,7 +43,10 @@ async def unsubscribe_page(request: Request) -> Response:
 
 async def unsubscribe_post(request: Request) -> Response:
     form = await read_form(request, check_csrf=False, max_fields=5)
-    one_click = form.get(ONE_CLICK[0]) == ONE_CLICK[1]
+    # RFC 8058 asks for urlencoded or multipart; a sender that names no content type is taken at its word.
+    one_click = form.get(ONE_CLICK[0]) == ONE_CLICK[1] or (await request.body()).strip() == b"=".join(
+        part.encode() for part in ONE_CLICK
+    )
     if not one_click:
         # The page's button: a form like every other, CSRF-checked.
         services(request).csrf.check(request, form.get("csrf_token"))

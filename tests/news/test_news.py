@@ -284,3 +284,17 @@ def test_the_privacy_page_explains_the_news_consent_and_its_version(client):
     page = client.get("/privacy").text
     assert 'id="news"' in page and "(currently 2026-12)" in page
     assert "Every news email has a link that stops the news at once" in page
+
+
+@pytest.mark.parametrize("how", ["multipart", "no content type"])
+def test_one_click_works_as_multipart_and_without_a_content_type(site, smtp, client, how):
+    endorse_and_confirm(site, smtp, "other@group.example", news=True)
+    row = endorsement(client, endorsement_id(site, "other@group.example"))
+    token = Tokens(TEST_SECRET).make(Purpose.UNSUBSCRIBE, endorsement_id=row["id"], nonce=row["token_nonce"])
+    client.cookies.clear()
+    if how == "multipart":
+        answer = client.post(f"/unsubscribe/{token}", files={"List-Unsubscribe": (None, "One-Click")})
+    else:
+        answer = client.post(f"/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click")
+    assert answer.status_code == 200
+    assert endorsement(client, row["id"])["news_unsubscribed_at"] is not None
