@@ -78,6 +78,19 @@ def test_the_news_box_is_optional_unticked_and_recorded_with_its_version_and_tim
     assert asked["news_unsubscribed_at"] is None
     not_asked = endorsement(site.client, endorsement_id(site, "no@news.example"))
     assert not_asked["news_consent_version"] is None and not_asked["news_consented_at"] is None
+    # The admins' contact export says who asked for news.
+    import csv
+    import io
+
+    login_as(site.client, "admin")
+    export = site.client.post(
+        "/admin/export",
+        data={"csrf_token": csrf(site.client, "/admin/export"), "appeal": str(appeal_id(site)), "state": "confirmed"},
+    )
+    rows = {r["contact_email"]: r for r in csv.DictReader(io.StringIO(export.text))}
+    assert rows["yes@news.example"]["news_consent_version"] == "2026-12"
+    assert rows["yes@news.example"]["news_consented_at"].startswith("20")
+    assert rows["no@news.example"]["news_consent_version"] == ""
 
 
 def test_an_update_reaches_only_confirmed_opted_in_organisations_of_its_country_in_their_language(site, smtp):
