@@ -34,6 +34,7 @@ from petition.identity.worker import DomainProofWorker
 from petition.logs import RequestIdMiddleware
 from petition.metrics import Metrics
 from petition.migrations.runner import upgrade_async
+from petition.news import views as news_views
 from petition.operations import views as operations_views
 from petition.operations.heartbeats import Heartbeats
 from petition.organisers import views as organiser_views
@@ -279,6 +280,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *log_views.routes,
         *receipt_views.routes,
         *identity_views.routes,
+        *news_views.routes,
         Mount("/static", app=StaticFiles(directory=str(package_path("static"))), name="static"),
     ]
     security_headers = SecurityHeaders(settings)

@@ -55,6 +55,7 @@ def all_tables() -> sa.MetaData:
     from petition.dossiers import tables as _dossiers  # noqa: F401
     from petition.endorsements import tables as _endorsements  # noqa: F401
     from petition.identity import tables as _identity  # noqa: F401
+    from petition.news import tables as _news  # noqa: F401
     from petition.operations import tables as _operations  # noqa: F401
     from petition.organisers import tables as _organisers  # noqa: F401
     from petition.outbox import tables as _outbox  # noqa: F401

@@ -21,6 +21,8 @@ class Purpose(enum.StrEnum):
     RECEIPT = "petition.endorsement-receipt"
     #: The page where an organisation proves its website's domain (DOMAIN_PROOF_MAX_AGE).
     DOMAIN_PROOF = "petition.domain-proof"
+    #: The unsubscribe link of news emails (RFC 8058 one-click): the record and its nonce, no expiry.
+    UNSUBSCRIBE = "petition.news-unsubscribe"
 
 
 class InvalidToken(Exception):

@@ -40,3 +40,7 @@ class AuditAction(enum.StrEnum):
     TOTP_RESET = "organiser.totp.reset"
     # An organiser queued failed emails again (petition.outbox.queries.requeue_failed).
     OUTBOX_REQUEUE = "outbox.requeue"
+    # An organiser sent an update to the organisations that asked for news (petition.news), and a
+    # contact's unsubscribe link stopped them for its endorsement.
+    NEWS_SEND = "news.send"
+    NEWS_UNSUBSCRIBE = "news.unsubscribe"

@@ -39,6 +39,8 @@ ACTION_LABELS: dict[str, LazyString] = {
     A.TOTP_ENROL: _l("Two-step login turned on"),
     A.TOTP_RESET: _l("Two-step login reset"),
     A.OUTBOX_REQUEUE: _l("Failed email queued again"),
+    A.NEWS_SEND: _l("News update sent"),
+    A.NEWS_UNSUBSCRIBE: _l("News unsubscribed by the contact"),
 }
 
 

@@ -21,7 +21,13 @@ from publicsuffixlist import PublicSuffixList
 
 from petition import countries
 from petition.endorsements.states import ORGANISATION_TYPES, Visibility
-from petition.endorsements.vocabulary import CONSENT_VERSION, LDH_NAME, canonical_email, normalise_name
+from petition.endorsements.vocabulary import (
+    CONSENT_VERSION,
+    LDH_NAME,
+    NEWS_CONSENT_VERSION,
+    canonical_email,
+    normalise_name,
+)
 from petition.i18n import gettext as _
 from petition.i18n import lazy_gettext as _l
 
@@ -38,6 +44,7 @@ FIELDS = (
     "consent",
     "visibility",
     "comment",
+    "news",
 )
 HONEYPOT_FIELD = "fax_number"
 
@@ -271,6 +278,8 @@ def parse_endorsement_form(form: Any) -> EndorsementForm:
     if not values["consent"]:
         errors["consent"] = _("Please agree to how we use your data, or we cannot record your endorsement.")
     data["consent_version"] = CONSENT_VERSION
+    # Optional, its own consent: never ticked for anyone, never a condition of the endorsement.
+    data["news_consent_version"] = NEWS_CONSENT_VERSION if values["news"] else None
 
     # No default, ever: naming an organisation that did not choose it can put people at risk.
     visibility = values["visibility"]

@@ -87,6 +87,8 @@ _COLUMNS = (
     ("language", "text"),
     ("text_language", "text"),
     ("text_hash", "text"),
+    ("news_consent_version", "text"),
+    ("news_consented_at", "timestamp"),
     ("token_nonce", "text"),
     ("created_at", "timestamp"),
     ("updated_at", "timestamp"),
@@ -336,6 +338,8 @@ class Intake:
         )
         record = {
             **data,
+            "news_consent_version": data.get("news_consent_version"),
+            "news_consented_at": stamp if data.get("news_consent_version") else None,
             "id": endorsement_id,
             "appeal_id": appeal["id"],
             "language": language,

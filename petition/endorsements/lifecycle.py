@@ -194,7 +194,14 @@ SUBMITTED_FIELDS = (
     "language",
     "text_language",
     "text_hash",
+    "news_consent_version",
 )
+
+
+def news_values(version: str | None, *, at: dt.datetime) -> dict[str, Any]:
+    """What a submission sets of the news consent (petition.news): ticked `at` or not asked for;
+    either way a fresh consent, so an earlier unsubscription no longer stands for it."""
+    return {"news_consent_version": version, "news_consented_at": at if version else None, "news_unsubscribed_at": None}
 
 
 def new_nonce() -> str:
@@ -210,6 +217,7 @@ class LinkTarget:
     shown: dict[str, Any]  # the facts the link's email showed (the record's, or its version's)
     version_id: int | None  # None: the link confirms the record as it is
     hold_reason: str | None  # the anti-abuse limit that held this submission back, if any
+    submitted_at: dt.datetime  # when the submission it stands for was made
 
     @property
     def confirmable(self) -> bool:
@@ -230,6 +238,7 @@ async def link_target(db: Database, *, endorsement_id: int, nonce: str) -> LinkT
             shown={name: row[name] for name in SUBMITTED_FIELDS},
             version_id=None,
             hold_reason=row["hold_reason"],
+            submitted_at=row["created_at"],
         )
     version = await db.fetch_one(
         endorsement_versions.select().where(
@@ -243,6 +252,7 @@ async def link_target(db: Database, *, endorsement_id: int, nonce: str) -> LinkT
         shown=json.loads(version["data"]),
         version_id=int(version["id"]),
         hold_reason=version["hold_reason"],
+        submitted_at=version["created_at"],
     )
 
 
@@ -294,6 +304,7 @@ async def submit_endorsement(
 
 def _submitted(data: dict[str, Any], *, text: Row, language: str) -> dict[str, Any]:
     fields = {**data, "language": language, "text_language": text["language"], "text_hash": text["content_hash"]}
+    fields.setdefault("news_consent_version", None)
     return {name: fields[name] for name in SUBMITTED_FIELDS}
 
 
@@ -321,7 +332,7 @@ async def _submit(
             endorsement_id = int(
                 await db.execute(
                     e.insert().values(
-                        **submitted,
+                        **{**submitted, **news_values(submitted["news_consent_version"], at=now)},
                         appeal_id=appeal["id"],
                         state=target_of(Event.SUBMIT).value,
                         token_nonce=nonce,
@@ -413,11 +424,17 @@ async def confirm_endorsement(
         target_state = target_of(event)
         listed_now = target_state == S.CONFIRMED and appeal["moderation"] == Moderation.POST
         shown = target.shown
+        # A later submission brings its own answer to the news box (one stored before it existed: none).
+        news = (
+            news_values(shown.get("news_consent_version"), at=target.submitted_at)
+            if target.version_id is not None
+            else {}
+        )
         updated = await db.fetch_one(
             e.update()
             .where(e.c.id == endorsement_id, e.c.state == row["state"], e.c.token_nonce == row["token_nonce"])
             .values(
-                **shown,
+                **{**shown, **news},
                 state=target_state.value,
                 hold_reason=hold,
                 token_nonce=nonce,

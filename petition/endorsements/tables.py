@@ -40,6 +40,11 @@ endorsements = sa.Table(
     # Set when an anti-abuse limit held the submission back (a HoldReason): confirming it then
     # leads to the organisers' queue, not to the public list.
     sa.Column("hold_reason", sa.String(32), nullable=True),
+    # News about the appeal (petition.news): the version of the optional "send us news" consent
+    # the contact ticked and when (NULL: not asked for), and when its unsubscribe link was used.
+    sa.Column("news_consent_version", sa.String(32), nullable=True),
+    sa.Column("news_consented_at", UTCDateTime, nullable=True),
+    sa.Column("news_unsubscribed_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("appeal_id", "email_canonical", name="uq_endorsements_appeal_email"),
 )
 

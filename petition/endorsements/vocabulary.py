@@ -27,6 +27,9 @@ LDH_NAME = re.compile(
 
 #: The current consent statement's version; stored with each endorsement.
 CONSENT_VERSION = "2026-12"
+#: The version of the optional consent to news about the appeal (the form's `news` box); stored
+#: with each endorsement that ticked it. A new wording of that box needs a new version.
+NEWS_CONSENT_VERSION = "2026-12"
 
 ORGANISATION_TYPE_LABELS = {
     "ngo": _l("Non-governmental organisation"),

@@ -284,6 +284,10 @@ EXPORT_COLUMNS = (
     "created_at",
     "confirmed_at",
     "listed_at",
+    # News for endorsers (petition.news): asked for (the consent's version and time), unsubscribed.
+    "news_consent_version",
+    "news_consented_at",
+    "news_unsubscribed_at",
 )
 
 

@@ -182,8 +182,13 @@ def sender(settings: Settings) -> str:
         return settings.mail_from
 
 
+#: A context value that, resolved to a URL, makes the email carry the List-Unsubscribe headers.
+LIST_UNSUBSCRIBE = "list_unsubscribe"
+
+
 def build_message(row: Row, settings: Settings, env: jinja2.Environment, tokens: Tokens) -> EmailMessage:
     """The email of an outbox row, rendered from its templates in the row's language."""
+    context: dict[str, Any] = {}
     if row["context"] is not None:
         context = resolve_links(
             json.loads(row["context"]), settings=settings, tokens=tokens, endorsement_id=row["endorsement_id"]
@@ -201,6 +206,12 @@ def build_message(row: Row, settings: Settings, env: jinja2.Environment, tokens:
     message["Message-ID"] = row["message_id"]
     message["Date"] = format_datetime(row["created_at"])
     message["Auto-Submitted"] = "auto-generated"
+    unsubscribe = context.get(LIST_UNSUBSCRIBE)
+    if isinstance(unsubscribe, str):
+        # RFC 2369 and RFC 8058: mail programs offer "unsubscribe", which POSTs
+        # "List-Unsubscribe=One-Click" to the link (petition.news.views).
+        message["List-Unsubscribe"] = f"<{unsubscribe}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     # After add_alternative, which moves every Content-* header down into the text part.

@@ -13,7 +13,7 @@ from petition import i18n
 from petition.abuse.limits import data_request_allowed
 from petition.endorsements.lifecycle import Event, WithdrawOutcome, may
 from petition.endorsements.states import EndorsementState
-from petition.endorsements.vocabulary import CONSENT_VERSION, canonical_email
+from petition.endorsements.vocabulary import CONSENT_VERSION, NEWS_CONSENT_VERSION, canonical_email
 from petition.i18n import gettext as _
 from petition.privacy.queries import endorsement_for_token, export_data, request_data_copy
 from petition.templating import page_url
@@ -32,6 +32,7 @@ async def privacy_page(request: Request) -> Response:
             "retention_days": settings.unconfirmed_retention_days,
             "valid_days": max(1, settings.confirm_max_age // 86400),
             "consent_version": CONSENT_VERSION,
+            "news_consent_version": NEWS_CONSENT_VERSION,
         },
     )
 

@@ -52,6 +52,8 @@ TABLE = [
     ("POST", "/admin/appeals/{a}/status", A),
     ("GET", "/admin/appeals/{a}/about", A),
     ("POST", "/admin/appeals/{a}/about", A),
+    ("GET", "/admin/appeals/{a}/news", A),
+    ("POST", "/admin/appeals/{a}/news", A),
     ("GET", "/admin/appeals/{a}/texts/{lang}", A),
     ("POST", "/admin/appeals/{a}/texts/{lang}", A),
     ("GET", "/admin/export", A),

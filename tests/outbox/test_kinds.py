@@ -15,6 +15,8 @@ from jinja2 import meta
 import petition
 from petition.endorsements import emails as endorsement_emails  # noqa: F401 - registers its builders
 from petition.endorsements import intake
+from petition.news import emails as news_emails  # noqa: F401 - registers its builder
+from petition.news import queries as news_queries
 from petition.organisers import throttle
 from petition.outbox.kinds import BUILDERS, email_kind
 from petition.outbox.messages import Mailer, outbox_values, render_email, signed_link
@@ -39,6 +41,15 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "data_request": {"nonce": "n" * 32, "language": "de"},
     "login_guessed": {"failures": 5, "at": dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC)},
+    "news": {
+        "slug": "protect-deserters",
+        "title": "Protect them",
+        "organisation_name": "Connection e.V.",
+        "subject": "Hearing in the petitions committee",
+        "body": "The committee hears the appeal on 12 January.\n\nThank you for your support.",
+        "nonce": "n" * 32,
+        "language": "de",
+    },
 }
 
 #: What the release before the builders (c930a06) stored with each kind: an email it queued is
@@ -69,6 +80,16 @@ PREVIOUS_RELEASE: dict[str, dict[str, object]] = {
         "valid_days": 7,
     },
     "login_guessed": {"failures": 5, "at": "2026-01-02 03:04 UTC", "minutes": 15},
+    # New in this release (issue 19): the values it queues, which the next must still render.
+    "news": {
+        "subject": "Hearing in the petitions committee",
+        "body": "The committee hears the appeal on 12 January.",
+        "title": "Protect them",
+        "organisation_name": "Connection e.V.",
+        "appeal_url": "https://petition.example/appeals/protect-deserters?lang=de",
+        "unsubscribe_url": signed_link(Purpose.UNSUBSCRIBE, "/unsubscribe/{token}?lang=de", nonce="n" * 32),
+        "list_unsubscribe": signed_link(Purpose.UNSUBSCRIBE, "/unsubscribe/{token}", nonce="n" * 32),
+    },
 }
 
 
@@ -133,7 +154,11 @@ def test_an_email_queued_by_the_previous_release_still_renders(kind, language):
 
 def test_every_place_that_queues_an_email_uses_its_kinds_builder():
     """In the code: each `name=` of a queued email comes with `context=` from that kind's builder."""
-    constants = {"ALERT_EMAIL": throttle.ALERT_EMAIL, "_MAIL_KIND": intake._MAIL_KIND}
+    constants = {
+        "ALERT_EMAIL": throttle.ALERT_EMAIL,
+        "_MAIL_KIND": intake._MAIL_KIND,
+        "NEWS_KIND": news_queries.NEWS_KIND,
+    }
     call = re.compile(
         r"\b(?:queue|outbox_values)\((?:[^()]|\([^()]*\))*?\bname=(\"[a-z_]+\"|[A-Z_]+)"
         r"(?:[^()]|\([^()]*\))*?\bcontext=(\w+)\(",
@@ -147,5 +172,5 @@ def test_every_place_that_queues_an_email_uses_its_kinds_builder():
             assert BUILDERS[kind].__name__ == builder, (path, kind, builder)
     # The confirmation alone is queued from three places: submission, the grouped intake, a resend.
     assert sorted(kind for _path, kind, _builder in found) == sorted(
-        ["already_endorsed", "confirm", "confirm", "confirm", "thank_you", "data_request", "login_guessed"]
+        ["already_endorsed", "confirm", "confirm", "confirm", "thank_you", "data_request", "login_guessed", "news"]
     ), found
