@@ -1,6 +1,6 @@
 """news for endorsers: the optional news consent on endorsements, and the updates organisers send (issue 19)
 
-Revision ID: 0018
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-02
 """
@@ -10,8 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018"
-# At the merge: "0017" (other branches add 0016 and 0017; until then this follows 0015 directly).
+revision: str = "0016"
 down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

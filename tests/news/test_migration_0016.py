@@ -1,4 +1,4 @@
-"""Migration 0018 gives existing endorsements no news consent, adds the updates' table, and takes
+"""Migration 0016 gives existing endorsements no news consent, adds the updates' table, and takes
 both away again on the way down, the endorsements kept (SQLite and PostgreSQL, per the run's backend)."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ def columns(url: str) -> set[str]:
 NEWS = {"news_consent_version", "news_consented_at", "news_unsubscribed_at"}
 
 
-def test_0018_adds_news_to_existing_endorsements_and_removes_it_on_the_way_down(tmp_path: Path):
-    with _fresh_database(tmp_path, "m0018") as url:
+def test_0016_adds_news_to_existing_endorsements_and_removes_it_on_the_way_down(tmp_path: Path):
+    with _fresh_database(tmp_path, "m0016") as url:
         upgrade(url, "0015")
         run_sql(
             url,
@@ -29,7 +29,7 @@ def test_0018_adds_news_to_existing_endorsements_and_removes_it_on_the_way_down(
             "VALUES (1, 'a', 'open', 'post', 'en', '', '2026-12-01 00:00:00')",
         )
         _insert(url, 1, "office@older.example", "office@older.example", "confirmed")
-        upgrade(url, "0018")
+        upgrade(url, "0016")
         assert NEWS <= columns(url) and "news_updates" in tables_in(url)
         assert db_rows(url, "SELECT id, news_consent_version, news_unsubscribed_at FROM endorsements") == [
             {"id": 1, "news_consent_version": None, "news_unsubscribed_at": None}
@@ -43,5 +43,5 @@ def test_0018_adds_news_to_existing_endorsements_and_removes_it_on_the_way_down(
         downgrade(url, "0015")
         assert not NEWS & columns(url) and "news_updates" not in tables_in(url)
         assert db_rows(url, "SELECT id, state FROM endorsements") == [{"id": 1, "state": "confirmed"}]
-        upgrade(url, "0018")
+        upgrade(url, "0016")
         assert NEWS <= columns(url)
