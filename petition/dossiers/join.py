@@ -9,6 +9,7 @@ its digest written into the metadata under `LIST_DIGEST_KEY`, which verification
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -41,6 +42,7 @@ def join_files(chunks: Sequence[str], marks: str, labels: Sequence[str], spec: J
     from pypdf import PdfReader, PdfWriter
     from pypdf.generic import (
         ArrayObject,
+        BooleanObject,
         DecodedStreamObject,
         DictionaryObject,
         NameObject,
@@ -49,11 +51,14 @@ def join_files(chunks: Sequence[str], marks: str, labels: Sequence[str], spec: J
     )
 
     writer = PdfWriter(clone_from=PdfReader(chunks[0]))
-    for path in chunks[1:]:
+    ids: dict[str, Any] = {}  # the structure elements' IDs, for the /IDTree
+    if "/StructTreeRoot" in writer._root_object:
+        _index_tables(cast(DictionaryObject, writer._root_object["/StructTreeRoot"].get_object())["/K"], "c0-", ids)
+    for n, path in enumerate(chunks[1:], start=1):
         reader = PdfReader(path)
         before = len(writer.pages)
         writer.append(reader, import_outline=False)
-        _merge_structure(writer, reader, before)
+        _merge_structure(writer, reader, before, f"c{n}-", ids)
 
     label_pages = [page for path in labels for page in PdfReader(path).pages]
     if len(label_pages) != len(writer.pages):
@@ -99,6 +104,13 @@ def join_files(chunks: Sequence[str], marks: str, labels: Sequence[str], spec: J
     attachment.size = NumberObject(len(spec.canonical_list))
     writer._root_object[NameObject("/AF")] = ArrayObject([writer._add_object(attachment.pdf_object)])
     writer._root_object[NameObject("/Lang")] = TextStringObject(spec.language)
+    # PDF/UA-1: a viewer shows the title, not the file name; header cells are found by /ID.
+    writer._root_object[NameObject("/ViewerPreferences")] = DictionaryObject(
+        {NameObject("/DisplayDocTitle"): BooleanObject(True)}
+    )
+    if "/StructTreeRoot" in writer._root_object:
+        _write_id_tree(writer, writer._root_object["/StructTreeRoot"].get_object(), ids)
+    _identify_pdf_ua(writer, spec)
 
     writer.add_metadata(
         {
@@ -113,7 +125,7 @@ def join_files(chunks: Sequence[str], marks: str, labels: Sequence[str], spec: J
         writer.write(fh)
 
 
-def _merge_structure(writer: Any, reader: Any, first_page: int) -> None:
+def _merge_structure(writer: Any, reader: Any, first_page: int, prefix: str, ids: dict[str, Any]) -> None:
     """Append a tagged chunk's structure tree to the dossier's, which is the first document's.
 
     weasyprint writes one `/Document` element under the `/StructTreeRoot` and a flat parent
@@ -122,7 +134,8 @@ def _merge_structure(writer: Any, reader: Any, first_page: int) -> None:
     the chunk's elements are cloned under the dossier's `/Document` (their `/Pg` and marked
     content references then point at the copied pages), its parent tree entries are added
     with their keys moved past the dossier's, and the pages get their keys back, moved alike.
-    An untagged chunk, or an untagged first document, is left as it is.
+    The chunk's tables are indexed (`_index_tables`, with `prefix` and `ids`). An untagged
+    chunk, or an untagged first document, is left as it is.
     """
     from pypdf.generic import ArrayObject, IndirectObject, NameObject, NumberObject
 
@@ -147,6 +160,7 @@ def _merge_structure(writer: Any, reader: Any, first_page: int) -> None:
     source_kids = source_document_ref.get_object()["/K"]
     for kid in source_kids if isinstance(source_kids, ArrayObject) else [source_kids]:
         clone = kid.clone(writer)
+        _index_tables(clone, prefix, ids)
         kids.append(clone.indirect_reference if not isinstance(clone, IndirectObject) else clone)
     source_nums = source_tree["/ParentTree"].get_object()["/Nums"]
     for i in range(0, len(source_nums), 2):
@@ -155,6 +169,119 @@ def _merge_structure(writer: Any, reader: Any, first_page: int) -> None:
     for page, source_page in zip(writer.pages[first_page:], reader.pages, strict=True):
         if "/StructParents" in source_page:
             page[NameObject("/StructParents")] = NumberObject(int(source_page["/StructParents"]) + offset)
+
+
+#: Structure types whose kids may hold table cells: the walks below do not descend into
+#: others (paragraphs, spans, the cells' own content), a tenth of a list's elements.
+_CONTAINERS = frozenset(
+    "/Document /Part /Art /Sect /Div /BlockQuote /NonStruct /L /LI /LBody /Table /THead /TBody /TFoot /TR".split()
+)
+
+
+def _index_tables(node: Any, prefix: str, ids: dict[str, Any]) -> None:
+    """Make the tables under `node` (one chunk's) navigable in the merged dossier.
+
+    weasyprint numbers header cells' IDs per document, so the chunks' would repeat: each ID,
+    and the `/Headers` of the data cells that name it, gets `prefix`, and goes into `ids`
+    (for the /IDTree). Each header cell gets a /Scope (PDF/UA-1, 7.5): `/Column` in a table
+    head, `/Row` in a body (the cover's "Country", "Date" …, `scope="row"` in the HTML).
+    """
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, TextStringObject
+
+    stack: list[tuple[Any, str]] = [(node, "")]
+    while stack:
+        item, group = stack.pop()
+        element = item.get_object()
+        if isinstance(element, ArrayObject):
+            stack.extend((kid, group) for kid in element)
+            continue
+        if not isinstance(element, DictionaryObject):
+            continue  # a marked-content identifier
+        kind = element.get("/S")
+        if kind in ("/TH", "/TD"):
+            attributes = element.get("/A")
+            owner = attributes.get_object() if attributes is not None else None
+            if not isinstance(owner, DictionaryObject):
+                owner = DictionaryObject({NameObject("/O"): NameObject("/Table")})
+                element[NameObject("/A")] = owner
+            if "/Headers" in owner:
+                headers = cast(ArrayObject, owner["/Headers"])
+                owner[NameObject("/Headers")] = ArrayObject(TextStringObject(prefix + str(h)) for h in headers)
+            if kind == "/TH":
+                owner[NameObject("/Scope")] = NameObject("/Column" if group == "/THead" else "/Row")
+            if "/ID" in element:
+                key = prefix + str(element["/ID"])
+                element[NameObject("/ID")] = TextStringObject(key)
+                if isinstance(item, IndirectObject):
+                    ids[key] = item
+            continue
+        if kind is not None and kind not in _CONTAINERS:
+            continue
+        kids = element.get("/K")
+        if kids is not None:
+            if kind in ("/THead", "/TBody", "/TFoot"):
+                group = kind
+            stack.extend((kid, group) for kid in (kids if isinstance(kids, ArrayObject) else [kids]))
+
+
+def _write_id_tree(writer: Any, tree: Any, ids: dict[str, Any]) -> None:
+    """The structure tree's /IDTree: every element ID, sorted, to its element."""
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
+
+    if not ids:
+        return
+    names = ArrayObject()
+    for key in sorted(ids):
+        names.extend([TextStringObject(key), ids[key]])
+    tree[NameObject("/IDTree")] = writer._add_object(DictionaryObject({NameObject("/Names"): names}))
+
+
+#: The PDF/A extension schema that declares the PDF/UA identification (PDF/A admits only
+#: declared XMP properties, and pdfuaid is not one of its predefined schemas).
+_PDFUA_EXTENSION = """<rdf:Description rdf:about="" \
+xmlns:pdfaExtension="http://www.aiim.org/pdfa/ns/extension/" \
+xmlns:pdfaSchema="http://www.aiim.org/pdfa/ns/schema#" \
+xmlns:pdfaProperty="http://www.aiim.org/pdfa/ns/property#">\
+<pdfaExtension:schemas><rdf:Bag><rdf:li rdf:parseType="Resource">\
+<pdfaSchema:schema>PDF/UA Universal Accessibility Schema</pdfaSchema:schema>\
+<pdfaSchema:namespaceURI>http://www.aiim.org/pdfua/ns/id/</pdfaSchema:namespaceURI>\
+<pdfaSchema:prefix>pdfuaid</pdfaSchema:prefix>\
+<pdfaSchema:property><rdf:Seq><rdf:li rdf:parseType="Resource">\
+<pdfaProperty:name>part</pdfaProperty:name>\
+<pdfaProperty:valueType>Integer</pdfaProperty:valueType>\
+<pdfaProperty:category>internal</pdfaProperty:category>\
+<pdfaProperty:description>Indicates, which part of ISO 14289 standard is followed</pdfaProperty:description>\
+</rdf:li></rdf:Seq></pdfaSchema:property>\
+</rdf:li></rdf:Bag></pdfaExtension:schemas></rdf:Description>\
+<rdf:Description rdf:about="" xmlns:pdfuaid="http://www.aiim.org/pdfua/ns/id/" pdfuaid:part="1"/>\
+"""
+
+
+def _identify_pdf_ua(writer: Any, spec: JoinSpec) -> None:
+    """Declare PDF/UA-1 in the XMP metadata beside PDF/A's identification, with the title.
+
+    The first chunk's metadata (weasyprint's: PDF/A-3b's identification and that chunk's
+    title) gets the PDF/UA identification and its extension schema, and the dossier's
+    title as `dc:title`, which PDF/UA requires and PDF/A wants equal to the /Info title.
+    The signature (pyHanko) later keeps these properties and updates the dates.
+    """
+    from xml.sax.saxutils import escape
+
+    from pypdf.generic import DecodedStreamObject, NameObject
+
+    root = writer._root_object
+    xmp = root["/Metadata"].get_object().get_data().decode() if "/Metadata" in root else ""
+    if "</rdf:RDF>" not in xmp:
+        return
+    xmp = re.sub(r"<rdf:Description rdf:about=\"\"><dc:title>.*?</dc:title></rdf:Description>", "", xmp, flags=re.S)
+    title = (
+        '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title><rdf:Alt>'
+        f'<rdf:li xml:lang="x-default">{escape(spec.title)}</rdf:li></rdf:Alt></dc:title></rdf:Description>'
+    )
+    xmp = xmp.replace("</rdf:RDF>", _PDFUA_EXTENSION + title + "</rdf:RDF>")
+    stream = _stream(DecodedStreamObject, xmp.encode())
+    stream.update({NameObject("/Type"): NameObject("/Metadata"), NameObject("/Subtype"): NameObject("/XML")})
+    root[NameObject("/Metadata")] = writer._add_object(stream)
 
 
 def _landscape(page: Any) -> bool:
