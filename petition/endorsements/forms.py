@@ -45,6 +45,7 @@ FIELDS = (
     "visibility",
     "comment",
     "news",
+    "transparency_register",
 )
 HONEYPOT_FIELD = "fax_number"
 
@@ -56,6 +57,7 @@ MAX_LENGTHS = {
     "contact_role": 150,
     "contact_email": 254,
     "comment": 1000,
+    "transparency_register": 40,
 }
 
 #: The labels of the form's text fields (the template's msgids): a message that a field is too long names it.
@@ -67,7 +69,25 @@ FIELD_LABELS = {
     "contact_role": _l("Your role in the organisation"),
     "contact_email": _l("Your email address"),
     "comment": _l("Public comment (optional)"),
+    "transparency_register": _l("EU Transparency Register number (optional)"),
 }
+
+#: An EU Transparency Register identification number as the register prints it: 9 to 12 digits
+#: (12 since 2008, shorter in older entries), a hyphen and two check digits. Shown as given,
+#: never looked up: the register's own page says whether it belongs to this organisation.
+TRANSPARENCY_REGISTER = re.compile(r"\d{9,12}-\d{2}")
+
+
+def normalise_transparency_register(raw: str) -> str | None:
+    """The number without the spaces people copy with it, or None when left empty; ValueError
+    when it is not shaped like one."""
+    compact = "".join(raw.split())
+    if not compact:
+        return None
+    if not TRANSPARENCY_REGISTER.fullmatch(compact):
+        raise ValueError(compact)
+    return compact
+
 
 #: Top-level domains that are not public but may stand in a website: RFC 2606's for documentation
 #: (the README's, the tests'), which resolves nowhere.
@@ -251,6 +271,15 @@ def parse_endorsement_form(form: Any) -> EndorsementForm:
             )
         except WebsiteError:
             errors["website"] = _("Please enter a web address such as https://example.org, or leave it empty.")
+
+    if "transparency_register" not in errors:
+        try:
+            data["transparency_register"] = normalise_transparency_register(values["transparency_register"])
+        except ValueError:
+            errors["transparency_register"] = _(
+                "Please enter the EU Transparency Register number as the register shows it, "
+                "such as 123456789012-34, or leave it empty."
+            )
 
     if "contact_name" not in errors and not values["contact_name"]:
         errors["contact_name"] = _("Please enter your name.")

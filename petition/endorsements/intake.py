@@ -88,6 +88,7 @@ _COLUMNS = (
     ("text_language", "text"),
     ("text_hash", "text"),
     ("news_consent_version", "text"),
+    ("transparency_register", "text"),
     ("news_consented_at", "timestamp"),
     ("token_nonce", "text"),
     ("created_at", "timestamp"),

@@ -195,6 +195,7 @@ SUBMITTED_FIELDS = (
     "text_language",
     "text_hash",
     "news_consent_version",
+    "transparency_register",
 )
 
 
@@ -305,6 +306,7 @@ async def submit_endorsement(
 def _submitted(data: dict[str, Any], *, text: Row, language: str) -> dict[str, Any]:
     fields = {**data, "language": language, "text_language": text["language"], "text_hash": text["content_hash"]}
     fields.setdefault("news_consent_version", None)
+    fields.setdefault("transparency_register", None)
     return {name: fields[name] for name in SUBMITTED_FIELDS}
 
 

@@ -45,6 +45,8 @@ endorsements = sa.Table(
     sa.Column("news_consent_version", sa.String(32), nullable=True),
     sa.Column("news_consented_at", UTCDateTime, nullable=True),
     sa.Column("news_unsubscribed_at", UTCDateTime, nullable=True),
+    # The EU Transparency Register number the organisation gave (optional, as given: no lookup).
+    sa.Column("transparency_register", sa.String(16), nullable=True),
     sa.UniqueConstraint("appeal_id", "email_canonical", name="uq_endorsements_appeal_email"),
 )
 

@@ -45,6 +45,7 @@ MAIL_KIND_LABELS: dict[str, LazyString] = {
     "thank_you": _l("thank-you email"),
     "data_request": _l("data request"),
     "login_guessed": _l("login alert"),
+    "news": _l("news update"),
 }
 
 

@@ -157,6 +157,12 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                             "nullable": True,
                             "description": "lapsed: proved once, no longer found (domain_verified is then null)",
                         },
+                        "transparency_register": {
+                            "type": "string",
+                            "nullable": True,
+                            "pattern": "^[0-9]{9,12}-[0-9]{2}$",
+                            "description": "The EU Transparency Register number the organisation gave (not looked up)",
+                        },
                     },
                 },
                 "EndorsementPage": {

@@ -32,6 +32,7 @@ PUBLIC_COLUMNS = (
     e.c.website,
     e.c.comment,
     e.c.listed_at,
+    e.c.transparency_register,
     # A proved (or lapsed) domain: named organisations only, as everything here.
     domain_proofs.c.domain.label("proof_domain"),
     domain_proofs.c.state.label("proof_state"),

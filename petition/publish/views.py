@@ -59,6 +59,8 @@ CSV_COLUMNS = (
     "domain_verified",
     "domain_verified_at",
     "domain_proof",
+    # Then the EU Transparency Register number an organisation gave.
+    "transparency_register",
 )
 #: `?format=spreadsheet`, the CSV the signatory list links to for people: a UTF-8 byte-order mark
 #: (without it spreadsheets on Windows read Cyrillic as Latin-1) and, after the columns above,
@@ -69,7 +71,7 @@ UTF8_BOM = b"\xef\xbb\xbf"
 #: counted against RATE_LIMIT_EXPORT (which would cost a write each).
 UNLIMITED_DOWNLOAD_ROWS = 1000
 #: Part of every open-data ETag: a change of what the bytes look like must change the tags.
-OPEN_DATA_FORMAT = 2
+OPEN_DATA_FORMAT = 3
 #: Rows encoded between two turns of the event loop while a CSV streams (a slice is well under a
 #: millisecond of work, so /healthz and the pages wait for little however many downloads run).
 ENCODE_SLICE = 50
@@ -139,6 +141,8 @@ def public_item(row: Row) -> dict[str, Any]:
         # UTC with its "Z" on both backends (PostgreSQL's came back naive, and went out without one).
         "endorsed_at": aware_utc(listed_at).isoformat().replace("+00:00", "Z") if listed_at else None,
         **domain_fields(row),
+        # As the organisation gave it (petition.endorsements.forms), or null; never looked up.
+        "transparency_register": row["transparency_register"],
     }
 
 

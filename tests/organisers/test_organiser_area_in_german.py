@@ -265,6 +265,7 @@ def test_in_german_no_page_of_the_organiser_area_shows_a_stored_code(client):
         "appeal": ("appeal", first),
         "organiser": ("organiser", ada),
         "outbox": ("email", 1),
+        "news": ("appeal", first),
         "logout": ("organiser", ada),
     }
 

@@ -20,7 +20,8 @@ from petition.db import Database, sqlalchemy_url
 from petition.endorsements.tables import endorsements
 from tests.factories import appeal_and_texts, endorsement_row
 
-#: The contract's columns, then the domain proof's (empty: these endorsements proved none).
+#: The contract's columns, then the domain proof's (empty: these endorsements proved none) and the
+#: EU Transparency Register number (none given).
 COLUMNS = (
     "organisation_name",
     "country",
@@ -31,6 +32,7 @@ COLUMNS = (
     "domain_verified",
     "domain_verified_at",
     "domain_proof",
+    "transparency_register",
 )
 START = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
 COUNTRIES = ("DE", "FR", "IT", "UA", "BY", "PL")
@@ -104,7 +106,7 @@ def expected_rows(database_url: str) -> list[list[str]]:
 
     rows = db_rows(
         database_url,
-        "SELECT organisation_name, country, city, organisation_type, website, listed_at "
+        "SELECT organisation_name, country, city, organisation_type, website, listed_at, transparency_register "
         "FROM endorsements WHERE state IN ('confirmed', 'approved') AND visibility = 'public' "
         "AND appeal_id = (SELECT id FROM appeals WHERE slug = $1) "
         "ORDER BY listed_at DESC, id DESC",
@@ -121,6 +123,7 @@ def expected_rows(database_url: str) -> list[list[str]]:
             "",
             "",
             "",
+            r["transparency_register"] or "",
         ]
         for r in rows
     ]

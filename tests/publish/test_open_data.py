@@ -26,10 +26,11 @@ def test_csv_is_rfc4180_and_formula_cells_are_prefixed(client):
     assert response.headers["content-type"].startswith("text/csv")
     assert response.headers["content-disposition"] == f'attachment; filename="{SLUG}-endorsements.csv"'
     raw = response.content.decode("utf-8")
-    # CRLF after every record, the header first: the contract's columns, then the domain proof's.
+    # CRLF after every record, the header first: the contract's columns, then the domain proof's
+    # and the EU Transparency Register number.
     assert raw.startswith(
         "organisation_name,country,city,organisation_type,website,endorsed_at,"
-        "domain_verified,domain_verified_at,domain_proof\r\n"
+        "domain_verified,domain_verified_at,domain_proof,transparency_register\r\n"
     )
     assert raw.endswith("\r\n") and "\n" not in raw.replace("\r\n", "")
     rows = {r["country"]: r for r in csv.DictReader(io.StringIO(raw, newline=""))}
@@ -102,6 +103,8 @@ def test_api_pages_and_filters(client):
         "domain_verified",
         "domain_verified_at",
         "domain_proof",
+        # The EU Transparency Register number an organisation gave: null for these.
+        "transparency_register",
     }
     assert first["next"].endswith(f"/api/appeals/{SLUG}/endorsements?page=2")
     second = client.get(first["next"]).json()
