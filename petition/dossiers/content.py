@@ -30,6 +30,8 @@ from petition.endorsements.queries import listed_condition
 from petition.endorsements.states import Visibility
 from petition.endorsements.tables import endorsements
 from petition.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from petition.identity.proofs import ProofState
+from petition.identity.tables import domain_proofs
 from petition.publish.queries import DEFAULT_ANONYMOUS_COUNT_THRESHOLD, attributable_anonymous, aware_utc
 from petition.schema import utcnow
 from petition.transparency import store as log_store
@@ -59,6 +61,9 @@ class Signatory:
     organisation_type: str  # the code; labels are the template's business
     website: str
     endorsed_on: dt.date | None
+    #: The domain a valid proof showed this organisation controls when the dossier was built
+    #: (petition.identity), or "": printed beside its website, not part of the canonical list.
+    domain: str = ""
 
 
 @dataclass(frozen=True)
@@ -231,10 +236,13 @@ async def gather_content(
         e.c.country == country,
         listed_condition(appeal["moderation"]),
     )
+    proved = sa.and_(domain_proofs.c.endorsement_id == e.c.id, domain_proofs.c.state == ProofState.VERIFIED.value)
     rows = await db.fetch_values(
-        sa.select(e.c.organisation_name, e.c.city, e.c.organisation_type, e.c.website, e.c.listed_at).where(
-            listed, e.c.visibility == Visibility.PUBLIC.value
+        sa.select(
+            e.c.organisation_name, e.c.city, e.c.organisation_type, e.c.website, e.c.listed_at, domain_proofs.c.domain
         )
+        .select_from(e.outerjoin(domain_proofs, proved))
+        .where(listed, e.c.visibility == Visibility.PUBLIC.value)
     )
     anonymous = attributable_anonymous(
         int(
@@ -252,8 +260,9 @@ async def gather_content(
             organisation_type=sys.intern(organisation_type),
             website=website or "",
             endorsed_on=aware_utc(listed_at).date() if listed_at else None,
+            domain=domain or "",
         )
-        for name, city, organisation_type, website, listed_at in rows
+        for name, city, organisation_type, website, listed_at, domain in rows
     ]
     del rows
     published = await log_store.latest(db)

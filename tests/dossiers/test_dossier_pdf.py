@@ -265,3 +265,44 @@ def test_a_country_without_named_organisations_gets_a_dossier_that_names_none(
     assert "Защита и убежище" in flat and "Protection and asylum" in flat
     # One anonymous organisation is not attributed to Belarus (ANONYMOUS_COUNT_THRESHOLD).
     assert row["signatory_count"] == 0 and row["anonymous_count"] == 0
+
+
+def test_a_proved_domain_is_printed_beside_its_organisation_and_no_other(
+    client: TestClient, settings: Settings, database_url: str
+) -> None:
+    """Issue 18: a dossier shows the domain a valid proof holds when it is built; a lapsed proof
+    shows nothing, and an anonymous organisation's proof never reaches the dossier."""
+    import datetime as dt
+
+    from tests.support import run_sql
+
+    proved, lapsed, hidden = add_endorsements(
+        database_url,
+        rows=[
+            dict(organisation_name="Bewiesene Friedensgruppe", website="https://proved.example"),
+            dict(organisation_name="Verfallene Initiative", website="https://lapsed.example"),
+            dict(organisation_name="Verborgener Kreis", visibility="anonymous", website="https://hidden.example"),
+        ],
+    )
+    at = dt.datetime(2026, 11, 30)
+    for endorsement_id, domain, state in (
+        (proved, "proved.example", "verified"),
+        (lapsed, "lapsed.example", "lapsed"),
+        (hidden, "hidden.example", "verified"),
+    ):
+        run_sql(
+            database_url,
+            "INSERT INTO domain_proofs (endorsement_id, domain, challenge, state, created_at, expires_at,"
+            " verified_at, last_result) VALUES (:id, :domain, :challenge, :state, :at, :at, :at, '')",
+            id=endorsement_id,
+            domain=domain,
+            challenge=f"{endorsement_id:032d}",
+            state=state,
+            at=at,
+        )
+    row = build_via_worker(client, settings, demo_appeal_id(database_url), "DE")
+    flat = re.sub(r"\s+", " ", re.sub("[\u202a-\u202e]", "", pdftotext(Path(row["file_path"]))))
+    # Germany's dossier is in German.
+    assert "Domain bestätigt: proved.example" in flat
+    assert "Domain bestätigt: lapsed.example" not in flat and "lapsed.example" in flat  # its website only
+    assert "hidden.example" not in flat and "Verborgener Kreis" not in flat
