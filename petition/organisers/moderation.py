@@ -8,12 +8,15 @@ where its table allows.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import idna
 import sqlalchemy as sa
+from publicsuffixlist import PublicSuffixList
 
 from petition.appeals.states import Moderation
 from petition.appeals.tables import appeals
@@ -27,6 +30,8 @@ from petition.endorsements.states import HELD, EndorsementState
 from petition.endorsements.tables import endorsements
 from petition.endorsements.vocabulary import canonical_email, normalise_name
 from petition.i18n import gettext as _
+from petition.identity.proofs import SHOWN
+from petition.identity.tables import domain_proofs
 from petition.schema import utcnow
 
 S = EndorsementState
@@ -45,6 +50,11 @@ class Filters:
     country: str | None = None
     search: str | None = None
     queue: bool = False  # held endorsements, and confirmed ones of pre-moderated appeals
+    domain: str | None = None  # the domain proof: one of DOMAIN_FILTERS
+
+
+#: The organisers' filter on domain proofs: proved now, proved once and lapsed, or neither.
+DOMAIN_FILTERS = ("verified", "lapsed", "none")
 
 
 def _where(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
@@ -61,6 +71,10 @@ def _where(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
         query = query.where(e.c.state == filters.state)
     if filters.country:
         query = query.where(e.c.country == filters.country)
+    if filters.domain == "none":
+        query = query.where(domain_proofs.c.id.is_(None))
+    elif filters.domain is not None:
+        query = query.where(domain_proofs.c.state == filters.domain)
     if filters.search:
         text = filters.search.strip()
         number = text.removeprefix("#")
@@ -78,10 +92,21 @@ def _where(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
     return query
 
 
+def _from() -> Any:
+    """Endorsements with their appeal and their shown domain proof (verified or lapsed; one at most)."""
+    shown = sa.and_(domain_proofs.c.endorsement_id == e.c.id, domain_proofs.c.state.in_(SHOWN))
+    return e.join(appeals, appeals.c.id == e.c.appeal_id).outerjoin(domain_proofs, shown)
+
+
 def _base() -> sa.Select[Any]:
     return sa.select(
-        e, appeals.c.slug.label("appeal_slug"), appeals.c.moderation.label("appeal_moderation")
-    ).select_from(e.join(appeals, appeals.c.id == e.c.appeal_id))
+        e,
+        appeals.c.slug.label("appeal_slug"),
+        appeals.c.moderation.label("appeal_moderation"),
+        domain_proofs.c.state.label("proof_state"),
+        domain_proofs.c.domain.label("proof_domain"),
+        domain_proofs.c.verified_at.label("proof_verified_at"),
+    ).select_from(_from())
 
 
 async def find_endorsements(
@@ -94,7 +119,7 @@ async def find_endorsements(
 
 
 async def count_endorsements(db: Database, *, filters: Filters) -> int:
-    query = _where(sa.select(sa.func.count()).select_from(e.join(appeals, appeals.c.id == e.c.appeal_id)), filters)
+    query = _where(sa.select(sa.func.count()).select_from(_from()), filters)
     return int(await db.fetch_val(query) or 0)
 
 
@@ -112,21 +137,39 @@ class Hints:
     domain_match: bool = False
 
 
-def _host(value: str) -> str:
-    host = value.strip().lower().rstrip(".")
-    return host[4:] if host.startswith("www.") else host
+@functools.cache
+def _suffixes() -> PublicSuffixList:
+    # The private suffixes too: two sites under github.io (or two mailboxes under one) are two owners.
+    # An unknown top-level domain is one label, as the list's own default rule ("*") has it.
+    return PublicSuffixList(accept_unknown=True)
+
+
+def registrable_domain(host: str) -> str | None:
+    """The domain one owner registered under a public suffix (Public Suffix List), as ASCII:
+    `mail.example.org` → `example.org`, `a.b.example.co.uk` → `example.co.uk`; None for a
+    suffix itself or what is not a host name."""
+    name = host.strip().rstrip(".").lower()
+    if not name:
+        return None
+    try:
+        name = idna.encode(name, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return None
+    return _suffixes().privatesuffix(name)
 
 
 def domain_match(contact_email: str, website: str) -> bool:
-    """The contact's email domain is the website's domain (ignoring `www.`)."""
+    """The contact's email and the website are under one registrable domain: a weaker signal than
+    a domain proof (anyone may type a website; the email only proves the mailbox), shown to
+    organisers only (the email is never public)."""
     if "@" not in contact_email or not website:
         return False
-    email_domain = _host(contact_email.rsplit("@", 1)[1])
     try:
         website_host = urlsplit(website if "://" in website else "https://" + website).hostname or ""
     except ValueError:
         return False
-    return bool(email_domain) and email_domain == _host(website_host)
+    email_domain = registrable_domain(contact_email.rsplit("@", 1)[1])
+    return email_domain is not None and email_domain == registrable_domain(website_host)
 
 
 async def hints_for(db: Database, *, rows: Sequence[Row]) -> dict[int, Hints]:

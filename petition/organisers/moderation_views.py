@@ -21,6 +21,7 @@ from petition.i18n import gettext as _
 from petition.organisers.auth import admin_route, organiser
 from petition.organisers.moderation import (
     DECISIONS,
+    DOMAIN_FILTERS,
     EDITABLE_FIELDS,
     Filters,
     correct_endorsement,
@@ -75,12 +76,16 @@ def _filters(request: Request, *, queue: bool) -> Filters:
     country = text(params, "country", 2).upper() or None
     if country is not None and not countries.is_country(country):
         raise HTTPException(400, "unknown country")
+    domain = text(params, "domain", 10) or None
+    if domain is not None and domain not in DOMAIN_FILTERS:
+        raise HTTPException(400, "unknown domain proof filter")
     return Filters(
         appeal_id=optional_id(params, "appeal"),
         state=state,
         country=country,
         search=text(params, "q", 100) or None,
         queue=queue,
+        domain=domain,
     )
 
 
@@ -140,6 +145,7 @@ async def _list(request: Request, *, queue: bool) -> Response:
                 "state": filters.state or "",
                 "country": filters.country or "",
                 "q": filters.search or "",
+                "domain": filters.domain or "",
             },
             "appeals": await list_appeals(db, public_only=False),
             "states": [s.value for s in S],

@@ -196,9 +196,62 @@ def test_duplicate_hints_and_domain_match(client):
 
 
 def test_domain_match_rules():
+    """Through the Public Suffix List (issue 18): one registrable domain, whatever the subdomains."""
     assert domain_match("a@example.org", "https://example.org/about")
     assert domain_match("a@www.example.org", "https://example.org")
     assert domain_match("a@Example.ORG", "https://www.example.org")
+    assert domain_match("a@mail.example.org", "https://example.org")  # a mail host of the same domain
+    assert domain_match("info@friedensnetz.co.uk", "https://www.friedensnetz.co.uk")
+    assert domain_match("info@bücher.de", "https://xn--bcher-kva.de")  # IDN: one domain, two spellings
     assert not domain_match("a@gmail.com", "https://example.org")
-    assert not domain_match("a@mail.example.org", "https://example.org")
     assert not domain_match("a@example.org", "")
+    # Under a public suffix, a neighbour is another owner: not a match.
+    assert not domain_match("a@other.co.uk", "https://friedensnetz.co.uk")
+    assert not domain_match("a@someone.github.io", "https://friedensnetz.github.io")
+    assert not domain_match("a@co.uk", "https://co.uk")  # a suffix is nobody's domain
+    assert not domain_match("a@[127.0.0.1]", "https://127.0.0.1")
+
+
+def test_the_list_shows_domain_proofs_and_filters_on_them(client, database_url):
+    import datetime as dt
+
+    from tests.support import run_sql
+
+    appeal = make_appeal(client, "proofs")
+    proved, lapsed, plain = add_endorsements(
+        client,
+        rows=[
+            dict(organisation_name="Bewiesene Gruppe", website="https://proved.example"),
+            dict(organisation_name="Verfallene Gruppe", website="https://lapsed.example"),
+            dict(organisation_name="Unbewiesene Gruppe"),
+        ],
+        appeal=appeal["id"],
+    )
+    at = dt.datetime(2026, 11, 30)
+    for endorsement_id, domain, state in ((proved, "proved.example", "verified"), (lapsed, "lapsed.example", "lapsed")):
+        run_sql(
+            database_url,
+            "INSERT INTO domain_proofs (endorsement_id, domain, challenge, state, created_at, expires_at,"
+            " verified_at, last_result) VALUES (:id, :domain, :challenge, :state, :at, :at, :at, '')",
+            id=endorsement_id,
+            domain=domain,
+            challenge=f"{endorsement_id:032d}",
+            state=state,
+            at=at,
+        )
+    login_as(client, "moderator")
+
+    def names(query: str) -> set[str]:
+        page = client.get(f"/admin/endorsements?appeal={appeal['id']}{query}")
+        assert page.status_code == 200, page.status_code
+        return {n for n in ("Bewiesene", "Verfallene", "Unbewiesene") if f"{n} Gruppe" in page.text}
+
+    everything = client.get(f"/admin/endorsements?appeal={appeal['id']}").text
+    assert "domain verified: proved.example" in everything
+    assert "domain proof lapsed: lapsed.example" in everything
+    assert names("") == {"Bewiesene", "Verfallene", "Unbewiesene"}
+    assert names("&domain=verified") == {"Bewiesene"}
+    assert names("&domain=lapsed") == {"Verfallene"}
+    assert names("&domain=none") == {"Unbewiesene"}
+    assert "1 endorsement" in client.get(f"/admin/endorsements?appeal={appeal['id']}&domain=verified").text
+    assert client.get("/admin/endorsements?domain=maybe").status_code == 400
