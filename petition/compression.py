@@ -5,7 +5,8 @@ are sent as they are (gzip's header would eat the gain), and so are formats that
 compressed already (PNG, ICO, PDF, ZIP: its list, plus ours) and responses that already carry
 a Content-Encoding. A compressed body is another representation of the resource, so its ETag
 becomes weak (`W/"…"`, as nginx does): `If-None-Match` with either form still gets its 304
-(petition.publish.http compares tags weakly).
+(petition.publish.http compares tags weakly); a 304 to a client that accepts gzip carries
+the weak form too.
 
 Behind a reverse proxy that compresses, set GZIP=false: compressing twice costs CPU for nothing
 (docs/deployment.md).
@@ -37,10 +38,15 @@ class Compression:
             await self.gzip(scope, receive, send)
             return
 
+        accepts = any(k == b"accept-encoding" and b"gzip" in v for k, v in scope["headers"])
+
         async def weaken_etag(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if accepts and message["type"] == "http.response.start":
                 headers = message.get("headers", [])
-                if any(k.lower() == b"content-encoding" and v == b"gzip" for k, v in headers):
+                # A 304 stands for the body this client would get: the gzipped one, as a rule.
+                if message["status"] == 304 or any(
+                    k.lower() == b"content-encoding" and v == b"gzip" for k, v in headers
+                ):
                     message["headers"] = [
                         (k, b"W/" + v if k.lower() == b"etag" and not v.startswith(b"W/") else v) for k, v in headers
                     ]
