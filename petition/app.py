@@ -13,12 +13,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from petition.appeals.about import about as appeal_about
 from petition.appeals.queries import ensure_demo_appeal
+from petition.assets import HashedStatic
+from petition.compression import Compression
 from petition.confirmation import views as confirmation_views
 from petition.db import Database
 from petition.dossiers import views as dossier_views
@@ -49,6 +50,7 @@ from petition.publish import appeal_views
 from petition.publish import views as publish_views
 from petition.publish.cache import PublicCache
 from petition.publish.pages import CachedPageMiddleware
+from petition.reach import views as reach_views
 from petition.resources import package_path
 from petition.security import (
     CSRF,
@@ -139,9 +141,12 @@ class _Application(Starlette):
     server, as by Starlette's error layer (which has no handler of ours)."""
 
     cached_pages: Callable[[ASGIApp], ASGIApp]
+    #: gzip (petition.compression) around everything, cached pages included; GZIP=false: none.
+    compress: bool = True
 
     def build_middleware_stack(self) -> ASGIApp:
-        return self.cached_pages(super().build_middleware_stack())
+        stack = self.cached_pages(super().build_middleware_stack())
+        return Compression(stack) if self.compress else stack
 
 
 class ErrorPageMiddleware:
@@ -269,6 +274,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     log.error("stopping a process pool failed: %r", failed)
             await services.db.disconnect()
 
+    static = HashedStatic(directory=package_path("static"))
+    templates.env.globals["static_url"] = static.url
+
+    async def favicon(request: Request) -> Response:
+        # Browsers ask for /favicon.ico whatever the page says.
+        return await static.get_response("favicon.ico", request.scope)
+
     routes = [
         *appeal_views.routes,
         *confirmation_views.routes,
@@ -281,7 +293,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *receipt_views.routes,
         *identity_views.routes,
         *news_views.routes,
-        Mount("/static", app=StaticFiles(directory=str(package_path("static"))), name="static"),
+        *reach_views.routes,
+        Route("/favicon.ico", favicon, name="favicon"),
+        Mount("/static", app=static, name="static"),
     ]
     security_headers = SecurityHeaders(settings)
     middleware = [
@@ -308,5 +322,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         headers=security_headers,
         routes=[appeal_views.APPEAL_PAGE, publish_views.SIGNATORY_LIST],
     )
+    app.compress = settings.gzip
     app.state.services = services
     return app

@@ -107,12 +107,32 @@ class SecurityHeaders:
     def added(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """`headers` (raw pairs) with each default added unless the response set its own."""
         present = {name.lower() for name, _value in headers}
+        if b"content-security-policy" in present and _may_be_framed(headers):
+            # A page that lets named origins frame it (petition.reach's embed): X-Frame-Options
+            # knows no list of origins, and DENY would win over the CSP in older browsers.
+            present.add(b"x-frame-options")
         headers.extend(pair for pair in self.defaults if pair[0] not in present)
         return headers
 
     def cookie(self, secret: str) -> tuple[bytes, bytes]:
         """The Set-Cookie header that gives a new visitor their CSRF secret."""
         return b"set-cookie", f"{CSRF_COOKIE}={secret}{self._cookie_end}".encode("latin-1")
+
+
+def _may_be_framed(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name.lower() == b"content-security-policy":
+            for directive in value.split(b";"):
+                parts = directive.split()
+                if parts and parts[0].lower() == b"frame-ancestors" and parts[1:] != [b"'none'"]:
+                    return True
+    return False
+
+
+def frame_ancestors_csp(origins: tuple[str, ...] | list[str]) -> str:
+    """The site's CSP with `frame-ancestors` listing `origins` ('none' when there are none)."""
+    sources = " ".join(origins) or "'none'"
+    return CSP.replace("frame-ancestors 'none'", f"frame-ancestors {sources}")
 
 
 def visitor_secret(scope: Scope) -> str | None:

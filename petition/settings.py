@@ -117,6 +117,10 @@ class Settings:
     domain_proof_recheck_interval: float = 24 * 3600.0
     # Tests only: lets the file check connect to loopback addresses (and trust a test certificate).
     domain_proof_allow_loopback: bool = False
+    # Origins (scheme://host[:port]) whose pages may frame /appeals/{slug}/embed (petition.reach).
+    embed_origins: tuple[str, ...] = ()
+    # gzip for text responses; off where the reverse proxy compresses (docs/deployment.md).
+    gzip: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -200,6 +204,21 @@ def _secret_from_data_dir(data_dir: Path) -> str:
     if not value:
         raise SettingsError(f"{path} is empty: delete it to have a new SECRET_KEY generated")
     return value
+
+
+def _parse_origins(raw: str) -> tuple[str, ...]:
+    """EMBED_ORIGINS: `https://partner.example, http://localhost:8080` → each origin as a CSP
+    source (scheme, host, optional port; no path, no wildcard but a leading `*.` label)."""
+    origins = []
+    for item in raw.replace(",", " ").split():
+        origin = item.strip().rstrip("/")
+        if not re.fullmatch(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?", origin):
+            raise SettingsError(
+                f"EMBED_ORIGINS: {item!r} is not an origin (scheme://host[:port], e.g. https://partner.example)"
+            )
+        if origin.lower() not in origins:
+            origins.append(origin.lower())
+    return tuple(origins)
 
 
 def _timestamp_url(raw: object) -> str | None:
@@ -397,6 +416,8 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         domain_proof_max_age=as_int("DOMAIN_PROOF_MAX_AGE", 14 * 24 * 3600),
         domain_proof_recheck_interval=as_float("DOMAIN_PROOF_RECHECK_INTERVAL", 24 * 3600.0),
         domain_proof_allow_loopback=as_bool("DOMAIN_PROOF_ALLOW_LOOPBACK", False),
+        embed_origins=_parse_origins(str(get("EMBED_ORIGINS", "") or "")),
+        gzip=as_bool("GZIP", True),
     )
 
 

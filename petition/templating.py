@@ -42,6 +42,8 @@ def make_environment(operator: Operator | None = None) -> jinja2.Environment:
         language_names=i18n.LANGUAGE_NAMES,
         current_language=i18n.get_language,
         operator=operator or Operator(),
+        # The application puts the hashed names in its place (petition.assets).
+        static_url=lambda path: "/static/" + path,
     )
     env.filters.update(
         date=format_date,

@@ -91,6 +91,10 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+#: Cache-Control of a public page without a form (docs/deployment.md: caching).
+PUBLIC_PAGE_CACHE = "public, max-age=60"
+
+
 def render(
     request: Request,
     name: str,
@@ -100,7 +104,11 @@ def render(
     private: bool = False,
     token_page: bool = False,
 ) -> Response:
-    """Render an HTML page; `private` pages are never cached, `token_page`s leak no Referer."""
+    """Render an HTML page; `private` pages are never cached, `token_page`s leak no Referer.
+
+    Cache-Control: `no-store` for `private` and `token_page`s; `private, no-cache` for a page
+    whose form carries the visitor's CSRF token; `public, max-age=60` for any other public GET.
+    """
     svc = services(request)
     ctx = {
         "csrf_token": _LazyCSRFToken(svc.csrf, request),
@@ -115,6 +123,13 @@ def render(
     response.headers.setdefault("Vary", "Accept-Language, Cookie")
     if private or token_page:
         response.headers["Cache-Control"] = "no-store"
+    elif "csrf_token" in (context or {}) or request.scope.get("state", {}).get("csrf_used"):
+        # A form's token is the visitor's own (their cookie's HMAC): no shared cache may keep it,
+        # and their browser asks again before reusing it (the cookie may have gone with a restart).
+        response.headers["Cache-Control"] = "private, no-cache"
+    elif request.method == "GET" and status == 200 and not request.url.path.startswith("/admin"):
+        # The same for every visitor of a language (Vary): a proxy or browser may keep it briefly.
+        response.headers["Cache-Control"] = PUBLIC_PAGE_CACHE
     if token_page:
         response.headers["Referrer-Policy"] = "no-referrer"
     return response

@@ -33,6 +33,7 @@ from petition.publish.cache import public_cache
 from petition.publish.cached import appeal_by_slug, appeal_text, listed_counts, newest_named
 from petition.publish.chart import country_chart
 from petition.publish.pages import CachedRoute, cached_page
+from petition.publish.share import share_meta
 from petition.randomness import random_bytes
 from petition.templating import page_url
 from petition.web import client_ip, read_form, render, services
@@ -172,6 +173,9 @@ async def appeal_page(
             "counts": counts,
             "chart": country_chart(counts, language),
             "newest": await newest_named(cache, db, appeal=appeal),
+            "share": share_meta(
+                settings=services(request).settings, appeal=appeal, text=text, language=language, total=counts.total
+            ),
             **form,
         },
         status=status,

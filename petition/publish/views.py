@@ -39,6 +39,7 @@ from petition.publish.queries import (
     named_total,
     stream_named,
 )
+from petition.publish.share import share_meta
 from petition.settings import Settings
 from petition.web import client_ip, render, services
 
@@ -209,12 +210,17 @@ async def signatories(request: Request) -> Response:
         if not kind and not search:
             anonymous = [(code, n) for code, n in counts.anonymous_by_country.items() if country in (None, code)]
             unattributed = counts.unattributed if country is None else 0
+        text = await appeal_text(cache, db, appeal=appeal, language=language)
+        settings = services(request).settings
         return render(
             request,
             "publish/signatories.html",
             {
                 "appeal": appeal,
-                "text": await appeal_text(cache, db, appeal=appeal, language=language),
+                "text": text,
+                "share": share_meta(settings=settings, appeal=appeal, text=text, language=language, total=counts.total)
+                if text
+                else None,
                 "groups": ordered_groups,
                 "counts": counts,
                 "anonymous": anonymous,

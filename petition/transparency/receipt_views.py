@@ -20,7 +20,11 @@ from starlette.routing import Route
 
 from petition import i18n
 from petition.appeals.queries import current_text, get_appeal
+from petition.appeals.states import AppealStatus
 from petition.i18n import gettext as _
+from petition.publish.cache import public_cache
+from petition.publish.cached import appeal_by_slug, appeal_text, listed_counts
+from petition.publish.share import share_meta
 from petition.tokens import InvalidToken, Purpose, TokenClaims
 from petition.transparency import receipts, store
 from petition.transparency.receipts import Receipt, Status
@@ -63,6 +67,22 @@ async def _title(request: Request, slug: str) -> str:
     return str(text["title"]) if text else slug
 
 
+async def _share(request: Request, slug: str) -> dict[str, str] | None:
+    """The appeal's share card fields: a receipt's page shared shows the appeal, never the receipt."""
+    cache = public_cache(request)
+    db = services(request).db
+    appeal = await appeal_by_slug(cache, db, slug=slug)
+    if appeal is None or appeal["status"] == AppealStatus.DRAFT:
+        return None
+    language = i18n.get_language()
+    text = await appeal_text(cache, db, appeal=appeal, language=language)
+    if text is None:
+        return None
+    counts = await listed_counts(cache, db, appeal=appeal)
+    settings = services(request).settings
+    return share_meta(settings=settings, appeal=appeal, text=text, language=language, total=counts.total)
+
+
 async def receipt_page(request: Request) -> Response:
     receipt = await _receipt(request)
     if receipt is False:
@@ -77,6 +97,7 @@ async def receipt_page(request: Request) -> Response:
         "inclusion": [hash_.hex() for hash_ in receipt.inclusion],
         "status": Status,
         "badge_url": services(request).settings.url_for_path(f"/log/badges/{receipt.entry_id}.svg"),
+        "share": await _share(request, receipt.appeal),
     }
     return render(request, "transparency/receipt.html", context, token_page=True)
 
