@@ -9,7 +9,7 @@ becomes weak (`W/"…"`, as nginx does): `If-None-Match` with either form still 
 the weak form too.
 
 Behind a reverse proxy that compresses, set GZIP=false: compressing twice costs CPU for nothing
-(docs/deployment.md).
+(docs/reach.md).
 """
 
 from __future__ import annotations

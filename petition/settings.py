@@ -119,7 +119,7 @@ class Settings:
     domain_proof_allow_loopback: bool = False
     # Origins (scheme://host[:port]) whose pages may frame /appeals/{slug}/embed (petition.reach).
     embed_origins: tuple[str, ...] = ()
-    # gzip for text responses; off where the reverse proxy compresses (docs/deployment.md).
+    # gzip for text responses; off where the reverse proxy compresses (docs/reach.md).
     gzip: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 

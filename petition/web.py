@@ -91,7 +91,7 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-#: Cache-Control of a public page without a form (docs/deployment.md: caching).
+#: Cache-Control of a public page without a form (docs/reach.md, "Web basics").
 PUBLIC_PAGE_CACHE = "public, max-age=60"
 
 
