@@ -4,9 +4,9 @@ Starlette's GZipMiddleware does the work; this adds what it leaves out. Bodies u
 are sent as they are (gzip's header would eat the gain), and so are formats that are
 compressed already (PNG, ICO, PDF, ZIP: its list, plus ours) and responses that already carry
 a Content-Encoding. A compressed body is another representation of the resource, so its ETag
-becomes weak (`W/"…"`, as nginx does): `If-None-Match` with either form still gets its 304
-(petition.publish.http compares tags weakly); a 304 to a client that accepts gzip carries
-the weak form too.
+becomes weak (`W/"…"`, as nginx does), and so does every tag a client that accepts gzip is
+sent, compressed or not, 200 or 304 (one tag for one resource and client); `If-None-Match`
+with either form still gets its 304 (petition.publish.http compares tags weakly).
 
 Behind a reverse proxy that compresses, set GZIP=false: compressing twice costs CPU for nothing
 (docs/reach.md).
@@ -42,14 +42,13 @@ class Compression:
 
         async def weaken_etag(message: Message) -> None:
             if accepts and message["type"] == "http.response.start":
+                # Every tag this client sees is weak, whether this body was compressed or left as it
+                # is (under MINIMUM_SIZE): a 304 cannot know which the 200 would have been, and the
+                # 200 and the 304 must carry the same tag. Weak tags revalidate all the same.
                 headers = message.get("headers", [])
-                # A 304 stands for the body this client would get: the gzipped one, as a rule.
-                if message["status"] == 304 or any(
-                    k.lower() == b"content-encoding" and v == b"gzip" for k, v in headers
-                ):
-                    message["headers"] = [
-                        (k, b"W/" + v if k.lower() == b"etag" and not v.startswith(b"W/") else v) for k, v in headers
-                    ]
+                message["headers"] = [
+                    (k, b"W/" + v if k.lower() == b"etag" and not v.startswith(b"W/") else v) for k, v in headers
+                ]
             await send(message)
 
         await self.gzip(scope, receive, weaken_etag)
