@@ -30,6 +30,7 @@ from petition.dossiers.views import UploadLimitMiddleware
 from petition.endorsements.intake import Intake
 from petition.endorsements.lifecycle import Lifecycle
 from petition.i18n_middleware import LanguageMiddleware
+from petition.identity import countersign_views
 from petition.identity import views as identity_views
 from petition.identity.worker import DomainProofWorker
 from petition.logs import RequestIdMiddleware
@@ -292,6 +293,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *log_views.routes,
         *receipt_views.routes,
         *identity_views.routes,
+        *countersign_views.routes,
         *news_views.routes,
         *reach_views.routes,
         Route("/favicon.ico", favicon, name="favicon"),

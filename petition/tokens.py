@@ -23,6 +23,11 @@ class Purpose(enum.StrEnum):
     DOMAIN_PROOF = "petition.domain-proof"
     #: The unsubscribe link of news emails (RFC 8058 one-click): the record and its nonce, no expiry.
     UNSUBSCRIBE = "petition.news-unsubscribe"
+    #: The contact's page for inviting a second officer (DOMAIN_PROOF_MAX_AGE, as the thank-you
+    #: email's other links): the record and its nonce.
+    COUNTERSIGN_INVITE = "petition.countersign-invite"
+    #: The invited officer's page (CONFIRM_MAX_AGE): the record and the invitation's nonce.
+    COUNTERSIGN = "petition.countersign"
 
 
 class InvalidToken(Exception):

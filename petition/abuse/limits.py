@@ -179,6 +179,26 @@ async def data_request_allowed(db: Database, settings: Settings, *, ip: str | No
     return await hit(db, secret=str(settings.secret_key), rules=rules)
 
 
+#: Invitations to countersign: per endorsement and per invited mailbox, a day.
+COUNTERSIGN_PER_ENDORSEMENT = 3
+COUNTERSIGN_PER_MAILBOX = 3
+
+
+async def countersign_invite_allowed(
+    db: Database, settings: Settings, *, ip: str | None, endorsement_id: int, email_canonical: str
+) -> bool:
+    """Inviting a second officer sends an email to an address someone typed: a few a day per
+    endorsement, a few a day to one mailbox whoever asks (no one's address becomes a target),
+    and per IP."""
+    rules = [
+        Rule("countersign.endorsement", str(endorsement_id), COUNTERSIGN_PER_ENDORSEMENT, DAY),
+        Rule("countersign.mailbox", email_canonical, COUNTERSIGN_PER_MAILBOX, DAY),
+    ]
+    if not is_trusted(settings, ip):
+        rules += _ip_rules(settings, "countersign.ip", ip or "-")
+    return await hit(db, secret=str(settings.secret_key), rules=rules)
+
+
 #: The window of the open-data download limit: a client over it may try again after this long.
 EXPORT_WINDOW = MINUTE
 

@@ -28,8 +28,9 @@ from petition.appeals.tables import appeal_texts
 from petition.db import Database, Row
 from petition.endorsements.queries import listed_condition
 from petition.endorsements.states import Visibility
-from petition.endorsements.tables import endorsements
+from petition.endorsements.tables import countersignatures, endorsements
 from petition.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from petition.identity.countersign import COUNTERSIGNED_HASH, countersigned_join, is_countersigned
 from petition.identity.proofs import ProofState
 from petition.identity.tables import domain_proofs
 from petition.publish.queries import DEFAULT_ANONYMOUS_COUNT_THRESHOLD, attributable_anonymous, aware_utc
@@ -64,6 +65,9 @@ class Signatory:
     #: The domain a valid proof showed this organisation controls when the dossier was built
     #: (petition.identity), or "": printed beside its website, not part of the canonical list.
     domain: str = ""
+    #: A second officer countersigned its public record as it is (petition.identity.countersign):
+    #: printed beside its name, not part of the canonical list.
+    countersigned: bool = False
 
 
 @dataclass(frozen=True)
@@ -239,9 +243,15 @@ async def gather_content(
     proved = sa.and_(domain_proofs.c.endorsement_id == e.c.id, domain_proofs.c.state == ProofState.VERIFIED.value)
     rows = await db.fetch_values(
         sa.select(
-            e.c.organisation_name, e.c.city, e.c.organisation_type, e.c.website, e.c.listed_at, domain_proofs.c.domain
+            e.c.organisation_name,
+            e.c.city,
+            e.c.organisation_type,
+            e.c.website,
+            e.c.listed_at,
+            domain_proofs.c.domain,
+            COUNTERSIGNED_HASH,
         )
-        .select_from(e.outerjoin(domain_proofs, proved))
+        .select_from(e.outerjoin(domain_proofs, proved).outerjoin(countersignatures, countersigned_join(e.c.id)))
         .where(listed, e.c.visibility == Visibility.PUBLIC.value)
     )
     anonymous = attributable_anonymous(
@@ -261,8 +271,19 @@ async def gather_content(
             website=website or "",
             endorsed_on=aware_utc(listed_at).date() if listed_at else None,
             domain=domain or "",
+            countersigned=bool(countersigned_hash)
+            and is_countersigned(
+                {
+                    "country": country,
+                    "organisation_name": name,
+                    "organisation_type": organisation_type,
+                    "city": city,
+                    "website": website,
+                    "countersigned_hash": countersigned_hash,
+                }
+            ),
         )
-        for name, city, organisation_type, website, listed_at, domain in rows
+        for name, city, organisation_type, website, listed_at, domain, countersigned_hash in rows
     ]
     del rows
     published = await log_store.latest(db)

@@ -57,15 +57,18 @@ def thank_you_context(
     """Sent on confirmation (and when the confirmation was held back for the organisers): whether
     it is listed now, the withdrawal link, valid for as long as the record is, the receipt
     link of its public log entry (`entry`, its public id), which never expires, and — for a
-    named organisation with a website — the link to prove its domain (petition.identity).
-    An anonymous one gets none: a record on its domain would name it."""
+    named organisation — the link to ask a second officer to countersign and, with a website,
+    the link to prove its domain (petition.identity). An anonymous one gets neither: a record
+    on its domain, or an email to a third address, would name it."""
     language = facts["language"]
     receipt = None
     if entry is not None:
         receipt = signed_link(Purpose.RECEIPT, f"/receipts/{{token}}?lang={language}", nonce=entry)
-    domain_proof = None
+    domain_proof = countersign = None
     if facts.get("website") and facts["visibility"] == Visibility.PUBLIC:
         domain_proof = signed_link(Purpose.DOMAIN_PROOF, f"/domain-proof/{{token}}?lang={language}", nonce=nonce)
+    if facts["visibility"] == Visibility.PUBLIC:
+        countersign = signed_link(Purpose.COUNTERSIGN_INVITE, f"/countersign/{{token}}?lang={language}", nonce=nonce)
     return {
         "organisation_name": facts["organisation_name"],
         "listed_now": listed_now,
@@ -75,4 +78,5 @@ def thank_you_context(
         "withdraw_url": signed_link(Purpose.WITHDRAW, f"/withdraw/{{token}}?lang={language}", nonce=nonce),
         "receipt_url": receipt,
         "domain_proof_url": domain_proof,
+        "countersign_url": countersign,
     }

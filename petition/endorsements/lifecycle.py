@@ -39,7 +39,13 @@ from petition.db import INTEGRITY_ERRORS, Database, Row
 from petition.endorsements.emails import already_endorsed_context, confirmation_context, thank_you_context
 from petition.endorsements.public_record import note_public_changes, reserve_entry
 from petition.endorsements.states import HELD, EndorsementState, HoldReason
-from petition.endorsements.tables import domain_proofs, endorsement_versions, endorsements, public_record_heads
+from petition.endorsements.tables import (
+    countersignatures,
+    domain_proofs,
+    endorsement_versions,
+    endorsements,
+    public_record_heads,
+)
 from petition.outbox.messages import Mailer
 from petition.outbox.states import OutboxState
 from petition.outbox.tables import outbox
@@ -706,6 +712,7 @@ async def purge_stale(db: Database, *, cutoff: dt.datetime) -> Purged:
             # SQLite enforces no foreign keys here: no cascade to count on.
             await db.execute(v.delete().where(v.c.endorsement_id.in_(chunk)))
             await db.execute(domain_proofs.delete().where(domain_proofs.c.endorsement_id.in_(chunk)))
+            await db.execute(countersignatures.delete().where(countersignatures.c.endorsement_id.in_(chunk)))
             gone = await db.fetch_all(e.delete().where(e.c.id.in_(chunk), stale).returning(e.c.id, e.c.state))
             # The log keeps their entries (never listed now: withdrawn, or never confirmed); what
             # tied those entries to the record goes with it. SQLite may give the id to the next

@@ -163,3 +163,36 @@ domain_proofs = sa.Table(
     sa.Column("last_result", sa.String(200), nullable=False, server_default=""),
 )
 sa.Index("ix_domain_proofs_next_check_at", domain_proofs.c.next_check_at)
+
+# A second officer's countersignature of a named organisation's endorsement (petition.identity.
+# countersign): the contact invites another person of the organisation by their own address,
+# and that person confirms on a page of their own (GET shows, only POST records). One row per
+# endorsement; a new invitation replaces the last (a new `nonce`: the old link stops working).
+# No address is kept: the invitation email carries it through the outbox; only its registrable
+# domain stays, as a signal for the organisers. The mark is shown while the public record is
+# what was countersigned (`record_hash`, as petition.endorsements.public_record hashes it).
+countersignatures = sa.Table(
+    "countersignatures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "endorsement_id",
+        sa.Integer,
+        sa.ForeignKey("endorsements.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    # Binds the invitation's link to this invitation.
+    sa.Column("nonce", sa.String(32), nullable=False),
+    # The registrable domain of the invited address (private: for the organisers only).
+    sa.Column("email_domain", sa.String(253), nullable=False),
+    sa.Column("invited_at", UTCDateTime, nullable=False),
+    # Private, as the contact's own: given by the officer who countersigns.
+    sa.Column("officer_name", sa.String(150), nullable=True),
+    sa.Column("officer_role", sa.String(150), nullable=True),
+    sa.Column("countersigned_at", UTCDateTime, nullable=True),
+    # The public record (country and named fields) the officer saw and countersigned.
+    sa.Column("record_hash", sa.String(64), nullable=True),
+    # The invited person said this is not their organisation's doing: the organisers see it.
+    sa.Column("declined_at", UTCDateTime, nullable=True),
+)

@@ -46,6 +46,7 @@ MAIL_KIND_LABELS: dict[str, LazyString] = {
     "data_request": _l("data request"),
     "login_guessed": _l("login alert"),
     "news": _l("news update"),
+    "countersign": _l("countersignature request"),
 }
 
 

@@ -27,7 +27,7 @@ from petition.endorsements.forms import parse_endorsement_form
 from petition.endorsements.lifecycle import Event
 from petition.endorsements.public_record import note_public_changes
 from petition.endorsements.states import HELD, EndorsementState
-from petition.endorsements.tables import endorsements
+from petition.endorsements.tables import countersignatures, endorsements
 from petition.endorsements.vocabulary import canonical_email, normalise_name
 from petition.i18n import gettext as _
 from petition.identity.proofs import SHOWN
@@ -51,10 +51,15 @@ class Filters:
     search: str | None = None
     queue: bool = False  # held endorsements, and confirmed ones of pre-moderated appeals
     domain: str | None = None  # the domain proof: one of DOMAIN_FILTERS
+    officers: str | None = None  # the countersignature: one of OFFICER_FILTERS
 
 
 #: The organisers' filter on domain proofs: proved now, proved once and lapsed, or neither.
 DOMAIN_FILTERS = ("verified", "lapsed", "none")
+#: The organisers' filter on countersignatures (petition.identity.countersign): countersigned by a
+#: second officer, declined by the person invited ("not our organisation's doing"), or invited
+#: and not answered yet.
+OFFICER_FILTERS = ("two", "declined", "invited")
 
 
 def _where(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
@@ -75,6 +80,16 @@ def _where(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
         query = query.where(domain_proofs.c.id.is_(None))
     elif filters.domain is not None:
         query = query.where(domain_proofs.c.state == filters.domain)
+    if filters.officers == "two":
+        query = query.where(countersignatures.c.countersigned_at.is_not(None))
+    elif filters.officers == "declined":
+        query = query.where(countersignatures.c.declined_at.is_not(None))
+    elif filters.officers == "invited":
+        query = query.where(
+            countersignatures.c.id.is_not(None),
+            countersignatures.c.countersigned_at.is_(None),
+            countersignatures.c.declined_at.is_(None),
+        )
     if filters.search:
         text = filters.search.strip()
         number = text.removeprefix("#")
@@ -93,9 +108,14 @@ def _where(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
 
 
 def _from() -> Any:
-    """Endorsements with their appeal and their shown domain proof (verified or lapsed; one at most)."""
+    """Endorsements with their appeal, their shown domain proof (verified or lapsed; one at most)
+    and their countersignature, if any (one at most)."""
     shown = sa.and_(domain_proofs.c.endorsement_id == e.c.id, domain_proofs.c.state.in_(SHOWN))
-    return e.join(appeals, appeals.c.id == e.c.appeal_id).outerjoin(domain_proofs, shown)
+    return (
+        e.join(appeals, appeals.c.id == e.c.appeal_id)
+        .outerjoin(domain_proofs, shown)
+        .outerjoin(countersignatures, countersignatures.c.endorsement_id == e.c.id)
+    )
 
 
 def _base() -> sa.Select[Any]:
@@ -106,6 +126,13 @@ def _base() -> sa.Select[Any]:
         domain_proofs.c.state.label("proof_state"),
         domain_proofs.c.domain.label("proof_domain"),
         domain_proofs.c.verified_at.label("proof_verified_at"),
+        countersignatures.c.invited_at.label("cs_invited_at"),
+        countersignatures.c.email_domain.label("cs_email_domain"),
+        countersignatures.c.officer_name.label("cs_officer_name"),
+        countersignatures.c.officer_role.label("cs_officer_role"),
+        countersignatures.c.countersigned_at.label("cs_countersigned_at"),
+        countersignatures.c.declined_at.label("cs_declined_at"),
+        countersignatures.c.record_hash.label("countersigned_hash"),
     ).select_from(_from())
 
 

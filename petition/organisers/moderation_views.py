@@ -18,11 +18,14 @@ from petition.endorsements.states import HOLD_LABELS, EndorsementState
 from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
 from petition.i18n import get_language, ngettext
 from petition.i18n import gettext as _
+from petition.identity.countersign import is_countersigned
+from petition.identity.domains import registrable_domain
 from petition.organisers.auth import admin_route, organiser
 from petition.organisers.moderation import (
     DECISIONS,
     DOMAIN_FILTERS,
     EDITABLE_FIELDS,
+    OFFICER_FILTERS,
     Filters,
     correct_endorsement,
     count_endorsements,
@@ -79,6 +82,9 @@ def _filters(request: Request, *, queue: bool) -> Filters:
     domain = text(params, "domain", 10) or None
     if domain is not None and domain not in DOMAIN_FILTERS:
         raise HTTPException(400, "unknown domain proof filter")
+    officers = text(params, "officers", 10) or None
+    if officers is not None and officers not in OFFICER_FILTERS:
+        raise HTTPException(400, "unknown countersignature filter")
     return Filters(
         appeal_id=optional_id(params, "appeal"),
         state=state,
@@ -86,6 +92,7 @@ def _filters(request: Request, *, queue: bool) -> Filters:
         search=text(params, "q", 100) or None,
         queue=queue,
         domain=domain,
+        officers=officers,
     )
 
 
@@ -146,7 +153,9 @@ async def _list(request: Request, *, queue: bool) -> Response:
                 "country": filters.country or "",
                 "q": filters.search or "",
                 "domain": filters.domain or "",
+                "officers": filters.officers or "",
             },
+            "countersigned": is_countersigned,
             "appeals": await list_appeals(db, public_only=False),
             "states": [s.value for s in S],
             "countries": countries.choices(get_language()),
@@ -230,6 +239,9 @@ async def _detail(
         {
             "row": row,
             "hints": hints[row["id"]],  # type: ignore[index]
+            "countersigned": is_countersigned,
+            "officer_domain_match": row["cs_email_domain"] is not None
+            and row["cs_email_domain"] == registrable_domain(str(row["website"] or "")),
             "values": values or {name: row[name] for name in EDITABLE_FIELDS},
             "errors": errors or {},
             **{

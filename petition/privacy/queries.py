@@ -20,7 +20,7 @@ from petition.audit.tables import audit_log
 from petition.db import Database, Row
 from petition.endorsements.lifecycle import BLANKED_ON_WITHDRAWAL, purge_stale
 from petition.endorsements.states import EndorsementState
-from petition.endorsements.tables import endorsement_versions, endorsements
+from petition.endorsements.tables import countersignatures, endorsement_versions, endorsements
 from petition.endorsements.vocabulary import canonical_email
 from petition.outbox.messages import Mailer, queued_subject
 from petition.outbox.states import OutboxState
@@ -134,6 +134,10 @@ async def export_data(
         .where(endorsement_versions.c.endorsement_id.in_(ids))
         .order_by(endorsement_versions.c.id)
     )
+    second = {
+        c["endorsement_id"]: c
+        for c in await db.fetch_all(countersignatures.select().where(countersignatures.c.endorsement_id.in_(ids)))
+    }
     items = []
     for r in rows:
         record = {name: _value(r[name]) for name in r.keys() if name not in _NOT_EXPORTED}
@@ -169,6 +173,19 @@ async def export_data(
             for w in waiting
             if w["endorsement_id"] == r["id"]
         ]
+        if (c := second.get(r["id"])) is not None:
+            # A second officer's countersignature (petition.identity.countersign): no address is kept.
+            record["countersignature"] = {
+                name: _value(c[name])
+                for name in (
+                    "invited_at",
+                    "email_domain",
+                    "officer_name",
+                    "officer_role",
+                    "countersigned_at",
+                    "declined_at",
+                )
+            }
         items.append(record)
     return {
         "generated_at": _value(utcnow()),

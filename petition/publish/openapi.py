@@ -163,6 +163,11 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                             "pattern": "^[0-9]{9,12}-[0-9]{2}$",
                             "description": "The EU Transparency Register number the organisation gave (not looked up)",
                         },
+                        "confirmed_by_two_officers": {
+                            "type": "boolean",
+                            "description": "A second officer of the organisation countersigned its public record "
+                            "as it is now, by their own email",
+                        },
                     },
                 },
                 "EndorsementPage": {

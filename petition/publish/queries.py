@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from petition.db import Database, Row
 from petition.endorsements.queries import listed_condition
 from petition.endorsements.states import Visibility
-from petition.endorsements.tables import endorsements
+from petition.endorsements.tables import countersignatures, endorsements
 from petition.endorsements.vocabulary import normalise_name
+from petition.identity.countersign import COUNTERSIGNED_HASH, countersigned_join
 from petition.identity.proofs import SHOWN
 from petition.identity.tables import domain_proofs
 from petition.settings import Settings
@@ -37,12 +38,14 @@ PUBLIC_COLUMNS = (
     domain_proofs.c.domain.label("proof_domain"),
     domain_proofs.c.state.label("proof_state"),
     domain_proofs.c.verified_at.label("proof_verified_at"),
+    # A second officer's countersignature (petition.identity.countersign), if any.
+    COUNTERSIGNED_HASH,
 )
 #: What PUBLIC_COLUMNS are read from: the endorsements with their shown domain proof, if any
 #: (one per endorsement at most).
 PUBLIC_FROM = e.outerjoin(
     domain_proofs, sa.and_(domain_proofs.c.endorsement_id == e.c.id, domain_proofs.c.state.in_(SHOWN))
-)
+).outerjoin(countersignatures, countersigned_join(e.c.id))
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from petition.collation import sort_key
 from petition.db import Row
 from petition.endorsements.states import ORGANISATION_TYPES
 from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
+from petition.identity.countersign import is_countersigned
 from petition.identity.proofs import SHOWN, ProofState
 from petition.publish.cache import public_cache
 from petition.publish.cached import appeal_by_slug, appeal_text, list_version, listed_counts
@@ -62,6 +63,8 @@ CSV_COLUMNS = (
     "domain_proof",
     # Then the EU Transparency Register number an organisation gave.
     "transparency_register",
+    # Then whether a second officer countersigned (petition.identity.countersign): true or false.
+    "confirmed_by_two_officers",
 )
 #: `?format=spreadsheet`, the CSV the signatory list links to for people: a UTF-8 byte-order mark
 #: (without it spreadsheets on Windows read Cyrillic as Latin-1) and, after the columns above,
@@ -72,7 +75,7 @@ UTF8_BOM = b"\xef\xbb\xbf"
 #: counted against RATE_LIMIT_EXPORT (which would cost a write each).
 UNLIMITED_DOWNLOAD_ROWS = 1000
 #: Part of every open-data ETag: a change of what the bytes look like must change the tags.
-OPEN_DATA_FORMAT = 3
+OPEN_DATA_FORMAT = 4
 #: Rows encoded between two turns of the event loop while a CSV streams (a slice is well under a
 #: millisecond of work, so /healthz and the pages wait for little however many downloads run).
 ENCODE_SLICE = 50
@@ -144,6 +147,8 @@ def public_item(row: Row) -> dict[str, Any]:
         **domain_fields(row),
         # As the organisation gave it (petition.endorsements.forms), or null; never looked up.
         "transparency_register": row["transparency_register"],
+        # A second officer countersigned the public record as it is (petition.identity.countersign).
+        "confirmed_by_two_officers": is_countersigned(row),
     }
 
 
@@ -222,6 +227,7 @@ async def signatories(request: Request) -> Response:
                 if text
                 else None,
                 "groups": ordered_groups,
+                "countersigned": is_countersigned,
                 "counts": counts,
                 "anonymous": anonymous,
                 "unattributed": unattributed,
@@ -329,6 +335,8 @@ def _looks_like_formula(text: str) -> bool:
 
 
 def _csv_cell(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as the JSON says it
     text = "" if value is None else str(value)
     # Spreadsheets run cells that start like formulas; a leading ' makes them text.
     return "'" + text if _looks_like_formula(text) else text

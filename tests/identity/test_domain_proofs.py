@@ -136,8 +136,10 @@ def test_a_txt_record_proves_the_domain_and_the_public_side_shows_it(proving: Pr
     assert f"domain verified: {DOMAIN}," in listing
     csv_text = proving.client.get(f"/appeals/{SLUG}/endorsements.csv").text
     header, *rows = csv_text.splitlines()
-    assert header.endswith(",endorsed_at,domain_verified,domain_verified_at,domain_proof,transparency_register")
-    assert any(row.startswith("Proof Group,") and f",{DOMAIN}," in row and row.endswith(",verified,") for row in rows)
+    assert header.endswith(
+        ",endorsed_at,domain_verified,domain_verified_at,domain_proof,transparency_register,confirmed_by_two_officers"
+    )
+    assert any(row.startswith("Proof Group,") and f",{DOMAIN}," in row and row.endswith(",verified,,false") for row in rows)
 
 
 def test_a_file_proves_the_domain(proving: Proving):

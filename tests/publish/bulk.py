@@ -33,6 +33,7 @@ COLUMNS = (
     "domain_verified_at",
     "domain_proof",
     "transparency_register",
+    "confirmed_by_two_officers",
 )
 START = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
 COUNTRIES = ("DE", "FR", "IT", "UA", "BY", "PL")
@@ -124,6 +125,7 @@ def expected_rows(database_url: str) -> list[list[str]]:
             "",
             "",
             r["transparency_register"] or "",
+            "false",
         ]
         for r in rows
     ]

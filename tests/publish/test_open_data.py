@@ -26,11 +26,11 @@ def test_csv_is_rfc4180_and_formula_cells_are_prefixed(client):
     assert response.headers["content-type"].startswith("text/csv")
     assert response.headers["content-disposition"] == f'attachment; filename="{SLUG}-endorsements.csv"'
     raw = response.content.decode("utf-8")
-    # CRLF after every record, the header first: the contract's columns, then the domain proof's
-    # and the EU Transparency Register number.
+    # CRLF after every record, the header first: the contract's columns, then the domain proof's,
+    # the EU Transparency Register number and the second officer's countersignature.
     assert raw.startswith(
         "organisation_name,country,city,organisation_type,website,endorsed_at,"
-        "domain_verified,domain_verified_at,domain_proof,transparency_register\r\n"
+        "domain_verified,domain_verified_at,domain_proof,transparency_register,confirmed_by_two_officers\r\n"
     )
     assert raw.endswith("\r\n") and "\n" not in raw.replace("\r\n", "")
     rows = {r["country"]: r for r in csv.DictReader(io.StringIO(raw, newline=""))}
@@ -105,6 +105,8 @@ def test_api_pages_and_filters(client):
         "domain_proof",
         # The EU Transparency Register number an organisation gave: null for these.
         "transparency_register",
+        # A second officer's countersignature (petition.identity.countersign): false for these.
+        "confirmed_by_two_officers",
     }
     assert first["next"].endswith(f"/api/appeals/{SLUG}/endorsements?page=2")
     second = client.get(first["next"]).json()
