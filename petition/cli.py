@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import gc
 import logging
 import os
@@ -529,6 +530,114 @@ def restore(directory: Path, check: bool, force: bool, manifest_sha256: str | No
     click.echo(f"{directory}: intact ({what}, {len(manifest.files)} file(s))" if check else f"restored {what}")
     if not check:
         click.echo("next: `petition db upgrade`, then start petition")
+
+
+@main.group()
+def addressees() -> None:
+    """Members of the European Parliament and of PACE who receive the dossiers (docs/delivery.md)."""
+
+
+@addressees.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--body", required=True, type=click.Choice(["ep", "pace"]), help="Whose members the file lists.")
+@click.option("--source", default=None, help="Where the list came from (default: the file's name).")
+@click.option(
+    "--date",
+    "source_date",
+    default=None,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The date of the list itself (default: today); organisers are warned after 180 days.",
+)
+def addressees_import(file: Path, body: str, source: str | None, source_date: dt.datetime | None) -> None:
+    """Replace a body's member list with FILE.csv (all or nothing: malformed rows are listed by line)."""
+    from petition.delivery import addressees as lists
+
+    try:
+        members = lists.parse_members(file.read_bytes())
+    except lists.ImportError_ as exc:
+        for problem in exc.problems:
+            click.echo(f"{file}: {problem}", err=True)
+        raise SystemExit(1) from exc
+    day = source_date.date() if source_date else dt.date.today()
+
+    async def action(database: Database) -> int:
+        return await lists.import_members(
+            database, body=body, members=members, source=source or file.name, source_date=day
+        )
+
+    asyncio.run(_with_db(_settings(), action))
+    click.echo(f"{body}: {len(members)} addressees imported from {file.name} (as of {day.isoformat()})")
+    if dt.date.today() - day > lists.STALE_AFTER:
+        click.echo(f"warning: this list is older than 180 days ({day.isoformat()}): look for a current one", err=True)
+
+
+@main.group()
+def delivery() -> None:
+    """Sending each country's signed dossier to its parliamentarians."""
+
+
+@delivery.command("send")
+@click.option("--appeal", "slug", required=True, help="The appeal's slug.")
+@click.option("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. DE.")
+@click.option("--subject", default=None, help="The subject (default: the letter template's).")
+@click.option(
+    "--letter",
+    "letter_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A text file with the covering letter (default: the template in the dossier's language).",
+)
+@click.option("--yes", is_flag=True, help="Send without asking.")
+def delivery_send(slug: str, country: str, subject: str | None, letter_file: Path | None, yes: bool) -> None:
+    """Send the country's latest signed dossier to its addressees, one email each (what the
+    organisers' area does after review)."""
+    from petition.appeals.queries import get_appeal
+    from petition.countries import is_country
+    from petition.delivery import sending
+    from petition.outbox.messages import Mailer
+
+    code = country.strip().upper()
+    if not is_country(code):
+        raise click.ClickException(f"{country!r} is not an ISO 3166-1 alpha-2 country code")
+    settings = _settings()
+    _logging(logging.WARNING, settings)
+    given_letter = letter_file.read_text(encoding="utf-8").strip() if letter_file else None
+
+    async def action(database: Database) -> tuple[int, int]:
+        appeal_row = await get_appeal(database, slug=slug)
+        if appeal_row is None:
+            raise click.ClickException(f"no appeal with the slug {slug!r}")
+        plan = await sending.plan(database, appeal=appeal_row, country=code)
+        if plan.dossier is None:
+            raise click.ClickException(f"{code} has no signed dossier yet: build one first")
+        title = await sending._title(database, appeal=appeal_row, language=plan.language)  # noqa: SLF001
+        default_subject, default_letter = sending.default_letter(
+            language=plan.language,
+            title=title,
+            country=code,
+            named=int(plan.dossier["signatory_count"]),
+            anonymous=int(plan.dossier["anonymous_count"]),
+        )
+        letter = given_letter or default_letter
+        if not yes and not click.confirm(f"Send {code}'s dossier to {len(plan.sendable)} recipients?"):
+            raise click.Abort
+        try:
+            delivery_id = await sending.send(
+                database,
+                mailer=Mailer(settings),
+                appeal=appeal_row,
+                country=code,
+                subject=subject or default_subject,
+                letter=letter,
+                organiser_id=None,
+                interval=settings.delivery_interval,
+            )
+        except sending.NothingToSend as exc:
+            raise click.ClickException(str(exc)) from exc
+        return delivery_id, len(plan.sendable)
+
+    delivery_id, count = asyncio.run(_with_db(settings, action))
+    click.echo(f"delivery {delivery_id}: {count} recipients queued; the worker sends them")
 
 
 if __name__ == "__main__":  # pragma: no cover

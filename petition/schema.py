@@ -52,6 +52,7 @@ def all_tables() -> sa.MetaData:
     from petition.abuse import tables as _abuse  # noqa: F401
     from petition.appeals import tables as _appeals  # noqa: F401
     from petition.audit import tables as _audit  # noqa: F401
+    from petition.delivery import tables as _delivery  # noqa: F401
     from petition.dossiers import tables as _dossiers  # noqa: F401
     from petition.endorsements import tables as _endorsements  # noqa: F401
     from petition.identity import tables as _identity  # noqa: F401

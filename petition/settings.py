@@ -121,6 +121,8 @@ class Settings:
     embed_origins: tuple[str, ...] = ()
     # gzip for text responses; off where the reverse proxy compresses (docs/reach.md).
     gzip: bool = True
+    # Seconds between two emails of one delivery to parliamentarians (petition.delivery).
+    delivery_interval: float = 2.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -418,6 +420,7 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides:
         domain_proof_allow_loopback=as_bool("DOMAIN_PROOF_ALLOW_LOOPBACK", False),
         embed_origins=_parse_origins(str(get("EMBED_ORIGINS", "") or "")),
         gzip=as_bool("GZIP", True),
+        delivery_interval=as_float("DELIVERY_INTERVAL", 2.0),
     )
 
 

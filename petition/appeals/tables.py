@@ -38,3 +38,46 @@ appeal_texts = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("appeal_id", "language", "version", name="uq_appeal_texts_version"),
 )
+
+# Deliveries of an appeal's dossiers to parliamentarians (petition.delivery sends them; the
+# public side reads these two tables: petition.appeals.deliveries). One row per sending of one
+# country's signed dossier: which dossier (its SHA-256, as /verify knows it), to how many offices,
+# and how many organisations it held — named and anonymous — when it was sent. Recipients'
+# addresses are in petition.delivery's own tables, never here.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("appeal_id", sa.Integer, sa.ForeignKey("appeals.id"), nullable=False, index=True),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("dossier_id", sa.Integer, nullable=False),
+    sa.Column("pdf_sha256", sa.String(64), nullable=False),
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("letter", sa.Text, nullable=False),
+    # ep | pace | both: the bodies whose members or offices it went to
+    sa.Column("bodies", sa.String(16), nullable=False),
+    sa.Column("offices", sa.Integer, nullable=False),
+    sa.Column("named_count", sa.Integer, nullable=False),
+    sa.Column("anonymous_count", sa.Integer, nullable=False),
+    sa.Column("organiser_id", sa.Integer, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Answers from recipients, recorded by organisers and shown on the appeal page.
+delivery_answers = sa.Table(
+    "delivery_answers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "delivery_id", sa.Integer, sa.ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    # Who answered, as public: "Jane Doe MEP (Greens/EFA)", "PACE Migration Committee".
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("answered_on", sa.Date, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    # An optional link to the answer's document (https only).
+    sa.Column("document_url", sa.String(500), nullable=False, server_default=""),
+    sa.Column("organiser_id", sa.Integer, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)

@@ -44,3 +44,6 @@ class AuditAction(enum.StrEnum):
     # contact's unsubscribe link stopped them for its endorsement.
     NEWS_SEND = "news.send"
     NEWS_UNSUBSCRIBE = "news.unsubscribe"
+    # A country's dossier sent to its parliamentarians, and an answer recorded (petition.delivery).
+    DELIVERY_SEND = "delivery.send"
+    DELIVERY_ANSWER = "delivery.answer"

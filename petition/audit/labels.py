@@ -41,6 +41,8 @@ ACTION_LABELS: dict[str, LazyString] = {
     A.OUTBOX_REQUEUE: _l("Failed email queued again"),
     A.NEWS_SEND: _l("News update sent"),
     A.NEWS_UNSUBSCRIBE: _l("News unsubscribed by the contact"),
+    A.DELIVERY_SEND: _l("Dossier delivered to parliamentarians"),
+    A.DELIVERY_ANSWER: _l("Answer from a parliamentarian recorded"),
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -16,12 +18,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from petition import i18n
 from petition.abuse.limits import verify_upload_wait
+from petition.appeals.deliveries import delivered_sha256
+from petition.appeals.queries import get_appeal
 from petition.dossiers.sign import (
     fingerprint_hex,
     format_fingerprint,
     load_certificate_der,
     signing_config,
 )
+from petition.dossiers.tables import dossiers
 from petition.dossiers.verify import (
     MAX_UPLOAD_BYTES,
     DigestAnswer,
@@ -194,7 +199,45 @@ async def _check_upload(request: Request, upload: UploadFile, *, fingerprint: st
     return _page(request, fingerprint=fingerprint, verdict=verdict, filename=filename)
 
 
+#: A signed dossier's name on the site: the SHA-256 of its file, in lower-case hex.
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _delivered_file(path: str) -> bytes | None:
+    file = Path(path)
+    return file.read_bytes() if file.is_file() else None
+
+
+async def delivered_dossier(request: Request) -> Response:
+    """A dossier that was delivered to parliamentarians (petition.delivery), by its SHA-256: the
+    link in their emails. Only delivered ones: the others stay with the organisers."""
+    sha256 = str(request.path_params["sha256"])
+    if not _SHA256.fullmatch(sha256):
+        raise HTTPException(404, "no such dossier")
+    db = services(request).db
+    appeal = await get_appeal(db, slug=request.path_params["slug"])
+    if appeal is None or not await delivered_sha256(db, appeal_id=appeal["id"], sha256=sha256):
+        raise HTTPException(404, "no such dossier")
+    row = await db.fetch_one(
+        dossiers.select().where(dossiers.c.appeal_id == appeal["id"], dossiers.c.pdf_sha256 == sha256).limit(1)
+    )
+    data = await asyncio.to_thread(_delivered_file, row["file_path"]) if row is not None and row["file_path"] else None
+    if row is None or data is None:
+        raise HTTPException(410, "the file of this dossier is no longer stored")
+    name = f"{appeal['slug']}-{row['country']}.pdf"
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="{name}"',
+            # Named by its digest: these bytes never change.
+            "Cache-Control": "public, max-age=31536000, immutable",
+        },
+    )
+
+
 routes = [
+    Route("/appeals/{slug}/dossiers/{sha256}.pdf", delivered_dossier, methods=["GET"], name="delivered_dossier"),
     Route(VERIFY_PATH, verify_page, methods=["GET"], name="verify"),
     Route(VERIFY_PATH, verify_submit, methods=["POST"], name="verify_submit"),
 ]

@@ -21,7 +21,7 @@ from petition.audit.queries import record
 from petition.db import INTEGRITY_ERRORS, Row
 from petition.i18n import LANGUAGE_NAMES, LANGUAGES, get_language
 from petition.i18n import gettext as _
-from petition.organisers import appeal_about, news_views
+from petition.organisers import appeal_about, delivery_views, news_views
 from petition.organisers.appeals import current_texts, text_versions, update_settings, valid_slug
 from petition.organisers.auth import admin_route, organiser
 from petition.organisers.pages import appeal_or_404, form_text, redirect, render
@@ -329,4 +329,5 @@ def routes(role: Role) -> list[Route]:
         admin_route("/appeals/{appeal_id:int}/texts/{language}", text_save, role=role, methods=["POST"]),
         *appeal_about.routes(role),
         *news_views.routes(role),
+        *delivery_views.routes(role),
     ]

@@ -47,6 +47,7 @@ MAIL_KIND_LABELS: dict[str, LazyString] = {
     "login_guessed": _l("login alert"),
     "news": _l("news update"),
     "countersign": _l("countersignature request"),
+    "delivery": _l("dossier delivery"),
 }
 
 

@@ -30,7 +30,7 @@ from petition.endorsements.forms import HONEYPOT_FIELD, parse_endorsement_form
 from petition.endorsements.lifecycle import SubmitOutcome
 from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
 from petition.publish.cache import public_cache
-from petition.publish.cached import appeal_by_slug, appeal_text, listed_counts, newest_named
+from petition.publish.cached import appeal_by_slug, appeal_deliveries, appeal_text, listed_counts, newest_named
 from petition.publish.chart import country_chart
 from petition.publish.pages import CachedRoute, cached_page
 from petition.publish.share import share_meta
@@ -173,6 +173,7 @@ async def appeal_page(
             "counts": counts,
             "chart": country_chart(counts, language),
             "newest": await newest_named(cache, db, appeal=appeal),
+            "deliveries": await appeal_deliveries(cache, db, appeal=appeal),
             "share": share_meta(
                 settings=services(request).settings, appeal=appeal, text=text, language=language, total=counts.total
             ),

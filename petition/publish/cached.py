@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from petition.appeals.deliveries import CountryDelivery, public_deliveries
 from petition.appeals.queries import current_text, get_appeal
 from petition.db import Database, Row
 from petition.publish.cache import PublicCache
@@ -60,3 +61,8 @@ async def list_version(
         (appeal["id"], "version", country, organisation_type),
         lambda: named_version(db, appeal=appeal, country=country, organisation_type=organisation_type),
     )
+
+
+async def appeal_deliveries(cache: PublicCache, db: Database, *, appeal: Row) -> list[CountryDelivery]:
+    """Per country, when its dossier was delivered and the answers (dropped with the appeal's entries)."""
+    return await cache.get((appeal["id"], "deliveries"), lambda: public_deliveries(db, appeal_id=appeal["id"]))

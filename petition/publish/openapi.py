@@ -79,6 +79,19 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/appeals/{slug}/deliveries": {
+                "get": {
+                    "operationId": "listDeliveries",
+                    "summary": "Per country: when its dossier was delivered to parliamentarians, and the answers",
+                    "parameters": [slug],
+                    "responses": {
+                        "200": _json(
+                            {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}, "The deliveries"
+                        ),
+                        "404": _json(_ERROR, "No such appeal"),
+                    },
+                }
+            },
             "/healthz": {
                 "get": {
                     "operationId": "health",
@@ -167,6 +180,33 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                             "type": "boolean",
                             "description": "A second officer of the organisation countersigned its public record "
                             "as it is now, by their own email",
+                        },
+                    },
+                },
+                "Delivery": {
+                    "type": "object",
+                    "required": ["country", "delivered_at", "offices", "answers"],
+                    "properties": {
+                        "country": {"type": "string"},
+                        "delivered_at": {"type": "string", "format": "date-time"},
+                        "offices": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "Recipients of the latest delivery",
+                        },
+                        "dossier_sha256": {"type": "string", "description": "SHA-256 of the dossier delivered last"},
+                        "answers": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["author", "answered_on", "summary"],
+                                "properties": {
+                                    "author": {"type": "string"},
+                                    "answered_on": {"type": "string", "format": "date"},
+                                    "summary": {"type": "string"},
+                                    "document_url": {"type": "string", "nullable": True},
+                                },
+                            },
                         },
                     },
                 },

@@ -27,7 +27,7 @@ from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
 from petition.identity.countersign import is_countersigned
 from petition.identity.proofs import SHOWN, ProofState
 from petition.publish.cache import public_cache
-from petition.publish.cached import appeal_by_slug, appeal_text, list_version, listed_counts
+from petition.publish.cached import appeal_by_slug, appeal_deliveries, appeal_text, list_version, listed_counts
 from petition.publish.http import Download, PublicJSONResponse, etag_of, not_modified, revalidatable, tagged
 from petition.publish.openapi import openapi_document
 from petition.publish.pages import CachedRoute, cached_page
@@ -278,6 +278,33 @@ async def api_appeal(request: Request) -> Response:
     return revalidatable(request, response)
 
 
+async def api_deliveries(request: Request) -> Response:
+    """Per country: when its signed dossier was delivered, to how many offices, and the answers."""
+    appeal = await _appeal_or_404(request)
+    found = await appeal_deliveries(public_cache(request), services(request).db, appeal=appeal)
+    response = PublicJSONResponse(
+        [
+            {
+                "country": d.country,
+                "delivered_at": aware_utc(d.delivered_at).isoformat().replace("+00:00", "Z"),
+                "offices": d.offices,
+                "dossier_sha256": d.pdf_sha256,
+                "answers": [
+                    {
+                        "author": a.author,
+                        "answered_on": a.answered_on.isoformat(),
+                        "summary": a.summary,
+                        "document_url": a.document_url or None,
+                    }
+                    for a in d.answers
+                ],
+            }
+            for d in found
+        ]
+    )
+    return revalidatable(request, response)
+
+
 async def _open_data_version(
     request: Request, appeal: Row, *parts: object, country: str | None, kind: str | None
 ) -> tuple[str, ListVersion]:
@@ -443,6 +470,7 @@ routes = [
     Route("/api/appeals", api_appeals, name="api_appeals"),
     Route("/api/appeals/{slug}", api_appeal, name="api_appeal"),
     Route("/api/appeals/{slug}/endorsements", api_endorsements, name="api_endorsements"),
+    Route("/api/appeals/{slug}/deliveries", api_deliveries, name="api_deliveries"),
     Route("/api/openapi.json", openapi, name="openapi"),
     Route("/healthz", healthz, name="healthz"),
 ]

@@ -139,7 +139,9 @@ def test_a_txt_record_proves_the_domain_and_the_public_side_shows_it(proving: Pr
     assert header.endswith(
         ",endorsed_at,domain_verified,domain_verified_at,domain_proof,transparency_register,confirmed_by_two_officers"
     )
-    assert any(row.startswith("Proof Group,") and f",{DOMAIN}," in row and row.endswith(",verified,,false") for row in rows)
+    assert any(
+        row.startswith("Proof Group,") and f",{DOMAIN}," in row and row.endswith(",verified,,false") for row in rows
+    )
 
 
 def test_a_file_proves_the_domain(proving: Proving):

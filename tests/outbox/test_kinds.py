@@ -13,8 +13,11 @@ import pytest
 from jinja2 import meta
 
 import petition
+from petition.delivery import emails as delivery_emails  # noqa: F401 - registers its builder
+from petition.delivery import sending as delivery_sending
 from petition.endorsements import emails as endorsement_emails  # noqa: F401 - registers its builders
 from petition.endorsements import intake
+from petition.identity import countersign_views  # noqa: F401 - registers its builder
 from petition.news import emails as news_emails  # noqa: F401 - registers its builder
 from petition.news import queries as news_queries
 from petition.organisers import throttle
@@ -48,6 +51,26 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "subject": "Hearing in the petitions committee",
         "body": "The committee hears the appeal on 12 January.\n\nThank you for your support.",
         "nonce": "n" * 32,
+        "language": "de",
+    },
+    "countersign": {
+        "organisation_name": "Connection e.V.",
+        "contact_name": "Rudi Friedrich",
+        "contact_role": "Coordinator",
+        "title": "Protect them",
+        "nonce": "n" * 32,
+        "language": "de",
+        "valid_days": 7,
+    },
+    "delivery": {
+        "subject": "The appeal: the organisations of Germany",
+        "letter": "Dear Member of Parliament,\n\nWe write to you.",
+        "title": "Protect them",
+        "country": "DE",
+        "dossier_url": "https://petition.example/appeals/protect-deserters/dossiers/" + "a" * 64 + ".pdf",
+        "sha256": "a" * 64,
+        "named": 2,
+        "anonymous": 3,
         "language": "de",
     },
 }
@@ -89,6 +112,26 @@ PREVIOUS_RELEASE: dict[str, dict[str, object]] = {
         "appeal_url": "https://petition.example/appeals/protect-deserters?lang=de",
         "unsubscribe_url": signed_link(Purpose.UNSUBSCRIBE, "/unsubscribe/{token}?lang=de", nonce="n" * 32),
         "list_unsubscribe": signed_link(Purpose.UNSUBSCRIBE, "/unsubscribe/{token}", nonce="n" * 32),
+    },
+    # New in this release (issues 18 and 19).
+    "countersign": {
+        "organisation_name": "Connection e.V.",
+        "contact_name": "Rudi Friedrich",
+        "contact_role": "Coordinator",
+        "title": "Protect them",
+        "countersign_url": signed_link(Purpose.COUNTERSIGN, "/countersignature/{token}?lang=de", nonce="n" * 32),
+        "valid_days": 7,
+    },
+    "delivery": {
+        "subject": "The appeal: the organisations of Germany",
+        "letter": "Dear Member of Parliament,\n\nWe write to you.",
+        "title": "Protect them",
+        "country": "DE",
+        "dossier_url": "https://petition.example/appeals/protect-deserters/dossiers/" + "a" * 64 + ".pdf",
+        "sha256": "a" * 64,
+        "named": 2,
+        "anonymous": 3,
+        "verify_url": "https://petition.example/verify?lang=de",
     },
 }
 
@@ -158,6 +201,7 @@ def test_every_place_that_queues_an_email_uses_its_kinds_builder():
         "ALERT_EMAIL": throttle.ALERT_EMAIL,
         "_MAIL_KIND": intake._MAIL_KIND,
         "NEWS_KIND": news_queries.NEWS_KIND,
+        "DELIVERY_KIND": delivery_sending.DELIVERY_KIND,
     }
     call = re.compile(
         r"\b(?:queue|outbox_values)\((?:[^()]|\([^()]*\))*?\bname=(\"[a-z_]+\"|[A-Z_]+)"
@@ -172,5 +216,16 @@ def test_every_place_that_queues_an_email_uses_its_kinds_builder():
             assert BUILDERS[kind].__name__ == builder, (path, kind, builder)
     # The confirmation alone is queued from three places: submission, the grouped intake, a resend.
     assert sorted(kind for _path, kind, _builder in found) == sorted(
-        ["already_endorsed", "confirm", "confirm", "confirm", "thank_you", "data_request", "login_guessed", "news"]
+        [
+            "already_endorsed",
+            "confirm",
+            "confirm",
+            "confirm",
+            "thank_you",
+            "data_request",
+            "login_guessed",
+            "news",
+            "countersign",
+            "delivery",
+        ]
     ), found

@@ -1,0 +1,1 @@
+"""Delivering each country's signed dossier to its parliamentarians (docs/delivery.md)."""
