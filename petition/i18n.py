@@ -19,7 +19,7 @@ from babel.support import NullTranslations, Translations
 
 from petition.resources import package_path
 
-LANGUAGES: tuple[str, ...] = ("en", "de", "ru", "uk", "fr")
+LANGUAGES: tuple[str, ...] = ("en", "de", "ru", "uk", "fr", "be", "pl", "es", "it")
 DEFAULT_LANGUAGE = "en"
 LOCALE_DIR = package_path("locale")
 

@@ -1,7 +1,7 @@
 """`python -m petition.i18n_check MESSAGES.pot`: every catalogue complete and well-formed.
 
 Complete means every msgid of the template has a non-empty, non-fuzzy translation
-in de, ru, uk and fr, with the same %(name)s placeholders.
+in every language of LANGUAGES but English, with the same %(name)s placeholders.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import os
 import re
 import socket
 import threading
@@ -14,6 +15,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -344,3 +346,11 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(20)
+
+
+#: For tests that touch no database (rendering and scoring emails, say): scripts/test runs the
+#: suite once per backend, and these need to run only once, in the SQLite pass.
+sqlite_pass_only = pytest.mark.skipif(
+    os.environ.get("PETITION_TEST_DATABASE", "sqlite").strip() not in ("", "sqlite"),
+    reason="touches no database: runs in the SQLite pass of scripts/test only",
+)

@@ -1,4 +1,4 @@
-"""Every user-facing string is translated in de, ru, uk and fr (the catalogues are complete)."""
+"""Every user-facing string is translated in every language the site offers (the catalogues are complete)."""
 
 from __future__ import annotations
 
@@ -43,3 +43,10 @@ def test_translations_are_really_loaded():
     assert translations("ru").gettext("Confirm") != "Confirm"
     assert translations("uk").gettext("Confirm") != translations("ru").gettext("Confirm")
     assert translations("fr").gettext("Confirm") != "Confirm"
+    # The network's languages (issue 20): each its own, none falling back to English.
+    for language in ("be", "pl", "es", "it"):
+        assert translations(language).gettext("Confirm") != "Confirm", language
+    assert translations("be").gettext("Confirm") not in (
+        translations("ru").gettext("Confirm"),
+        translations("uk").gettext("Confirm"),
+    )

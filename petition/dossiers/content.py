@@ -47,6 +47,9 @@ COUNTRY_LANGUAGES: dict[str, str] = {
     **dict.fromkeys(("FR", "BE", "LU", "MC"), "fr"),
     **dict.fromkeys(("RU", "BY", "KZ", "KG"), "ru"),
     "UA": "uk",
+    "PL": "pl",
+    **dict.fromkeys(("ES", "AD"), "es"),
+    **dict.fromkeys(("IT", "SM", "VA"), "it"),
 }
 
 

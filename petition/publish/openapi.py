@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from petition.i18n import LANGUAGES
+
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 
 
@@ -17,7 +19,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
         "name": "lang",
         "in": "query",
         "required": False,
-        "schema": {"type": "string", "enum": ["en", "de", "ru", "uk", "fr"]},
+        "schema": {"type": "string", "enum": list(LANGUAGES)},
     }
     return {
         "openapi": "3.0.3",
