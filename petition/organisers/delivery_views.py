@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from email_validator import EmailNotValidError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,7 +16,7 @@ from petition import countries
 from petition.db import Row
 from petition.delivery import addressees as lists
 from petition.delivery import sending
-from petition.endorsements.forms import clean_line, clean_text
+from petition.endorsements.forms import clean_line, clean_text, normalised_email
 from petition.i18n import get_language
 from petition.i18n import gettext as _
 from petition.organisers.auth import admin_route, organiser
@@ -54,7 +55,18 @@ async def open_country(request: Request) -> Response:
 
 
 async def overview(request: Request) -> Response:
-    appeal = await appeal_or_404(request)
+    return await _overview(request, await appeal_or_404(request))
+
+
+async def _overview(
+    request: Request,
+    appeal: Row,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    """The delivery overview; a routes or suppression form that came back keeps what was typed."""
     db = services(request).db
     imports = await lists.latest_imports(db)
     done = await sending.deliveries_of(db, appeal_id=appeal["id"])
@@ -74,10 +86,12 @@ async def overview(request: Request) -> Response:
             "suppressions": await lists.list_suppressions(db),
             "delivered": delivered,
             "countries": countries.choices(get_language()),
-            "values": {},
-            "errors": {},
+            "values": values or {},
+            "errors": errors or {},
             "body_name": body_name,
         },
+        status=status,
+        get_path=_path(appeal),
     )
 
 
@@ -249,14 +263,24 @@ async def routes_save(request: Request) -> Response:
     form = await read_form(request)
     appeal = await appeal_or_404(request)
     country = form_text(form, "country", 2).upper()
+    values = {
+        "route_country": country,
+        **{f"committees_{b}": form_text(form, f"committees_{b}", 300) for b in lists.BODIES},
+    }
+    errors: dict[str, str] = {}
     if not countries.is_country(country):
-        raise HTTPException(400, "no such country")
+        errors["route-country"] = _("Please choose a country.")
     routes: dict[str, list[str]] = {}
     for body in lists.BODIES:
-        codes = lists.parse_committees(form_text(form, f"committees_{body}", 300))
+        codes = lists.parse_committees(values[f"committees_{body}"])
         if codes is None:
-            raise HTTPException(400, "a committee code is letters and digits, e.g. DROI")
-        routes[body] = codes
+            errors[f"committees_{body}"] = _(
+                "A committee's code is letters and digits (DROI, PETI, MIG), separated by “;”."
+            )
+        else:
+            routes[body] = codes
+    if errors:
+        return await _overview(request, appeal, values=values, errors=errors, status=400)
     await lists.set_routes(services(request).db, country=country, routes=routes)
     return redirect(request, _path(appeal) + "#routes")
 
@@ -265,9 +289,14 @@ async def suppression_add(request: Request) -> Response:
     form = await read_form(request)
     appeal = await appeal_or_404(request)
     email = form_text(form, "email", 254)
-    if "@" not in email:
-        raise HTTPException(400, "an email address")
-    await lists.suppress(services(request).db, email=email, reason=clean_line(form_text(form, "reason", 200)))
+    reason = clean_line(form_text(form, "reason", 200))
+    try:
+        email = normalised_email(email)
+    except EmailNotValidError:
+        values = {"email": email, "reason": reason}
+        errors = {"email": _("Please enter a valid email address, such as name@example.org.")}
+        return await _overview(request, appeal, values=values, errors=errors, status=400)
+    await lists.suppress(services(request).db, email=email, reason=reason)
     return redirect(request, _path(appeal) + "#suppressions")
 
 

@@ -261,6 +261,16 @@ def test_a_country_without_members_goes_to_the_routed_committees(client: Any, sm
         follow_redirects=False,
     )
     assert refused.status_code == 400
+    assert "letters and digits" in refused.text and 'value="DROI&#39;--"' in refused.text  # the value kept
+    assert "<title>Error:" in refused.text
+    # The routes stay as they were: the country is still routed.
+    assert "mig-secretariat@pace.example" in client.get(f"{path}/RU").text
+    bad = client.post(
+        f"{path}/suppressions",
+        data={"csrf_token": csrf(client, path), "email": "not an address", "reason": "bounces"},
+        follow_redirects=False,
+    )
+    assert bad.status_code == 400 and 'value="bounces"' in bad.text
 
 
 def test_nothing_is_sent_without_a_dossier_or_a_confirmation(client: Any, smtp: SMTPServer, named: list[int]):
