@@ -18,7 +18,17 @@ from tests.factories import add_endorsements
 from tests.support import links, wait_for_mail
 
 SLUG = "protect-deserters"
-GERMANY = {"en": "Germany", "de": "Deutschland", "ru": "Германия", "uk": "Німеччина", "fr": "Allemagne"}
+GERMANY = {
+    "en": "Germany",
+    "de": "Deutschland",
+    "ru": "Германия",
+    "uk": "Німеччина",
+    "fr": "Allemagne",
+    "be": "Германія",
+    "pl": "Niemcy",
+    "es": "Alemania",
+    "it": "Germania",
+}
 # 12 March 2026 in each language's medium date format (Babel's CLDR data).
 DATES = {
     "en": "Mar 12, 2026",
@@ -26,6 +36,10 @@ DATES = {
     "ru": "12 мар. 2026\u202fг.",
     "uk": "12 бер. 2026\u202fр.",
     "fr": "12 mars 2026",
+    "be": "12 сак 2026\u202fг.",
+    "pl": "12 mar 2026",
+    "es": "12 mar 2026",
+    "it": "12 mar 2026",
 }
 
 
@@ -40,11 +54,11 @@ def html_lang(html: str) -> str:
     [
         (None, None, None, "en"),
         (None, None, "fr-CH, fr;q=0.9, en;q=0.8", "fr"),
-        (None, None, "es, uk;q=0.5, de;q=0.4", "uk"),
+        (None, None, "ja, uk;q=0.5, de;q=0.4", "uk"),
         (None, None, "de;q=0.2, ru;q=0.9", "ru"),
         (None, None, "ru;q=0, de;q=0.1", "de"),
         (None, None, "de;level=1;q=0.3, fr;q=0.6", "fr"),
-        (None, None, "es, it, *", "en"),
+        (None, None, "ja, pt, *", "en"),
         (None, None, "de;q=abc, fr;q=0.1", "fr"),
         (None, "de", "fr", "de"),
         ("ru", "de", "fr", "ru"),
@@ -66,7 +80,8 @@ def test_negotiation_order(query, prefix, accept, expected):
         ("/fr/", ("fr", "/")),
         ("/appeals/de", (None, "/appeals/de")),
         ("/deutsch/x", (None, "/deutsch/x")),
-        ("/es/x", (None, "/es/x")),
+        ("/ja/x", (None, "/ja/x")),
+        ("/es/x", ("es", "/x")),
     ],
 )
 def test_language_prefix(path, expected):
@@ -84,7 +99,7 @@ def test_each_language_is_wired_through_query_prefix_and_header(client, lang):
     for response in (
         client.get(f"/appeals/{SLUG}?lang={lang}"),
         client.get(f"/{lang}/appeals/{SLUG}"),
-        client.get(f"/appeals/{SLUG}", headers={"Accept-Language": f"{lang};q=0.9, es"}),
+        client.get(f"/appeals/{SLUG}", headers={"Accept-Language": f"{lang};q=0.9, ja"}),
     ):
         assert response.status_code == 200
         assert html_lang(response.text) == lang

@@ -49,9 +49,8 @@ def body_name(body: str) -> str:
 async def open_country(request: Request) -> Response:
     appeal = await appeal_or_404(request)
     code = request.query_params.get("country", "").strip().upper()
-    if not countries.is_country(code):
-        raise HTTPException(400, "no such country")
-    return redirect(request, _path(appeal, code))
+    # No country chosen (or none that exists): back to the overview, where the choice is.
+    return redirect(request, _path(appeal, code if countries.is_country(code) else None))
 
 
 async def overview(request: Request) -> Response:

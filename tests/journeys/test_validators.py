@@ -23,7 +23,7 @@ import httpx2 as httpx
 import pytest
 
 from petition.i18n import LANGUAGES
-from tests.support import PROJECT_ROOT, csrf_from, links, valid_form, wait_for_mail
+from tests.support import PROJECT_ROOT, csrf_from, links, sqlite_pass_only, valid_form, wait_for_mail
 
 pytestmark = pytest.mark.browser
 
@@ -152,6 +152,7 @@ def collect_pages(server: Any, smtp: Any, folder: Path) -> dict[Path, str]:
     return pages
 
 
+@sqlite_pass_only
 def test_the_nu_html_checker_finds_no_error_on_any_public_page_in_any_language(live_server, smtp, tmp_path):
     java = shutil.which("java")
     require(java is not None, "java is not installed")
@@ -190,6 +191,7 @@ def test_the_nu_html_checker_finds_no_error_on_any_public_page_in_any_language(l
     assert run.returncode == 0, run.stderr
 
 
+@sqlite_pass_only
 def test_lighthouse_scores_the_appeal_page_at_one_for_accessibility_best_practices_and_seo(live_server, tmp_path):
     node = shutil.which("node")
     require(node is not None, "node is not installed")

@@ -54,6 +54,14 @@ TABLE = [
     ("POST", "/admin/appeals/{a}/about", A),
     ("GET", "/admin/appeals/{a}/news", A),
     ("POST", "/admin/appeals/{a}/news", A),
+    ("GET", "/admin/appeals/{a}/delivery", A),
+    ("POST", "/admin/appeals/{a}/delivery/routes", A),
+    ("POST", "/admin/appeals/{a}/delivery/suppressions", A),
+    ("POST", "/admin/appeals/{a}/delivery/suppressions/remove", A),
+    ("GET", "/admin/appeals/{a}/delivery/open", A),
+    ("GET", "/admin/appeals/{a}/delivery/{c}", A),
+    ("POST", "/admin/appeals/{a}/delivery/{c}", A),
+    ("POST", "/admin/appeals/{a}/delivery/{c}/answers", A),
     ("GET", "/admin/appeals/{a}/texts/{lang}", A),
     ("POST", "/admin/appeals/{a}/texts/{lang}", A),
     ("GET", "/admin/export", A),
@@ -66,6 +74,7 @@ PLACEHOLDERS = {
     "appeal_id:int": "a",
     "organiser_id:int": "o",
     "language": "lang",
+    "country:str": "c",
 }
 
 
@@ -121,7 +130,7 @@ def ids(client, tmp_path):
     victim = login_as(client, M)  # an organiser whose role and state the POSTs could change
     client.cookies.clear()
     dossier_id = add_finished_dossier(client, appeal["id"], tmp_path)
-    return {"e": endorsement_id, "a": appeal["id"], "o": victim, "lang": "de", "d": dossier_id}
+    return {"e": endorsement_id, "a": appeal["id"], "o": victim, "lang": "de", "d": dossier_id, "c": "DE"}
 
 
 def _url(path: str, ids: dict) -> str:

@@ -255,6 +255,8 @@ def test_in_german_no_page_of_the_organiser_area_shows_a_stored_code(client):
         AuditAction.ORGANISER_CREATE: "role=moderator",
         AuditAction.ORGANISER_ROLE: "admin -> moderator",
         AuditAction.OUTBOX_REQUEUE: "all failed",
+        AuditAction.DELIVERY_SEND: "delivery 1: country=DE dossier=1 sha256=0123456789abcdef recipients=3",
+        AuditAction.DELIVERY_ANSWER: "delivery 1: answer 1 country=DE",
     }
     targets = {
         "login": ("organiser", ada),
@@ -266,6 +268,7 @@ def test_in_german_no_page_of_the_organiser_area_shows_a_stored_code(client):
         "organiser": ("organiser", ada),
         "outbox": ("email", 1),
         "news": ("appeal", first),
+        "delivery": ("appeal", first),
         "logout": ("organiser", ada),
     }
 
@@ -310,6 +313,9 @@ def test_in_german_no_page_of_the_organiser_area_shows_a_stored_code(client):
         "/admin/outbox",
         "/admin/account/password",
         "/admin/account/two-step",
+        *(f"/admin/appeals/{a['id']}/delivery" for a in appeals.values()),
+        f"/admin/appeals/{first}/delivery/DE",
+        f"/admin/appeals/{first}/delivery/RU",
     ]
     for path in pages:
         response = client.get(path + ("&" if "?" in path else "?") + "lang=de", headers=ENGLISH)
