@@ -610,7 +610,7 @@ def delivery_send(slug: str, country: str, subject: str | None, letter_file: Pat
         plan = await sending.plan(database, appeal=appeal_row, country=code)
         if plan.dossier is None:
             raise click.ClickException(f"{code} has no signed dossier yet: build one first")
-        title = await sending._title(database, appeal=appeal_row, language=plan.language)  # noqa: SLF001
+        title = await sending.appeal_title(database, appeal=appeal_row, language=plan.language)
         default_subject, default_letter = sending.default_letter(
             language=plan.language,
             title=title,

@@ -59,7 +59,8 @@ async def latest_dossier(db: Database, *, appeal_id: int, country: str) -> Row |
     )
 
 
-async def _title(db: Database, *, appeal: Row, language: str) -> str:
+async def appeal_title(db: Database, *, appeal: Row, language: str) -> str:
+    """The appeal's current title in `language`, else in its default language, else its slug."""
     rows = {
         r["language"]: r["title"]
         for r in await db.fetch_all(
@@ -175,7 +176,7 @@ async def send(
         if not recipients:
             raise NothingToSend("no recipient for this country (or all are suppressed)")
         language = the_plan.language
-        title = await _title(db, appeal=appeal, language=language)
+        title = await appeal_title(db, appeal=appeal, language=language)
         used = sorted({r.body for r in recipients})
         delivery_id = int(
             await db.execute(

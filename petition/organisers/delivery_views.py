@@ -115,7 +115,7 @@ async def _country_page(
     )
     dossier = the_plan.dossier
     if values is None:
-        title = await sending._title(db, appeal=appeal, language=the_plan.language)  # noqa: SLF001
+        title = await sending.appeal_title(db, appeal=appeal, language=the_plan.language)
         subject, letter = sending.default_letter(
             language=the_plan.language,
             title=title,
