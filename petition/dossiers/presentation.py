@@ -7,6 +7,7 @@ chunks are built one at a time as the pool asks for them (`render.render_pdf`).
 from __future__ import annotations
 
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from babel import Locale
 from markupsafe import Markup
 
 from petition import i18n
-from petition.dossiers.content import DossierContent, Signatory
+from petition.dossiers.content import DossierContent, Signatory, collation_key
 from petition.dossiers.join import JoinSpec
 from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
 from petition.templating import make_environment
@@ -25,6 +26,62 @@ CHUNK_ROWS = 1000
 
 def chunks_of(rows: Sequence[Signatory], size: int = CHUNK_ROWS) -> list[Sequence[Signatory]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)] or [rows]
+
+
+#: The list is grouped by city where that helps a reader find the organisations of their
+#: constituency: at least this many names, and on average at least `GROUP_MIN_AVERAGE` a city.
+#: A list of scattered cities stays one alphabetical table with a City column.
+GROUP_MIN_ROWS = 24
+GROUP_MIN_AVERAGE = 3
+
+
+def city_key(city: str) -> str:
+    """The city as the grouping compares it: spaces collapsed, NFC, case folded ("KÖLN" is "Köln")."""
+    return unicodedata.normalize("NFC", " ".join(city.split())).casefold()
+
+
+def by_city(rows: Sequence[Signatory]) -> list[Signatory] | None:
+    """`rows` in the order of their cities (by collation, no city last), each city's names in
+    the order they had; or None where grouping would not help (`GROUP_MIN_ROWS`)."""
+    keys = {city_key(row.city) for row in rows}
+    if len(rows) < GROUP_MIN_ROWS or len(keys) * GROUP_MIN_AVERAGE > len(rows):
+        return None
+    rank = {key: n for n, key in enumerate(sorted(keys, key=lambda k: (k == "", collation_key(k))))}
+    return sorted(rows, key=lambda row: rank[city_key(row.city)])  # stable: names keep their order
+
+
+@dataclass(frozen=True)
+class CityGroup:
+    """The rows of one city in one chunk of the list."""
+
+    city: str  # as the first of its organisations wrote it; "" for none given
+    count: int  # the city's organisations in the whole list
+    continued: bool  # the city's first rows are in the chunk before
+    rows: Sequence[Signatory]
+
+
+def city_names(rows: Sequence[Signatory]) -> dict[str, tuple[str, int]]:
+    """Each city's name as the first of its organisations wrote it, and its count, by `city_key`."""
+    counts = Counter(city_key(row.city) for row in rows)
+    names: dict[str, str] = {}
+    for row in rows:
+        names.setdefault(city_key(row.city), row.city.strip())
+    return {key: (names[key], count) for key, count in counts.items()}
+
+
+def city_groups(parts: Sequence[Sequence[Signatory]], i: int, cities: dict[str, tuple[str, int]]) -> list[CityGroup]:
+    """The city groups of chunk `i` of `parts`, the rows already in city order (`by_city`)."""
+    groups: list[CityGroup] = []
+    chunk = parts[i]
+    before = city_key(parts[i - 1][-1].city) if i and parts[i - 1] else None
+    start = 0
+    for n in range(1, len(chunk) + 1):
+        if n == len(chunk) or city_key(chunk[n].city) != city_key(chunk[start].city):
+            key = city_key(chunk[start].city)
+            continued = not groups and key == before
+            groups.append(CityGroup(*cities[key], continued, chunk[start:n]))
+            start = n
+    return groups
 
 
 def qr_svg(url: str, title: str) -> Markup:
@@ -165,7 +222,9 @@ def build_html(content: DossierContent, presentation: Presentation, *, chunk_row
             ),
         )
         table_template = env.get_template("dossiers/pdf/table.html")
-        parts = chunks_of(content.signatories, chunk_rows)
+        grouped = by_city(content.signatories)
+        parts = chunks_of(grouped if grouped is not None else content.signatories, chunk_rows)
+        cities = city_names(grouped) if grouped is not None else {}
         marks = env.get_template("dossiers/pdf/marks.html").render(
             {**context, "title": running_title(context["title"])}
         )
@@ -175,7 +234,12 @@ def build_html(content: DossierContent, presentation: Presentation, *, chunk_row
     def table(i: int) -> str:
         with i18n.language(content.language):
             return table_template.render(
-                **context, rows=parts[i], first=i == 0, last=i == len(parts) - 1, direction=direction
+                **context,
+                rows=parts[i],
+                groups=city_groups(parts, i, cities) if grouped is not None else None,
+                first=i == 0,
+                last=i == len(parts) - 1,
+                direction=direction,
             )
 
     def labels(landscape: Sequence[bool], numbers: range) -> str:

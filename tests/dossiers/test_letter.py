@@ -13,9 +13,18 @@ import pytest
 from pypdf import PdfReader
 
 from petition.dossiers.content import AppealText, DossierContent, LogCheckpoint, Signatory, canonical_list
-from petition.dossiers.presentation import Presentation, Sender, request_of, running_title
+from petition.dossiers.presentation import (
+    GROUP_MIN_ROWS,
+    Presentation,
+    Sender,
+    by_city,
+    city_key,
+    request_of,
+    running_title,
+)
 from petition.dossiers.render import render_pdf
 from petition.i18n import translations
+from tests.dossiers import pdf_ua
 from tests.dossiers.factories import run
 
 ARABIC = "جمعية الحرية"
@@ -28,6 +37,8 @@ BODY = (
     "Ein zweiter Absatz, den der Brief nicht zitiert."
 )
 de = translations("de")
+#: A city for each organisation: too scattered to group by (presentation.by_city).
+SCATTERED = [f"Ort {i:03d}" for i in range(200)]
 
 
 def content(
@@ -187,7 +198,7 @@ def test_the_request_is_the_first_paragraph_cut_at_a_word() -> None:
 
 @pytest.mark.asyncio
 async def test_the_list_is_dense_and_names_keep_their_order_beside_their_city(tmp_path: Path) -> None:
-    c = content(rows=110)
+    c = content(rows=110, cities=SCATTERED)
     rows = (*c.signatories[:-1], dataclasses.replace(c.signatories[-1], name=f"{ARABIC} 2024", city="Berlin"))
     c = dataclasses.replace(c, signatories=rows)
     path, pages = await rendered(tmp_path, c, presentation())
@@ -245,7 +256,7 @@ def test_the_checkpoint_is_a_header_line_of_the_canonical_list_only_when_there_i
 
 @pytest.mark.asyncio
 async def test_the_list_chunks_structure_trees_are_merged_into_one(tmp_path: Path) -> None:
-    path, pages = await rendered(tmp_path, content(rows=30), presentation(), chunk_rows=10)
+    path, pages = await rendered(tmp_path, content(rows=30, cities=SCATTERED), presentation(), chunk_rows=10)
     reader = PdfReader(path)
     tree = reader.trailer["/Root"]["/StructTreeRoot"]
     page_refs = {page.indirect_reference.idnum: n for n, page in enumerate(reader.pages)}
@@ -275,3 +286,74 @@ async def test_the_list_chunks_structure_trees_are_merged_into_one(tmp_path: Pat
     nums = tree["/ParentTree"]["/Nums"]
     keys = [int(nums[i]) for i in range(0, len(nums), 2)]
     assert sorted(keys) == sorted({page["/StructParents"] for page in reader.pages}) and len(set(keys)) == len(keys)
+
+
+def test_only_a_list_whose_cities_repeat_is_grouped() -> None:
+    few = content(rows=GROUP_MIN_ROWS, cities=["Köln", "Berlin"]).signatories
+    assert by_city(few) is not None
+    assert by_city(few[:-1]) is None  # too short to need it
+    scattered = content(rows=60, cities=SCATTERED[:21]).signatories  # under three a city
+    assert by_city(scattered) is None
+    # Spelled apart, one city; no city last, each city's names in the order they had.
+    rows = content(rows=30, cities=["Köln", "KÖLN ", "", "Aachen"]).signatories
+    ordered = by_city(rows)
+    assert ordered is not None
+    assert [city_key(r.city) for r in ordered] == ["aachen"] * 7 + ["köln"] * 16 + [""] * 7
+    assert [r.name for r in ordered if r.city == "Aachen"] == sorted(r.name for r in rows if r.city == "Aachen")
+
+
+def _list_text(path: Path, pages: int) -> str:
+    return "\n".join(text(path, n, "-layout") for n in range(5, pages + 1))
+
+
+@pytest.mark.asyncio
+async def test_a_long_list_is_grouped_by_city_each_under_its_heading(tmp_path: Path) -> None:
+    """Where cities repeat, a parliamentarian finds their constituency's organisations together:
+    a heading for each city (with its count, said again where a city goes on past a chunk), the
+    names in order under it; spellings of one city together, an Arabic city isolated; and the
+    document still meets PDF/UA-1's rules, each cell's headers its own table's."""
+    # "köln " begins the second chunk (row 27 of the city order, Köln's 12th): its heading still says "Köln".
+    cities = ["Köln", "Berlin", "Leipzig", "köln ", "جدة", ""]
+    c = content(rows=90, cities=cities)
+    path, pages = await rendered(tmp_path, c, presentation(), chunk_rows=26)
+    listing = _list_text(path, pages)
+    organisations = de.ngettext("%(num)s organisation", "%(num)s organisations", 30)
+    headings = [
+        f"Berlin · {de.ngettext('%(num)s organisation', '%(num)s organisations', 15) % {'num': 15}}",
+        f"Köln · {organisations % {'num': 30}}",
+        f"Leipzig · {de.ngettext('%(num)s organisation', '%(num)s organisations', 15) % {'num': 15}}",
+    ]
+    places = [listing.index(h) for h in headings]
+    assert places == sorted(places), listing[:3000]
+    assert de.gettext("City not given") in listing and "جدة" in listing
+    assert listing.index("جدة") > places[-1] and listing.index(de.gettext("City not given")) > listing.index("جدة")
+    # Each name under its own city's heading: Berlin's are rows 1, 7, 13, … and Köln's 0, 3, 6, ….
+    berlin = listing[places[0] : places[1]]
+    assert re.findall(r"Friedensgruppe (\d{4})", berlin) == [f"{i:04d}" for i in range(1, 90, 6)]
+    koeln = listing[places[1] : places[2]]
+    assert sorted(re.findall(r"Friedensgruppe (\d{4})", koeln)) == [f"{i:04d}" for i in range(90) if i % 3 == 0]
+    # Köln goes on past the first chunk of 26 rows: said so where it does.
+    assert f"{headings[1]} {de.gettext('(continued)')}" in re.sub(r" +", " ", koeln)
+    # The summary says how the list is ordered; the city is the heading, not a column.
+    summary = de.ngettext(
+        "%(num)s organisation is named below, by city, in alphabetical order within each city.",
+        "%(num)s organisations are named below, by city, in alphabetical order within each city.",
+        90,
+    ) % {"num": 90}
+    assert summary in flat(listing)
+    assert de.gettext("City") not in re.findall(r"^\s*(\w+)", listing, re.M)
+
+    tree = PdfReader(path).trailer["/Root"]["/StructTreeRoot"]
+    kinds = [str(e["/S"]) for _r, e in pdf_ua.elements(tree["/K"])]
+    assert kinds.count("/H3") >= 6 and kinds.count("/Table") >= 7  # the cover's and one a city and chunk
+    assert pdf_ua.failures(path) == []
+
+
+@pytest.mark.asyncio
+async def test_a_list_of_scattered_cities_stays_one_table_with_a_city_column(tmp_path: Path) -> None:
+    path, pages = await rendered(tmp_path, content(rows=40, cities=SCATTERED), presentation())
+    listing = _list_text(path, pages)
+    assert de.gettext("City") in listing and "Ort 007" in listing
+    assert de.gettext("(continued)") not in listing
+    tree = PdfReader(path).trailer["/Root"]["/StructTreeRoot"]
+    assert "/H3" not in [str(e["/S"]) for _r, e in pdf_ua.elements(tree["/K"])]

@@ -20,7 +20,7 @@ from petition.i18n import translations
 from petition.settings import Settings
 from tests.dossiers import pdf_ua
 from tests.dossiers.test_dossier_pdf import SCRIPT_NAMES, build_via_worker, upload
-from tests.dossiers.test_letter import content, presentation
+from tests.dossiers.test_letter import SCATTERED, content, presentation
 from tests.factories import add_endorsements, demo_appeal_id
 from tests.support import wait_for
 
@@ -58,7 +58,7 @@ def test_the_signed_dossier_meets_pdf_ua_1_and_stays_genuine(
 
 @pytest.mark.asyncio
 async def test_header_cells_keep_unique_ids_across_the_chunks_of_a_long_list(tmp_path: Path) -> None:
-    data, _pages = await render_pdf(content(rows=30), presentation(), chunk_rows=10)
+    data, _pages = await render_pdf(content(rows=30, cities=SCATTERED), presentation(), chunk_rows=10)
     path = tmp_path / "dossier.pdf"
     path.write_bytes(data)
 
