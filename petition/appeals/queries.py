@@ -89,6 +89,16 @@ async def current_titles(db: Database, *, language: str) -> dict[int, str]:
     return titles
 
 
+async def appeal_titles(db: Database, *, appeal_id: int) -> dict[str, str]:
+    """The appeal's current title in each language it has a text in."""
+    rows = await db.fetch_all(
+        sa.select(appeal_texts.c.language, appeal_texts.c.title).where(
+            appeal_texts.c.appeal_id == appeal_id, appeal_texts.c.is_current == sa.true()
+        )
+    )
+    return {row["language"]: row["title"] for row in rows}
+
+
 async def text_languages(db: Database, *, appeal_id: int) -> list[str]:
     rows = await db.fetch_all(
         sa.select(appeal_texts.c.language).where(

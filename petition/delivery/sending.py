@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from petition import countries, i18n
-from petition.appeals.tables import appeal_texts, deliveries, delivery_answers
+from petition.appeals.queries import appeal_titles
+from petition.appeals.tables import deliveries, delivery_answers
 from petition.audit.actions import AuditAction
 from petition.audit.queries import record
 from petition.db import Database, Row
@@ -61,14 +62,7 @@ async def latest_dossier(db: Database, *, appeal_id: int, country: str) -> Row |
 
 async def appeal_title(db: Database, *, appeal: Row, language: str) -> str:
     """The appeal's current title in `language`, else in its default language, else its slug."""
-    rows = {
-        r["language"]: r["title"]
-        for r in await db.fetch_all(
-            sa.select(appeal_texts.c.language, appeal_texts.c.title).where(
-                appeal_texts.c.appeal_id == appeal["id"], appeal_texts.c.is_current == sa.true()
-            )
-        )
-    }
+    rows = await appeal_titles(db, appeal_id=appeal["id"])
     return str(rows.get(language) or rows.get(appeal["default_language"]) or appeal["slug"])
 
 

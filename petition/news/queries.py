@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from petition.appeals.tables import appeal_texts
+from petition.appeals.queries import appeal_titles
 from petition.audit.actions import AuditAction
 from petition.audit.queries import record
 from petition.db import Database, Row
@@ -88,15 +88,6 @@ async def subscribers_by_country(db: Database, *, appeal_id: int) -> dict[str, i
     return {row["country"]: int(row["n"]) for row in rows}
 
 
-async def _titles(db: Database, *, appeal_id: int) -> dict[str, str]:
-    rows = await db.fetch_all(
-        sa.select(appeal_texts.c.language, appeal_texts.c.title).where(
-            appeal_texts.c.appeal_id == appeal_id, appeal_texts.c.is_current == sa.true()
-        )
-    )
-    return {row["language"]: row["title"] for row in rows}
-
-
 async def send_update(
     db: Database,
     *,
@@ -111,7 +102,7 @@ async def send_update(
     assert default_language in texts, "the default language's text is required"
     now = utcnow()
     async with db.write():
-        titles = await _titles(db, appeal_id=appeal["id"])
+        titles = await appeal_titles(db, appeal_id=appeal["id"])
         rows = await db.fetch_all(
             sa.select(e.c.id, e.c.contact_email, e.c.language, e.c.organisation_name, e.c.token_nonce)
             .where(_audience(appeal["id"], country))
