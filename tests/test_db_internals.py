@@ -17,10 +17,15 @@ petition.db, PostgreSQL
   - `connection().raw_connection` is the asyncpg connection of the current task's transaction.
 petition.db, both
   - `Record.values()` gives the values `record["col"]` gives, in the query's column order.
-petition.compiled_cache (the PostgreSQL backend)
+petition.compiled_cache (both backends)
   - `databases.backends.postgres.PostgresConnection._compile(self, query)` returns
     `(sql, args, result_columns)` and is looked up on the class at each call, so replacing it
     takes effect; it reads `self._dialect`, whose paramstyle is "pyformat".
+  - `databases.backends.sqlite.SQLiteConnection._compile(self, query)` returns
+    `(sql, args, result_columns, CompilationContext(execution_context))`, the context holding
+    `result_column_struct`; its dialect's paramstyle is "qmark" and args follow `positiontup`.
+  - Entries are shared by dialects of one kind and settings: every `Database` (a test makes
+    one an app) reuses what another compiled.
   - SQLAlchemy: `ClauseElement._generate_cache_key()` (`.key`, `.bindparams`),
     `compile(dialect=, cache_key=)`, `Compiled.construct_params(extracted_parameters=)`,
     `Compiled._bind_processors`, `Compiled._result_columns`, `Compiled.binds[...].expanding`,
@@ -43,7 +48,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from databases.backends.postgres import PostgresBackend, PostgresConnection
-from databases.backends.sqlite import SQLiteTransaction
+from databases.backends.sqlite import SQLiteBackend, SQLiteConnection, SQLiteTransaction
 from sqlalchemy.sql.elements import CompilerElement
 
 from petition import compiled_cache
@@ -51,6 +56,7 @@ from petition.appeals.queries import DEMO_SLUG, ensure_demo_appeal
 from petition.appeals.tables import appeals
 from petition.db import Database, _keep_session
 from petition.endorsements.tables import endorsements
+from petition.migrations.runner import upgrade_async
 from petition.publish.queries import PUBLIC_COLUMNS, PUBLIC_FROM
 from tests.factories import endorsement_row
 from tests.publish.bulk import insert_endorsements
@@ -250,6 +256,67 @@ def test_the_cached_compile_gives_what_databases_compile_gives(shape: str):
         assert ours[0] == theirs[0]
         assert ours[1] == theirs[1], n  # the second value's parameters, not the first's
         assert ours[2] == theirs[2]
+
+
+def _sqlite_connection() -> SQLiteConnection:
+    backend = SQLiteBackend("sqlite:///never-opened.db")  # compiling opens no file
+    return SQLiteConnection(backend._pool, backend._dialect)
+
+
+def test_installing_replaces_sqlite_compile_on_the_class(tmp_path: Path):
+    Database(scratch_sqlite(tmp_path)[0])
+    assert SQLiteConnection._compile is compiled_cache._sqlite_compile
+    assert list(inspect.signature(compiled_cache._original_sqlite_compile).parameters) == ["self", "query"]
+    assert _sqlite_connection()._dialect.paramstyle == "qmark"
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_cached_sqlite_compile_gives_what_databases_compile_gives(shape: str):
+    connection = _sqlite_connection()
+    for n in (1, 2, 1):
+        ours = compiled_cache._sqlite_compile(connection, SHAPES[shape](n))
+        theirs = compiled_cache._original_sqlite_compile(connection, SHAPES[shape](n))
+        assert ours[0] == theirs[0]
+        assert ours[1] == theirs[1], n  # the second value's parameters, not the first's
+        assert ours[2] == theirs[2]
+        struct = getattr(theirs[3].context, "result_column_struct", None)
+        assert getattr(ours[3].context, "result_column_struct", None) == struct
+
+
+@pytest.mark.asyncio
+async def test_sqlite_queries_reuse_their_compiled_form_across_databases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A second `Database` (another app in the same process: each test makes one) compiles
+    nothing the first compiled, and reads its rows right: dates as aware datetimes, names."""
+    compiles: list[Any] = []
+    compile_ = CompilerElement.compile
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(self, sa.Select):  # not the PRAGMA each new connection runs
+            compiles.append(self)
+        return compile_(self, *args, **kwargs)
+
+    url, _path = scratch_sqlite(tmp_path)
+    await upgrade_async(url)
+    async with connected(url) as db:
+        await ensure_demo_appeal(db)
+    monkeypatch.setattr(compiled_cache, "_cache", OrderedDict())
+    monkeypatch.setattr(CompilerElement, "compile", counting)
+
+    def by_slug(slug: str) -> Any:
+        return sa.select(appeals.c.id, appeals.c.slug, appeals.c.created_at).where(appeals.c.slug == slug)
+
+    async with connected(url) as first_db:
+        first = await first_db.fetch_one(by_slug(DEMO_SLUG))
+    assert len(compiles) == 1
+    async with connected(url) as second_db:
+        assert await second_db.fetch_one(by_slug("no-such-appeal")) is None
+        again = await second_db.fetch_one(by_slug(DEMO_SLUG))
+    assert len(compiles) == 1, "the second Database compiled the statement again: the cache is not shared"
+    assert first is not None and again is not None
+    assert (first["id"], first["slug"], first["created_at"]) == (again["id"], again["slug"], again["created_at"])
+    assert again["created_at"].tzinfo is not None
 
 
 @pytest.fixture

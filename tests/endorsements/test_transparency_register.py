@@ -13,7 +13,7 @@ import pytest
 
 from petition.endorsements.forms import normalise_transparency_register
 from tests.conftest import BASE_URL
-from tests.support import SMTPServer, db_rows, links, mail_to
+from tests.support import SMTPServer, db_rows, links, mail_to, wait_for
 
 SLUG = "protect-deserters"
 NUMBER = "123456789012-34"
@@ -90,6 +90,8 @@ def test_an_anonymous_organisations_number_is_shown_nowhere_public(
         f"/appeals/{SLUG}/endorsements.csv",
         "/log/entries?start=0&end=1",
     ]
+    # The log appends the leaf after the confirmation, in a task of its own: wait for it.
+    wait_for(lambda: site.client.get("/log/entries?start=0&end=1").status_code == 200, timeout=30)
     for path in public:
         response = site.client.get(path)
         assert response.status_code == 200, path
