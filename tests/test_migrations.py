@@ -219,3 +219,27 @@ def test_0014_adds_the_trusted_time_columns_to_existing_rows_and_takes_them_away
         assert "timestamp_token" not in columns(url, "log_checkpoints")
         assert db_rows(url, "SELECT count(*) AS n FROM dossiers") == [{"n": 1}]
         assert db_rows(url, "SELECT count(*) AS n FROM log_checkpoints") == [{"n": 1}]
+
+
+def test_a_start_on_a_sqlite_file_at_head_skips_alembic_and_one_behind_is_migrated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve` (and every test's app) migrates at start: a file at head is left alone without
+    loading Alembic's environment; a file one revision behind, or a new one, is still migrated."""
+    from petition.migrations import runner
+
+    url = f"sqlite:///{tmp_path}/petition.db"
+    assert runner.sqlite_revisions(url) is None  # no file yet: Alembic decides
+    asyncio.run(runner.upgrade_async(url))
+    assert runner.sqlite_revisions(url) == runner.head_revisions()
+
+    calls: list[str] = []
+    real_upgrade = runner.upgrade
+    monkeypatch.setattr(runner, "upgrade", lambda u, r="head": calls.append(r) or real_upgrade(u, r))
+    asyncio.run(runner.upgrade_async(url))
+    assert calls == []
+
+    downgrade(url, "-1")
+    assert runner.sqlite_revisions(url) != runner.head_revisions()
+    asyncio.run(runner.upgrade_async(url))
+    assert calls == ["head"] and runner.sqlite_revisions(url) == runner.head_revisions()

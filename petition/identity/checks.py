@@ -84,13 +84,22 @@ class Checker:
         self.nameservers = settings.dns_nameservers
         self.https_port = https_port
         self.timeout = timeout
-        # Production: the system's CA store, host names checked (ssl's defaults).
-        self.ssl_context = ssl.create_default_context()
-        if test_ca is not None:
-            if not self.allow_loopback:
-                raise ValueError("a test certificate is trusted only with DOMAIN_PROOF_ALLOW_LOOPBACK (tests)")
-            self.ssl_context.load_verify_locations(cadata=test_ca)
+        if test_ca is not None and not self.allow_loopback:
+            raise ValueError("a test certificate is trusted only with DOMAIN_PROOF_ALLOW_LOOPBACK (tests)")
+        self._test_ca = test_ca
+        self._ssl_context: ssl.SSLContext | None = None
         self._resolver: dns.asyncresolver.Resolver | None = None
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The system's CA store, host names checked (ssl's defaults): loaded at the first check,
+        not when the app starts (reading the CA store was a twentieth of a test's start-up)."""
+        if self._ssl_context is None:
+            context = ssl.create_default_context()
+            if self._test_ca is not None:
+                context.load_verify_locations(cadata=self._test_ca)
+            self._ssl_context = context
+        return self._ssl_context
 
     @property
     def resolver(self) -> dns.asyncresolver.Resolver:
