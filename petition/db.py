@@ -258,15 +258,15 @@ class Database:
     def __init__(self, url: str, *, pool_size: int | None = None, application_name: str = "petition") -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        from petition import compiled_cache
+
+        compiled_cache.install()
         if self.is_sqlite:
             create_sqlite_file(url)
             _sqlite_transactions_begin_immediate()
             # Wait for another process's writer instead of failing at once.
             self._db = databases.Database(url, timeout=SQLITE_BUSY_TIMEOUT)
         else:
-            from petition import compiled_cache
-
-            compiled_cache.install()
             statement_cache = url_parameter(url, "statement_cache_size")
             options: dict[str, Any] = {"statement_cache_size": int(statement_cache)} if statement_cache else {}
             # Every connection this process holds comes from this pool: web requests, the

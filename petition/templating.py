@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
+import jinja2.bccache
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
@@ -17,9 +18,31 @@ from petition.resources import package_path
 from petition.settings import Operator
 
 
+class _MemoryBytecodeCache(jinja2.BytecodeCache):
+    """Compiled templates kept for the process: an app made again (each test makes one, a
+    worker makes one for its emails) reads a template's code from here instead of parsing and
+    compiling it anew. Jinja keys each entry by the template's name and the checksum of its
+    source; every environment here is made by `make_environment`, with the same options."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_BYTECODE = _MemoryBytecodeCache()
+
+
 def make_environment(operator: Operator | None = None) -> jinja2.Environment:
     """`operator` (Settings.operator): who the pages and emails speak as; none named when left out."""
     env = jinja2.Environment(
+        bytecode_cache=_BYTECODE,
         loader=jinja2.FileSystemLoader(str(package_path("templates"))),
         autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=True),
         extensions=["jinja2.ext.i18n"],
