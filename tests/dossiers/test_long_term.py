@@ -45,7 +45,7 @@ class CertificateAuthority:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
         now = dt.datetime.now(dt.UTC)
         self._key = ec.generate_private_key(ec.SECP256R1())

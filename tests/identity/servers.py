@@ -58,7 +58,11 @@ class LoopbackDNS:
         self.server = DNSServer(self.zone, port=self.port, address="127.0.0.1", logger=_Quiet())
 
     def __enter__(self) -> LoopbackDNS:
-        self.server.start_thread()
+        # dnslib's start_thread polls for shutdown every 0.5 s: each test waited that long to stop it.
+        self.server.thread = threading.Thread(
+            target=self.server.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.server.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -140,7 +144,7 @@ class LoopbackHTTPS:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> LoopbackHTTPS:
         self._thread.start()
