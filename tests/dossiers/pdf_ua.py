@@ -38,6 +38,7 @@ def failures(path: Path) -> list[str]:
     found += _catalog(reader, root)
     if "/StructTreeRoot" in root:
         found += _structure(root["/StructTreeRoot"].get_object())
+        found += _parent_tree(reader, root.raw_get("/StructTreeRoot"))
     for number, page in enumerate(reader.pages, 1):
         found += [f"page {number}: {f}" for f in _page(page)]
     return sorted(set(found))
@@ -139,6 +140,86 @@ def _structure(tree: DictionaryObject) -> list[str]:
         if after > before + 1:
             found.append(f"7.4.2-1: heading levels skip from H{before} to H{after}")
     return found
+
+
+def _parent_tree(reader: PdfReader, tree_ref: Any) -> list[str]:
+    """The links between the content and the tree, both ways (ISO 32000-1, 14.7.2 and 14.7.4.4).
+
+    Each element's /P is the element (or tree root) whose /K holds it; each page's tagged
+    content (its MCIDs) is found through the page's /StructParents in the /ParentTree, at
+    an element that lists that MCID among its kids, on that page.
+    """
+    found: list[str] = []
+    tree = tree_ref.get_object()
+    stack: list[tuple[Any, int]] = [(kid, tree_ref.idnum) for kid in _as_list(tree.get("/K"))]
+    while stack:
+        item, parent = stack.pop()
+        if not isinstance(item, IndirectObject):
+            continue
+        element = item.get_object()
+        if not isinstance(element, DictionaryObject) or "/S" not in element:
+            continue
+        named = element.raw_get("/P") if "/P" in element else None
+        if not isinstance(named, IndirectObject) or named.idnum != parent:
+            found.append(f"14.7.2: a {element['/S']} element's /P is not the element that holds it")
+        stack.extend((kid, item.idnum) for kid in _as_list(element.get("/K")))
+    entries = _numbers(tree["/ParentTree"].get_object()) if "/ParentTree" in tree else {}
+    for number, page in enumerate(reader.pages, 1):
+        mcids = (
+            [
+                int(operands[1]["/MCID"])
+                for operands, operator in ContentStream(page.get_contents(), reader).operations
+                if operator == b"BDC"
+                and len(operands) > 1
+                and isinstance(operands[1], DictionaryObject)
+                and "/MCID" in operands[1]
+            ]
+            if page.get_contents() is not None
+            else []
+        )
+        if not mcids:
+            continue
+        if "/StructParents" not in page:
+            found.append(f"14.7.4.4: page {number} has tagged content but no /StructParents")
+            continue
+        listed = entries.get(int(page["/StructParents"]))
+        listed = listed.get_object() if listed is not None else None
+        if not isinstance(listed, ArrayObject):
+            found.append(f"14.7.4.4: page {number}'s /StructParents is not a key of the /ParentTree")
+            continue
+        for mcid in mcids:
+            element = listed[mcid].get_object() if mcid < len(listed) else None
+            kids = _as_list(element.get("/K")) if isinstance(element, DictionaryObject) else []
+            here = [
+                kid
+                for kid in kids
+                if (isinstance(kid, int) and int(kid) == mcid)
+                or (isinstance(kid, DictionaryObject) and kid.get("/MCID") == mcid)
+            ]
+            owner_page = (here[0].get("/Pg") if here and isinstance(here[0], DictionaryObject) else None) or (
+                element.raw_get("/Pg") if isinstance(element, DictionaryObject) and "/Pg" in element else None
+            )
+            if not here:
+                found.append(f"14.7.4.4: page {number}'s MCID {mcid} leads to an element that does not hold it")
+            elif not isinstance(owner_page, IndirectObject) or owner_page.idnum != page.indirect_reference.idnum:
+                found.append(f"14.7.4.4: page {number}'s MCID {mcid} leads to an element on another page")
+    return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, ArrayObject) else [value]
+
+
+def _numbers(node: DictionaryObject) -> dict[int, Any]:
+    numbers = {}
+    flat = node.get("/Nums", [])
+    for i in range(0, len(flat), 2):
+        numbers[int(flat[i])] = flat[i + 1]
+    for kid in node.get("/Kids", []):
+        numbers |= _numbers(kid.get_object())
+    return numbers
 
 
 def _names(node: DictionaryObject) -> dict[str, Any]:
