@@ -37,6 +37,16 @@ def join_files(chunks: Sequence[str], marks: str, labels: Sequence[str], spec: J
     `labels` hold one page per page of the chunks, in order. The dossier is written to
     `out`, a new private file.
     """
+    import os
+
+    spill = _Spill(os.path.dirname(os.path.abspath(out)))
+    try:
+        _join(chunks, marks, labels, spec, out, spill)
+    finally:
+        spill.file.close()
+
+
+def _join(chunks: Sequence[str], marks: str, labels: Sequence[str], spec: JoinSpec, out: str, spill: _Spill) -> None:
     import datetime as dt
     import os
 
@@ -59,7 +69,7 @@ def join_files(chunks: Sequence[str], marks: str, labels: Sequence[str], spec: J
         reader = PdfReader(path)
         before = len(writer.pages)
         writer.append(reader, import_outline=False)
-        _merge_structure(writer, reader, before, f"c{n}-", ids)
+        _merge_structure(writer, reader, before, f"c{n}-", ids, spill)
         # Nothing more is copied from this chunk: drop what pypdf keeps to copy more (the
         # reader) and the objects the reader parsed, which point back at it.
         writer._id_translated.pop(id(reader), None)
@@ -132,14 +142,7 @@ def join_files(chunks: Sequence[str], marks: str, labels: Sequence[str], spec: J
 
 
 class _Serialized:
-    """An object the dossier holds as its bytes, numbered and written by pypdf's writer.
-
-    pypdf's writer writes each of its objects with `write_to_stream`; a chunk's structure
-    elements are given to it already serialized. As pypdf objects, the ~9 elements of each
-    row (the row, its cells, a span for each cell's text) took ~50 MB a 1,000-row chunk and
-    a second of CPU to clone: 6 GiB and 213 s for a dossier of 100,000. As bytes, about a
-    fifth of the memory.
-    """
+    """An object the dossier holds as its bytes, which pypdf's writer writes (`write_to_stream`)."""
 
     __slots__ = ("data",)
 
@@ -150,14 +153,58 @@ class _Serialized:
         stream.write(self.data)
 
 
-def _merge_structure(writer: Any, reader: Any, first_page: int, prefix: str, ids: dict[str, Any]) -> None:
+class _Spill:
+    """The chunks' structure elements, serialized, in a temporary file until the dossier is written.
+
+    As pypdf objects, the ~9 elements of each row (the row, its cells, a span for each cell's
+    text) took ~50 MB a 1,000-row chunk and kept every chunk's reader alive: 6 GiB for a
+    dossier of 100,000. Here each is a file offset and a length (`_Spilled`); pypdf's writer
+    asks for them in the order they were written, so the file is read straight through.
+    """
+
+    def __init__(self, directory: str) -> None:
+        import tempfile
+
+        self.file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - closed by join_files
+        self.end = 0
+        self.position = 0
+
+    def add(self, data: bytes) -> _Spilled:
+        if self.position != self.end:
+            self.file.seek(self.end)
+        start = self.end
+        self.file.write(data)
+        self.end = self.position = start + len(data)
+        return _Spilled(self, start, len(data))
+
+    def read(self, offset: int, length: int) -> bytes:
+        if self.position != offset:
+            self.file.seek(offset)
+        data = self.file.read(length)
+        self.position = offset + len(data)
+        return data
+
+
+class _Spilled:
+    __slots__ = ("length", "offset", "spill")
+
+    def __init__(self, spill: _Spill, offset: int, length: int) -> None:
+        self.spill, self.offset, self.length = spill, offset, length
+
+    def write_to_stream(self, stream: Any, encryption_key: Any = None) -> None:
+        stream.write(self.spill.read(self.offset, self.length))
+
+
+def _merge_structure(
+    writer: Any, reader: Any, first_page: int, prefix: str, ids: dict[str, Any], spill: _Spill
+) -> None:
     """Append a tagged chunk's structure tree to the dossier's, which is the first document's.
 
     weasyprint writes one `/Document` element under the `/StructTreeRoot` and a flat parent
     tree (`/Nums`) keyed by each page's `/StructParents` (and each annotation's
     `/StructParent`). pypdf's `append` has copied the pages and their annotations, and
     dropped those keys and the tree. The chunk's elements are numbered in the dossier and
-    written there as they are serialized (`_Serialized`): a reference to an element becomes
+    serialized into `spill` (which pypdf's writer reads when it writes them): a reference to an element becomes
     its dossier number, to a page or annotation the number of pypdf's copy, to the chunk's
     `/Document` the dossier's. Its top elements become kids of the dossier's `/Document`, its
     parent tree's entries are added with their keys moved past the dossier's, and the pages
@@ -230,7 +277,7 @@ def _merge_structure(writer: Any, reader: Any, first_page: int, prefix: str, ids
         buffer.seek(0)
         buffer.truncate()
         _serialize(element, buffer, number)
-        writer._objects[numbers[item.idnum] - 1] = _Serialized(buffer.getvalue())
+        writer._objects[numbers[item.idnum] - 1] = spill.add(buffer.getvalue())
     kids.extend(IndirectObject(number(kid.idnum), 0, writer) for kid in top_kids if isinstance(kid, IndirectObject))
 
     source_nums = source_tree["/ParentTree"].get_object()["/Nums"]
