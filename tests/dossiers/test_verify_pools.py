@@ -16,7 +16,7 @@ from petition.app import create_app
 from petition.dossiers import render_pool
 from petition.settings import Settings
 from tests.conftest import BASE_URL
-from tests.support import csrf_from, wait_for
+from tests.support import csrf_from, sqlite_pass_only, wait_for
 
 #: A PDF pyHanko reads at once: it holds no signature, so the page calls it unreadable.
 SMALL = b"%PDF-1.7\n%%EOF\n"
@@ -89,6 +89,7 @@ def test_verify_uploads_are_limited_per_client(make_site: Any) -> None:
         assert upload(trusted, SMALL).status_code == 200
 
 
+@sqlite_pass_only  # the verification pool's processes, whichever database the site uses
 def test_a_slow_pdf_is_checked_in_its_own_pool_and_times_out(make_site: Any, tmp_path: Path) -> None:
     client = make_site(verify_timeout=1).client
     assert upload(client, SMALL).status_code == 200  # the checking process runs
@@ -155,6 +156,7 @@ def _running(process: psutil.Process) -> bool:
         return False
 
 
+@sqlite_pass_only  # the pools' processes, whichever database the site uses
 def test_no_pool_process_outlives_the_app(settings: Settings) -> None:
     me = psutil.Process()
     with TestClient(create_app(settings), base_url=BASE_URL) as client:
