@@ -348,9 +348,10 @@ class LiveServer:
         self.thread.join(20)
 
 
-#: For tests that touch no database (rendering and scoring emails, say): scripts/test runs the
-#: suite once per backend, and these need to run only once, in the SQLite pass.
+#: For tests whose outcome does not depend on the database backend (rendering and scoring emails,
+#: a request cut off before any handler, the process pools): scripts/test runs the suite once per
+#: backend, and these need to run only once, in the SQLite pass.
 sqlite_pass_only = pytest.mark.skipif(
     os.environ.get("PETITION_TEST_DATABASE", "sqlite").strip() not in ("", "sqlite"),
-    reason="touches no database: runs in the SQLite pass of scripts/test only",
+    reason="does not depend on the database backend: runs in the SQLite pass of scripts/test only",
 )
