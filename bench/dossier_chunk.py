@@ -85,12 +85,13 @@ def main() -> None:
 
     count, table = chunk_html(args.size)
     load_fonts()
+    tagged = {"tags": True} if args.tags else {}  # older checkouts' render_html has no `tags`
     if args.profile is not None:
         text = table(args.profile)
-        render_html(text)  # warm: fonts, caches
+        render_html(text, **tagged)  # warm: fonts, caches
         profiler = cProfile.Profile()
         profiler.enable()
-        render_html(text)
+        render_html(text, **tagged)
         profiler.disable()
         stats = pstats.Stats(profiler)
         stats.sort_stats("cumulative").print_stats(45)
@@ -98,7 +99,6 @@ def main() -> None:
         return
     numbers = list(range(count)) if args.chunks == "all" else [int(n) for n in args.chunks.split(",")]
     best: dict[int, tuple[float, float, int]] = {}
-    tagged = {"tags": True} if args.tags else {}  # older checkouts' render_html has no `tags`
     render_html(table(numbers[0]), **tagged)  # warm
     for _ in range(args.repeat):
         for n in numbers:

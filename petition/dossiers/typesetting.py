@@ -100,6 +100,72 @@ def _html_class() -> type:
     return _process_cache["html"]  # type: ignore[no-any-return]
 
 
+def _install_cell_tags() -> None:
+    """Table cells hold their text's marked content directly, without a /Span for each text.
+
+    weasyprint's tagging (70.0: `weasyprint.pdf.add_tags`, which `generate_pdf` calls by
+    that name) makes a /Span element for every text box, so a list's cell is two elements:
+    the /TD and one /Span holding one MCID. The span adds nothing a screen reader uses, and
+    it was ~4,100 of a 1,000-row chunk's ~10,600 elements, each written by pydyf, parsed
+    again by the join and written once more into the dossier. After weasyprint has built
+    the tree, each such span's MCID moves up into its cell's /K (where the span was), the
+    parent tree's entry for that MCID names the cell, and the span's object is emptied:
+    nothing refers to it, so the join (which copies what is referred to) leaves it out.
+
+    A span that carries anything else, or lies on another page than its cell, stays.
+    tests/dossiers/test_render.py fails if weasyprint stops calling `add_tags` by name.
+    """
+    if _process_cache.get("cell tags"):
+        return
+    import weasyprint.pdf
+
+    build = weasyprint.pdf.add_tags
+
+    def add_tags(pdf: Any, *args: Any, **kwargs: Any) -> None:
+        build(pdf, *args, **kwargs)
+        _lift_cell_spans(pdf)
+
+    add_tags.weasyprint_add_tags = build  # type: ignore[attr-defined]
+    weasyprint.pdf.add_tags = add_tags
+    _process_cache["cell tags"] = True
+
+
+def _lift_cell_spans(pdf: Any) -> None:
+    objects = pdf.objects
+
+    def target(reference: Any) -> Any:
+        return objects[int(reference.split(b" ", 1)[0])] if isinstance(reference, bytes) else None
+
+    moved: dict[bytes, bytes] = {}
+    for element in objects:
+        if not isinstance(element, dict) or element.get("S") not in ("/TD", "/TH"):
+            continue
+        kids = element.get("K")
+        if not kids:
+            continue
+        for i, kid in enumerate(kids):
+            span = target(kid)
+            if (
+                isinstance(span, dict)
+                and span.get("S") == "/Span"
+                and span.keys() == {"Type", "S", "K", "Pg", "P"}
+                and span["Pg"] == element.get("Pg")
+                and len(span["K"]) == 1
+                and type(span["K"][0]) is int
+            ):
+                kids[i] = span["K"][0]
+                moved[kid] = element.reference
+                span.clear()
+    if not moved:
+        return
+    root = target(pdf.catalog.get("StructTreeRoot"))
+    parent_tree = target(root["ParentTree"]) if isinstance(root, dict) else None
+    nums = parent_tree.get("Nums", ()) if isinstance(parent_tree, dict) else ()
+    for entry in nums[1::2]:
+        if isinstance(entry, list):
+            entry[:] = [moved.get(ref, ref) if isinstance(ref, bytes) else ref for ref in entry]
+
+
 @dataclass(frozen=True)
 class Rendered:
     pdf: bytes
@@ -143,6 +209,8 @@ def render_html_to(path: str, html: str, *, variant: str | None = PDF_VARIANT, t
 
 
 def _render(html: str, variant: str | None, tags: bool = False) -> Rendered:
+    if tags:
+        _install_cell_tags()
     document = _html_class()(string=html, base_url=ASSETS_URL, url_fetcher=url_fetcher()).render()
     options: dict[str, Any] = {"pdf_tags": True} if tags else {}
     if variant:

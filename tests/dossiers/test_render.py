@@ -159,3 +159,43 @@ def test_weasyprint_runs_on_a_stack_chunk_of_its_own() -> None:
     # it 1 MiB at once (typesetting.on_roomy_stack explains the measurements).
     assert typesetting.on_roomy_stack.__code__.co_stacksize >= 1 << 16
     assert typesetting.on_roomy_stack(divmod, 7, 2) == (3, 1)
+
+
+def test_a_tagged_cell_holds_its_text_without_a_span_for_each_text(tmp_path: Path) -> None:
+    # typesetting wraps weasyprint's `add_tags` (no public hook) to lift each cell's lone
+    # text span into the cell: if weasyprint renames or stops calling it, the list's
+    # chunks silently go back to an element more for every cell (docs/benchmarks.md).
+    import weasyprint.pdf
+
+    from tests.dossiers import pdf_ua
+
+    assert callable(getattr(weasyprint.pdf, "add_tags", None))
+    rows = "".join(
+        f'<tr><td>Verein {i}<br><span class="proof">bestätigt</span></td><td dir="rtl">תל אביב</td></tr>'
+        for i in range(3)
+    )
+    rendered = typesetting.render_html(
+        '<html lang="de"><head><title>Liste</title></head><body><h1>Liste</h1><table>'
+        f"<thead><tr><th>Name</th><th>Stadt</th></tr></thead><tbody>{rows}</tbody></table></body></html>",
+        variant=None,
+        tags=True,
+    )
+    assert getattr(weasyprint.pdf.add_tags, "weasyprint_add_tags", None) is not None
+    path = tmp_path / "cells.pdf"
+    path.write_bytes(rendered.pdf)
+    from pypdf import PdfReader
+
+    reader = PdfReader(path)
+    tree = reader.trailer["/Root"]["/StructTreeRoot"].get_object()
+    cells = [element for _, element in pdf_ua.elements(tree["/K"]) if element["/S"] in ("/TH", "/TD")]
+    assert len(cells) == 2 + 3 * 2
+    for cell in cells:
+        kids = cell["/K"] if isinstance(cell["/K"], list) else [cell["/K"]]
+        # The cell's own text is a marked-content id of the cell; the proof line, a span
+        # with attributes of its own, keeps its element.
+        assert isinstance(kids[0], int), cell
+    # Each lifted MCID is found again through the parent tree, at its cell, on its page.
+    assert pdf_ua._parent_tree(reader, reader.trailer["/Root"].raw_get("/StructTreeRoot")) == []
+    text = page_text(path, 1)
+    assert "Verein 2" in text and "bestätigt" in text
+
