@@ -39,18 +39,103 @@ def join_files(chunks: Sequence[str], marks: str, labels: Sequence[str], spec: J
     """
     import os
 
-    spill = _Spill(os.path.dirname(os.path.abspath(out)))
+    joiner = Joiner(os.path.dirname(os.path.abspath(out)))
     try:
-        _join(chunks, marks, labels, spec, out, spill)
+        for path in chunks:
+            joiner.add(path)
+        joiner.finish(marks, labels, spec, out)
     finally:
-        spill.file.close()
+        joiner.close()
 
 
-def _join(chunks: Sequence[str], marks: str, labels: Sequence[str], spec: JoinSpec, out: str, spill: _Spill) -> None:
+class Joiner:
+    """The dossier put together one document at a time, as the documents are rendered.
+
+    `add` each document in order (the first is the cover: its catalog, outline and structure
+    tree become the dossier's), then `finish` once the page labels exist. The build feeds a
+    joiner in a process of its own while the pool still renders the chunks after
+    (`render.render_pdf_file`), so the join's work is mostly done when the last chunk is.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.spill = _Spill(directory)
+        self.writer: Any = None
+        self.ids: dict[str, Any] = {}  # the structure elements' IDs, for the /IDTree
+        self.documents = 0
+
+    def add(self, path: str) -> int:
+        """Append one rendered document; the dossier's page count so far."""
+        from pypdf import PdfReader, PdfWriter
+        from pypdf.generic import DictionaryObject
+
+        if self.writer is None:
+            self.writer = writer = PdfWriter(clone_from=PdfReader(path))
+            if "/StructTreeRoot" in writer._root_object:
+                _index_tables(
+                    cast(DictionaryObject, writer._root_object["/StructTreeRoot"].get_object())["/K"], "c0-", self.ids
+                )
+        else:
+            writer = self.writer
+            reader = PdfReader(path)
+            before = len(writer.pages)
+            writer.append(reader, import_outline=False)
+            _merge_structure(writer, reader, before, f"c{self.documents}-", self.ids, self.spill)
+            # Nothing more is copied from this chunk: drop what pypdf keeps to copy more (the
+            # reader) and the objects the reader parsed, which point back at it.
+            writer._id_translated.pop(id(reader), None)
+            reader.resolved_objects.clear()
+            del reader
+        self.documents += 1
+        return len(writer.pages)
+
+    def finish(self, marks: str, labels: Sequence[str], spec: JoinSpec, out: str) -> None:
+        """Lay the marks and labels over every page, attach the list, write the dossier to `out`."""
+        if self.writer is None:
+            raise RuntimeError("a dossier of no documents")
+        _finish(self.writer, marks, labels, spec, out, self.ids)
+
+    def close(self) -> None:
+        self.spill.file.close()
+        self.writer = None
+
+
+#: The joiner of the build this process serves (`begin`, `add`, `finish`): a process of its own
+#: per build, which the build calls in order (render.render_pdf_file).
+_current: Joiner | None = None
+
+
+def begin(directory: str) -> None:
+    """In a joining process: start a dossier whose temporary file goes to `directory`."""
+    global _current
+    if _current is not None:
+        _current.close()
+    _current = Joiner(directory)
+
+
+def add(path: str) -> int:
+    """In a joining process: append the next document; the dossier's page count so far."""
+    if _current is None:
+        raise RuntimeError("no dossier is being joined here")
+    return _current.add(path)
+
+
+def finish(marks: str, labels: Sequence[str], spec: JoinSpec, out: str) -> None:
+    """In a joining process: write the dossier begun here to `out`."""
+    global _current
+    if _current is None:
+        raise RuntimeError("no dossier is being joined here")
+    try:
+        _current.finish(marks, labels, spec, out)
+    finally:
+        _current.close()
+        _current = None
+
+
+def _finish(writer: Any, marks: str, labels: Sequence[str], spec: JoinSpec, out: str, ids: dict[str, Any]) -> None:
     import datetime as dt
     import os
 
-    from pypdf import PdfReader, PdfWriter
+    from pypdf import PdfReader
     from pypdf.generic import (
         ArrayObject,
         BooleanObject,
@@ -60,21 +145,6 @@ def _join(chunks: Sequence[str], marks: str, labels: Sequence[str], spec: JoinSp
         NumberObject,
         TextStringObject,
     )
-
-    writer = PdfWriter(clone_from=PdfReader(chunks[0]))
-    ids: dict[str, Any] = {}  # the structure elements' IDs, for the /IDTree
-    if "/StructTreeRoot" in writer._root_object:
-        _index_tables(cast(DictionaryObject, writer._root_object["/StructTreeRoot"].get_object())["/K"], "c0-", ids)
-    for n, path in enumerate(chunks[1:], start=1):
-        reader = PdfReader(path)
-        before = len(writer.pages)
-        writer.append(reader, import_outline=False)
-        _merge_structure(writer, reader, before, f"c{n}-", ids, spill)
-        # Nothing more is copied from this chunk: drop what pypdf keeps to copy more (the
-        # reader) and the objects the reader parsed, which point back at it.
-        writer._id_translated.pop(id(reader), None)
-        reader.resolved_objects.clear()
-        del reader
 
     label_pages = [page for path in labels for page in PdfReader(path).pages]
     if len(label_pages) != len(writer.pages):
@@ -165,7 +235,7 @@ class _Spill:
     def __init__(self, directory: str) -> None:
         import tempfile
 
-        self.file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - closed by join_files
+        self.file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - closed by Joiner.close
         self.end = 0
         self.position = 0
 

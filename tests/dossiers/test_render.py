@@ -199,3 +199,72 @@ def test_a_tagged_cell_holds_its_text_without_a_span_for_each_text(tmp_path: Pat
     text = page_text(path, 1)
     assert "Verein 2" in text and "bestätigt" in text
 
+
+def _joining_processes() -> set[int]:
+    """This process's children outside the render pool: the joining processes of builds."""
+    import multiprocessing
+
+    from petition.dossiers.render_pool import pool
+
+    pooled = {process.pid for process in (getattr(pool(), "_processes", None) or {}).values()}
+    return {child.pid for child in multiprocessing.active_children() if child.pid not in pooled}
+
+
+@pytest.mark.asyncio
+async def test_a_build_cut_short_leaves_no_joining_process(tmp_path: Path) -> None:
+    # The join runs beside the pool in a process of its own (render.render_pdf_file). A
+    # worker that stops mid-build (a restart, a lease lost) cancels the build: that process
+    # must go with it, or every cut-short build would leave one behind holding its memory.
+    import asyncio
+
+    from petition.dossiers.render import render_pdf_file
+
+    content = dossier_content([*LATIN, ARABIC, HEBREW] * 4)
+    presentation = Presentation("https://petition.example/verify", "AB:CD")
+    before = _joining_processes()
+    joined_some = asyncio.Event()
+
+    def progress(done: int, total: int) -> None:
+        if done >= 3:  # the marks, the cover and a chunk: the join is under way
+            joined_some.set()
+
+    build = asyncio.create_task(
+        render_pdf_file(content, presentation, tmp_path / "cut.pdf", workdir=tmp_path, progress=progress, chunk_rows=2)
+    )
+    await asyncio.wait_for(joined_some.wait(), 120)
+    assert _joining_processes() - before, "the build joins in a process of its own"
+    build.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await build
+    assert _joining_processes() - before == set()
+    assert not (tmp_path / "cut.pdf").exists()
+
+    # A complete build afterwards is whole, and leaves none either.
+    pdf, pages = await render_pdf(content, presentation, chunk_rows=2)
+    assert pages > 12 and pdf.startswith(b"%PDF-")
+    assert _joining_processes() - before == set()
+
+
+@pytest.mark.asyncio
+async def test_a_document_the_join_cannot_read_fails_the_build_and_leaves_no_process(tmp_path: Path) -> None:
+    # A chunk that comes out of the pool unreadable (a full disk, a truncated file) fails the
+    # build with the join's error, not a half-written dossier, and the joining process ends.
+    from petition.dossiers.render import render_pdf_file
+
+    broken = tmp_path / "chunk-00001.pdf"
+
+    def progress(done: int, total: int) -> None:
+        # Called as each document is rendered, before the join is given it.
+        if broken.exists() and broken.stat().st_size > 200:
+            broken.write_bytes(broken.read_bytes()[:200])
+
+    content = dossier_content([*LATIN, ARABIC, HEBREW])
+    presentation = Presentation("https://petition.example/verify", "AB:CD")
+    before = _joining_processes()
+    with pytest.raises(Exception, match="(?i)pdf|stream|EOF|xref|trailer"):
+        await render_pdf_file(
+            content, presentation, tmp_path / "broken.pdf", workdir=tmp_path, progress=progress, chunk_rows=3
+        )
+    assert broken.stat().st_size == 200
+    assert not (tmp_path / "broken.pdf").exists()
+    assert _joining_processes() - before == set()
