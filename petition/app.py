@@ -141,13 +141,18 @@ class _Application(Starlette):
     cached page costs a fraction of the way through it. An error there is answered 500 by the
     server, as by Starlette's error layer (which has no handler of ours)."""
 
-    cached_pages: Callable[[ASGIApp], ASGIApp]
-    #: gzip (petition.compression) around everything, cached pages included; GZIP=false: none.
+    cached_pages: Callable[..., ASGIApp]
+    #: gzip (petition.compression) for everything, cached pages included; GZIP=false: none.
     compress: bool = True
 
     def build_middleware_stack(self) -> ASGIApp:
-        stack = self.cached_pages(super().build_middleware_stack())
-        return Compression(stack) if self.compress else stack
+        stack = super().build_middleware_stack()
+        if not self.compress:
+            return self.cached_pages(stack)
+        # gzip inside the cached pages' layer, which sends its pages through it: a page a
+        # client without gzip gets from the cache then costs nothing more for gzip's sake.
+        compression = Compression(stack)
+        return self.cached_pages(compression, compression=compression)
 
 
 class ErrorPageMiddleware:

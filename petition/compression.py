@@ -29,26 +29,137 @@ EXCLUDED = (
 )
 
 
+#: EXCLUDED as Starlette compares them (`_normalize_content_types`), made once.
+_EXCLUDED = frozenset(t.partition(";")[0].strip().lower() for t in EXCLUDED)
+
+
 class Compression:
     def __init__(self, app: ASGIApp) -> None:
+        self.app = app
         self.gzip = GZipMiddleware(app, minimum_size=MINIMUM_SIZE, compresslevel=LEVEL, exclude_content_types=EXCLUDED)
+        self._replay = GZipMiddleware(
+            _replay, minimum_size=MINIMUM_SIZE, compresslevel=LEVEL, exclude_content_types=EXCLUDED
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.gzip(scope, receive, send)
             return
+        if not accepts_gzip(scope):
+            # What Starlette's identity responder does, without its cost: it normalised its
+            # 19 excluded types and parsed the headers twice for every request (docs/benchmarks.md).
+            await self.app(scope, receive, _Identity(send))
+            return
+        await self.gzip(scope, receive, _weak_etags(send))
 
-        accepts = any(k == b"accept-encoding" and b"gzip" in v for k, v in scope["headers"])
+    async def send_gzipped(self, scope: Scope, receive: Receive, send: Send, start: Message, body: bytes) -> None:
+        """Send a response made elsewhere (a cached page) to a client that accepts gzip, as this
+        layer sends the application's (for a client that does not: `vary_as_identity`)."""
+        await self._replay({**scope, _REPLAY: (start, body)}, receive, _weak_etags(send))
 
-        async def weaken_etag(message: Message) -> None:
-            if accepts and message["type"] == "http.response.start":
-                # Every tag this client sees is weak, whether this body was compressed or left as it
-                # is (under MINIMUM_SIZE): a 304 cannot know which the 200 would have been, and the
-                # 200 and the 304 must carry the same tag. Weak tags revalidate all the same.
-                headers = message.get("headers", [])
-                message["headers"] = [
-                    (k, b"W/" + v if k.lower() == b"etag" and not v.startswith(b"W/") else v) for k, v in headers
-                ]
-            await send(message)
 
-        await self.gzip(scope, receive, weaken_etag)
+_REPLAY = "petition.compression.replay"
+
+
+async def _replay(scope: Scope, receive: Receive, send: Send) -> None:
+    start, body = scope[_REPLAY]
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
+
+
+def accepts_gzip(scope: Scope) -> bool:
+    return any(k == b"accept-encoding" and b"gzip" in v for k, v in scope["headers"])
+
+
+def _weak_etags(send: Send) -> Send:
+    async def weaken_etag(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            # Every tag this client sees is weak, whether this body was compressed or left as it
+            # is (under MINIMUM_SIZE): a 304 cannot know which the 200 would have been, and the
+            # 200 and the 304 must carry the same tag. Weak tags revalidate all the same.
+            headers = message.get("headers", [])
+            message["headers"] = [
+                (k, b"W/" + v if k.lower() == b"etag" and not v.startswith(b"W/") else v) for k, v in headers
+            ]
+        await send(message)
+
+    return weaken_etag
+
+
+def gzip_would_apply(start: Message, length: int) -> bool:
+    """Whether gzip applies to a response with this start and a whole body of `length` bytes."""
+    return length >= MINIMUM_SIZE and not _left_alone(start)
+
+
+def vary_as_identity(start: Message, length: int) -> None:
+    """Add `Vary: Accept-Encoding` to the start of a whole body of `length` bytes, where
+    Starlette's identity responder would (for a client that does not accept gzip)."""
+    if gzip_would_apply(start, length):
+        _add_vary(start.setdefault("headers", []))
+
+
+class _Identity:
+    """The response as it is, with `Vary: Accept-Encoding` where gzip would have applied.
+
+    Starlette's `IdentityResponder` (its GZipMiddleware, for a client that does not accept
+    gzip) adds `Vary: Accept-Encoding` to a response gzip could have compressed: not one
+    with a Content-Encoding, a 206, an excluded type, a file sent by path, or a whole body
+    under MINIMUM_SIZE. This does the same, and holds the start back only where that
+    depends on the body; tests/test_compression.py compares the two message by message.
+    """
+
+    __slots__ = ("pending", "send", "settled")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.pending: Message | None = None
+        self.settled = False
+
+    async def __call__(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            if _left_alone(message):
+                self.settled = True
+                await self.send(message)
+            else:
+                self.pending = message
+            return
+        start = self.pending
+        if start is not None and not self.settled and kind in ("http.response.body", "http.response.pathsend"):
+            self.settled = True
+            self.pending = None
+            if kind == "http.response.body" and (
+                message.get("more_body", False) or len(message.get("body", b"")) >= MINIMUM_SIZE
+            ):
+                _add_vary(start.setdefault("headers", []))
+            await self.send(start)
+        await self.send(message)
+
+
+def _left_alone(start: Message) -> bool:
+    """A response gzip never touches: sent at once, as Starlette sends it."""
+    if start["status"] == 206:
+        return True
+    media_type = ""
+    for key, value in start.get("headers", ()):
+        if key == b"content-encoding":
+            return True
+        if key == b"content-type" and not media_type:
+            media_type = value.decode("latin-1").partition(";")[0].strip().lower()
+    types = {media_type, media_type.partition("/")[0] + "/*"}
+    if media_type.startswith("application/grpc+"):
+        types.add("application/grpc")
+    return not types.isdisjoint(_EXCLUDED)
+
+
+def _add_vary(headers: list[tuple[bytes, bytes]]) -> None:
+    """`Vary: Accept-Encoding` added as Starlette's `MutableHeaders.add_vary_header` adds it:
+    joined to the values before, in the place of the first `vary`, the others removed."""
+    found = [i for i, (key, _) in enumerate(headers) if key == b"vary"]
+    value = ", ".join([*(headers[i][1].decode("latin-1") for i in found), "Accept-Encoding"]).encode("latin-1")
+    for i in reversed(found[1:]):
+        del headers[i]
+    if found:
+        headers[found[0]] = (b"vary", value)
+    else:
+        headers.append((b"vary", value))

@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from petition import i18n
 from petition.appeals.states import AppealStatus
+from petition.compression import Compression, accepts_gzip, gzip_would_apply, vary_as_identity
 from petition.i18n_middleware import request_language
 from petition.logs import request_id, request_id_for
 from petition.publish.cache import PublicCache, public_cache
@@ -86,10 +87,13 @@ class StoredPage:
     #: `revalidate` the ETag and Cache-Control of `revalidatable`).
     served_headers: tuple[tuple[bytes, bytes], ...] | None
     #: The headers as CachedPageMiddleware sends them (with the security headers), by the
-    #: `SecurityHeaders` that added them: made at the first request served from this copy.
-    prepared: dict[SecurityHeaders, tuple[tuple[bytes, bytes], ...]] = field(
+    #: `SecurityHeaders` that added them and whether they are for a client without gzip (with
+    #: the `Vary` gzip's layer gives it): made at the first request served from this copy.
+    prepared: dict[tuple[SecurityHeaders, bool], tuple[tuple[bytes, bytes], ...]] = field(
         default_factory=dict, compare=False, hash=False, repr=False
     )
+    #: For which `SecurityHeaders` the prepared headers without gzip hold the `Vary` already.
+    prepared_vary: dict[SecurityHeaders, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
 def page_key(appeal_id: int, path: str, variant: Hashable, language: str, explicit: bool) -> Hashable:
@@ -170,8 +174,11 @@ class CachedPageMiddleware:
         csrf: CSRF,
         headers: SecurityHeaders,
         routes: Sequence[CachedRoute],
+        compression: Compression | None = None,
     ) -> None:
         self.app = app
+        #: gzip (GZIP=true): `app` is wrapped in it, and a page answered here is sent through it.
+        self.compression = compression
         self.cache = cache
         self.csrf = csrf
         self.headers = headers
@@ -185,11 +192,11 @@ class CachedPageMiddleware:
             await self.app(scope, receive, send)
             return
         rid = request_id_for(scope)
-        # The page's headers with the security headers added: made once per stored copy.
-        prepared = page.prepared.get(self.headers)
-        if prepared is None:
-            start = list(page.served_headers) if page.served_headers is not None else list(page.raw_headers)
-            prepared = page.prepared[self.headers] = tuple(self.headers.added(start))
+        gzip = self.compression is not None and accepts_gzip(scope)
+        # Without gzip, the `Vary: Accept-Encoding` gzip's layer would add (vary_as_identity):
+        # in the stored copy's headers where it goes in place, else added to this response.
+        identity = self.compression is not None and not gzip
+        prepared = self._prepared(page, identity)
         if page.served_headers is not None:
             body = page.body
             headers = [*prepared, (b"x-request-id", rid.encode("ascii"))]
@@ -206,12 +213,39 @@ class CachedPageMiddleware:
             # Content-Length before the security headers, where the handler's Response has it.
             length = (b"content-length", str(len(body)).encode("latin-1"))
             headers = [*prepared[: len(page.raw_headers)], length, *prepared[len(page.raw_headers) :], *added]
+        start = {"type": "http.response.start", "status": page.status, "headers": headers}
+        if identity and not page.prepared_vary.get(self.headers, False):
+            vary_as_identity(start, len(body))
         context = request_id.set(rid)
         try:
-            await send({"type": "http.response.start", "status": page.status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            if gzip:
+                assert self.compression is not None
+                await self.compression.send_gzipped(scope, receive, send, start, body)
+            else:
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
         finally:
             request_id.reset(context)
+
+    def _prepared(self, page: StoredPage, identity: bool) -> tuple[tuple[bytes, bytes], ...]:
+        """The stored copy's headers with the security headers added, made once per copy."""
+        key = (self.headers, identity)
+        prepared = page.prepared.get(key)
+        if prepared is not None:
+            return prepared
+        start = list(page.served_headers) if page.served_headers is not None else list(page.raw_headers)
+        headers = list(self.headers.added(start))
+        if identity:
+            # In place when the copy has one `Vary` among its own headers and a body that gzip
+            # would apply to with any token in its form (far above gzip's minimum size).
+            own = headers[: len(page.raw_headers)]
+            probe = {"type": "http.response.start", "status": page.status, "headers": own}
+            if sum(1 for name, _ in own if name == b"vary") == 1 and gzip_would_apply(probe, len(page.body) - 1024):
+                vary_as_identity(probe, len(page.body))
+                headers[: len(page.raw_headers)] = own
+                page.prepared_vary[self.headers] = True
+        prepared = page.prepared[key] = tuple(headers)
+        return prepared
 
     def _find(self, scope: Scope) -> StoredPage | None:
         if scope.get("root_path") or "\x00" in scope["path"]:

@@ -52,6 +52,10 @@ def _comparable(response) -> tuple[int, list[tuple[str, str]], str]:
         (f"/appeals/{SLUG}/signatories", {}),
         (f"/appeals/{SLUG}/signatories?country=de&page=01&lang=uk", {}),
         (f"/appeals/{SLUG}/signatories?type=peace", {"Accept-Language": "fr"}),
+        # A client that does not accept gzip (the test client's default does): the same
+        # headers, `Vary: Accept-Encoding` included, whoever answers.
+        (f"/appeals/{SLUG}", {"Accept-Encoding": "identity"}),
+        (f"/appeals/{SLUG}/signatories?country=de", {"Accept-Encoding": "br"}),
     ],
 )
 def test_a_page_from_the_cache_is_the_page_the_handler_sends(client, served_early, path, headers):
