@@ -83,6 +83,14 @@ class Joiner:
             # Nothing more is copied from this chunk: drop what pypdf keeps to copy more (the
             # reader) and the objects the reader parsed, which point back at it.
             writer._id_translated.pop(id(reader), None)
+            if not writer._unresolved_links:
+                # pypdf's `append` leaves each copied page pointing at its source page
+                # (`original_page`), and maps one to the other (`_merged_in_pages`), to patch
+                # links to pages when it writes; the chunks have none, and these kept every
+                # chunk's reader alive, its cross-reference tables with it (~6 MiB each).
+                writer._merged_in_pages.clear()
+                for i in range(before, len(writer.pages)):
+                    vars(writer.pages[i]).pop("original_page", None)
             reader.resolved_objects.clear()
             del reader
         self.documents += 1
