@@ -21,7 +21,11 @@ from petition.dossiers.join import JoinSpec
 from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
 from petition.templating import make_environment
 
-CHUNK_ROWS = 1000
+#: Rows a chunk of the list: 12 landscape pages of about 40 rows, so that a chunk (which starts
+#: on a page of its own) mostly ends on a full page. 1,000 until 2026-12-04: at 480 each pool
+#: process lays out half as much at a time, so a 20,000-row build peaks at 377 MiB, not 438,
+#: in the same time and CPU (docs/benchmarks.md).
+CHUNK_ROWS = 480
 
 
 def chunks_of(rows: Sequence[Signatory], size: int = CHUNK_ROWS) -> list[Sequence[Signatory]]:
