@@ -200,6 +200,8 @@ async def render_pdf_file(
     except BaseException:
         for task in (*tasks, feeder):
             task.cancel()
+        if feeder.done() and not feeder.cancelled():
+            feeder.exception()  # the same failure as the one raised here: retrieved, not logged again
         raise
     finally:
         await asyncio.to_thread(stop_executor, joining, grace=SHUTDOWN_GRACE)

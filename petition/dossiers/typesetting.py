@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 from petition.resources import package_path
@@ -131,7 +131,7 @@ def _install_cell_tags() -> None:
 
 
 def _lift_cell_spans(pdf: Any) -> None:
-    objects = pdf.objects
+    objects: list[Any] = pdf.objects  # pydyf objects: a Dictionary is a dict with a `reference`
 
     def target(reference: Any) -> Any:
         return objects[int(reference.split(b" ", 1)[0])] if isinstance(reference, bytes) else None
@@ -154,7 +154,7 @@ def _lift_cell_spans(pdf: Any) -> None:
                 and type(span["K"][0]) is int
             ):
                 kids[i] = span["K"][0]
-                moved[kid] = element.reference
+                moved[kid] = cast(Any, element).reference
                 span.clear()
     if not moved:
         return
