@@ -1,4 +1,4 @@
-"""CPU of the dossier's 1,000-row chunks, rendered one after another in this process.
+"""CPU of the dossier's chunks (1,000 rows each here), rendered one after another in this process.
 
     .venv/bin/python bench/dossier_chunk.py                     # 7 chunks, one per script
     .venv/bin/python bench/dossier_chunk.py --chunks all        # every chunk of 20,000 rows
@@ -6,13 +6,15 @@
     .venv/bin/python bench/dossier_chunk.py --save /tmp/chunks  # also write each chunk's PDF
 
 The rows are `dossier_bench`'s synthetic organisations (20,000 by default), collated as a
-dossier is, and cut into the dossier's chunks by `presentation.build_html`; each chunk is
+dossier is, and cut into chunks of `--rows` (1,000 by default, what the dossier used until
+2026-12-04 and what the measurements in docs/benchmarks.md use; the dossier's own
+`CHUNK_ROWS` is 480 now) by `presentation.build_html`; each chunk is
 rendered by `typesetting.render_html`, as a pool process renders it (the fonts loaded
 first). The default chunks (1, 4, 7, …, 19) are one of each script: Latin, Greek,
 Cyrillic, Georgian, Armenian, Hebrew, Arabic. It prints each chunk's CPU seconds (user +
 system of this process) and pages, and their sum: on a shared machine CPU seconds are the
 steadier measure. `--repeat N` renders the chunks N times and keeps each chunk's lowest. `--tags` renders
-them tagged (weasyprint's `pdf_tags`), as the dossier's cover is and its chunks are not.
+them tagged (weasyprint's `pdf_tags`), as the dossier's documents are.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from bench.dossier_bench import CITIES, synthetic_name  # noqa: E402
 
 
-def chunk_html(size: int) -> tuple[int, Callable[[int], str]]:
+def chunk_html(size: int, chunk_rows: int = 1000) -> tuple[int, Callable[[int], str]]:
     from petition.dossiers.content import DossierContent, Signatory, canonical_list, sort_signatories
     from petition.dossiers.presentation import Presentation, build_html
 
@@ -62,7 +64,8 @@ def chunk_html(size: int) -> tuple[int, Callable[[int], str]]:
         canonical_list=data,
         list_sha256=hashlib.sha256(data).hexdigest(),
     )
-    html = build_html(content, Presentation(verification_url="https://example.org/v", certificate_fingerprint="0" * 64))
+    presentation = Presentation(verification_url="https://example.org/v", certificate_fingerprint="0" * 64)
+    html = build_html(content, presentation, chunk_rows=chunk_rows)
     return html.chunks, html.table
 
 
@@ -74,6 +77,7 @@ def cpu() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=20_000)
+    parser.add_argument("--rows", type=int, default=1000, help="rows a chunk")
     parser.add_argument("--chunks", default="1,4,7,10,13,16,19", help="chunk numbers, comma-separated, or all")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--profile", type=int, help="profile this chunk instead")
@@ -83,7 +87,7 @@ def main() -> None:
 
     from petition.dossiers.typesetting import load_fonts, render_html
 
-    count, table = chunk_html(args.size)
+    count, table = chunk_html(args.size, args.rows)
     load_fonts()
     tagged = {"tags": True} if args.tags else {}  # older checkouts' render_html has no `tags`
     if args.profile is not None:
