@@ -108,25 +108,22 @@ class _Identity:
     depends on the body; tests/test_compression.py compares the two message by message.
     """
 
-    __slots__ = ("pending", "send", "settled")
+    __slots__ = ("pending", "send")
 
     def __init__(self, send: Send) -> None:
         self.send = send
-        self.pending: Message | None = None
-        self.settled = False
+        self.pending: Message | None = None  # a start held back until its first body says more
 
     async def __call__(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
             if _left_alone(message):
-                self.settled = True
                 await self.send(message)
             else:
                 self.pending = message
             return
         start = self.pending
-        if start is not None and not self.settled and kind in ("http.response.body", "http.response.pathsend"):
-            self.settled = True
+        if start is not None and kind in ("http.response.body", "http.response.pathsend"):
             self.pending = None
             if kind == "http.response.body" and (
                 message.get("more_body", False) or len(message.get("body", b"")) >= MINIMUM_SIZE

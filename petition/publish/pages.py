@@ -87,13 +87,12 @@ class StoredPage:
     #: `revalidate` the ETag and Cache-Control of `revalidatable`).
     served_headers: tuple[tuple[bytes, bytes], ...] | None
     #: The headers as CachedPageMiddleware sends them (with the security headers), by the
-    #: `SecurityHeaders` that added them and whether they are for a client without gzip (with
-    #: the `Vary` gzip's layer gives it): made at the first request served from this copy.
-    prepared: dict[tuple[SecurityHeaders, bool], tuple[tuple[bytes, bytes], ...]] = field(
+    #: `SecurityHeaders` that added them and whether they are for a client without gzip, and
+    #: whether they hold the `Vary` gzip's layer gives that client: made at the first request
+    #: served from this copy.
+    prepared: dict[tuple[SecurityHeaders, bool], tuple[tuple[tuple[bytes, bytes], ...], bool]] = field(
         default_factory=dict, compare=False, hash=False, repr=False
     )
-    #: For which `SecurityHeaders` the prepared headers without gzip hold the `Vary` already.
-    prepared_vary: dict[SecurityHeaders, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
 def page_key(appeal_id: int, path: str, variant: Hashable, language: str, explicit: bool) -> Hashable:
@@ -196,7 +195,7 @@ class CachedPageMiddleware:
         # Without gzip, the `Vary: Accept-Encoding` gzip's layer would add (vary_as_identity):
         # in the stored copy's headers where it goes in place, else added to this response.
         identity = self.compression is not None and not gzip
-        prepared = self._prepared(page, identity)
+        prepared, varied = self._prepared(page, identity)
         if page.served_headers is not None:
             body = page.body
             headers = [*prepared, (b"x-request-id", rid.encode("ascii"))]
@@ -214,7 +213,7 @@ class CachedPageMiddleware:
             length = (b"content-length", str(len(body)).encode("latin-1"))
             headers = [*prepared[: len(page.raw_headers)], length, *prepared[len(page.raw_headers) :], *added]
         start = {"type": "http.response.start", "status": page.status, "headers": headers}
-        if identity and not page.prepared_vary.get(self.headers, False):
+        if identity and not varied:
             vary_as_identity(start, len(body))
         context = request_id.set(rid)
         try:
@@ -227,14 +226,16 @@ class CachedPageMiddleware:
         finally:
             request_id.reset(context)
 
-    def _prepared(self, page: StoredPage, identity: bool) -> tuple[tuple[bytes, bytes], ...]:
-        """The stored copy's headers with the security headers added, made once per copy."""
+    def _prepared(self, page: StoredPage, identity: bool) -> tuple[tuple[tuple[bytes, bytes], ...], bool]:
+        """The stored copy's headers with the security headers added, made once per copy, and
+        whether they hold the `Vary` a client without gzip gets (`identity`)."""
         key = (self.headers, identity)
         prepared = page.prepared.get(key)
         if prepared is not None:
             return prepared
         start = list(page.served_headers) if page.served_headers is not None else list(page.raw_headers)
         headers = list(self.headers.added(start))
+        varied = False
         if identity:
             # In place when the copy has one `Vary` among its own headers and a body that gzip
             # would apply to with any token in its form (far above gzip's minimum size).
@@ -243,8 +244,8 @@ class CachedPageMiddleware:
             if sum(1 for name, _ in own if name == b"vary") == 1 and gzip_would_apply(probe, len(page.body) - 1024):
                 vary_as_identity(probe, len(page.body))
                 headers[: len(page.raw_headers)] = own
-                page.prepared_vary[self.headers] = True
-        prepared = page.prepared[key] = tuple(headers)
+                varied = True
+        prepared = page.prepared[key] = (tuple(headers), varied)
         return prepared
 
     def _find(self, scope: Scope) -> StoredPage | None:
