@@ -1,4 +1,4 @@
-"""Joining the rendered documents into one dossier PDF with pypdf (in a pool process).
+"""Joining the rendered documents into one dossier PDF with pypdf (in a process of the build's own).
 
 The chunks are concatenated, and what is printed on every page is laid over the pages
 as form XObjects, so nothing is rendered twice: the running head and list digest (one

@@ -115,11 +115,11 @@ def _install_cell_tags() -> None:
     A span that carries anything else, or lies on another page than its cell, stays.
     tests/dossiers/test_render.py fails if weasyprint stops calling `add_tags` by name.
     """
-    if _process_cache.get("cell tags"):
-        return
     import weasyprint.pdf
 
     build = weasyprint.pdf.add_tags
+    if hasattr(build, "weasyprint_add_tags"):
+        return  # installed in this process already
 
     def add_tags(pdf: Any, *args: Any, **kwargs: Any) -> None:
         build(pdf, *args, **kwargs)
@@ -127,7 +127,6 @@ def _install_cell_tags() -> None:
 
     add_tags.weasyprint_add_tags = build  # type: ignore[attr-defined]
     weasyprint.pdf.add_tags = add_tags
-    _process_cache["cell tags"] = True
 
 
 def _lift_cell_spans(pdf: Any) -> None:
