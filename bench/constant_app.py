@@ -12,6 +12,7 @@ application does, apart from the server's work on the headers it must send.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from pathlib import Path
@@ -24,8 +25,24 @@ from starlette.routing import Route
 PAGE = Path(os.environ["BENCH_PAGE_FILE"]).read_bytes() if "BENCH_PAGE_FILE" in os.environ else b"<!doctype html>"
 
 
+#: `?gzip=1`: the page compressed once (zlib level 6, the application's), as a server sends a
+#: file compressed ahead (nginx's gzip_static), for `bench/public_bench.py --gzip`.
+GZIPPED = gzip.compress(PAGE, compresslevel=6, mtime=0)
+_GZIP_HEADERS = [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
+
+
+def _gzipped(response: Response) -> Response:
+    response.body = GZIPPED
+    response.raw_headers = [
+        *((k, str(len(GZIPPED)).encode() if k == b"content-length" else v) for k, v in response.raw_headers),
+        *_GZIP_HEADERS,
+    ]
+    return response
+
+
 async def page(request: Request) -> Response:
-    return Response(PAGE, media_type="text/html; charset=utf-8")
+    response = Response(PAGE, media_type="text/html; charset=utf-8")
+    return _gzipped(response) if request.query_params.get("gzip") else response
 
 
 HEADERS = (
@@ -38,7 +55,7 @@ HEADERS = (
 async def page_with_headers(request: Request) -> Response:
     response = Response(PAGE, media_type="text/html; charset=utf-8")
     response.raw_headers = HEADERS
-    return response
+    return _gzipped(response) if request.query_params.get("gzip") else response
 
 
 async def healthz(request: Request) -> Response:

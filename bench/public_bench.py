@@ -373,10 +373,13 @@ def server_cpu(server: subprocess.Popen[bytes]) -> float:
 
 
 def wrk(
-    url: str, duration: int, connections: int, threads: int, cookie: str | None = None
+    url: str, duration: int, connections: int, threads: int, cookie: str | None = None, *, gzip: bool = False
 ) -> tuple[float, float, int, int]:
-    """(requests/s, p99 in ms, non-2xx/3xx responses, requests answered) of one wrk run."""
+    """(requests/s, p99 in ms, non-2xx/3xx responses, requests answered) of one wrk run;
+    `gzip`: as a browser asks, with `Accept-Encoding: gzip`."""
     headers = ["-H", f"Cookie: {cookie}"] if cookie else []
+    if gzip:
+        headers += ["-H", "Accept-Encoding: gzip, deflate, br"]
     out = subprocess.run(  # noqa: S603
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", *headers, url],
         check=True,
@@ -404,6 +407,11 @@ def main() -> None:
     parser.add_argument("--loop", default="uvloop", help="uvicorn --loop of both servers (asyncio: the old stack)")
     parser.add_argument(
         "--rounds", type=int, default=1, help="run the whole sequence N times; each ratio is the median of its N"
+    )
+    parser.add_argument(
+        "--gzip",
+        action="store_true",
+        help="every request asks for gzip, as browsers do; the constant pages are sent compressed once",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
     parser.add_argument(
@@ -495,13 +503,18 @@ def measure(url: str, args: argparse.Namespace) -> None:
             base_port,
             **stack,
         )
-        constant = f"http://127.0.0.1:{base_port}/"
-        constant_with_headers = f"http://127.0.0.1:{base_port}/with-headers"
+        # With --gzip, the constant pages are sent compressed, as a server sends a file it
+        # compressed once (nginx's gzip_static): the same bytes a browser gets.
+        suffix = "?gzip=1" if args.gzip else ""
+        constant = f"http://127.0.0.1:{base_port}/{suffix}"
+        constant_with_headers = f"http://127.0.0.1:{base_port}/with-headers{suffix}"
 
         def run(server: subprocess.Popen[bytes], target: str, cookie: str | None = None) -> Run:
-            wrk(target, 2, args.connections, args.threads, cookie)  # warm-up
+            wrk(target, 2, args.connections, args.threads, cookie, gzip=args.gzip)  # warm-up
             before = server_cpu(server)
-            rps, p99, errors, requests = wrk(target, args.duration, args.connections, args.threads, cookie)
+            rps, p99, errors, requests = wrk(
+                target, args.duration, args.connections, args.threads, cookie, gzip=args.gzip
+            )
             return Run(rps, p99, errors, (server_cpu(server) - before) / requests * 1e6)
 
         def compared(baselines: list[Run], measured: Run) -> tuple[Run, float, float]:
@@ -533,7 +546,8 @@ def measure(url: str, args: argparse.Namespace) -> None:
     print(
         f"\n{args.endorsements:,} endorsements; wrk -t{args.threads} -c{args.connections} -d{args.duration}s; "
         f"uvicorn --workers {args.workers} --http {args.http} --loop {args.loop}; "
-        f"constant page = the appeal page's {len(page):,} bytes; {args.rounds} round(s)\n"
+        f"constant page = the appeal page's {len(page):,} bytes"
+        f"{' (gzipped once; every request accepts gzip)' if args.gzip else ''}; {args.rounds} round(s)\n"
     )
     print(
         f"| {'page':<40} | {'requests/s':>10} | {'p99 ms':>8} | {'ratio to baseline':>17} | {'errors':>6} "
