@@ -10,9 +10,17 @@ with either form still gets its 304 (petition.publish.http compares tags weakly)
 
 Behind a reverse proxy that compresses, set GZIP=false: compressing twice costs CPU for nothing
 (docs/reach.md).
+
+A cached page (petition.publish.pages) is compressed once per stored copy, not per request
+(`GzipTemplate`): compressing the appeal page's ~40 kB cost the server ten times what sending
+it does (docs/benchmarks.md).
 """
 
 from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Sequence
 
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -65,6 +73,61 @@ async def _replay(scope: Scope, receive: Receive, send: Send) -> None:
     start, body = scope[_REPLAY]
     await send(start)
     await send({"type": "http.response.body", "body": body})
+
+
+#: A gzip member's header (RFC 1952): deflate, no name or comment, no time, no OS said.
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+#: The header a response compressed here gets last, where Starlette's responder puts it.
+CONTENT_ENCODING = (b"content-encoding", b"gzip")
+
+
+class GzipTemplate:
+    """`parts` joined by a short piece that changes (a visitor's CSRF token), gzipped, with each
+    part compressed once.
+
+    Each part is compressed on its own into raw deflate, flushed to a byte boundary (all but
+    the last, which ends the stream); a piece goes between them as a stored block, which
+    needs no compressing (RFC 1951, 3.2.4); the gzip trailer's CRC-32 runs over the parts
+    after the first and the pieces, so a body costs a CRC pass, not a compression. A part
+    cannot refer back into the one before, which costs a few bytes a boundary.
+    """
+
+    __slots__ = ("crc", "parts", "segments", "size")
+
+    def __init__(self, parts: Sequence[bytes], level: int = LEVEL) -> None:
+        if not parts:
+            raise ValueError("a template of no parts")
+        self.parts = tuple(parts)
+        last = len(self.parts) - 1
+        segments = []
+        for i, part in enumerate(self.parts):
+            deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+            segments.append(deflate.compress(part) + deflate.flush(zlib.Z_FINISH if i == last else zlib.Z_SYNC_FLUSH))
+        self.segments = tuple(segments)
+        self.crc = zlib.crc32(self.parts[0])
+        self.size = sum(len(part) for part in self.parts)
+
+    def body(self, piece: bytes = b"") -> bytes:
+        """The gzip of `piece.join(parts)`."""
+        if len(piece) > 0xFFFF:
+            raise ValueError("a piece longer than one stored block")
+        stored = b"\x00" + struct.pack("<HH", len(piece), len(piece) ^ 0xFFFF) + piece
+        out = [_GZIP_HEADER, self.segments[0]]
+        crc = self.crc
+        for part, segment in zip(self.parts[1:], self.segments[1:], strict=True):
+            crc = zlib.crc32(part, zlib.crc32(piece, crc))
+            out += (stored, segment)
+        size = self.size + len(piece) * (len(self.parts) - 1)
+        out.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
+        return b"".join(out)
+
+
+def gzipped_headers(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """What Starlette's gzip responder and `_weak_etags` make of a compressed response's headers,
+    but Content-Length (which the caller sets) and Content-Encoding (which goes last)."""
+    out = [(k, b"W/" + v if k == b"etag" and not v.startswith(b"W/") else v) for k, v in headers]
+    _add_vary(out)
+    return out
 
 
 def accepts_gzip(scope: Scope) -> bool:

@@ -38,7 +38,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from petition import i18n
 from petition.appeals.states import AppealStatus
-from petition.compression import Compression, accepts_gzip, gzip_would_apply, vary_as_identity
+from petition.compression import (
+    CONTENT_ENCODING,
+    Compression,
+    GzipTemplate,
+    accepts_gzip,
+    gzip_would_apply,
+    gzipped_headers,
+    vary_as_identity,
+)
 from petition.i18n_middleware import request_language
 from petition.logs import request_id, request_id_for
 from petition.publish.cache import PublicCache, public_cache
@@ -93,6 +101,21 @@ class StoredPage:
     prepared: dict[tuple[SecurityHeaders, bool], tuple[tuple[tuple[bytes, bytes], ...], bool]] = field(
         default_factory=dict, compare=False, hash=False, repr=False
     )
+    #: For a client that accepts gzip, by the `SecurityHeaders` that added theirs: the copy
+    #: compressed once (`_Zipped`), or None where this copy is left to gzip's own layer.
+    zipped: dict[SecurityHeaders, _Zipped | None] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True)
+class _Zipped:
+    """A stored copy as gzip's layer would send it, compressed once (`GzipTemplate`)."""
+
+    template: GzipTemplate
+    #: The prepared headers with gzip's changes (`gzipped_headers`); for a page without a form,
+    #: Content-Length is the compressed body's.
+    headers: tuple[tuple[bytes, bytes], ...]
+    #: A page without a form: the compressed body, the same for every request.
+    body: bytes | None
 
 
 def page_key(appeal_id: int, path: str, variant: Hashable, language: str, explicit: bool) -> Hashable:
@@ -192,6 +215,9 @@ class CachedPageMiddleware:
             return
         rid = request_id_for(scope)
         gzip = self.compression is not None and accepts_gzip(scope)
+        if gzip and (zipped := self._zipped(page)) is not None:
+            await self._send_zipped(scope, send, page, zipped, rid)
+            return
         # Without gzip, the `Vary: Accept-Encoding` gzip's layer would add (vary_as_identity):
         # in the stored copy's headers where it goes in place, else added to this response.
         identity = self.compression is not None and not gzip
@@ -200,15 +226,8 @@ class CachedPageMiddleware:
             body = page.body
             headers = [*prepared, (b"x-request-id", rid.encode("ascii"))]
         else:
-            secret = visitor_secret(scope)
-            if secret is None:  # a new visitor: a secret, and the cookie that gives it to them
-                secret = new_secret()
-                token = self.csrf.new_token(secret)
-                added = [self.headers.cookie(secret), (b"x-request-id", rid.encode("ascii"))]
-            else:
-                token = self.csrf.token(secret)
-                added = [(b"x-request-id", rid.encode("ascii"))]
-            body = token.encode("ascii").join(page.parts)
+            token, added = self._visitor(scope, rid)
+            body = token.join(page.parts)
             # Content-Length before the security headers, where the handler's Response has it.
             length = (b"content-length", str(len(body)).encode("latin-1"))
             headers = [*prepared[: len(page.raw_headers)], length, *prepared[len(page.raw_headers) :], *added]
@@ -225,6 +244,62 @@ class CachedPageMiddleware:
                 await send({"type": "http.response.body", "body": body})
         finally:
             request_id.reset(context)
+
+    def _visitor(self, scope: Scope, rid: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """The token for the visitor's form, and the headers that end the response: a new
+        visitor's cookie (with their new secret), the request id."""
+        secret = visitor_secret(scope)
+        if secret is None:  # a new visitor: a secret, and the cookie that gives it to them
+            secret = new_secret()
+            token = self.csrf.new_token(secret)
+            return token.encode("ascii"), [self.headers.cookie(secret), (b"x-request-id", rid.encode("ascii"))]
+        return self.csrf.token(secret).encode("ascii"), [(b"x-request-id", rid.encode("ascii"))]
+
+    async def _send_zipped(self, scope: Scope, send: Send, page: StoredPage, zipped: _Zipped, rid: str) -> None:
+        """The copy compressed once, with the headers gzip's layer would give it (and the
+        request's own: a new visitor's cookie, the request id, after it Content-Encoding)."""
+        if zipped.body is not None:
+            body = zipped.body
+            headers = [*zipped.headers, (b"x-request-id", rid.encode("ascii")), CONTENT_ENCODING]
+        else:
+            token, added = self._visitor(scope, rid)
+            body = zipped.template.body(token)
+            # Where the handler's Response has Content-Length, as `__call__` puts it.
+            own = len(page.raw_headers)
+            length = (b"content-length", str(len(body)).encode("latin-1"))
+            headers = [*zipped.headers[:own], length, *zipped.headers[own:], *added, CONTENT_ENCODING]
+        context = request_id.set(rid)
+        try:
+            await send({"type": "http.response.start", "status": page.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            request_id.reset(context)
+
+    def _zipped(self, page: StoredPage) -> _Zipped | None:
+        """The copy compressed once for clients that accept gzip, made at the first such request,
+        or None where gzip's own layer must answer: a body gzip leaves alone, or headers whose
+        `Vary` gzip's change would not leave in place (none, or more than one, of the copy's own)."""
+        try:
+            return page.zipped[self.headers]
+        except KeyError:
+            pass
+        prepared, _varied = self._prepared(page, False)
+        own = len(page.raw_headers) if page.served_headers is None else len(page.served_headers)
+        zipped = None
+        probe = {"type": "http.response.start", "status": page.status, "headers": list(prepared)}
+        if sum(1 for name, _ in prepared[:own] if name == b"vary") == 1 and gzip_would_apply(
+            probe, len(page.body) - 1024
+        ):
+            template = GzipTemplate(page.parts)
+            headers = gzipped_headers(prepared)
+            body = None
+            if page.served_headers is not None:
+                body = template.body()
+                length = str(len(body)).encode("latin-1")
+                headers = [(k, length if k == b"content-length" else v) for k, v in headers]
+            zipped = _Zipped(template=template, headers=tuple(headers), body=body)
+        page.zipped[self.headers] = zipped
+        return zipped
 
     def _prepared(self, page: StoredPage, identity: bool) -> tuple[tuple[tuple[bytes, bytes], ...], bool]:
         """The stored copy's headers with the security headers added, made once per copy, and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -64,6 +65,27 @@ def test_after_a_mistake_the_errors_are_the_first_thing_in_view_and_focused(
     if viewport is PHONE and language == "en" and javascript:
         page.screenshot(path=str(shots("errors-in-view").with_name("errors-in-view-viewport.png")))
         assert axe_violations(page) == []
+
+
+def test_a_new_visitor_answered_from_the_page_cache_gets_it_compressed_and_can_endorse(live_server, page, javascript):
+    # Another visitor's request fills the page cache, so this browser's first visit is answered
+    # from it: the page compressed once, this visitor's token and cookie put in per request.
+    in_thread(lambda: urllib.request.urlopen(f"{live_server.url}{APPEAL}", timeout=30).read())  # noqa: S310
+    response = page.goto(f"{live_server.url}{APPEAL}")
+    assert response.status == 200 and response.headers.get("content-encoding") == "gzip"
+    page.fill("#f-organisation_name", "Initiative Kriegsdienstverweigerer Leipzig")
+    page.select_option("#f-country", "DE")
+    page.fill("#f-city", "Leipzig")
+    page.select_option("#f-organisation_type", "peace")
+    page.fill("#f-contact_name", "Jana")
+    page.fill("#f-contact_email", "kdv@leipzig.example")
+    page.check("#f-visibility-public")
+    page.check("#f-authorised")
+    page.check("#f-consent")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    page.wait_for_url("**/check-email**")
+    expect(page.locator("main")).to_contain_text("kdv@leipzig.example")
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])

@@ -3,7 +3,9 @@ the same answer as the handler's, never a stale one after a change this process 
 
 from __future__ import annotations
 
+import gzip
 import re
+import zlib
 
 import pytest
 
@@ -90,6 +92,55 @@ def test_a_page_from_the_cache_is_the_page_the_handler_sends(client, served_earl
                 follow_redirects=False,
             )
             assert posted.status_code == 303
+
+
+@pytest.mark.parametrize("path", [f"/appeals/{SLUG}", f"/appeals/{SLUG}/signatories"])
+def test_a_client_that_accepts_gzip_gets_the_cached_page_compressed_once_not_per_request(
+    client, served_early, monkeypatch, path
+):
+    # Compressing the appeal page for every browser cost the server ten times sending it
+    # (docs/benchmarks.md): the cached copy is compressed once, each visitor's token put in.
+    add_endorsements(client, organisation_name="Connection e.V.", country="DE")
+    forget_cached(client)
+    client.get(path, headers={"Accept-Encoding": "identity"})  # rendered and stored, not compressed
+    compressors: list[int] = []  # each compressor made, by its window bits (gzip's: 31)
+    make = zlib.compressobj
+
+    def counted(level=-1, method=zlib.DEFLATED, wbits=zlib.MAX_WBITS, *args, **kwargs):
+        compressors.append(wbits)
+        return make(level, method, wbits, *args, **kwargs)
+
+    monkeypatch.setattr(zlib, "compressobj", counted)
+    served_early.clear()
+    bodies, tokens = set(), set()
+    for _visitor in range(5):
+        client.cookies.clear()  # a new visitor each time
+        with client.stream("GET", path, headers={"Accept-Encoding": "gzip"}) as response:
+            raw = b"".join(response.iter_raw())
+        assert response.status_code == 200 and response.headers["content-encoding"] == "gzip"
+        assert int(response.headers["content-length"]) == len(raw)
+        page = gzip.decompress(raw).decode()  # strictly: the CRC-32 and the length checked
+        assert "Connection e.V." in page
+        bodies.add(raw)
+        if 'name="csrf_token"' in page:
+            token = csrf_from(page)
+            tokens.add(token)
+            # The token works with the cookie that came with it.
+            posted = client.post(
+                f"/appeals/{SLUG}/endorse",
+                data={**valid_form(contact_email=f"visitor{len(tokens)}@example.org"), "csrf_token": token},
+                follow_redirects=False,
+            )
+            assert posted.status_code == 303
+    assert served_early == [path] * 5
+    # Not one compression a request (gzip's layer makes a gzip compressor, window bits 31, for
+    # each): the stored copy's parts, once, for the first of them.
+    assert 16 + zlib.MAX_WBITS not in compressors and 0 < len(compressors) < 5, compressors
+    if path.endswith("/signatories"):
+        assert len(bodies) == 1  # the same bytes for everyone
+        assert response.headers["etag"].startswith('W/"')
+    else:
+        assert len(tokens) == 5 and len(bodies) == 5
 
 
 def test_what_the_cache_does_not_answer_goes_to_the_handler(client, served_early):
