@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from petition.compression import GzipTemplate
+from petition.compression import GzipTemplate, _CrcOver
 
 PAGE = b"<!doctype html><title>Appeal</title>" + "<p>Kriegsdienstverweigerer — отказники</p>".encode() * 400
 
@@ -60,3 +60,11 @@ def test_a_piece_longer_than_a_stored_block_is_refused():
         template.body(b"x" * 0x10000)
     with pytest.raises(ValueError, match="no parts"):
         GzipTemplate([])
+
+
+@pytest.mark.parametrize("length", [0, 1, 7, 4096, 70_000])
+def test_the_crc_carried_over_a_part_is_zlibs(length):
+    data = os.urandom(length)
+    over = _CrcOver(data)
+    for crc in [0, 1, 0xFFFFFFFF, 0x80000000, *(int.from_bytes(os.urandom(4), "big") for _ in range(50))]:
+        assert over(crc) == zlib.crc32(data, crc)
