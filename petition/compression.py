@@ -8,8 +8,8 @@ becomes weak (`W/"…"`, as nginx does), and so does every tag a client that acc
 sent, compressed or not, 200 or 304 (one tag for one resource and client); `If-None-Match`
 with either form still gets its 304 (petition.publish.http compares tags weakly).
 
-Behind a reverse proxy that compresses, set GZIP=false: compressing twice costs CPU for nothing
-(docs/reach.md).
+Behind a reverse proxy that compresses, keep GZIP=true: the proxy passes on what is compressed
+already, and would compress a cached page for every request (docs/reach.md).
 
 A cached page (petition.publish.pages) is compressed once per stored copy, not per request
 (`GzipTemplate`): compressing the appeal page's ~40 kB cost the server ten times what sending
