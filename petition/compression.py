@@ -161,7 +161,12 @@ def gzipped_headers(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes,
 
 
 def accepts_gzip(scope: Scope) -> bool:
-    return any(k == b"accept-encoding" and b"gzip" in v for k, v in scope["headers"])
+    """Whether Starlette's gzip layer would compress for this request: its first Accept-Encoding
+    says gzip (Starlette reads the first alone, so must whatever answers beside it)."""
+    for k, v in scope["headers"]:
+        if k == b"accept-encoding":
+            return b"gzip" in v
+    return False
 
 
 def _weak_etags(send: Send) -> Send:

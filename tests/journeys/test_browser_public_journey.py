@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from petition.publish.pages import CachedPageMiddleware
 from tests.factories import add_endorsements
 from tests.journeys.conftest import axe_violations
 
@@ -67,12 +68,23 @@ def test_after_a_mistake_the_errors_are_the_first_thing_in_view_and_focused(
         assert axe_violations(page) == []
 
 
-def test_a_new_visitor_answered_from_the_page_cache_gets_it_compressed_and_can_endorse(live_server, page, javascript):
+def test_a_new_visitor_answered_from_the_page_cache_gets_it_compressed_and_can_endorse(
+    live_server, page, javascript, monkeypatch
+):
     # Another visitor's request fills the page cache, so this browser's first visit is answered
     # from it: the page compressed once, this visitor's token and cookie put in per request.
+    zipped: list[str] = []  # the paths answered from a copy compressed once (the server's thread)
+    send_zipped = CachedPageMiddleware._send_zipped
+
+    async def spy(self, scope, *args):
+        zipped.append(scope["path"])
+        await send_zipped(self, scope, *args)
+
+    monkeypatch.setattr(CachedPageMiddleware, "_send_zipped", spy)
     in_thread(lambda: urllib.request.urlopen(f"{live_server.url}{APPEAL}", timeout=30).read())  # noqa: S310
     response = page.goto(f"{live_server.url}{APPEAL}")
     assert response.status == 200 and response.headers.get("content-encoding") == "gzip"
+    assert zipped == [APPEAL]
     page.fill("#f-organisation_name", "Initiative Kriegsdienstverweigerer Leipzig")
     page.select_option("#f-country", "DE")
     page.fill("#f-city", "Leipzig")
