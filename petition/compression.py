@@ -155,7 +155,7 @@ class _CrcOver:
 def gzipped_headers(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """What Starlette's gzip responder and `_weak_etags` make of a compressed response's headers,
     but Content-Length (which the caller sets) and Content-Encoding (which goes last)."""
-    out = [(k, b"W/" + v if k == b"etag" and not v.startswith(b"W/") else v) for k, v in headers]
+    out = _weakened(headers)
     _add_vary(out)
     return out
 
@@ -175,13 +175,15 @@ def _weak_etags(send: Send) -> Send:
             # Every tag this client sees is weak, whether this body was compressed or left as it
             # is (under MINIMUM_SIZE): a 304 cannot know which the 200 would have been, and the
             # 200 and the 304 must carry the same tag. Weak tags revalidate all the same.
-            headers = message.get("headers", [])
-            message["headers"] = [
-                (k, b"W/" + v if k.lower() == b"etag" and not v.startswith(b"W/") else v) for k, v in headers
-            ]
+            message["headers"] = _weakened(message.get("headers", []))
         await send(message)
 
     return weaken_etag
+
+
+def _weakened(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` with each ETag made weak (`W/"…"`)."""
+    return [(k, b"W/" + v if k.lower() == b"etag" and not v.startswith(b"W/") else v) for k, v in headers]
 
 
 def gzip_would_apply(start: Message, length: int) -> bool:

@@ -174,6 +174,16 @@ async def cached_page(
     return Response(body, status_code=page.status, headers=dict(page.headers))
 
 
+def _vary_in_place(page: StoredPage, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """Whether gzip's layer would join `Accept-Encoding` to the one `Vary` among the copy's own
+    headers (the first of `headers`), whatever token its form gets: one `Vary` there, and a
+    body gzip applies to with any token (far above gzip's minimum size). Then the headers it
+    sends can be made once per copy; else it adds to them per response."""
+    own = list(headers[: len(page.raw_headers)])
+    probe = {"type": "http.response.start", "status": page.status, "headers": own}
+    return sum(1 for name, _ in own if name == b"vary") == 1 and gzip_would_apply(probe, len(page.body) - 1024)
+
+
 class CachedPageMiddleware:
     """Serves the pages of `routes` from the page cache before anything else, when they are there.
 
@@ -214,29 +224,32 @@ class CachedPageMiddleware:
             await self.app(scope, receive, send)
             return
         rid = request_id_for(scope)
+        id_header = (b"x-request-id", rid.encode("ascii"))
         gzip = self.compression is not None and accepts_gzip(scope)
-        if gzip and (zipped := self._zipped(page)) is not None:
-            await self._send_zipped(scope, send, page, zipped, rid)
-            return
+        zipped = self._zipped(page) if gzip else None
         # Without gzip, the `Vary: Accept-Encoding` gzip's layer would add (vary_as_identity):
         # in the stored copy's headers where it goes in place, else added to this response.
         identity = self.compression is not None and not gzip
-        prepared, varied = self._prepared(page, identity)
-        if page.served_headers is not None:
-            body = page.body
-            headers = [*prepared, (b"x-request-id", rid.encode("ascii"))]
+        if zipped is not None:  # compressed once: what gzip's layer would send, Content-Encoding last
+            prepared, varied, ending = zipped.headers, True, [CONTENT_ENCODING]
         else:
-            token, added = self._visitor(scope, rid)
-            body = token.join(page.parts)
+            (prepared, varied), ending = self._prepared(page, identity), []
+        if page.served_headers is not None:
+            body = page.body if zipped is None or zipped.body is None else zipped.body
+            headers = [*prepared, id_header, *ending]
+        else:
+            token, cookie = self._visitor(scope)
+            body = zipped.template.body(token) if zipped is not None else token.join(page.parts)
             # Content-Length before the security headers, where the handler's Response has it.
             length = (b"content-length", str(len(body)).encode("latin-1"))
-            headers = [*prepared[: len(page.raw_headers)], length, *prepared[len(page.raw_headers) :], *added]
+            own = len(page.raw_headers)
+            headers = [*prepared[:own], length, *prepared[own:], *cookie, id_header, *ending]
         start = {"type": "http.response.start", "status": page.status, "headers": headers}
         if identity and not varied:
             vary_as_identity(start, len(body))
         context = request_id.set(rid)
         try:
-            if gzip:
+            if gzip and zipped is None:
                 assert self.compression is not None
                 await self.compression.send_gzipped(scope, receive, send, start, body)
             else:
@@ -245,35 +258,13 @@ class CachedPageMiddleware:
         finally:
             request_id.reset(context)
 
-    def _visitor(self, scope: Scope, rid: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-        """The token for the visitor's form, and the headers that end the response: a new
-        visitor's cookie (with their new secret), the request id."""
+    def _visitor(self, scope: Scope) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """The token for the visitor's form, and a new visitor's cookie (with their new secret)."""
         secret = visitor_secret(scope)
         if secret is None:  # a new visitor: a secret, and the cookie that gives it to them
             secret = new_secret()
-            token = self.csrf.new_token(secret)
-            return token.encode("ascii"), [self.headers.cookie(secret), (b"x-request-id", rid.encode("ascii"))]
-        return self.csrf.token(secret).encode("ascii"), [(b"x-request-id", rid.encode("ascii"))]
-
-    async def _send_zipped(self, scope: Scope, send: Send, page: StoredPage, zipped: _Zipped, rid: str) -> None:
-        """The copy compressed once, with the headers gzip's layer would give it (and the
-        request's own: a new visitor's cookie, the request id, after it Content-Encoding)."""
-        if zipped.body is not None:
-            body = zipped.body
-            headers = [*zipped.headers, (b"x-request-id", rid.encode("ascii")), CONTENT_ENCODING]
-        else:
-            token, added = self._visitor(scope, rid)
-            body = zipped.template.body(token)
-            # Where the handler's Response has Content-Length, as `__call__` puts it.
-            own = len(page.raw_headers)
-            length = (b"content-length", str(len(body)).encode("latin-1"))
-            headers = [*zipped.headers[:own], length, *zipped.headers[own:], *added, CONTENT_ENCODING]
-        context = request_id.set(rid)
-        try:
-            await send({"type": "http.response.start", "status": page.status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-        finally:
-            request_id.reset(context)
+            return self.csrf.new_token(secret).encode("ascii"), [self.headers.cookie(secret)]
+        return self.csrf.token(secret).encode("ascii"), []
 
     def _zipped(self, page: StoredPage) -> _Zipped | None:
         """The copy compressed once for clients that accept gzip, made at the first such request,
@@ -284,12 +275,8 @@ class CachedPageMiddleware:
         except KeyError:
             pass
         prepared, _varied = self._prepared(page, False)
-        own = len(page.raw_headers) if page.served_headers is None else len(page.served_headers)
         zipped = None
-        probe = {"type": "http.response.start", "status": page.status, "headers": list(prepared)}
-        if sum(1 for name, _ in prepared[:own] if name == b"vary") == 1 and gzip_would_apply(
-            probe, len(page.body) - 1024
-        ):
+        if _vary_in_place(page, prepared):
             template = GzipTemplate(page.parts)
             headers = gzipped_headers(prepared)
             body = None
@@ -310,16 +297,11 @@ class CachedPageMiddleware:
             return prepared
         start = list(page.served_headers) if page.served_headers is not None else list(page.raw_headers)
         headers = list(self.headers.added(start))
-        varied = False
-        if identity:
-            # In place when the copy has one `Vary` among its own headers and a body that gzip
-            # would apply to with any token in its form (far above gzip's minimum size).
+        varied = identity and _vary_in_place(page, headers)
+        if varied:
             own = headers[: len(page.raw_headers)]
-            probe = {"type": "http.response.start", "status": page.status, "headers": own}
-            if sum(1 for name, _ in own if name == b"vary") == 1 and gzip_would_apply(probe, len(page.body) - 1024):
-                vary_as_identity(probe, len(page.body))
-                headers[: len(page.raw_headers)] = own
-                varied = True
+            vary_as_identity({"type": "http.response.start", "status": page.status, "headers": own}, len(page.body))
+            headers[: len(page.raw_headers)] = own
         prepared = page.prepared[key] = (tuple(headers), varied)
         return prepared
 
