@@ -34,7 +34,7 @@ class Metrics:
         )
         self.intake_group_size = Histogram(
             "petition_intake_group_size",
-            "Submissions written by one grouped statement (PostgreSQL)",
+            "Submissions written together: in one statement on PostgreSQL, one transaction on SQLite",
             buckets=(1, 2, 5, 10, 20, 50, 100),
             registry=registry,
         )
