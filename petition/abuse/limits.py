@@ -55,8 +55,15 @@ def is_trusted(settings: Settings, ip: str | None) -> bool:
 
 
 def hashed_rules(secret: str, rules: list[Rule]) -> list[tuple[Rule, str]]:
-    """Each rule with its key's HMAC."""
-    return [(rule, key_hash(secret, rule.bucket, rule.key)) for rule in rules]
+    """Each rule with its key's HMAC (once for rules that share a bucket and key: the IP's two)."""
+    digests: dict[tuple[str, str], str] = {}
+    hashed = []
+    for rule in rules:
+        digest = digests.get((rule.bucket, rule.key))
+        if digest is None:
+            digest = digests[rule.bucket, rule.key] = key_hash(secret, rule.bucket, rule.key)
+        hashed.append((rule, digest))
+    return hashed
 
 
 def events_of(hashed: list[tuple[Rule, str]]) -> list[tuple[str, str]]:
