@@ -100,6 +100,9 @@ _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z
 
 def clean_line(value: str) -> str:
     """One line of text: NFC, no control or bidi-override characters, spaces folded."""
+    if value.isascii() and value.isprintable():
+        # Most fields: NFC already, nothing to remove, and the only white space is the space.
+        return " ".join(value.split())
     value = unicodedata.normalize("NFC", value)
     value = _CONTROL.sub("", value)
     return _SPACES.sub(" ", value).strip()

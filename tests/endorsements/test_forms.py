@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from unittest import mock
 
 import pytest
@@ -133,6 +134,15 @@ def test_emails_are_compared_lower_case_and_trimmed():
 def test_lines_lose_control_and_bidi_override_characters():
     assert clean_line("  Connection\u202e e.V.\x00\n ") == "Connection e.V."
     assert normalise_name("Amnesty  International e.V.") == "amnesty international e v"
+
+
+@given(st.text(alphabet=st.characters(codec="ascii")) | st.text(alphabet=" \t\n\x00\x7fab\u00a0\u2028\u202e\u0301e"))
+@example("  Connection  e.V.  ")
+@example("e\u0301 \u00a0x")
+def test_a_plain_line_is_cleaned_as_any_other(value):
+    """ASCII without control characters takes a shorter way (most fields): the same result."""
+    slow = forms._SPACES.sub(" ", forms._CONTROL.sub("", unicodedata.normalize("NFC", value))).strip()
+    assert clean_line(value) == slow
 
 
 def test_values_that_are_not_text_count_as_missing():
