@@ -1,6 +1,7 @@
 """The sign path's CPU per submission inside the application, without an HTTP server.
 
     .venv/bin/python bench/sign_path_cpu.py [--requests 4000] [--app-dir DIR] [--profile OUT]
+    .venv/bin/python bench/sign_path_cpu.py --count-instructions --requests 1000 [--app-dir DIR]
 
 Calls the ASGI application of `--app-dir` (default: this checkout) directly with POSTs to
 /appeals/<slug>/endorse from 50 concurrent submitters, on a fresh PostgreSQL database (created
@@ -8,7 +9,9 @@ and dropped), and prints the process's CPU time per submission, the group statem
 latency, and checks that every submission was answered 303 and stored pending. CPU time per
 submission is steadier than requests/s on a shared machine, so two checkouts can be compared
 one after the other (docs/benchmarks.md, "Load and delivery"); wrk and bench/load_bench.py
-measure the whole server.
+measure the whole server. `--count-instructions` runs it under valgrind's callgrind and counts
+the instructions the measured submissions take (the server's, not PostgreSQL's): the same count
+to a tenth of a per cent from run to run, whatever else the machine does.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import cProfile
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -140,6 +144,9 @@ async def measure(args: argparse.Namespace, url: str) -> int:  # noqa: PLR0915 -
         statuses.clear()
         per = args.requests // CONCURRENCY
         profile = cProfile.Profile() if args.profile else None
+        if args.instructions:
+            # Blocking on purpose: nothing runs until callgrind counts.
+            subprocess.run(["callgrind_control", "--instr=on", str(os.getpid())], check=True, capture_output=True)  # noqa: ASYNC221
         cpu, wall = time.process_time(), time.perf_counter()
         if profile:
             profile.enable()
@@ -148,6 +155,8 @@ async def measure(args: argparse.Namespace, url: str) -> int:  # noqa: PLR0915 -
             profile.disable()
             profile.dump_stats(args.profile)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if args.instructions:
+            subprocess.run(["callgrind_control", "--instr=off", str(os.getpid())], check=True, capture_output=True)  # noqa: ASYNC221
         n = per * CONCURRENCY
         conn = await asyncpg.connect(url)
         try:
@@ -170,6 +179,25 @@ async def measure(args: argparse.Namespace, url: str) -> int:  # noqa: PLR0915 -
         return 0 if statuses == {303: n} and stored == {"pending": n} else 1
 
 
+def count_instructions(args: argparse.Namespace) -> int:
+    """This script again under callgrind, counting only while the measured submissions run."""
+    with tempfile.TemporaryDirectory(prefix="petition-cpu-") as work:
+        out = Path(work) / "callgrind.out"
+        again = [a for a in sys.argv[1:] if a != "--count-instructions"]
+        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+        run = subprocess.run(
+            [*command, sys.executable, __file__, *again, "--instructions"], capture_output=True, text=True
+        )
+        print(run.stdout, end="")
+        if run.returncode != 0:
+            print(run.stderr[-4000:], file=sys.stderr)
+            return run.returncode
+        totals = next(int(line.split()[1]) for line in out.read_text().splitlines() if line.startswith("totals:"))
+    n = args.requests // CONCURRENCY * CONCURRENCY
+    print(f"instructions:            {totals / n / 1e6:.3f} million per submission (callgrind, {totals:,} in all)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -178,7 +206,16 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--app-dir", default=str(ROOT), help="the checkout whose application is measured")
     parser.add_argument("--profile", help="write a cProfile of the measured submissions here")
+    parser.add_argument(
+        "--count-instructions",
+        action="store_true",
+        help="run under valgrind's callgrind and print the instructions per measured submission "
+        "(repeatable to a tenth of a per cent on a busy machine; ~50x slower: use --requests 1000)",
+    )
+    parser.add_argument("--instructions", action="store_true", help=argparse.SUPPRESS)  # set under callgrind
     args = parser.parse_args()
+    if args.count_instructions:
+        return count_instructions(args)
     args.app_dir = str(Path(args.app_dir).resolve())
     sys.path.insert(0, args.app_dir)
     name = f"petition_cpu_{os.getpid()}"
