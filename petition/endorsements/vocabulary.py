@@ -49,8 +49,14 @@ assert set(ORGANISATION_TYPE_LABELS) == set(ORGANISATION_TYPES)
 _SPACES = re.compile(r"\s+")
 
 
+_NOT_ALNUM_ASCII = re.compile(r"[^a-z0-9]+")
+
+
 def normalise_name(value: str) -> str:
     """Casefolded letters and digits only: 'Amnesty  International e.V.' ~ 'amnesty international ev'."""
+    if value.isascii():
+        # What the general way below gives ASCII (NFKD leaves it, nothing combines), a pass in C.
+        return _NOT_ALNUM_ASCII.sub(" ", value.lower()).strip()[:200]
     folded = unicodedata.normalize("NFKD", value.casefold())
     kept = "".join(ch if ch.isalnum() else " " for ch in folded if not unicodedata.combining(ch))
     return _SPACES.sub(" ", kept).strip()[:200]

@@ -145,6 +145,15 @@ def test_a_plain_line_is_cleaned_as_any_other(value):
     assert clean_line(value) == slow
 
 
+@given(st.text(alphabet=st.characters(codec="ascii")))
+@example("  Amnesty--International e.V. ")
+def test_a_plain_name_is_normalised_as_any_other(value):
+    """An ASCII name takes a shorter way (most names): the same stored form as the general one."""
+    folded = unicodedata.normalize("NFKD", value.casefold())
+    kept = "".join(ch if ch.isalnum() else " " for ch in folded if not unicodedata.combining(ch))
+    assert normalise_name(value) == re.sub(r"\s+", " ", kept).strip()[:200]
+
+
 def test_values_that_are_not_text_count_as_missing():
     form = valid_form()
     form["organisation_name"] = ["a", "b"]  # type: ignore[assignment]
