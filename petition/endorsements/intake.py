@@ -406,7 +406,13 @@ class Intake:
         prepare while the database writes this one: taking all that wait, the process prepared a
         group, then sat idle while it was written, then prepared the next (the submitters' next
         requests wait for their answers) — on the sign path a quarter of its time. A burst with
-        nothing after it goes in two statements, not one."""
+        nothing after it goes in two statements, not one.
+
+        The price, where the database bounds the intake (slow, or far): a submission may wait
+        for the statement under way and one more before its own, never longer (what waited
+        through one statement goes in the next). Splitting only the first statement after the
+        writer was idle cost no wait, but through the HTTP server the process stayed in step
+        (on PostgreSQL that statement held the first submission alone; docs/benchmarks.md)."""
         waiting = len(self._waiting)
         return min(MAX_GROUP, max(self._left_over, (waiting + 1) // 2))
 

@@ -384,6 +384,56 @@ def test_thirty_at_once_from_one_client_go_in_two_groups_and_ten_pass(database_u
     assert holds == [None] * 10 + ["form.ip"] * 20
 
 
+def test_with_a_slow_database_no_submission_waits_behind_more_than_one_other_statement(database_url, tmp_path):
+    """A database that takes 50 ms a statement (far away, or busy) and ten submitters who each send
+    again when answered. A statement leaves the newer half of what waits for the next one, so a
+    submission may wait for the statement under way and one more, never longer: what waited
+    through one statement goes in the next, whatever arrived since."""
+    settings = make_settings(
+        database_url, tmp_path / "data", None, rate_limit_ip_burst=1000, rate_limit_ip_sustained=1000
+    )
+    started = 0  # statements begun
+    arrived: dict[str, int] = {}  # submission (its address) → statements begun when it came
+    placed: dict[str, int] = {}  # submission → the statement that wrote it
+
+    async def go() -> list[Any]:
+        async with demo_intake(settings) as (intake, appeal, text):
+            start_writing, write = intake._start_writing, intake._write
+
+            def noted() -> None:
+                arrived[intake._waiting[-1].record["email_canonical"]] = started
+                start_writing()
+
+            async def slow(group: list[Any], **kwargs: Any) -> None:
+                nonlocal started
+                started += 1
+                placed.update((submission.record["email_canonical"], started) for submission in group)
+                await asyncio.sleep(0.05)
+                await write(group, **kwargs)
+
+            intake._start_writing = noted  # type: ignore[method-assign]
+            intake._write = slow  # type: ignore[method-assign]
+
+            async def submitter(n: int) -> list[Any]:
+                return [
+                    await intake.take(
+                        appeal=appeal,
+                        text=text,
+                        data=data_of(valid_form(contact_email=f"s{n}x{i}@d{n}x{i}.example")),
+                        language="en",
+                        ip=f"192.0.2.{n}",
+                    )
+                    for i in range(6)
+                ]
+
+            return await asyncio.gather(*(submitter(n) for n in range(10)))
+
+    outcomes = asyncio.run(go())
+    assert outcomes == [[SubmitOutcome.NEW] * 6] * 10
+    waited = [placed[submission] - came for submission, came in arrived.items()]
+    assert len(waited) == 60 and min(waited) == 1 and max(waited) == 2, waited
+
+
 def _sqlite_path(database_url: str) -> str:
     return database_url[len("sqlite:///") :]
 
