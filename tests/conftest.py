@@ -174,7 +174,10 @@ def make_settings(database_url: str, data_dir: Path, smtp: SMTPServer | None, **
         "base_url": BASE_URL,
         "smtp_host": "127.0.0.1" if smtp else "",
         "smtp_port": smtp.port if smtp else 25,
-        "smtp_timeout": 5,
+        # The production default. With 5 s, a send stalled by a loaded CI machine could time out
+        # and be put off for a retry, which a test reads as an email that never came (no test
+        # waits on this timeout).
+        "smtp_timeout": 30,
         "mail_from": "appeal@petition.example",
         "worker_poll_interval": 0.05,
         # A delivery's emails 0.1 s apart, not 2 s: the spacing is tested, not waited for.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,32 @@ from tests.support import PROJECT_ROOT, LiveServer, SMTPServer, free_port
 CHROMIUM = "/usr/bin/chromium"
 AXE = PROJECT_ROOT / ".venv" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = Path(os.environ.get("PETITION_ARTIFACTS", PROJECT_ROOT / "test-artifacts"))
+
+
+#: Set by scripts/test when it runs both passes: which variant of a journey that runs both with
+#: JavaScript and without runs in this pass ("js" on SQLite, "nojs" on PostgreSQL), so that each
+#: database sees each journey once and the suite takes ~2 minutes less. A journey that runs in one
+#: variant only runs in both passes; unset (a pass of its own, pytest alone), every variant runs.
+VARIANT = os.environ.get("PETITION_TEST_JOURNEY_VARIANT", "")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if VARIANT not in ("js", "nojs"):
+        return
+    twins: dict[tuple[Any, ...], list[pytest.Item]] = defaultdict(list)
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "javascript" in params and Path(str(item.path)).parent == Path(__file__).parent:
+            others = tuple(sorted((name, repr(value)) for name, value in params.items() if name != "javascript"))
+            twins[(item.path, getattr(item, "originalname", item.name), others)].append(item)
+    other = "nojs" if VARIANT == "js" else "js"
+    for pair in twins.values():
+        if len(pair) < 2:
+            continue
+        for item in pair:
+            if item.callspec.params["javascript"] != (VARIANT == "js"):  # type: ignore[attr-defined]
+                reason = f"its {other} variant runs in the other pass of scripts/test (PETITION_TEST_JOURNEY_VARIANT)"
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture
