@@ -9,6 +9,7 @@ it before each test, and drops it at the end.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import uuid
@@ -135,13 +136,22 @@ def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         asyncio.run(_admin(backend, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@functools.cache
+def _emptying_sql() -> str:
+    """Every table emptied, dependents first, and every sequence back at its start: one simple
+    query, so one transaction and one commit. `TRUNCATE … RESTART IDENTITY CASCADE` did the same
+    in ~65 ms a test on an idle machine, against ~17 for this: it gives each table and index a
+    new file and syncs them all at commit; the tests leave tables of a few rows."""
+    deletes = "".join(f'DELETE FROM "{table.name}";' for table in reversed(all_tables().sorted_tables))
+    return deletes + "SELECT setval(seqrelid, seqstart, false) FROM pg_sequence;"
+
+
 async def _truncate(url: str) -> None:
     import asyncpg
 
-    names = ", ".join(f'"{t.name}"' for t in all_tables().sorted_tables)
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        await conn.execute(_emptying_sql())
     finally:
         await conn.close()
 
