@@ -22,13 +22,20 @@ ARTIFACTS = Path(os.environ.get("PETITION_ARTIFACTS", PROJECT_ROOT / "test-artif
 #: Set by scripts/test when it runs both passes: which variant of a journey that runs both with
 #: JavaScript and without runs in this pass ("js" on SQLite, "nojs" on PostgreSQL), so that each
 #: database sees each journey once and the suite takes ~2 minutes less. A journey that runs in one
-#: variant only runs in both passes; unset (a pass of its own, pytest alone), every variant runs.
+#: variant only runs in both passes, except the checks marked `one_pass` (axe-core's, of markup
+#: that no database changes), which run in the PostgreSQL pass only. Unset (a pass of its own,
+#: pytest alone), everything runs.
 VARIANT = os.environ.get("PETITION_TEST_JOURNEY_VARIANT", "")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if VARIANT not in ("js", "nojs"):
         return
+    if VARIANT == "js":
+        for item in items:
+            if item.get_closest_marker("one_pass") is not None:
+                reason = "checks markup no database changes: runs in the other pass of scripts/test only"
+                item.add_marker(pytest.mark.skip(reason=reason))
     twins: dict[tuple[Any, ...], list[pytest.Item]] = defaultdict(list)
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})

@@ -15,6 +15,9 @@ PUBLIC_PAGES = [
     "/no-such-page",
 ]
 
+#: The markup and the keyboard, not the database: once, when scripts/test runs both passes.
+pytestmark = pytest.mark.one_pass
+
 
 @pytest.mark.parametrize("javascript", [True], ids=["js"])
 @pytest.mark.parametrize("path", PUBLIC_PAGES)

@@ -120,6 +120,7 @@ ADMIN_PAGES = [
 ]
 
 
+@pytest.mark.one_pass
 @pytest.mark.parametrize("javascript", [True], ids=["js"])
 def test_german_organiser_pages_have_no_serious_violations(live_server, page):
     ids = _setup(live_server)

@@ -8,6 +8,9 @@ import pytest
 from tests.journeys.conftest import axe_violations
 from tests.journeys.test_browser_receipt import endorse_and_confirm, open_until_logged
 
+#: The markup, not the database: once, when scripts/test runs both passes.
+pytestmark = pytest.mark.one_pass
+
 
 @pytest.mark.parametrize("javascript", [True], ids=["js"])
 @pytest.mark.parametrize("visibility", ["public", "anonymous"])
