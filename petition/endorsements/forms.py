@@ -233,6 +233,9 @@ def _text(raw: object) -> str:
 def parse_endorsement_form(form: Any) -> EndorsementForm:
     """Validate a submitted form (a Starlette FormData or a plain mapping)."""
     result = EndorsementForm()
+    # A plain dict of the form's last value for each name, as FormData.get gives: its `get` is
+    # collections.abc.Mapping's, in Python, and the sign path asks for 15 fields a submission.
+    form = dict(form.items())
     raw = {name: _text(form.get(name)) for name in FIELDS}
     result.honeypot_filled = bool(_text(form.get(HONEYPOT_FIELD)).strip())
     values = {name: (clean_text(value) if name == "comment" else clean_line(value)) for name, value in raw.items()}
