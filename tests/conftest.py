@@ -146,7 +146,7 @@ def _emptying_sql() -> str:
     return deletes + "SELECT setval(seqrelid, seqstart, false) FROM pg_sequence;"
 
 
-async def _truncate(url: str) -> None:
+async def _empty_tables(url: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(url)
@@ -159,7 +159,7 @@ async def _truncate(url: str) -> None:
 @pytest.fixture
 def database_url(database_template: str, tmp_path: Path) -> str:
     if database_template.startswith("postgresql://"):
-        asyncio.run(_truncate(database_template))
+        asyncio.run(_empty_tables(database_template))
         return database_template
     path = tmp_path / "petition.db"
     shutil.copyfile(database_template, path)

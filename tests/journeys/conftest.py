@@ -36,18 +36,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if item.get_closest_marker("one_pass") is not None:
                 reason = "checks markup no database changes: runs in the other pass of scripts/test only"
                 item.add_marker(pytest.mark.skip(reason=reason))
-    twins: dict[tuple[Any, ...], list[pytest.Item]] = defaultdict(list)
+    # A journey's variants: the same test with the same other parameters, `javascript` apart.
+    twins: dict[tuple[Any, ...], list[tuple[pytest.Item, bool]]] = defaultdict(list)
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if "javascript" in params and Path(str(item.path)).parent == Path(__file__).parent:
+        if "javascript" in params and item.path.parent == Path(__file__).parent:
             others = tuple(sorted((name, repr(value)) for name, value in params.items() if name != "javascript"))
-            twins[(item.path, getattr(item, "originalname", item.name), others)].append(item)
+            twins[(item.path, getattr(item, "originalname", item.name), others)].append((item, params["javascript"]))
     other = "nojs" if VARIANT == "js" else "js"
-    for pair in twins.values():
-        if len(pair) < 2:
+    for variants in twins.values():
+        if len(variants) < 2:
             continue
-        for item in pair:
-            if item.callspec.params["javascript"] != (VARIANT == "js"):  # type: ignore[attr-defined]
+        for item, javascript in variants:
+            if javascript != (VARIANT == "js"):
                 reason = f"its {other} variant runs in the other pass of scripts/test (PETITION_TEST_JOURNEY_VARIANT)"
                 item.add_marker(pytest.mark.skip(reason=reason))
 
