@@ -313,6 +313,12 @@ def main() -> int:
     parser.add_argument("--drain-timeout", type=float, default=600)
     parser.add_argument("--skip-delivery", action="store_true", help="only the throughput phase")
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure the sign path's floor: petition's stack answering 303 after the CSRF check, "
+        "nothing else (bench/floor_endpoint.py)",
+    )
+    parser.add_argument(
         "--app-dir",
         default=str(ROOT),
         help="the checkout whose petition is served (default: this one; the bare endpoint is always this one's)",
@@ -469,10 +475,29 @@ def main() -> int:
         bare_run, bare_cpu = measured(f"{bare_url}/appeals/{SLUG}/endorse", bare.pid)
         sign_run, sign_cpu = measured(f"{base}/appeals/{SLUG}/endorse", server.pid, args.py_spy)
         ratio = sign_run.rps / bare_run.rps if bare_run.rps else 0.0
-        for label, run, cpu in (("bare endpoint:", bare_run, bare_cpu), ("sign path:", sign_run, sign_cpu)):
+        lines = [("bare endpoint:", bare_run, bare_cpu), ("sign path:", sign_run, sign_cpu)]
+        if args.floor:
+            # The same settings (the secret, so the sign path's CSRF cookie and token), its own port.
+            floor_port = free_port()
+            floor = subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / "floor_endpoint.py"), "--port", str(floor_port)],
+                env={**env, "BASE_URL": f"http://127.0.0.1:{floor_port}"},
+                cwd=tmp,
+            )
+            processes.append(floor)
+            floor_url = f"http://127.0.0.1:{floor_port}"
+            wait_http(floor_url + "/healthz")
+            floor_run, floor_cpu = measured(f"{floor_url}/appeals/{SLUG}/endorse", floor.pid)
+            if not floor_run.all_answered(303):
+                print(f"floor: not every request answered 303: {floor_run.statuses}")
+                exit_code = 1
+            lines.append(("floor (CSRF, 303):", floor_run, floor_cpu))
+        for label, run, cpu in lines:
             print(f"{label:<24} {run.rps:8.1f} req/s  p99 {run.p99_ms:7.1f} ms  cpu {cpu:5.0f} µs/req")
         print(f"sign / bare, by CPU:     {bare_cpu / sign_cpu:.2f}")
         print(f"sign / bare:             {ratio:.2f} (target >= 1.0, p99 <= 50 ms)")
+        if args.floor:
+            print(f"floor / bare:            {floor_run.rps / bare_run.rps:.2f}, by CPU {bare_cpu / floor_cpu:.2f}")
 
         async def stored() -> tuple[int, dict[str, int]]:
             conn = await asyncpg.connect(database_url)
