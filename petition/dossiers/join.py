@@ -9,7 +9,6 @@ its digest written into the metadata under `LIST_DIGEST_KEY`, which verification
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -345,26 +344,19 @@ def _merge_structure(
             raise RuntimeError(f"a structure element of {prefix[:-1]} names object {idnum}, not copied")
         return found
 
-    buffer = io.BytesIO()
     for item, group in order:
         element = item.get_object()
         if element.get("/S") in ("/TH", "/TD"):
             key = _fix_cell(element, group, prefix)
             if key is not None:
                 ids[key] = IndirectObject(numbers[item.idnum], 0, writer)
-        buffer.seek(0)
-        buffer.truncate()
-        _serialize(element, buffer, number)
-        writer._objects[numbers[item.idnum] - 1] = spill.add(buffer.getvalue())
+        writer._objects[numbers[item.idnum] - 1] = spill.add(_serialize(element, number))
     kids.extend(IndirectObject(number(kid.idnum), 0, writer) for kid in top_kids if isinstance(kid, IndirectObject))
 
     source_nums = source_tree["/ParentTree"].get_object()["/Nums"]
     for i in range(0, len(source_nums), 2):
-        buffer.seek(0)
-        buffer.truncate()
-        _serialize(source_nums[i + 1], buffer, number)
         nums.append(NumberObject(int(source_nums[i]) + offset))
-        nums.append(_Serialized(buffer.getvalue()))
+        nums.append(_Serialized(_serialize(source_nums[i + 1], number)))
     for page, source_page in zip(writer.pages[first_page:], reader.pages, strict=True):
         if "/StructParents" in source_page:
             page[NameObject("/StructParents")] = NumberObject(int(source_page["/StructParents"]) + offset)
@@ -376,28 +368,73 @@ def _merge_structure(
                 )
 
 
-def _serialize(value: Any, out: Any, number: Callable[[int], int]) -> None:
-    """Write a PDF value as pypdf would, each indirect reference renumbered by `number`."""
-    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+#: Each name's bytes as pypdf writes them: `NameObject.write_to_stream` escapes the name again at
+#: every write, and a list's elements use a few dozen names some 200,000 times a 20,000-row dossier.
+_NAME_BYTES: dict[Any, bytes] = {}
 
-    if isinstance(value, IndirectObject):
-        out.write(b"%d 0 R" % number(value.idnum))
-    elif isinstance(value, DictionaryObject):
-        out.write(b"<<")
-        for key, item in dict.items(value):
-            key.write_to_stream(out)
-            out.write(b" ")
-            _serialize(item, out, number)
-            out.write(b"\n")
-        out.write(b">>")
-    elif isinstance(value, ArrayObject):
-        out.write(b"[")
-        for item in list.__iter__(value):
-            out.write(b" ")
-            _serialize(item, out, number)
-        out.write(b" ]")
-    else:
-        value.write_to_stream(out)
+
+class _Parts:
+    """A stream for pypdf's `write_to_stream` that appends to a list of bytes."""
+
+    __slots__ = ("write",)
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.write = parts.append
+
+
+def _serialize(value: Any, number: Callable[[int], int]) -> bytes:
+    """A PDF value as pypdf writes it, each indirect reference renumbered by `number`.
+
+    The join's hot loop (every structure element of every chunk): the classes are looked up
+    once a value, not at every level (an import in a recursive function costs a call into
+    the import system each time), names come from `_NAME_BYTES`, and the pieces are joined
+    once at the end.
+    """
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, NumberObject
+
+    parts: list[bytes] = []
+    append = parts.append
+    stream = _Parts(parts)
+    names = _NAME_BYTES
+
+    def name(key: Any) -> bytes:
+        data = names.get(key)
+        if data is None:
+            data = key.renumber()
+            if len(names) < 4096:
+                names[key] = data
+        return data
+
+    def walk(value: Any) -> None:
+        kind = type(value)
+        if kind is NameObject:
+            append(name(value))
+        elif kind is IndirectObject or (kind is not NumberObject and isinstance(value, IndirectObject)):
+            append(b"%d 0 R" % number(value.idnum))
+        elif kind is NumberObject:
+            append(b"%d" % value)
+        elif isinstance(value, DictionaryObject):
+            append(b"<<")
+            for key, item in dict.items(value):
+                if type(key) is NameObject:
+                    append(name(key))
+                else:
+                    key.write_to_stream(stream)
+                append(b" ")
+                walk(item)
+                append(b"\n")
+            append(b">>")
+        elif isinstance(value, ArrayObject):
+            append(b"[")
+            for item in list.__iter__(value):
+                append(b" ")
+                walk(item)
+            append(b" ]")
+        else:
+            value.write_to_stream(stream)
+
+    walk(value)
+    return b"".join(parts)
 
 
 #: Structure types whose kids may hold table cells: the walks below do not descend into
