@@ -327,7 +327,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         cache=cache,
         csrf=csrf,
         headers=security_headers,
-        routes=[appeal_views.APPEAL_PAGE, publish_views.SIGNATORY_LIST],
+        routes=[appeal_views.APPEAL_PAGE, publish_views.SIGNATORY_LIST, publish_views.API_APPEAL],
     )
     app.compress = settings.gzip
     app.state.services = services

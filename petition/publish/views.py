@@ -259,22 +259,30 @@ async def api_appeals(request: Request) -> Response:
     return revalidatable(request, response)
 
 
+#: The counts JSON: what a live counter polls, served from the page cache as the pages are.
+API_APPEAL = CachedRoute("/api/appeals/{slug}", params=frozenset({"lang"}), variant=lambda query: (), revalidate=True)
+
+
 async def api_appeal(request: Request) -> Response:
     appeal = await _appeal_or_404(request)
-    db = services(request).db
-    cache = public_cache(request)
-    text = await appeal_text(cache, db, appeal=appeal, language=i18n.get_language())
-    counts = await listed_counts(cache, db, appeal=appeal)
-    response = PublicJSONResponse(
-        {
-            "slug": appeal["slug"],
-            "title": text["title"] if text else appeal["slug"],
-            "status": appeal["status"],
-            "moderation": appeal["moderation"],
-            "counts": {"total": counts.total, "by_country": counts.by_country, "unattributed": counts.unattributed},
-        },
-        headers={"Vary": "Accept-Language"},
-    )
+
+    async def build(_csrf_token: str | None) -> Response:
+        db = services(request).db
+        cache = public_cache(request)
+        text = await appeal_text(cache, db, appeal=appeal, language=i18n.get_language())
+        counts = await listed_counts(cache, db, appeal=appeal)
+        return PublicJSONResponse(
+            {
+                "slug": appeal["slug"],
+                "title": text["title"] if text else appeal["slug"],
+                "status": appeal["status"],
+                "moderation": appeal["moderation"],
+                "counts": {"total": counts.total, "by_country": counts.by_country, "unattributed": counts.unattributed},
+            },
+            headers={"Vary": "Accept-Language"},
+        )
+
+    response = await cached_page(request, route=API_APPEAL, appeal_id=appeal["id"], build=build)
     return revalidatable(request, response)
 
 

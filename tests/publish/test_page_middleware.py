@@ -55,6 +55,9 @@ def _comparable(response) -> tuple[int, list[tuple[str, str]], str]:
         (f"/appeals/{SLUG}/signatories", {}),
         (f"/appeals/{SLUG}/signatories?country=de&page=01&lang=uk", {}),
         (f"/appeals/{SLUG}/signatories?type=peace", {"Accept-Language": "fr"}),
+        (f"/api/appeals/{SLUG}", {}),
+        (f"/api/appeals/{SLUG}?lang=de", {}),
+        (f"/api/appeals/{SLUG}", {"Accept-Language": "uk", "Accept-Encoding": "identity"}),
         # A client that does not accept gzip (the test client's default does): the same
         # headers, `Vary: Accept-Encoding` included, whoever answers.
         (f"/appeals/{SLUG}", {"Accept-Encoding": "identity"}),
@@ -165,15 +168,24 @@ def test_what_the_cache_does_not_answer_goes_to_the_handler(client, served_early
     assert client.get(page + "?lang=%00").status_code == 400
     assert client.get(f"/appeals/{SLUG}", params={"utm_source": "x"}).status_code == 200
     assert client.get("/appeals/no-such-appeal").status_code == 404
+    counts = f"/api/appeals/{SLUG}"
+    etag = client.get(counts).headers["etag"]
+    served_early.clear()
+    assert client.get(counts, headers={"If-None-Match": etag}).status_code == 304
+    assert client.get(counts, params={"callback": "x"}).json()["slug"] == SLUG
+    assert client.get("/api/appeals/no-such-appeal").status_code == 404
     assert served_early == []
 
 
 def test_a_confirmed_endorsement_shows_at_once_on_the_cached_pages(site, smtp, client, served_early):
     pages = [f"/appeals/{SLUG}", f"/appeals/{SLUG}/signatories"]
+    counts = f"/api/appeals/{SLUG}"
     for path in pages:
         client.get(path)
         assert "Union syndicale" not in client.get(path).text
-    assert served_early == pages  # the second view of each came from the cache
+    client.get(counts)
+    before = client.get(counts).json()["counts"]
+    assert served_early == [*pages, counts]  # the second view of each came from the cache
 
     assert site.endorse(organisation_name="Union syndicale", contact_email="union@example.org").status_code == 303
     [message] = wait_for_mail(smtp, "union@example.org")
@@ -185,7 +197,11 @@ def test_a_confirmed_endorsement_shows_at_once_on_the_cached_pages(site, smtp, c
     for path in pages:
         assert "Union syndicale" in client.get(path).text
         assert "Union syndicale" in client.get(path).text
-    assert served_early == pages
+    for _view in range(2):
+        after = client.get(counts).json()["counts"]
+        assert after["total"] == before["total"] + 1
+        assert after["by_country"].get("DE", 0) == before["by_country"].get("DE", 0) + 1
+    assert served_early == [*pages, counts]
 
 
 def test_one_path_is_served_early_in_each_language_asked_for(client, served_early):
