@@ -475,6 +475,8 @@ def measure(url: str, args: argparse.Namespace) -> None:
         ("appeal page", f"/appeals/{SLUG}", False),
         ("signatory list", f"/appeals/{SLUG}/signatories", False),
         ("counts JSON", f"/api/appeals/{SLUG}", False),
+        # Where every signer lands after the form (here without the cookie that names the address).
+        ("check your email", f"/appeals/{SLUG}/check-email", False),
         ("appeal page, returning", f"/appeals/{SLUG}", True),
         ("signatory list, returning", f"/appeals/{SLUG}/signatories", True),
     ]

@@ -23,7 +23,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from petition import countries, i18n
-from petition.appeals.queries import current_text, current_titles, get_appeal, list_appeals
+from petition.appeals.queries import current_titles, get_appeal, list_appeals
 from petition.appeals.states import AppealStatus
 from petition.db import Row
 from petition.endorsements.forms import HONEYPOT_FIELD, parse_endorsement_form
@@ -258,11 +258,15 @@ async def endorse(request: Request) -> Response:
 
 
 async def check_email(request: Request) -> Response:
-    appeal = await public_appeal(request)
+    # Every signer lands here after the form: the appeal and its text as the endorse route read
+    # them, from the public cache (a few seconds old at most; this process's changes at once).
+    appeal = await cached_public_appeal(request)
     sent = _sent(request, appeal)
     context: dict[str, Any] = {
         "appeal": appeal,
-        "text": await current_text(services(request).db, appeal=appeal, language=i18n.get_language()),
+        "text": await appeal_text(
+            public_cache(request), services(request).db, appeal=appeal, language=i18n.get_language()
+        ),
         "address": sent.get("contact_email") if sent else None,
         # A resend submits the same values again: only when the cookie holds all of them.
         "can_resend": bool(sent) and appeal["status"] == AppealStatus.OPEN and parse_endorsement_form(sent).ok,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import sqlalchemy as sa
 
 from petition.appeals.queries import get_appeal, save_text
@@ -119,6 +121,26 @@ def test_save_text_versions_directly(client):
     assert run(client, save_text, appeal_id=appeal["id"], language="fr", title="T", addressees="", body="B") is None
     assert run(client, save_text, appeal_id=appeal["id"], language="fr", title="T2", addressees="", body="B") == 2
     assert [t["is_current"] for t in _texts(client, appeal["id"], "fr")] == [False, True]
+
+
+def test_check_your_email_stops_offering_to_send_again_once_the_appeal_is_paused(client, site):
+    # The page every signer lands on reads the appeal from the public cache: a pause made in
+    # this process shows there at once, not when the cached copy expires.
+    appeal = make_appeal(client, "pause-after-signing")
+    login_as(client, "admin")  # first: logging in starts with no cookies
+    assert site.endorse(slug="pause-after-signing", contact_email="signer@example.org").status_code == 303
+    check = "/appeals/pause-after-signing/check-email"
+    assert "check-email/resend" in site.client.get(check).text
+    assert "check-email/resend" in site.client.get(check).text  # the cached appeal, open
+    paused = client.post(
+        f"/admin/appeals/{appeal['id']}/status",
+        data={"csrf_token": csrf(client, "/admin/"), "status": "paused"},
+        follow_redirects=False,
+    )
+    assert paused.status_code == 303
+    page = site.client.get(check)
+    assert page.status_code == 200 and "signer@example.org" in html.unescape(page.text)
+    assert "check-email/resend" not in page.text
 
 
 def test_a_paused_appeal_answers_503_and_stores_nothing(client, site):
