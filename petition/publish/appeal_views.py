@@ -12,11 +12,13 @@ import functools
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from markupsafe import escape
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -257,22 +259,54 @@ async def endorse(request: Request) -> Response:
     return response
 
 
+#: "Check your email" as cached (`check_email`): the same for every signer of a language but for
+#: the address (and the token in its resend form).
+CHECK_EMAIL_PAGE = CachedRoute(
+    "/appeals/{slug}/check-email", params=frozenset({"lang", "resent"}), variant=lambda query: query.get("resent")
+)
+#: Where the address goes in a cached copy: random per process, so no address can contain it.
+_ADDRESS_PLACEHOLDER = "address-" + secrets.token_urlsafe(24)
+
+
 async def check_email(request: Request) -> Response:
-    # Every signer lands here after the form: the appeal and its text as the endorse route read
-    # them, from the public cache (a few seconds old at most; this process's changes at once).
+    """Every signer's next request after the form. The appeal and its text come from the public
+    cache, as the form's route reads them; the page is rendered once per language and kind of
+    visit (address or none, whether it may be sent again, just sent again), and each visitor
+    gets a copy with their address (escaped) and token put in."""
+    svc = services(request)
     appeal = await cached_public_appeal(request)
     sent = _sent(request, appeal)
-    context: dict[str, Any] = {
-        "appeal": appeal,
-        "text": await appeal_text(
-            public_cache(request), services(request).db, appeal=appeal, language=i18n.get_language()
-        ),
-        "address": sent.get("contact_email") if sent else None,
-        # A resend submits the same values again: only when the cookie holds all of them.
-        "can_resend": bool(sent) and appeal["status"] == AppealStatus.OPEN and parse_endorsement_form(sent).ok,
-        "resent": request.query_params.get("resent") == "1",
-    }
-    return render(request, "appeals/check_email.html", context, private=sent is not None)
+    address = sent.get("contact_email") if sent else None
+    # A resend submits the same values again: only when the cookie holds all of them.
+    can_resend = bool(sent) and appeal["status"] == AppealStatus.OPEN and parse_endorsement_form(sent).ok
+    resent = request.query_params.get("resent")
+    text = await appeal_text(public_cache(request), svc.db, appeal=appeal, language=i18n.get_language())
+
+    async def build(csrf_token: str | None) -> Response:
+        # A token means a copy to store (`cached_page`): the address's place is marked in it.
+        context: dict[str, Any] = {
+            "appeal": appeal,
+            "text": text,
+            "address": (_ADDRESS_PLACEHOLDER if csrf_token is not None else address) if address else None,
+            "can_resend": can_resend,
+            "resent": resent == "1",
+            # Only where the form is: a page without it stays public for caches (render).
+            **({"csrf_token": csrf_token} if csrf_token is not None and can_resend else {}),
+        }
+        return render(request, "appeals/check_email.html", context, private=sent is not None)
+
+    if resent not in (None, "1"):
+        # The language links repeat the query as it came: not one copy per spelling of it.
+        return await build(None)
+    marked = _ADDRESS_PLACEHOLDER.encode("ascii")
+    return await cached_page(
+        request,
+        route=CHECK_EMAIL_PAGE,
+        appeal_id=appeal["id"],
+        build=build,
+        extra=(sent is not None, bool(address), can_resend),
+        fill=(lambda body: body.replace(marked, str(escape(address)).encode())) if address else None,
+    )
 
 
 async def resend(request: Request) -> Response:

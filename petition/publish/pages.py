@@ -151,15 +151,23 @@ async def cached_page(
     route: CachedRoute,
     appeal_id: int,
     build: Callable[[str | None], Awaitable[Response]],
+    extra: Hashable = None,
+    fill: Callable[[bytes], bytes] | None = None,
 ) -> Response:
-    """`build(csrf_token)` renders the page; None means "use the request's own token"."""
+    """`build(csrf_token)` renders the page; None means "use the request's own token".
+
+    `extra`: what else the page's bytes depend on (beside the route's variant, the language and
+    the appeal), for a page CachedPageMiddleware does not serve (it knows only the route's).
+    `fill`: the visitor's own parts put into the copy (after their token), as `build` marked them.
+    """
     if request.method != "GET" or any(name not in route.params for name in request.query_params):
         return await build(None)
     scope = request.scope
+    variant = route.variant(request.query_params)
     key = page_key(
         appeal_id,
         scope["path"],
-        route.variant(request.query_params),
+        variant if extra is None else (variant, extra),
         i18n.get_language(),
         bool(scope["state"].get("lang_explicit")),
     )
@@ -171,6 +179,8 @@ async def cached_page(
     body = page.body
     if page.has_form:
         body = services(request).csrf.token_for(request).encode("ascii").join(page.parts)
+    if fill is not None:
+        body = fill(body)
     return Response(body, status_code=page.status, headers=dict(page.headers))
 
 

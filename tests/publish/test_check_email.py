@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 
+import pytest
+
+from petition.publish import appeal_views
+from petition.publish.cache import PublicCache
+from tests.factories import forget_cached
 from tests.support import csrf_from, db_count, valid_form, wait_for_mail
 
 SLUG = "protect-deserters"
@@ -22,6 +28,36 @@ def endorse(site, **fields):
     form = valid_form(contact_email=ADDRESS, **fields)
     form["csrf_token"] = site.csrf()
     return site.client.post(f"/appeals/{SLUG}/endorse", data=form, follow_redirects=False)
+
+
+def endorse_as(site, address):
+    form = valid_form(contact_email=address)
+    form["csrf_token"] = site.csrf()
+    return site.client.post(f"/appeals/{SLUG}/endorse", data=form, follow_redirects=False)
+
+
+@pytest.fixture
+def served_early_check(monkeypatch):
+    """For each view of the check-email page: whether it came from a stored copy."""
+    seen: list[bool] = []
+    get = PublicCache.get
+
+    async def spy(self, key, load):
+        if isinstance(key, tuple) and len(key) > 2 and key[1] == "page" and str(key[2]).endswith("/check-email"):
+            loaded = False
+
+            async def counted():
+                nonlocal loaded
+                loaded = True
+                return await load()
+
+            value = await get(self, key, counted)
+            seen.append(not loaded)
+            return value
+        return await get(self, key, load)
+
+    monkeypatch.setattr(PublicCache, "get", spy)
+    return seen
 
 
 def resend(site):
@@ -127,3 +163,75 @@ def test_the_cookie_is_refused_an_hour_after_it_was_sealed_and_when_a_byte_chang
         assert open_sent(cipher, flipped) is None
     assert open_sent(_cipher_for("another-secret-key-of-another-installation-0123"), value) is None
     assert open_sent(cipher, "not base64 at all!") is None
+
+
+def _visit_as(site, cookies: dict[str, str], path: str = CHECK):
+    site.client.cookies.clear()
+    for name, value in cookies.items():
+        site.client.cookies.set(name, value)
+    return site.client.get(path)
+
+
+def _comparable(response):
+    # Every header (the per-request ones masked; a stored copy's come in another order) and the
+    # body but the form's token.
+    masked = {"date", "x-request-id", "set-cookie", "content-length"}
+    headers = sorted((k, "…" if k in masked else v) for k, v in response.headers.multi_items())
+    return response.status_code, headers, re.sub(r'(name="csrf_token" value=")[^"]+', r"\1…", response.text)
+
+
+@pytest.mark.parametrize("path", [CHECK, f"{CHECK}?resent=1", f"{CHECK}?lang=de", f"{CHECK}?resent=1&lang=uk"])
+def test_each_signer_gets_the_page_rendered_for_them_from_one_cached_copy(
+    site, smtp, served_early_check, monkeypatch, path
+):
+    # Rendered once per language and kind of visit; each signer's copy has their own address
+    # (escaped as the template escapes it) and their own token in the resend form.
+    visitors = {}
+    for address in ("o'brien&partners@friedensnetz.example", "kontakt@friedensnetz.example"):
+        site.client.cookies.clear()
+        assert endorse_as(site, address).status_code == 303
+        visitors[address] = dict(site.client.cookies.items())
+    strangers: dict[str, str] = {}  # no cookie: no address, no form
+
+    async def rendered_alone(request, *, build, **_):
+        return await build(None)  # the handler's template, for this visitor alone
+
+    for cookies, shown in [(visitors[a], a) for a in visitors] + [(strangers, None)]:
+        with monkeypatch.context() as patch:
+            patch.setattr(appeal_views, "cached_page", rendered_alone)
+            fresh = _visit_as(site, cookies, path)
+        other = next((c for c in visitors.values() if c is not cookies), {}) if cookies else {}
+        forget_cached(site.client)
+        _visit_as(site, other, path)  # another visitor of the same kind: their copy is stored
+        cached = _visit_as(site, cookies, path)
+        assert served_early_check == [False, True]  # this one came from the stored copy
+        served_early_check.clear()
+        assert _comparable(cached) == _comparable(fresh)
+        main = html.unescape(cached.text.split("<main", 1)[1].split("</main>", 1)[0])
+        if shown:
+            assert shown in main and "check-email/resend" in main
+            assert all(a not in main for a in visitors if a != shown)
+            assert "csrf-" not in csrf_from(cached.text)  # their token, not the stored copy's mark
+        else:
+            assert "@" not in main and "check-email/resend" not in main
+    # Kinds of visit never share a copy: a signer's copy (with its form) stored, then a stranger.
+    forget_cached(site.client)
+    for cookies in [*visitors.values(), strangers]:
+        main = _visit_as(site, cookies, path).text.split("<main", 1)[1]
+        assert ("check-email/resend" in main) == bool(cookies)
+
+
+def test_a_resend_from_a_cached_page_sends_the_email_again(site, smtp, database_url):
+    endorse(site)
+    wait_for_mail(smtp, ADDRESS)
+    site.client.get(CHECK)  # stored
+    assert resend(site).status_code == 303  # its form, from the stored copy, with this visitor's token
+    wait_for_mail(smtp, ADDRESS, count=2)
+
+
+def test_a_page_the_cache_does_not_keep_still_names_the_address(site, smtp):
+    endorse(site)
+    for path in (f"{CHECK}?utm_source=newsletter", f"{CHECK}?resent=yes"):
+        page = site.client.get(path)
+        main = html.unescape(page.text.split("<main", 1)[1])
+        assert ADDRESS in main and "address-" not in main and "check-email/resend" in main
