@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/sign_path_cpu.py [--requests 4000] [--app-dir DIR] [--profile OUT]
     .venv/bin/python bench/sign_path_cpu.py --count-instructions --requests 1000 [--app-dir DIR]
+    .venv/bin/python bench/sign_path_cpu.py --requests 2000 --pages 2000 [--app-dir DIR]
 
 Calls the ASGI application of `--app-dir` (default: this checkout) directly with POSTs to
 /appeals/<slug>/endorse from 50 concurrent submitters, on a fresh PostgreSQL database (created
@@ -11,7 +12,9 @@ submission is steadier than requests/s on a shared machine, so two checkouts can
 one after the other (docs/benchmarks.md, "Load and delivery"); wrk and bench/load_bench.py
 measure the whole server. `--count-instructions` runs it under valgrind's callgrind and counts
 the instructions the measured submissions take (the server's, not PostgreSQL's): the same count
-to a tenth of a per cent from run to run, whatever else the machine does.
+to a tenth of a per cent from run to run, whatever else the machine does. `--pages N` then
+measures N views each of the pages around the form (the appeal page, "check your email" with the
+cookie the form's 303 sets, the counts JSON) from 10 concurrent clients: CPU per view.
 """
 
 from __future__ import annotations
@@ -73,7 +76,9 @@ async def measure(args: argparse.Namespace, url: str) -> int:  # noqa: PLR0915 -
     intake.Intake._run = timed  # type: ignore[method-assign]
     async with app.router.lifespan_context(app) as state:  # type: ignore[attr-defined]
 
-        async def call(method: str, headers: list[tuple[bytes, bytes]], body: bytes, client: str) -> list[Any]:
+        async def call(
+            method: str, headers: list[tuple[bytes, bytes]], body: bytes, client: str, path: str | None = None
+        ) -> list[Any]:
             sent: list[Any] = []
             read = False
 
@@ -88,7 +93,7 @@ async def measure(args: argparse.Namespace, url: str) -> int:  # noqa: PLR0915 -
             async def send(message: dict[str, Any]) -> None:
                 sent.append(message)
 
-            path = f"/appeals/{SLUG}" + ("/endorse" if method == "POST" else "")
+            path = path or f"/appeals/{SLUG}" + ("/endorse" if method == "POST" else "")
             scope = {
                 "type": "http",
                 "asgi": {"version": "3.0"},
@@ -176,7 +181,45 @@ async def measure(args: argparse.Namespace, url: str) -> int:  # noqa: PLR0915 -
             f"group statements:        {len(groups)}, size mean {statistics.mean(sizes):.1f} max {max(sizes)}; "
             f"latency median {statistics.median(latency):.1f} ms, p90 {latency[int(len(latency) * 0.9)]:.1f} ms"
         )
-        return 0 if statuses == {303: n} and stored == {"pending": n} else 1
+        ok = statuses == {303: n} and stored == {"pending": n}
+        if args.pages:
+            ok = await measure_pages(call, cookie, body, args.pages) and ok
+        return 0 if ok else 1
+
+
+async def measure_pages(call: Any, cookie: bytes, body: str, views: int) -> bool:
+    """CPU a view of the pages around the form, from 10 concurrent clients: the appeal page, "check
+    your email" with the cookie the form's 303 sets (where every signer lands next), the counts."""
+    data = f"{body}&contact_email=pages%40org.example".encode()
+    headers = [
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-length", str(len(data)).encode()),
+        (b"cookie", cookie),
+    ]
+    posted = await call("POST", headers, data, "10.250.0.1")
+    sent = next(v for k, v in posted[0]["headers"] if k == b"set-cookie").split(b";")[0]
+    ok = True
+    for label, path, cookies in (
+        ("appeal page", f"/appeals/{SLUG}", cookie),
+        ("check your email", f"/appeals/{SLUG}/check-email", cookie + b"; " + sent),
+        ("counts JSON", f"/api/appeals/{SLUG}", cookie),
+    ):
+        statuses: dict[int, int] = {}
+
+        async def view(path: str = path, cookies: bytes = cookies, statuses: dict[int, int] = statuses) -> None:
+            answer = await call("GET", [(b"cookie", cookies)], b"", "10.251.0.1", path=path)
+            statuses[answer[0]["status"]] = statuses.get(answer[0]["status"], 0) + 1
+
+        for _ in range(50):
+            await view()
+        statuses.clear()
+        cpu = time.process_time()
+        for _ in range(views // 10):
+            await asyncio.gather(*(view() for _ in range(10)))
+        cpu = time.process_time() - cpu
+        print(f"{label + ':':<24} {1e6 * cpu / (views // 10 * 10):.0f} µs of CPU a view, statuses {statuses}")
+        ok = ok and set(statuses) == {200}
+    return ok
 
 
 def count_instructions(args: argparse.Namespace) -> int:
@@ -206,6 +249,13 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--app-dir", default=str(ROOT), help="the checkout whose application is measured")
     parser.add_argument("--profile", help="write a cProfile of the measured submissions here")
+    parser.add_argument(
+        "--pages",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then N views each of the appeal page, 'check your email' (with the form's cookie) and the counts JSON",
+    )
     parser.add_argument(
         "--count-instructions",
         action="store_true",
