@@ -269,24 +269,21 @@ _ADDRESS_PLACEHOLDER = "address-" + secrets.token_urlsafe(24)
 
 
 async def check_email(request: Request) -> Response:
-    """Every signer's next request after the form. The appeal and its text come from the public
-    cache, as the form's route reads them; the page is rendered once per language and kind of
+    """Every signer's next request after the form. The appeal comes from the public cache, as
+    the form's route reads it; the page is rendered once per language and kind of
     visit (address or none, whether it may be sent again, just sent again), and each visitor
     gets a copy with their address (escaped) and token put in."""
-    svc = services(request)
     appeal = await cached_public_appeal(request)
     sent = _sent(request, appeal)
     address = sent.get("contact_email") if sent else None
     # A resend submits the same values again: only when the cookie holds all of them.
     can_resend = bool(sent) and appeal["status"] == AppealStatus.OPEN and parse_endorsement_form(sent).ok
     resent = request.query_params.get("resent")
-    text = await appeal_text(public_cache(request), svc.db, appeal=appeal, language=i18n.get_language())
 
     async def build(csrf_token: str | None) -> Response:
         # A token means a copy to store (`cached_page`): the address's place is marked in it.
         context: dict[str, Any] = {
             "appeal": appeal,
-            "text": text,
             "address": (_ADDRESS_PLACEHOLDER if csrf_token is not None else address) if address else None,
             "can_resend": can_resend,
             "resent": resent == "1",
