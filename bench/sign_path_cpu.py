@@ -14,7 +14,8 @@ measure the whole server. `--count-instructions` runs it under valgrind's callgr
 the instructions the measured submissions take (the server's, not PostgreSQL's): the same count
 to a tenth of a per cent from run to run, whatever else the machine does. `--pages N` then
 measures N views each of the pages around the form (the appeal page, "check your email" with the
-cookie the form's 303 sets, the counts JSON) from 10 concurrent clients: CPU per view.
+cookie the form's 303 sets, the counts JSON, the page the email's link opens) from 10 concurrent
+clients: CPU per view.
 """
 
 from __future__ import annotations
@@ -183,13 +184,16 @@ async def measure(args: argparse.Namespace, url: str) -> int:  # noqa: PLR0915 -
         )
         ok = statuses == {303: n} and stored == {"pending": n}
         if args.pages:
-            ok = await measure_pages(call, cookie, body, args.pages) and ok
+            ok = await measure_pages(call, cookie, body, args.pages, app=app, url=url) and ok
         return 0 if ok else 1
 
 
-async def measure_pages(call: Any, cookie: bytes, body: str, views: int) -> bool:
+async def measure_pages(call: Any, cookie: bytes, body: str, views: int, *, app: Any, url: str) -> bool:
     """CPU a view of the pages around the form, from 10 concurrent clients: the appeal page, "check
-    your email" with the cookie the form's 303 sets (where every signer lands next), the counts."""
+    your email" with the cookie the form's 303 sets (where every signer lands next), the counts,
+    and the page the email's link opens (before the signer confirms)."""
+    from petition.tokens import Purpose
+
     data = f"{body}&contact_email=pages%40org.example".encode()
     headers = [
         (b"content-type", b"application/x-www-form-urlencoded"),
@@ -198,11 +202,20 @@ async def measure_pages(call: Any, cookie: bytes, body: str, views: int) -> bool
     ]
     posted = await call("POST", headers, data, "10.250.0.1")
     sent = next(v for k, v in posted[0]["headers"] if k == b"set-cookie").split(b";")[0]
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT id, token_nonce FROM endorsements WHERE email_canonical = 'pages@org.example'"
+        )
+    finally:
+        await conn.close()
+    token = app.state.services.tokens.make(Purpose.CONFIRM, endorsement_id=row["id"], nonce=row["token_nonce"])
     ok = True
     for label, path, cookies in (
         ("appeal page", f"/appeals/{SLUG}", cookie),
         ("check your email", f"/appeals/{SLUG}/check-email", cookie + b"; " + sent),
         ("counts JSON", f"/api/appeals/{SLUG}", cookie),
+        ("confirmation page", f"/confirm/{token}", cookie),
     ):
         statuses: dict[int, int] = {}
 
@@ -254,7 +267,8 @@ def main() -> int:
         type=int,
         default=0,
         metavar="N",
-        help="then N views each of the appeal page, 'check your email' (with the form's cookie) and the counts JSON",
+        help="then N views each of the appeal page, 'check your email' (with the form's cookie), the counts JSON "
+        "and the confirmation link's page",
     )
     parser.add_argument(
         "--count-instructions",

@@ -9,12 +9,14 @@ from starlette.routing import Route
 
 from petition import i18n
 from petition.abuse.limits import resend_allowed
-from petition.appeals.queries import current_text, get_appeal_by_id
+from petition.appeals.queries import get_appeal_by_id
 from petition.appeals.states import AppealStatus
 from petition.endorsements.lifecycle import ConfirmOutcome, link_target
 from petition.endorsements.queries import get_endorsement, resend_confirmation
 from petition.endorsements.states import HELD, EndorsementState
 from petition.endorsements.vocabulary import ORGANISATION_TYPE_LABELS
+from petition.publish.cache import public_cache
+from petition.publish.cached import appeal_by_id, appeal_text
 from petition.templating import page_url
 from petition.tokens import ExpiredToken, InvalidToken, Purpose, TokenClaims
 from petition.web import client_ip, read_form, render, services
@@ -41,9 +43,12 @@ async def confirm_page(request: Request) -> Response:
     target = await link_target(svc.db, endorsement_id=claims.endorsement_id, nonce=claims.nonce)
     if target is None:
         return render(request, "confirmation/invalid.html", {}, status=404, token_page=True)
-    appeal = await get_appeal_by_id(svc.db, appeal_id=target.endorsement["appeal_id"])
+    # The appeal and its text as the public pages read them: a few seconds old at most (this
+    # process's changes at once); confirming checks the appeal's state in its own transaction.
+    cache = public_cache(request)
+    appeal = await appeal_by_id(cache, svc.db, appeal_id=target.endorsement["appeal_id"])
     assert appeal is not None
-    text = await current_text(svc.db, appeal=appeal, language=i18n.get_language())
+    text = await appeal_text(cache, svc.db, appeal=appeal, language=i18n.get_language())
     # What this link confirms: exactly what its email showed, with the appeal it endorses.
     context = {
         "endorsement": target.shown,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from petition.appeals.deliveries import CountryDelivery, public_deliveries
-from petition.appeals.queries import current_text, get_appeal
+from petition.appeals.queries import current_text, get_appeal, get_appeal_by_id
 from petition.db import Database, Row
 from petition.publish.cache import PublicCache
 from petition.publish.queries import Counts, ListVersion, count_public, list_named, named_version
@@ -23,6 +23,16 @@ async def appeal_by_slug(cache: PublicCache, db: Database, *, slug: str) -> Row 
         return dict(row) if row is not None else None
 
     return await cache.get(("slug", slug), load)
+
+
+async def appeal_by_id(cache: PublicCache, db: Database, *, appeal_id: int) -> Row | None:
+    """As `appeal_by_slug`, by id (what a signed link's endorsement names); dropped with it."""
+
+    async def load() -> Row | None:
+        row = await get_appeal_by_id(db, appeal_id=appeal_id)
+        return dict(row) if row is not None else None
+
+    return await cache.get(("id", appeal_id), load)
 
 
 def appeal_if_cached(cache: PublicCache, *, slug: str) -> Row | None:

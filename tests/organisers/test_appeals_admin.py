@@ -10,8 +10,9 @@ from petition.appeals.queries import get_appeal, save_text
 from petition.appeals.tables import appeal_texts
 from petition.appeals.textfile import content_hash
 from petition.endorsements.tables import endorsements
+from tests.conftest import BASE_URL
 from tests.organisers.support import audit_rows, csrf, db_of, login_as, make_appeal, run
-from tests.support import valid_form
+from tests.support import links, valid_form, wait_for_mail
 
 
 def _texts(client, appeal_id, language):
@@ -141,6 +142,25 @@ def test_check_your_email_stops_offering_to_send_again_once_the_appeal_is_paused
     page = site.client.get(check)
     assert page.status_code == 200 and "signer@example.org" in html.unescape(page.text)
     assert "check-email/resend" not in page.text
+
+
+def test_the_confirmation_page_shows_a_close_made_here_at_once(client, site, smtp):
+    # The page the email's link opens reads the appeal from the public cache: closing the appeal
+    # in this process shows there at once, and nothing is confirmed.
+    appeal = make_appeal(client, "closing-soon")
+    login_as(client, "admin")  # first: logging in starts with no cookies
+    assert site.endorse(slug="closing-soon", contact_email="late@closing.example").status_code == 303
+    [link] = links(wait_for_mail(smtp, "late@closing.example")[0], BASE_URL)
+    path = link.replace(BASE_URL, "")
+    assert site.client.get(path).status_code == 200  # the appeal is in the cache now
+    closed = client.post(
+        f"/admin/appeals/{appeal['id']}/status",
+        data={"csrf_token": csrf(client, "/admin/"), "status": "closed", "confirm_close": "yes"},
+        follow_redirects=False,
+    )
+    assert closed.status_code == 303
+    page = site.client.get(path)
+    assert page.status_code == 410 and "closed" in page.text.lower()
 
 
 def test_a_paused_appeal_answers_503_and_stores_nothing(client, site):
