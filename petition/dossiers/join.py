@@ -409,10 +409,10 @@ def _serialize(value: Any, number: Callable[[int], int]) -> bytes:
         kind = type(value)
         if kind is NameObject:
             append(name(value))
-        elif kind is IndirectObject or (kind is not NumberObject and isinstance(value, IndirectObject)):
-            append(b"%d 0 R" % number(value.idnum))
         elif kind is NumberObject:
             append(b"%d" % value)
+        elif isinstance(value, IndirectObject):
+            append(b"%d 0 R" % number(value.idnum))
         elif isinstance(value, DictionaryObject):
             append(b"<<")
             for key, item in dict.items(value):

@@ -266,6 +266,7 @@ CHECK_EMAIL_PAGE = CachedRoute(
 )
 #: Where the address goes in a cached copy: random per process, so no address can contain it.
 _ADDRESS_PLACEHOLDER = "address-" + secrets.token_urlsafe(24)
+_ADDRESS_MARK = _ADDRESS_PLACEHOLDER.encode("ascii")
 
 
 async def check_email(request: Request) -> Response:
@@ -295,14 +296,13 @@ async def check_email(request: Request) -> Response:
     if resent not in (None, "1"):
         # The language links repeat the query as it came: not one copy per spelling of it.
         return await build(None)
-    marked = _ADDRESS_PLACEHOLDER.encode("ascii")
     return await cached_page(
         request,
         route=CHECK_EMAIL_PAGE,
         appeal_id=appeal["id"],
         build=build,
         extra=(sent is not None, bool(address), can_resend),
-        fill=(lambda body: body.replace(marked, str(escape(address)).encode())) if address else None,
+        fill=(lambda body: body.replace(_ADDRESS_MARK, str(escape(address)).encode())) if address else None,
     )
 
 
