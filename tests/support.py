@@ -173,6 +173,20 @@ def links(message: EmailMessage, base_url: str) -> list[str]:
 
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+#: The token in a form, for `comparable`.
+_TOKEN_FIELD = re.compile(r'(name="csrf_token" value=")[^"]+(")')
+#: What differs between two answers to the same request, whoever gives them (gzipped, the
+#: length depends on the token in the form; the bodies are compared decoded).
+PER_REQUEST_HEADERS = frozenset({"date", "x-request-id", "set-cookie", "content-length"})
+
+
+def comparable(response: Any, *, any_order: bool = False) -> tuple[int, list[tuple[str, str]], str]:
+    """Status, headers and body of an answer, with what differs per request masked (the
+    per-request headers' values, the form's token), to compare two answers to one request.
+    `any_order`: the headers as a sorted list (a Response built from stored headers orders
+    them differently from the handler's)."""
+    headers = [(k, "…" if k in PER_REQUEST_HEADERS else v) for k, v in response.headers.multi_items()]
+    return response.status_code, sorted(headers) if any_order else headers, _TOKEN_FIELD.sub(r"\1…\2", response.text)
 
 
 def csrf_from(html: str) -> str:

@@ -4,7 +4,6 @@ the same answer as the handler's, never a stale one after a change this process 
 from __future__ import annotations
 
 import gzip
-import re
 import zlib
 
 import pytest
@@ -13,13 +12,9 @@ from petition.publish.pages import CachedPageMiddleware
 from petition.security import CSRF_COOKIE
 from tests.conftest import BASE_URL
 from tests.factories import add_endorsements, forget_cached
-from tests.support import csrf_from, links, valid_form, wait_for_mail
+from tests.support import comparable, csrf_from, links, valid_form, wait_for_mail
 
 SLUG = "protect-deserters"
-TOKEN = re.compile(r'(name="csrf_token" value=")[^"]+(")')
-#: What differs between two answers to the same request, whoever gives them (gzipped, the
-#: length depends on the token in the form; the bodies are compared decoded).
-PER_REQUEST = {"date", "x-request-id", "set-cookie", "content-length"}
 
 
 @pytest.fixture
@@ -36,12 +31,6 @@ def served_early(monkeypatch):
 
     monkeypatch.setattr(CachedPageMiddleware, "_find", spy)
     return answered
-
-
-def _comparable(response) -> tuple[int, list[tuple[str, str]], str]:
-    # Every header in its place; the values that differ per request masked.
-    headers = [(k, "…" if k in PER_REQUEST else v) for k, v in response.headers.multi_items()]
-    return response.status_code, headers, TOKEN.sub(r"\1…\2", response.text)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +70,7 @@ def test_a_page_from_the_cache_is_the_page_the_handler_sends(client, served_earl
             client.cookies.clear()  # a new visitor again
         cached = client.get(path, headers=headers)
         assert served_early == [path.split("?")[0]]
-        assert _comparable(cached) == _comparable(rendered)
+        assert comparable(cached) == comparable(rendered)  # every header in its place
         has_form = 'name="csrf_token"' in rendered.text
         for response in (rendered, cached):
             # A new visitor of a page with a form gets a cookie; the token in the form is theirs.
